@@ -1,0 +1,473 @@
+//! The alert rules: a session and thresholds in, a level and alerts out.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::SessionState;
+use crate::session::Session;
+use crate::thresholds::Thresholds;
+use crate::time::{DurationMs, Timestamp};
+
+/// How bad things are.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Nothing to do.
+    #[default]
+    Ok,
+    /// Degraded; look soon.
+    Warning,
+    /// Broken or about to be; act now.
+    Critical,
+}
+
+impl Level {
+    /// Every level, in order.
+    pub const ALL: [Level; 3] = [Level::Ok, Level::Warning, Level::Critical];
+
+    /// The wire name (`ok`, `warning`, `critical`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == text)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which rule fired. The order of the variants is the order alerts of the
+/// same level are listed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertCode {
+    /// The gateway's circuit breaker is open.
+    CircuitBreakerOpen,
+    /// The latest integrity check failed.
+    SessionCorruption,
+    /// Not connected for too long.
+    LongDisconnection,
+    /// Reconnect attempts at the critical threshold.
+    ExcessiveReconnects,
+    /// No heartbeat for the critical heartbeat age.
+    HeartbeatDead,
+    /// Reconnect attempts at the warning threshold.
+    ReconnectAttempts,
+    /// No heartbeat for the warning heartbeat age.
+    HeartbeatStale,
+    /// Credentials not persisted for too long.
+    CredentialAge,
+    /// Too many missed heartbeats in the window.
+    MissedHeartbeats,
+    /// Integrity check failures in the window.
+    ValidationFailures,
+    /// A reconnect took (or is taking) too long.
+    SlowReconnect,
+    /// The session lock is held too long.
+    LockHeldTooLong,
+    /// WhatsApp logged the device out.
+    LoggedOut,
+    /// The session waits for a QR scan.
+    QrRequired,
+}
+
+impl AlertCode {
+    /// Every code.
+    pub const ALL: [AlertCode; 14] = [
+        AlertCode::CircuitBreakerOpen,
+        AlertCode::SessionCorruption,
+        AlertCode::LongDisconnection,
+        AlertCode::ExcessiveReconnects,
+        AlertCode::HeartbeatDead,
+        AlertCode::ReconnectAttempts,
+        AlertCode::HeartbeatStale,
+        AlertCode::CredentialAge,
+        AlertCode::MissedHeartbeats,
+        AlertCode::ValidationFailures,
+        AlertCode::SlowReconnect,
+        AlertCode::LockHeldTooLong,
+        AlertCode::LoggedOut,
+        AlertCode::QrRequired,
+    ];
+
+    /// The wire name (`HEARTBEAT_STALE`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertCode::CircuitBreakerOpen => "CIRCUIT_BREAKER_OPEN",
+            AlertCode::SessionCorruption => "SESSION_CORRUPTION",
+            AlertCode::LongDisconnection => "LONG_DISCONNECTION",
+            AlertCode::ExcessiveReconnects => "EXCESSIVE_RECONNECTS",
+            AlertCode::HeartbeatDead => "HEARTBEAT_DEAD",
+            AlertCode::ReconnectAttempts => "RECONNECT_ATTEMPTS",
+            AlertCode::HeartbeatStale => "HEARTBEAT_STALE",
+            AlertCode::CredentialAge => "CREDENTIAL_AGE",
+            AlertCode::MissedHeartbeats => "MISSED_HEARTBEATS",
+            AlertCode::ValidationFailures => "VALIDATION_FAILURES",
+            AlertCode::SlowReconnect => "SLOW_RECONNECT",
+            AlertCode::LockHeldTooLong => "LOCK_HELD_TOO_LONG",
+            AlertCode::LoggedOut => "LOGGED_OUT",
+            AlertCode::QrRequired => "QR_REQUIRED",
+        }
+    }
+
+    /// Whether `value` and `threshold` are durations in milliseconds (else
+    /// they are counts).
+    pub const fn measures_time(self) -> bool {
+        matches!(
+            self,
+            AlertCode::LongDisconnection
+                | AlertCode::HeartbeatDead
+                | AlertCode::HeartbeatStale
+                | AlertCode::CredentialAge
+                | AlertCode::SlowReconnect
+                | AlertCode::LockHeldTooLong
+        )
+    }
+}
+
+impl fmt::Display for AlertCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One firing rule.
+///
+/// `value` and `threshold` are milliseconds for time-based codes (see
+/// [`AlertCode::measures_time`]) and counts otherwise; state-based codes
+/// (LOGGED_OUT, QR_REQUIRED, CIRCUIT_BREAKER_OPEN, SESSION_CORRUPTION) carry
+/// what is most useful to show. Messages are rendered on demand so that an
+/// evaluation allocates nothing for a healthy session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// Which rule.
+    pub code: AlertCode,
+    /// How bad.
+    pub level: Level,
+    /// The observed value.
+    pub value: u64,
+    /// The threshold it crossed.
+    pub threshold: u64,
+    /// Since when the condition holds, where known.
+    pub since: Option<Timestamp>,
+    /// Context for the message (the reconnect limit, or whether a slow
+    /// reconnect is still running).
+    pub context: u64,
+}
+
+impl Alert {
+    /// The operator-facing message, like the seed's `No heartbeat for 65s`.
+    pub fn message(&self) -> String {
+        let d = |ms: u64| DurationMs::from_millis(ms).formatted();
+        match self.code {
+            AlertCode::CircuitBreakerOpen => format!(
+                "Circuit breaker open after {} consecutive failures",
+                self.value
+            ),
+            AlertCode::SessionCorruption => "Session data failed its integrity check".to_owned(),
+            AlertCode::LongDisconnection => format!("Disconnected for {}", d(self.value)),
+            AlertCode::ExcessiveReconnects | AlertCode::ReconnectAttempts => {
+                format!("{} reconnect attempts (max {})", self.value, self.context)
+            }
+            AlertCode::HeartbeatDead | AlertCode::HeartbeatStale => {
+                format!("No heartbeat for {}", d(self.value))
+            }
+            AlertCode::CredentialAge => {
+                format!("Credentials last written {} ago", d(self.value))
+            }
+            AlertCode::MissedHeartbeats => format!(
+                "{} missed heartbeats in the last {}",
+                self.value,
+                d(self.context)
+            ),
+            AlertCode::ValidationFailures => format!(
+                "{} validation failure{} in the last {}",
+                self.value,
+                if self.value == 1 { "" } else { "s" },
+                d(self.context)
+            ),
+            AlertCode::SlowReconnect => {
+                if self.context == 1 {
+                    format!("Reconnect in progress for {}", d(self.value))
+                } else {
+                    format!("Last reconnect took {}", d(self.value))
+                }
+            }
+            AlertCode::LockHeldTooLong => format!("Session lock held for {}", d(self.value)),
+            AlertCode::LoggedOut => "Session logged out by WhatsApp".to_owned(),
+            AlertCode::QrRequired => "Session waiting for a QR scan".to_owned(),
+        }
+    }
+
+    /// What the operator should do.
+    pub fn action(&self) -> &'static str {
+        match self.code {
+            AlertCode::CircuitBreakerOpen => {
+                "Reconnects are paused: check the gateway's network and logs, then reset the breaker"
+            }
+            AlertCode::SessionCorruption => {
+                "Restore the session credentials from backup or re-pair the device"
+            }
+            AlertCode::LongDisconnection => {
+                "Check the gateway process and its network; re-pair if the session is logged out"
+            }
+            AlertCode::ExcessiveReconnects => {
+                "Reconnects are failing: check WhatsApp reachability and the session credentials"
+            }
+            AlertCode::HeartbeatDead => {
+                "Connection is likely dead: force a reconnect of the session"
+            }
+            AlertCode::ReconnectAttempts => "Connection is unstable: watch for further attempts",
+            AlertCode::HeartbeatStale => "Connection may be degraded",
+            AlertCode::CredentialAge => {
+                "Check that the gateway persists credentials (creds.update) to its store"
+            }
+            AlertCode::MissedHeartbeats => {
+                "Keepalives are being lost: check network latency and event-loop stalls"
+            }
+            AlertCode::ValidationFailures => {
+                "Inspect the session store for partial writes or concurrent writers"
+            }
+            AlertCode::SlowReconnect => "Reconnects are slow: check network and WhatsApp status",
+            AlertCode::LockHeldTooLong => {
+                "A holder may have died with the lock: check it, or release the lock"
+            }
+            AlertCode::LoggedOut => "Re-pair the device (QR code or pairing code)",
+            AlertCode::QrRequired => "Scan the QR code or enter a pairing code to re-pair",
+        }
+    }
+}
+
+/// The verdict on one session at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// The highest level among the alerts (`ok` when none).
+    pub level: Level,
+    /// Firing alerts, the most severe first.
+    pub alerts: Vec<Alert>,
+}
+
+/// Judges `session` against `t` at `now`.
+pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment {
+    let mut alerts = Vec::new();
+    let mut fire = |code, level, value: u64, threshold: u64, since, context| {
+        alerts.push(Alert {
+            code,
+            level,
+            value,
+            threshold,
+            since,
+            context,
+        })
+    };
+    let ms = |d: DurationMs| d.as_millis();
+
+    if session.breaker.open {
+        fire(
+            AlertCode::CircuitBreakerOpen,
+            Level::Critical,
+            u64::from(session.breaker.consecutive_failures),
+            u64::from(t.circuit_breaker_threshold),
+            session.breaker.since,
+            0,
+        );
+    }
+    if !session.integrity.checksum_valid {
+        fire(
+            AlertCode::SessionCorruption,
+            Level::Critical,
+            1,
+            1,
+            session.integrity.corrupted_at,
+            0,
+        );
+    }
+    if let (false, Some(down)) = (session.is_connected(), session.down_since) {
+        let down_for = now.since(down);
+        if down_for >= t.disconnection_critical {
+            fire(
+                AlertCode::LongDisconnection,
+                Level::Critical,
+                ms(down_for),
+                ms(t.disconnection_critical),
+                Some(down),
+                0,
+            );
+        }
+    }
+    let attempts = session.reconnect.attempts;
+    let max = u64::from(t.max_reconnect_attempts);
+    if attempts >= t.reconnect_attempts_critical {
+        fire(
+            AlertCode::ExcessiveReconnects,
+            Level::Critical,
+            u64::from(attempts),
+            u64::from(t.reconnect_attempts_critical),
+            session.reconnect.started_at,
+            max,
+        );
+    } else if attempts >= t.reconnect_attempts_warning {
+        fire(
+            AlertCode::ReconnectAttempts,
+            Level::Warning,
+            u64::from(attempts),
+            u64::from(t.reconnect_attempts_warning),
+            session.reconnect.started_at,
+            max,
+        );
+    }
+    if session.is_connected()
+        && let Some(age) = session.heartbeat_age(now)
+    {
+        let since = session.heartbeat.last_at.max(session.connected_since);
+        if age >= t.heartbeat_age_critical {
+            fire(
+                AlertCode::HeartbeatDead,
+                Level::Critical,
+                ms(age),
+                ms(t.heartbeat_age_critical),
+                since,
+                0,
+            );
+        } else if age >= t.heartbeat_age_warning {
+            fire(
+                AlertCode::HeartbeatStale,
+                Level::Warning,
+                ms(age),
+                ms(t.heartbeat_age_warning),
+                since,
+                0,
+            );
+        }
+    }
+    if let Some(written) = session.credentials_written_at {
+        let age = now.since(written);
+        let level = if age >= t.credential_age_critical {
+            Some((Level::Critical, t.credential_age_critical))
+        } else if age >= t.credential_age_warning {
+            Some((Level::Warning, t.credential_age_warning))
+        } else {
+            None
+        };
+        if let Some((level, threshold)) = level {
+            fire(
+                AlertCode::CredentialAge,
+                level,
+                ms(age),
+                ms(threshold),
+                Some(written),
+                0,
+            );
+        }
+    }
+    let missed = session.missed_heartbeats(t, now);
+    let missed_level = if missed >= t.missed_heartbeats_critical {
+        Some((Level::Critical, t.missed_heartbeats_critical))
+    } else if missed >= t.missed_heartbeats_warning {
+        Some((Level::Warning, t.missed_heartbeats_warning))
+    } else {
+        None
+    };
+    if let Some((level, threshold)) = missed_level {
+        fire(
+            AlertCode::MissedHeartbeats,
+            level,
+            u64::from(missed),
+            u64::from(threshold),
+            None,
+            ms(t.missed_heartbeat_window),
+        );
+    }
+    let failures = session.validation_failures(t, now);
+    if failures >= t.validation_failures_warning {
+        fire(
+            AlertCode::ValidationFailures,
+            Level::Warning,
+            u64::from(failures),
+            u64::from(t.validation_failures_warning),
+            None,
+            ms(t.validation_window),
+        );
+    }
+    if let Some(slowest) = session.reconnect.slowest_current(now) {
+        let level = if slowest >= t.reconnect_latency_critical {
+            Some((Level::Critical, t.reconnect_latency_critical))
+        } else if slowest >= t.reconnect_latency_warning {
+            Some((Level::Warning, t.reconnect_latency_warning))
+        } else {
+            None
+        };
+        if let Some((level, threshold)) = level {
+            let running = session.reconnect.in_progress
+                && session.reconnect.started_at.map(|s| now.since(s)) == Some(slowest);
+            fire(
+                AlertCode::SlowReconnect,
+                level,
+                ms(slowest),
+                ms(threshold),
+                if running {
+                    session.reconnect.started_at
+                } else {
+                    None
+                },
+                u64::from(running),
+            );
+        }
+    }
+    if let Some(lock) = &session.lock {
+        let held = now.since(lock.since);
+        let level = if held >= t.lock_held_critical {
+            Some((Level::Critical, t.lock_held_critical))
+        } else if held >= t.lock_held_warning {
+            Some((Level::Warning, t.lock_held_warning))
+        } else {
+            None
+        };
+        if let Some((level, threshold)) = level {
+            fire(
+                AlertCode::LockHeldTooLong,
+                level,
+                ms(held),
+                ms(threshold),
+                Some(lock.since),
+                0,
+            );
+        }
+    }
+    match session.state {
+        SessionState::LoggedOut => fire(
+            AlertCode::LoggedOut,
+            Level::Critical,
+            1,
+            1,
+            Some(session.state_changed_at),
+            0,
+        ),
+        SessionState::QrRequired => fire(
+            AlertCode::QrRequired,
+            Level::Warning,
+            1,
+            1,
+            Some(session.state_changed_at),
+            0,
+        ),
+        _ => {}
+    }
+    // Most severe first; within a level, in AlertCode order (stable sort).
+    alerts.sort_by(|a, b| b.level.cmp(&a.level).then(a.code.cmp(&b.code)));
+    let level = alerts.iter().map(|a| a.level).max().unwrap_or(Level::Ok);
+    Assessment { level, alerts }
+}

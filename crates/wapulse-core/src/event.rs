@@ -1,0 +1,770 @@
+//! Session events: the vocabulary gateways speak, parsed at the edge.
+//!
+//! The wire form ([`RawEvent`]) is loose on purpose so that every mistake can
+//! be reported with the field it concerns; [`RawEvent::parse`] turns it into
+//! an [`Event`] in which bad values cannot exist.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{SessionId, SessionIdError};
+use crate::time::{DurationMs, Timestamp};
+
+/// Where a session sits in its connection state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Opening the WhatsApp socket.
+    Connecting,
+    /// Open and authenticated.
+    Connected,
+    /// Lost the connection and trying again.
+    Reconnecting,
+    /// Closed, not currently trying.
+    Disconnected,
+    /// Needs a QR scan (or pairing code) before it can connect.
+    QrRequired,
+    /// WhatsApp logged the device out: needs re-pairing.
+    LoggedOut,
+    /// The gateway's reconnect circuit breaker stopped retrying.
+    CircuitOpen,
+}
+
+impl SessionState {
+    /// Every state, in a stable order (used for rollups and metrics).
+    pub const ALL: [SessionState; 7] = [
+        SessionState::Connecting,
+        SessionState::Connected,
+        SessionState::Reconnecting,
+        SessionState::Disconnected,
+        SessionState::QrRequired,
+        SessionState::LoggedOut,
+        SessionState::CircuitOpen,
+    ];
+
+    /// The wire name (`qr_required`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Connecting => "connecting",
+            SessionState::Connected => "connected",
+            SessionState::Reconnecting => "reconnecting",
+            SessionState::Disconnected => "disconnected",
+            SessionState::QrRequired => "qr_required",
+            SessionState::LoggedOut => "logged_out",
+            SessionState::CircuitOpen => "circuit_open",
+        }
+    }
+
+    /// Position in [`SessionState::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a session authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A QR code was scanned.
+    QrScan,
+    /// A pairing code was entered.
+    PairingCode,
+    /// Stored credentials were restored.
+    SessionRestore,
+}
+
+impl AuthMethod {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::QrScan => "qr_scan",
+            AuthMethod::PairingCode => "pairing_code",
+            AuthMethod::SessionRestore => "session_restore",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::QrScan, Self::PairingCode, Self::SessionRestore]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// Which way messages passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Received from WhatsApp.
+    Inbound,
+    /// Sent to WhatsApp.
+    Outbound,
+}
+
+impl Direction {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A platform counter or gauge name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128
+/// characters, so that it is a valid Prometheus metric name as well.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricName(Box<str>);
+
+impl MetricName {
+    /// Parses a metric name; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut chars = text.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        (first_ok && rest_ok && text.len() <= 128).then(|| Self(text.into()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What happened to a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The state machine moved.
+    State {
+        /// The new state.
+        state: SessionState,
+        /// Why, in the gateway's words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Box<str>>,
+    },
+    /// A keepalive ping/pong was seen.
+    Heartbeat {
+        /// Its round-trip time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<u32>,
+    },
+    /// Authentication completed.
+    Auth {
+        /// How.
+        method: AuthMethod,
+    },
+    /// Credentials were persisted.
+    CredentialsWritten {
+        /// Where (file, database, S3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store: Option<Box<str>>,
+    },
+    /// A checksum / integrity check of the session data ran.
+    Validation {
+        /// Whether the data was intact.
+        valid: bool,
+        /// What the check found.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Box<str>>,
+    },
+    /// The distributed session lock was taken.
+    LockAcquired {
+        /// Who holds it (a replica or worker id).
+        held_by: Box<str>,
+        /// What for.
+        operation: Box<str>,
+    },
+    /// The distributed session lock was let go.
+    LockReleased {
+        /// Who held it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held_by: Option<Box<str>>,
+        /// What for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Box<str>>,
+    },
+    /// The gateway's reconnect circuit breaker changed.
+    CircuitBreaker {
+        /// Whether it is now open (not retrying).
+        open: bool,
+        /// Consecutive failures the gateway counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consecutive_failures: Option<u32>,
+    },
+    /// Messages passed.
+    Message {
+        /// Which way.
+        direction: Direction,
+        /// How many (default 1).
+        count: u32,
+    },
+    /// A send/receive error.
+    Error {
+        /// What kind of error.
+        kind: Box<str>,
+        /// Its text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Box<str>>,
+    },
+    /// A platform counter went up.
+    Counter {
+        /// The counter.
+        name: MetricName,
+        /// By how much (non-negative).
+        delta: f64,
+    },
+    /// A platform gauge was set.
+    Gauge {
+        /// The gauge.
+        name: MetricName,
+        /// Its new value.
+        value: f64,
+    },
+}
+
+impl EventKind {
+    /// The wire `type`.
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::State { .. } => "state",
+            EventKind::Heartbeat { .. } => "heartbeat",
+            EventKind::Auth { .. } => "auth",
+            EventKind::CredentialsWritten { .. } => "credentials_written",
+            EventKind::Validation { .. } => "validation",
+            EventKind::LockAcquired { .. } => "lock_acquired",
+            EventKind::LockReleased { .. } => "lock_released",
+            EventKind::CircuitBreaker { .. } => "circuit_breaker",
+            EventKind::Message { .. } => "message",
+            EventKind::Error { .. } => "error",
+            EventKind::Counter { .. } => "counter",
+            EventKind::Gauge { .. } => "gauge",
+        }
+    }
+}
+
+/// An accepted event: which session, when, an optional idempotency key, and
+/// what happened. Its serde form is the wire form, so an exported journal can
+/// be posted back to `/v1/events`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The session it concerns.
+    pub session: SessionId,
+    /// When it happened.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: Timestamp,
+    /// The idempotency key, when the gateway gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Box<str>>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A JSON value as a gateway sent it, before it is checked.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A number with a fraction (or too large for `i64`).
+    Float(f64),
+    /// A string.
+    Text(String),
+    /// An array or object.
+    Composite(serde::de::IgnoredAny),
+}
+
+impl WireValue {
+    fn describe(&self) -> String {
+        match self {
+            WireValue::Bool(b) => b.to_string(),
+            WireValue::Int(i) => i.to_string(),
+            WireValue::Float(f) => f.to_string(),
+            WireValue::Text(t) => format!("\"{}\"", truncate_for_error(t)),
+            WireValue::Composite(_) => "an array or object".to_owned(),
+        }
+    }
+}
+
+/// An event as it arrives on the wire: every field optional and loosely
+/// typed, so that [`RawEvent::parse`] can name exactly what is wrong.
+/// Unknown fields are ignored (gateways may attach their own data).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct RawEvent {
+    pub session: Option<WireValue>,
+    #[serde(rename = "type")]
+    pub kind: Option<WireValue>,
+    pub at: Option<WireValue>,
+    pub id: Option<WireValue>,
+    pub state: Option<WireValue>,
+    pub reason: Option<WireValue>,
+    pub rtt_ms: Option<WireValue>,
+    pub method: Option<WireValue>,
+    pub store: Option<WireValue>,
+    pub valid: Option<WireValue>,
+    pub detail: Option<WireValue>,
+    pub held_by: Option<WireValue>,
+    pub operation: Option<WireValue>,
+    pub open: Option<WireValue>,
+    pub consecutive_failures: Option<WireValue>,
+    pub direction: Option<WireValue>,
+    pub count: Option<WireValue>,
+    pub message: Option<WireValue>,
+    pub name: Option<WireValue>,
+    pub delta: Option<WireValue>,
+    pub value: Option<WireValue>,
+    #[serde(rename = "kind")]
+    pub error_kind: Option<WireValue>,
+}
+
+/// What [`RawEvent::parse`] needs to know about the receiving side.
+#[derive(Clone, Debug)]
+pub struct ParseContext<'a> {
+    /// The session an event without `session` is for.
+    pub default_session: &'a SessionId,
+    /// When the event was received: its `at` when it has none, and the
+    /// reference for the future-skew check.
+    pub received_at: Timestamp,
+    /// How far in the future an `at` may be (clock skew allowance).
+    pub max_future_skew: DurationMs,
+}
+
+/// A problem with one field of one event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {problem}")]
+pub struct EventError {
+    /// The offending field (`type`, `state`, `at`, …).
+    pub field: &'static str,
+    /// What is wrong, naming the value.
+    pub problem: String,
+}
+
+impl EventError {
+    fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Longest free text kept from a gateway (reasons, details, messages).
+pub const MAX_TEXT_LEN: usize = 1024;
+/// Longest short label (lock holder, operation, store, error kind, id).
+pub const MAX_LABEL_LEN: usize = 256;
+
+const EVENT_TYPES: &str = "state, heartbeat, auth, credentials_written, validation, \
+lock_acquired, lock_released, circuit_breaker, message, error, counter, gauge";
+
+fn truncate_for_error(text: &str) -> String {
+    if text.chars().count() > 64 {
+        let head: String = text.chars().take(64).collect();
+        format!("{head}…")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn text(
+    field: &'static str,
+    value: Option<WireValue>,
+    limit: usize,
+) -> Result<Option<Box<str>>, EventError> {
+    match value {
+        None => Ok(None),
+        Some(WireValue::Text(t)) => {
+            let len = t.chars().count();
+            if len > limit {
+                Err(EventError::new(
+                    field,
+                    format!("is {len} characters long; the limit is {limit}"),
+                ))
+            } else {
+                Ok(Some(t.into_boxed_str()))
+            }
+        }
+        Some(other) => Err(EventError::new(
+            field,
+            format!("must be a string, got {}", other.describe()),
+        )),
+    }
+}
+
+fn required_text(
+    field: &'static str,
+    value: Option<WireValue>,
+    limit: usize,
+) -> Result<Box<str>, EventError> {
+    text(field, value, limit)?.ok_or_else(|| EventError::new(field, "is required"))
+}
+
+fn boolean(field: &'static str, value: Option<WireValue>) -> Result<bool, EventError> {
+    match value {
+        Some(WireValue::Bool(b)) => Ok(b),
+        None => Err(EventError::new(field, "is required (true or false)")),
+        Some(other) => Err(EventError::new(
+            field,
+            format!("must be true or false, got {}", other.describe()),
+        )),
+    }
+}
+
+fn count(field: &'static str, value: Option<WireValue>) -> Result<Option<u32>, EventError> {
+    match value {
+        None => Ok(None),
+        Some(WireValue::Int(i)) => u32::try_from(i).map(Some).map_err(|_| {
+            EventError::new(field, format!("must be between 0 and 4294967295, got {i}"))
+        }),
+        Some(other) => Err(EventError::new(
+            field,
+            format!("must be a non-negative integer, got {}", other.describe()),
+        )),
+    }
+}
+
+fn number(field: &'static str, value: Option<WireValue>) -> Result<f64, EventError> {
+    let n = match value {
+        Some(WireValue::Int(i)) => i as f64,
+        Some(WireValue::Float(f)) => f,
+        None => return Err(EventError::new(field, "is required (a number)")),
+        Some(other) => {
+            return Err(EventError::new(
+                field,
+                format!("must be a number, got {}", other.describe()),
+            ));
+        }
+    };
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(EventError::new(field, "must be a finite number"))
+    }
+}
+
+fn metric_name(value: Option<WireValue>) -> Result<MetricName, EventError> {
+    let name = required_text("name", value, 128)?;
+    MetricName::parse(&name).ok_or_else(|| {
+        EventError::new(
+            "name",
+            format!(
+                "`{}` is not a metric name ([A-Za-z_][A-Za-z0-9_]*)",
+                truncate_for_error(&name)
+            ),
+        )
+    })
+}
+
+impl RawEvent {
+    /// Checks every field and builds the event, or names the first problem.
+    pub fn parse(self, ctx: &ParseContext<'_>) -> Result<Event, EventError> {
+        let session = match text("session", self.session, usize::MAX)? {
+            None => ctx.default_session.clone(),
+            Some(s) => SessionId::parse(&s).map_err(|e| {
+                EventError::new(
+                    "session",
+                    match e {
+                        SessionIdError::Empty => "must not be empty".to_owned(),
+                        other => other.to_string(),
+                    },
+                )
+            })?,
+        };
+        let at = match text("at", self.at, 64)? {
+            None => ctx.received_at,
+            Some(t) => {
+                Timestamp::parse_rfc3339(&t).map_err(|e| EventError::new("at", e.to_string()))?
+            }
+        };
+        if at > ctx.received_at.plus(ctx.max_future_skew) {
+            return Err(EventError::new(
+                "at",
+                format!(
+                    "{} is {} in the future; the allowed clock skew is {}",
+                    at,
+                    at.since(ctx.received_at).formatted(),
+                    ctx.max_future_skew.formatted()
+                ),
+            ));
+        }
+        let id = text("id", self.id, MAX_LABEL_LEN)?;
+        if id.as_deref() == Some("") {
+            return Err(EventError::new("id", "must not be empty when given"));
+        }
+        let type_name = required_text("type", self.kind, 64).map_err(|e| {
+            EventError::new("type", format!("{} (one of {EVENT_TYPES})", e.problem))
+        })?;
+        let kind = match &*type_name {
+            "state" => {
+                let raw = required_text("state", self.state, 64)?;
+                let state = SessionState::parse(&raw).ok_or_else(|| {
+                    EventError::new(
+                        "state",
+                        format!(
+                            "\"{}\" is not a session state (one of connecting, connected, \
+                             reconnecting, disconnected, qr_required, logged_out, circuit_open)",
+                            truncate_for_error(&raw)
+                        ),
+                    )
+                })?;
+                EventKind::State {
+                    state,
+                    reason: text("reason", self.reason, MAX_TEXT_LEN)?,
+                }
+            }
+            "heartbeat" => EventKind::Heartbeat {
+                rtt_ms: count("rtt_ms", self.rtt_ms)?,
+            },
+            "auth" => {
+                let raw = required_text("method", self.method, 64)?;
+                let method = AuthMethod::parse(&raw).ok_or_else(|| {
+                    EventError::new(
+                        "method",
+                        format!(
+                            "\"{}\" is not an auth method (one of qr_scan, pairing_code, \
+                             session_restore)",
+                            truncate_for_error(&raw)
+                        ),
+                    )
+                })?;
+                EventKind::Auth { method }
+            }
+            "credentials_written" => EventKind::CredentialsWritten {
+                store: text("store", self.store, MAX_LABEL_LEN)?,
+            },
+            "validation" => EventKind::Validation {
+                valid: boolean("valid", self.valid)?,
+                detail: text("detail", self.detail, MAX_TEXT_LEN)?,
+            },
+            "lock_acquired" => EventKind::LockAcquired {
+                held_by: required_text("held_by", self.held_by, MAX_LABEL_LEN)?,
+                operation: required_text("operation", self.operation, MAX_LABEL_LEN)?,
+            },
+            "lock_released" => EventKind::LockReleased {
+                held_by: text("held_by", self.held_by, MAX_LABEL_LEN)?,
+                operation: text("operation", self.operation, MAX_LABEL_LEN)?,
+            },
+            "circuit_breaker" => EventKind::CircuitBreaker {
+                open: boolean("open", self.open)?,
+                consecutive_failures: count("consecutive_failures", self.consecutive_failures)?,
+            },
+            "message" => {
+                let raw = required_text("direction", self.direction, 64)?;
+                let direction = match &*raw {
+                    "inbound" => Direction::Inbound,
+                    "outbound" => Direction::Outbound,
+                    other => {
+                        return Err(EventError::new(
+                            "direction",
+                            format!(
+                                "\"{}\" is not a direction (inbound or outbound)",
+                                truncate_for_error(other)
+                            ),
+                        ));
+                    }
+                };
+                EventKind::Message {
+                    direction,
+                    count: count("count", self.count)?.unwrap_or(1),
+                }
+            }
+            "error" => EventKind::Error {
+                kind: required_text("kind", self.error_kind, MAX_LABEL_LEN)?,
+                message: text("message", self.message, MAX_TEXT_LEN)?,
+            },
+            "counter" => {
+                let name = metric_name(self.name)?;
+                let delta = match self.delta {
+                    None => 1.0,
+                    some => number("delta", some)?,
+                };
+                if delta < 0.0 {
+                    return Err(EventError::new(
+                        "delta",
+                        format!("counters only go up; got {delta} (use a gauge)"),
+                    ));
+                }
+                EventKind::Counter { name, delta }
+            }
+            "gauge" => EventKind::Gauge {
+                name: metric_name(self.name)?,
+                value: number("value", self.value)?,
+            },
+            other => {
+                return Err(EventError::new(
+                    "type",
+                    format!(
+                        "\"{}\" is not an event type (one of {EVENT_TYPES})",
+                        truncate_for_error(other)
+                    ),
+                ));
+            }
+        };
+        Ok(Event {
+            session,
+            at,
+            id,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(default: &SessionId) -> ParseContext<'_> {
+        ParseContext {
+            default_session: default,
+            received_at: Timestamp::parse_rfc3339("2026-02-05T12:00:00Z").unwrap(),
+            max_future_skew: DurationMs::from_mins(5),
+        }
+    }
+
+    fn parse(json: &str) -> Result<Event, EventError> {
+        let default = SessionId::parse("default").unwrap();
+        let raw: RawEvent = serde_json::from_str(json).expect("json");
+        raw.parse(&ctx(&default))
+    }
+
+    #[test]
+    fn parses_every_type() {
+        let cases = [
+            r#"{"type":"state","state":"connected","reason":"open"}"#,
+            r#"{"type":"heartbeat","rtt_ms":42}"#,
+            r#"{"type":"auth","method":"pairing_code"}"#,
+            r#"{"type":"credentials_written","store":"s3"}"#,
+            r#"{"type":"validation","valid":false,"detail":"bad mac"}"#,
+            r#"{"type":"lock_acquired","held_by":"replica-1","operation":"reconnect"}"#,
+            r#"{"type":"lock_released","held_by":"replica-1"}"#,
+            r#"{"type":"circuit_breaker","open":true,"consecutive_failures":4}"#,
+            r#"{"type":"message","direction":"outbound","count":3}"#,
+            r#"{"type":"error","kind":"send","message":"timeout"}"#,
+            r#"{"type":"counter","name":"calls_started","delta":2}"#,
+            r#"{"type":"gauge","name":"calls_active","value":3.5}"#,
+        ];
+        for json in cases {
+            let ev = parse(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(ev.session.as_str(), "default");
+            assert_eq!(
+                ev.at,
+                ctx(&ev.session).received_at,
+                "receive time when no `at`"
+            );
+        }
+    }
+
+    #[test]
+    fn event_round_trips_through_its_wire_form() {
+        let ev = parse(
+            r#"{"session":"s1","id":"e-1","at":"2026-02-05T11:00:00.500Z","type":"lock_acquired","held_by":"r1","operation":"save"}"#,
+        )
+        .unwrap();
+        let wire = serde_json::to_string(&ev).unwrap();
+        let raw: RawEvent = serde_json::from_str(&wire).unwrap();
+        let default = SessionId::parse("default").unwrap();
+        assert_eq!(raw.parse(&ctx(&default)).unwrap(), ev);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_value() {
+        let cases = [
+            (r#"{"state":"connected"}"#, "type", "is required"),
+            (r#"{"type":"teleport"}"#, "type", "\"teleport\""),
+            (
+                r#"{"type":"state","state":"asleep"}"#,
+                "state",
+                "\"asleep\"",
+            ),
+            (r#"{"type":"state"}"#, "state", "is required"),
+            (r#"{"type":"heartbeat","session":"a b"}"#, "session", "' '"),
+            (r#"{"type":"heartbeat","session":""}"#, "session", "empty"),
+            (r#"{"type":"heartbeat","at":"noon"}"#, "at", "`noon`"),
+            (
+                r#"{"type":"heartbeat","at":"2026-02-05T12:05:01Z"}"#,
+                "at",
+                "in the future",
+            ),
+            (r#"{"type":"heartbeat","rtt_ms":-1}"#, "rtt_ms", "-1"),
+            (
+                r#"{"type":"heartbeat","rtt_ms":"fast"}"#,
+                "rtt_ms",
+                "\"fast\"",
+            ),
+            (r#"{"type":"validation","valid":"yes"}"#, "valid", "\"yes\""),
+            (r#"{"type":"auth","method":"magic"}"#, "method", "\"magic\""),
+            (
+                r#"{"type":"message","direction":"sideways"}"#,
+                "direction",
+                "\"sideways\"",
+            ),
+            (
+                r#"{"type":"lock_acquired","held_by":"r1"}"#,
+                "operation",
+                "is required",
+            ),
+            (
+                r#"{"type":"counter","name":"bad name"}"#,
+                "name",
+                "`bad name`",
+            ),
+            (r#"{"type":"counter","name":"x","delta":-2}"#, "delta", "-2"),
+            (r#"{"type":"gauge","name":"x"}"#, "value", "is required"),
+            (r#"{"type":"error"}"#, "kind", "is required"),
+            (
+                r#"{"type":"state","state":{"a":1}}"#,
+                "state",
+                "array or object",
+            ),
+        ];
+        for (json, field, needle) in cases {
+            let err = parse(json).expect_err(json);
+            assert_eq!(err.field, field, "{json}: {err}");
+            assert!(err.to_string().contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn at_within_the_skew_is_accepted() {
+        assert!(parse(r#"{"type":"heartbeat","at":"2026-02-05T12:05:00Z"}"#).is_ok());
+    }
+
+    #[test]
+    fn overlong_text_is_rejected() {
+        let json = format!(
+            r#"{{"type":"state","state":"connected","reason":"{}"}}"#,
+            "x".repeat(1025)
+        );
+        let err = parse(&json).unwrap_err();
+        assert_eq!(err.field, "reason");
+    }
+
+    #[test]
+    fn message_count_defaults_to_one() {
+        let ev = parse(r#"{"type":"message","direction":"inbound"}"#).unwrap();
+        assert_eq!(
+            ev.kind,
+            EventKind::Message {
+                direction: Direction::Inbound,
+                count: 1
+            }
+        );
+    }
+}

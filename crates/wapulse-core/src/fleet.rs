@@ -1,0 +1,409 @@
+//! Many sessions, their rollups, and snapshots for readers.
+//!
+//! A [`Fleet`] has one writer. Readers take a [`FleetSnapshot`], which shares
+//! the sessions through `Arc`s: taking one is O(1), and the writer copies a
+//! session (or the map) only when it changes something a snapshot still
+//! holds. So readers never block the writer and never see half a batch.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Level, evaluate};
+use crate::event::{Direction, Event, EventKind, MetricName, SessionState};
+use crate::id::SessionId;
+use crate::session::Session;
+use crate::thresholds::Thresholds;
+use crate::time::Timestamp;
+
+/// The seed's platform counters, present (at zero) before any event so that
+/// dashboards see them from the start.
+pub const SEED_COUNTERS: [&str; 11] = [
+    "whatsapp_inbound_messages",
+    "whatsapp_outbound_messages",
+    "whatsapp_errors",
+    "calls_started",
+    "calls_completed",
+    "calls_rejected_max_concurrent",
+    "calls_errors",
+    "queue_jobs_enqueued",
+    "queue_jobs_completed",
+    "queue_jobs_failed",
+    "queue_jobs_dead_letter",
+];
+
+/// The seed's platform gauges, present (at zero) from the start.
+pub const SEED_GAUGES: [&str; 1] = ["calls_active"];
+
+/// Platform counters and gauges, as `/metrics.json` reports them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlatformMetrics {
+    /// Monotonic counters by name.
+    pub counters: BTreeMap<MetricName, f64>,
+    /// Gauges by name.
+    pub gauges: BTreeMap<MetricName, f64>,
+}
+
+impl Default for PlatformMetrics {
+    fn default() -> Self {
+        let named = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| MetricName::parse(n))
+                .map(|n| (n, 0.0))
+                .collect()
+        };
+        Self {
+            counters: named(&SEED_COUNTERS),
+            gauges: named(&SEED_GAUGES),
+        }
+    }
+}
+
+impl PlatformMetrics {
+    fn add(&mut self, name: &str, delta: f64) {
+        match MetricName::parse(name) {
+            Some(name) => *self.counters.entry(name).or_insert(0.0) += delta,
+            None => debug_assert!(false, "built-in counter name {name} is valid"),
+        }
+    }
+}
+
+/// Remembers recent idempotency keys in bounded memory, oldest forgotten
+/// first. Keys are scoped by session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dedup {
+    capacity: usize,
+    order: VecDeque<Arc<str>>,
+    #[serde(skip)]
+    seen: HashSet<Arc<str>>,
+}
+
+impl Dedup {
+    /// Remembers at most `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn key(session: &SessionId, id: &str) -> String {
+        let mut key = String::with_capacity(session.as_str().len() + 1 + id.len());
+        key.push_str(session.as_str());
+        key.push('\u{0}');
+        key.push_str(id);
+        key
+    }
+
+    /// Whether this key was seen (and is still remembered).
+    pub fn contains(&self, session: &SessionId, id: &str) -> bool {
+        self.seen.contains(Self::key(session, id).as_str())
+    }
+
+    /// Remembers a key; returns false when it was already known.
+    pub fn insert(&mut self, session: &SessionId, id: &str) -> bool {
+        if self.capacity == 0 {
+            return true;
+        }
+        let key: Arc<str> = Self::key(session, id).into();
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Rebuilds the lookup set after deserialization.
+    pub fn rebuild_index(&mut self) {
+        self.seen = self.order.iter().cloned().collect();
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// What became of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// It changed the model.
+    Applied,
+    /// Its idempotency key was seen before: acknowledged and ignored.
+    Duplicate,
+}
+
+/// Counts of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied.
+    pub accepted: usize,
+    /// Events ignored as repeats.
+    pub duplicates: usize,
+}
+
+/// Fleet-wide counts at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rollup {
+    /// Sessions known.
+    pub sessions: usize,
+    /// Sessions per state, indexed by [`SessionState::index`].
+    pub by_state: [usize; 7],
+    /// Sessions per level, indexed `ok`, `warning`, `critical`.
+    pub by_level: [usize; 3],
+    /// Firing alerts over all sessions.
+    pub alerts: usize,
+}
+
+impl Rollup {
+    /// Sessions in `state`.
+    pub fn in_state(&self, state: SessionState) -> usize {
+        self.by_state[state.index()]
+    }
+
+    /// Sessions at `level`.
+    pub fn at_level(&self, level: Level) -> usize {
+        self.by_level[level as usize]
+    }
+}
+
+/// A consistent, immutable view of the fleet for readers.
+#[derive(Clone, Debug, Default)]
+pub struct FleetSnapshot {
+    sessions: Arc<HashMap<SessionId, Arc<Session>>>,
+    by_state: [usize; 7],
+    platform: Arc<PlatformMetrics>,
+    events: u64,
+}
+
+impl FleetSnapshot {
+    /// One session.
+    pub fn get(&self, id: &str) -> Option<&Arc<Session>> {
+        self.sessions.get(id)
+    }
+
+    /// Every session, in no particular order.
+    pub fn sessions(&self) -> impl Iterator<Item = &Arc<Session>> {
+        self.sessions.values()
+    }
+
+    /// How many sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether there is no session.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Sessions per state, kept up to date on every write (no scan).
+    pub fn by_state(&self) -> [usize; 7] {
+        self.by_state
+    }
+
+    /// Platform counters and gauges.
+    pub fn platform(&self) -> &PlatformMetrics {
+        &self.platform
+    }
+
+    /// Events applied over the fleet's life.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Evaluates every session at `now` and counts states, levels and
+    /// alerts.
+    pub fn rollup(&self, t: &Thresholds, now: Timestamp) -> Rollup {
+        let mut rollup = Rollup {
+            sessions: self.sessions.len(),
+            by_state: self.by_state,
+            ..Rollup::default()
+        };
+        for session in self.sessions.values() {
+            let a = evaluate(session, t, now);
+            rollup.by_level[a.level as usize] += 1;
+            rollup.alerts += a.alerts.len();
+        }
+        rollup
+    }
+}
+
+/// All sessions, the platform metrics, and the idempotency memory: the
+/// whole model. One writer applies events; readers take snapshots.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    thresholds: Thresholds,
+    current: FleetSnapshot,
+    dedup: Dedup,
+}
+
+/// The serializable form of a [`Fleet`], for snapshots on disk.
+#[derive(Serialize, Deserialize)]
+pub struct FleetState {
+    sessions: Vec<Session>,
+    platform: PlatformMetrics,
+    events: u64,
+    dedup: Dedup,
+}
+
+/// How many idempotency keys a fleet remembers by default.
+pub const DEFAULT_DEDUP_CAPACITY: usize = 100_000;
+
+impl Fleet {
+    /// An empty fleet judged by `thresholds`.
+    pub fn new(thresholds: Thresholds) -> Self {
+        Self::with_dedup_capacity(thresholds, DEFAULT_DEDUP_CAPACITY)
+    }
+
+    /// An empty fleet remembering up to `capacity` idempotency keys.
+    pub fn with_dedup_capacity(thresholds: Thresholds, capacity: usize) -> Self {
+        Self {
+            thresholds,
+            current: FleetSnapshot::default(),
+            dedup: Dedup::new(capacity),
+        }
+    }
+
+    /// The thresholds the fleet folds and judges with.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// A consistent view for readers: O(1), shares everything.
+    pub fn snapshot(&self) -> FleetSnapshot {
+        self.current.clone()
+    }
+
+    /// The current view, borrowed.
+    pub fn view(&self) -> &FleetSnapshot {
+        &self.current
+    }
+
+    /// Whether `event` would be ignored as a repeat.
+    pub fn is_duplicate(&self, event: &Event) -> bool {
+        event
+            .id
+            .as_deref()
+            .is_some_and(|id| self.dedup.contains(&event.session, id))
+    }
+
+    /// Applies one event, unless its idempotency key was seen before.
+    pub fn apply(&mut self, event: &Event) -> Applied {
+        if let Some(id) = event.id.as_deref()
+            && !self.dedup.insert(&event.session, id)
+        {
+            return Applied::Duplicate;
+        }
+        let current = &mut self.current;
+        current.events += 1;
+        match &event.kind {
+            EventKind::Message { direction, count } => {
+                let name = match direction {
+                    Direction::Inbound => "whatsapp_inbound_messages",
+                    Direction::Outbound => "whatsapp_outbound_messages",
+                };
+                Arc::make_mut(&mut current.platform).add(name, f64::from(*count));
+            }
+            EventKind::Error { .. } => {
+                Arc::make_mut(&mut current.platform).add("whatsapp_errors", 1.0);
+            }
+            EventKind::Counter { name, delta } => {
+                *Arc::make_mut(&mut current.platform)
+                    .counters
+                    .entry(name.clone())
+                    .or_insert(0.0) += delta;
+                return Applied::Applied;
+            }
+            EventKind::Gauge { name, value } => {
+                Arc::make_mut(&mut current.platform)
+                    .gauges
+                    .insert(name.clone(), *value);
+                return Applied::Applied;
+            }
+            _ => {}
+        }
+        let sessions = Arc::make_mut(&mut current.sessions);
+        let session = match sessions.get_mut(event.session.as_str()) {
+            Some(s) => s,
+            None => {
+                current.by_state[SessionState::Connecting.index()] += 1;
+                sessions
+                    .entry(event.session.clone())
+                    .or_insert_with(|| Arc::new(Session::new(event.session.clone(), event.at)))
+            }
+        };
+        let session = Arc::make_mut(session);
+        let before = session.state;
+        session.apply(event, &self.thresholds);
+        if session.state != before {
+            current.by_state[before.index()] -= 1;
+            current.by_state[session.state.index()] += 1;
+        }
+        Applied::Applied
+    }
+
+    /// Applies events in order; the same as applying them one by one.
+    pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) -> BatchOutcome {
+        let mut out = BatchOutcome::default();
+        for e in events {
+            match self.apply(e) {
+                Applied::Applied => out.accepted += 1,
+                Applied::Duplicate => out.duplicates += 1,
+            }
+        }
+        out
+    }
+
+    /// The serializable state, for snapshots.
+    pub fn to_state(&self) -> FleetState {
+        let mut sessions: Vec<Session> = self
+            .current
+            .sessions
+            .values()
+            .map(|s| Session::clone(s))
+            .collect();
+        sessions.sort_by(|a, b| a.id().cmp(b.id()));
+        FleetState {
+            sessions,
+            platform: PlatformMetrics::clone(&self.current.platform),
+            events: self.current.events,
+            dedup: self.dedup.clone(),
+        }
+    }
+
+    /// Rebuilds a fleet from a snapshot's state.
+    pub fn from_state(thresholds: Thresholds, state: FleetState) -> Self {
+        let mut by_state = [0usize; 7];
+        let mut sessions = HashMap::with_capacity(state.sessions.len());
+        for s in state.sessions {
+            by_state[s.state.index()] += 1;
+            sessions.insert(s.id().clone(), Arc::new(s));
+        }
+        let mut dedup = state.dedup;
+        dedup.rebuild_index();
+        Self {
+            thresholds,
+            current: FleetSnapshot {
+                sessions: Arc::new(sessions),
+                by_state,
+                platform: Arc::new(state.platform),
+                events: state.events,
+            },
+            dedup,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The heart of wapulse: an event-sourced model of WhatsApp session health
+//! and the alert rules that judge it.
+//!
+//! # Layout
+//! - [`time`]: [`Timestamp`] and [`DurationMs`], and the `…Formatted` form.
+//! - [`id`]: [`SessionId`], parsed at the edge.
+//! - [`event`]: the events gateways send ([`RawEvent`] on the wire,
+//!   [`Event`] once checked) and the states of a session.
+//! - [`thresholds`]: the seed's alert thresholds, validated.
+//! - [`window`]: bounded sliding-window counters and recent samples.
+//! - [`session`]: [`Session`], folded from events by [`Session::apply`].
+//! - [`alert`]: [`evaluate`] turns a session into an [`Assessment`].
+//! - [`fleet`]: [`Fleet`] of sessions with rollups and O(1) snapshots.
+//!
+//! # Invariants
+//! This crate does no I/O, starts no thread, and never reads a clock: every
+//! instant is passed in. Applying the same events to the same state gives
+//! the same state, so replaying a journal reproduces the model exactly.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod alert;
+pub mod event;
+pub mod fleet;
+pub mod id;
+pub mod session;
+pub mod thresholds;
+pub mod time;
+pub mod window;
+
+pub use alert::{Alert, AlertCode, Assessment, Level, evaluate};
+pub use event::{
+    AuthMethod, Direction, Event, EventError, EventKind, MetricName, ParseContext, RawEvent,
+    SessionState,
+};
+pub use fleet::{Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, PlatformMetrics, Rollup};
+pub use id::{SessionId, SessionIdError};
+pub use session::Session;
+pub use thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
+pub use time::{DurationMs, Timestamp};

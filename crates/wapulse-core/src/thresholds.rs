@@ -1,0 +1,281 @@
+//! Alert thresholds and the model's timing parameters.
+//!
+//! [`ThresholdsConfig`] is the plain, serde-friendly form (every field has
+//! the seed's value as its default); [`Thresholds`] is the validated form
+//! that the model and the rules accept, so an inconsistent configuration
+//! (a warning above its critical, a zero interval) can never reach them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::DurationMs;
+
+/// Every threshold and timing parameter, as written in configuration.
+/// Defaults are the seed's warning and critical tables plus the rules
+/// PRODUCT.md adds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThresholdsConfig {
+    /// HEARTBEAT_STALE: no heartbeat for this long (warning). Seed: 60s.
+    pub heartbeat_age_warning: DurationMs,
+    /// HEARTBEAT_DEAD: no heartbeat for this long (critical). Seed: 300s.
+    pub heartbeat_age_critical: DurationMs,
+    /// RECONNECT_ATTEMPTS: this many attempts in the current reconnect
+    /// (warning). Seed: 3.
+    pub reconnect_attempts_warning: u32,
+    /// EXCESSIVE_RECONNECTS: this many attempts (critical). Seed: 7.
+    pub reconnect_attempts_critical: u32,
+    /// CREDENTIAL_AGE warning. Seed: 24h.
+    pub credential_age_warning: DurationMs,
+    /// CREDENTIAL_AGE critical. Seed: 168h.
+    pub credential_age_critical: DurationMs,
+    /// SLOW_RECONNECT warning. Seed: 30s.
+    pub reconnect_latency_warning: DurationMs,
+    /// SLOW_RECONNECT critical. Seed: 120s.
+    pub reconnect_latency_critical: DurationMs,
+    /// MISSED_HEARTBEATS warning, within `missed_heartbeat_window`. Seed: 3.
+    pub missed_heartbeats_warning: u32,
+    /// MISSED_HEARTBEATS critical. Seed: 10.
+    pub missed_heartbeats_critical: u32,
+    /// VALIDATION_FAILURES warning, within `validation_window`. Seed: 1.
+    pub validation_failures_warning: u32,
+    /// LONG_DISCONNECTION critical: not connected for this long. Seed: 30m.
+    pub disconnection_critical: DurationMs,
+    /// LOCK_HELD_TOO_LONG warning. 5m.
+    pub lock_held_warning: DurationMs,
+    /// LOCK_HELD_TOO_LONG critical. 30m.
+    pub lock_held_critical: DurationMs,
+    /// The gateway's circuit breaker threshold (consecutive failures), shown
+    /// in `/session/observe`. 3.
+    pub circuit_breaker_threshold: u32,
+    /// How often a healthy session sends a heartbeat. 30s.
+    pub heartbeat_interval: DurationMs,
+    /// The sliding window over which missed heartbeats count. 1h.
+    pub missed_heartbeat_window: DurationMs,
+    /// The sliding window over which validation failures count. 24h.
+    pub validation_window: DurationMs,
+    /// The gateway's reconnect attempt limit (`maxAttempts`). 10.
+    pub max_reconnect_attempts: u32,
+}
+
+impl Default for ThresholdsConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_age_warning: DurationMs::from_secs(60),
+            heartbeat_age_critical: DurationMs::from_secs(300),
+            reconnect_attempts_warning: 3,
+            reconnect_attempts_critical: 7,
+            credential_age_warning: DurationMs::from_hours(24),
+            credential_age_critical: DurationMs::from_hours(168),
+            reconnect_latency_warning: DurationMs::from_secs(30),
+            reconnect_latency_critical: DurationMs::from_secs(120),
+            missed_heartbeats_warning: 3,
+            missed_heartbeats_critical: 10,
+            validation_failures_warning: 1,
+            disconnection_critical: DurationMs::from_mins(30),
+            lock_held_warning: DurationMs::from_mins(5),
+            lock_held_critical: DurationMs::from_mins(30),
+            circuit_breaker_threshold: 3,
+            heartbeat_interval: DurationMs::from_secs(30),
+            missed_heartbeat_window: DurationMs::from_hours(1),
+            validation_window: DurationMs::from_hours(24),
+            max_reconnect_attempts: 10,
+        }
+    }
+}
+
+/// Why a threshold configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A warning level was not below its critical level.
+    #[error(
+        "thresholds.{warning} ({warning_value}) must be below thresholds.{critical} ({critical_value})"
+    )]
+    WarningNotBelowCritical {
+        /// The warning field.
+        warning: &'static str,
+        /// Its value, as written.
+        warning_value: String,
+        /// The critical field.
+        critical: &'static str,
+        /// Its value, as written.
+        critical_value: String,
+    },
+    /// A field that must be positive was zero.
+    #[error("thresholds.{field} must be greater than zero")]
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+}
+
+/// A validated [`ThresholdsConfig`]: every warning below its critical,
+/// every duration and count positive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Thresholds(ThresholdsConfig);
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self(ThresholdsConfig::default())
+    }
+}
+
+impl Thresholds {
+    /// The values, as configured.
+    pub fn get(&self) -> &ThresholdsConfig {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Thresholds {
+    type Target = ThresholdsConfig;
+    fn deref(&self) -> &ThresholdsConfig {
+        &self.0
+    }
+}
+
+fn ordered<T: PartialOrd + std::fmt::Display>(
+    warning: (&'static str, T),
+    critical: (&'static str, T),
+) -> Result<(), ThresholdError> {
+    if warning.1 < critical.1 {
+        Ok(())
+    } else {
+        Err(ThresholdError::WarningNotBelowCritical {
+            warning: warning.0,
+            warning_value: warning.1.to_string(),
+            critical: critical.0,
+            critical_value: critical.1.to_string(),
+        })
+    }
+}
+
+fn positive(field: &'static str, is_zero: bool) -> Result<(), ThresholdError> {
+    if is_zero {
+        Err(ThresholdError::Zero { field })
+    } else {
+        Ok(())
+    }
+}
+
+impl TryFrom<ThresholdsConfig> for Thresholds {
+    type Error = ThresholdError;
+
+    fn try_from(c: ThresholdsConfig) -> Result<Self, ThresholdError> {
+        let zero = DurationMs::ZERO;
+        for (field, value) in [
+            ("heartbeat_age_warning", c.heartbeat_age_warning),
+            ("credential_age_warning", c.credential_age_warning),
+            ("reconnect_latency_warning", c.reconnect_latency_warning),
+            ("disconnection_critical", c.disconnection_critical),
+            ("lock_held_warning", c.lock_held_warning),
+            ("heartbeat_interval", c.heartbeat_interval),
+            ("missed_heartbeat_window", c.missed_heartbeat_window),
+            ("validation_window", c.validation_window),
+        ] {
+            positive(field, value == zero)?;
+        }
+        for (field, value) in [
+            ("reconnect_attempts_warning", c.reconnect_attempts_warning),
+            ("missed_heartbeats_warning", c.missed_heartbeats_warning),
+            ("validation_failures_warning", c.validation_failures_warning),
+            ("circuit_breaker_threshold", c.circuit_breaker_threshold),
+            ("max_reconnect_attempts", c.max_reconnect_attempts),
+        ] {
+            positive(field, value == 0)?;
+        }
+        ordered(
+            ("heartbeat_age_warning", c.heartbeat_age_warning),
+            ("heartbeat_age_critical", c.heartbeat_age_critical),
+        )?;
+        ordered(
+            ("reconnect_attempts_warning", c.reconnect_attempts_warning),
+            ("reconnect_attempts_critical", c.reconnect_attempts_critical),
+        )?;
+        ordered(
+            ("credential_age_warning", c.credential_age_warning),
+            ("credential_age_critical", c.credential_age_critical),
+        )?;
+        ordered(
+            ("reconnect_latency_warning", c.reconnect_latency_warning),
+            ("reconnect_latency_critical", c.reconnect_latency_critical),
+        )?;
+        ordered(
+            ("missed_heartbeats_warning", c.missed_heartbeats_warning),
+            ("missed_heartbeats_critical", c.missed_heartbeats_critical),
+        )?;
+        ordered(
+            ("lock_held_warning", c.lock_held_warning),
+            ("lock_held_critical", c.lock_held_critical),
+        )?;
+        Ok(Self(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seeds_and_valid() {
+        let t = Thresholds::try_from(ThresholdsConfig::default()).unwrap();
+        assert_eq!(t.heartbeat_age_warning, DurationMs::from_secs(60));
+        assert_eq!(t.heartbeat_age_critical, DurationMs::from_secs(300));
+        assert_eq!(t.reconnect_attempts_critical, 7);
+        assert_eq!(t.credential_age_critical, DurationMs::from_hours(168));
+        assert_eq!(t.disconnection_critical, DurationMs::from_mins(30));
+        assert_eq!(t, Thresholds::default());
+    }
+
+    #[test]
+    fn warning_must_be_below_critical() {
+        let c = ThresholdsConfig {
+            heartbeat_age_warning: DurationMs::from_secs(300),
+            ..Default::default()
+        };
+        let err = Thresholds::try_from(c).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "thresholds.heartbeat_age_warning (5m) must be below thresholds.heartbeat_age_critical (5m)"
+        );
+        let c = ThresholdsConfig {
+            missed_heartbeats_critical: 2,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Thresholds::try_from(c),
+            Err(ThresholdError::WarningNotBelowCritical {
+                critical: "missed_heartbeats_critical",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn zero_is_refused() {
+        let c = ThresholdsConfig {
+            heartbeat_interval: DurationMs::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(
+            Thresholds::try_from(c).unwrap_err(),
+            ThresholdError::Zero {
+                field: "heartbeat_interval"
+            }
+        );
+    }
+
+    #[test]
+    fn config_reads_humantime_and_rejects_unknown_fields() {
+        let c: ThresholdsConfig = serde_json::from_str(
+            r#"{"heartbeat_age_warning":"45s","reconnect_attempts_warning":2}"#,
+        )
+        .unwrap();
+        assert_eq!(c.heartbeat_age_warning, DurationMs::from_secs(45));
+        assert_eq!(c.reconnect_attempts_warning, 2);
+        assert_eq!(c.heartbeat_age_critical, DurationMs::from_secs(300));
+        let err =
+            serde_json::from_str::<ThresholdsConfig>(r#"{"heartbeat_ag":"45s"}"#).unwrap_err();
+        assert!(err.to_string().contains("heartbeat_ag"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Fleet rollups, platform counters and snapshots.
+
+use wapulse_core::{
+    Direction, Event, EventKind, Fleet, FleetState, Level, MetricName, SessionState, Thresholds,
+};
+
+use crate::support::*;
+
+fn for_session(mut e: Event, id: &str) -> Event {
+    e.session = sid(id);
+    e
+}
+
+#[test]
+fn rollup_counts_states_and_levels() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    fleet.apply(&for_session(state(0.0, SessionState::Connected), "a"));
+    fleet.apply(&for_session(heartbeat(1.0), "a"));
+    fleet.apply(&for_session(state(0.0, SessionState::Connected), "b"));
+    fleet.apply(&for_session(state(0.0, SessionState::LoggedOut), "c"));
+    fleet.apply(&for_session(state(0.0, SessionState::QrRequired), "d"));
+    let r = fleet.view().rollup(&Thresholds::default(), at(2.0));
+    assert_eq!(r.sessions, 4);
+    assert_eq!(r.in_state(SessionState::Connected), 2);
+    assert_eq!(r.in_state(SessionState::LoggedOut), 1);
+    assert_eq!(r.in_state(SessionState::Connecting), 0);
+    assert_eq!(r.at_level(Level::Ok), 2);
+    assert_eq!(r.at_level(Level::Warning), 1);
+    assert_eq!(r.at_level(Level::Critical), 1);
+    assert_eq!(r.alerts, 2);
+}
+
+#[test]
+fn snapshot_is_isolated_from_later_writes() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    fleet.apply(&state(0.0, SessionState::Connected));
+    let before = fleet.snapshot();
+    fleet.apply(&state(5.0, SessionState::Disconnected));
+    fleet.apply(&for_session(heartbeat(5.0), "new"));
+    assert_eq!(before.get("s1").unwrap().state, SessionState::Connected);
+    assert_eq!(before.len(), 1);
+    assert_eq!(
+        fleet.view().get("s1").unwrap().state,
+        SessionState::Disconnected
+    );
+    assert_eq!(fleet.view().len(), 2);
+}
+
+#[test]
+fn platform_counters_follow_messages_errors_counters_and_gauges() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    let name = |n: &str| MetricName::parse(n).unwrap();
+    fleet.apply(&ev(
+        0.0,
+        EventKind::Message {
+            direction: Direction::Inbound,
+            count: 150,
+        },
+    ));
+    fleet.apply(&ev(
+        0.0,
+        EventKind::Message {
+            direction: Direction::Outbound,
+            count: 2,
+        },
+    ));
+    fleet.apply(&ev(
+        0.0,
+        EventKind::Error {
+            kind: "send".into(),
+            message: None,
+        },
+    ));
+    fleet.apply(&ev(
+        0.0,
+        EventKind::Counter {
+            name: name("calls_started"),
+            delta: 25.0,
+        },
+    ));
+    fleet.apply(&ev(
+        0.0,
+        EventKind::Gauge {
+            name: name("calls_active"),
+            value: 3.0,
+        },
+    ));
+    let p = fleet.view().platform();
+    assert_eq!(p.counters[&name("whatsapp_inbound_messages")], 150.0);
+    assert_eq!(p.counters[&name("whatsapp_outbound_messages")], 2.0);
+    assert_eq!(p.counters[&name("whatsapp_errors")], 1.0);
+    assert_eq!(p.counters[&name("calls_started")], 25.0);
+    assert_eq!(
+        p.counters[&name("queue_jobs_dead_letter")],
+        0.0,
+        "seed names start at 0"
+    );
+    assert_eq!(p.gauges[&name("calls_active")], 3.0);
+    let s = fleet.view().get("s1").unwrap();
+    assert_eq!(
+        (s.traffic.inbound, s.traffic.outbound, s.traffic.errors),
+        (150, 2, 1)
+    );
+}
+
+#[test]
+fn state_round_trips_through_serde() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    let mut with_id = heartbeat(3.0);
+    with_id.id = Some("k1".into());
+    for e in [
+        state(0.0, SessionState::Connected),
+        heartbeat(1.0),
+        with_id.clone(),
+        for_session(state(0.0, SessionState::Reconnecting), "b"),
+    ] {
+        fleet.apply(&e);
+    }
+    let json = serde_json::to_string(&fleet.to_state()).unwrap();
+    let state: FleetState = serde_json::from_str(&json).unwrap();
+    let mut back = Fleet::from_state(Thresholds::default(), state);
+    assert_eq!(serde_json::to_string(&back.to_state()).unwrap(), json);
+    assert_eq!(back.view().by_state(), fleet.view().by_state());
+    assert!(back.is_duplicate(&with_id), "idempotency memory survives");
+    assert_eq!(back.apply(&with_id), wapulse_core::Applied::Duplicate);
+}

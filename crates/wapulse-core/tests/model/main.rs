@@ -1,0 +1,8 @@
+//! The core's behaviour, through its public API: events in, figures and
+//! alerts out. One test binary (faster to link than one per file).
+
+mod fleet;
+mod ordering;
+mod properties;
+mod rules;
+mod support;

@@ -1,0 +1,154 @@
+//! Properties over arbitrary event sequences.
+
+use proptest::prelude::*;
+use wapulse_core::{
+    AuthMethod, Direction, DurationMs, Event, EventKind, Fleet, Level, MetricName, SessionState,
+    Thresholds, ThresholdsConfig, evaluate,
+};
+
+use crate::support::*;
+
+fn kind() -> impl Strategy<Value = EventKind> {
+    let state = proptest::sample::select(SessionState::ALL.to_vec());
+    prop_oneof![
+        4 => state.prop_map(|state| EventKind::State { state, reason: None }),
+        6 => proptest::option::of(0u32..500).prop_map(|rtt_ms| EventKind::Heartbeat { rtt_ms }),
+        1 => proptest::sample::select(vec![AuthMethod::QrScan, AuthMethod::PairingCode, AuthMethod::SessionRestore])
+            .prop_map(|method| EventKind::Auth { method }),
+        1 => Just(EventKind::CredentialsWritten { store: None }),
+        1 => any::<bool>().prop_map(|valid| EventKind::Validation { valid, detail: None }),
+        1 => Just(EventKind::LockAcquired { held_by: "r1".into(), operation: "op".into() }),
+        1 => Just(EventKind::LockReleased { held_by: None, operation: None }),
+        1 => (any::<bool>(), proptest::option::of(0u32..20))
+            .prop_map(|(open, consecutive_failures)| EventKind::CircuitBreaker { open, consecutive_failures }),
+        1 => (any::<bool>(), 0u32..10).prop_map(|(inbound, count)| EventKind::Message {
+            direction: if inbound { Direction::Inbound } else { Direction::Outbound },
+            count,
+        }),
+        1 => Just(EventKind::Error { kind: "send".into(), message: None }),
+        1 => (0.0f64..10.0).prop_map(|delta| EventKind::Counter { name: MetricName::parse("jobs").unwrap(), delta }),
+        1 => (-5.0f64..5.0).prop_map(|value| EventKind::Gauge { name: MetricName::parse("active").unwrap(), value }),
+    ]
+}
+
+/// Events over a few sessions, mostly moving forward in time but sometimes
+/// late, sometimes repeating an idempotency key.
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    proptest::collection::vec(
+        (
+            0usize..3,
+            -600i64..3_600,
+            kind(),
+            proptest::option::of(0u8..8),
+        ),
+        0..120,
+    )
+    .prop_map(|raw| {
+        let mut clock = 0i64;
+        raw.into_iter()
+            .map(|(session, step, kind, id)| {
+                clock += step;
+                Event {
+                    session: sid(["a", "b", "c"][session]),
+                    at: at(clock as f64),
+                    id: id.map(|i| format!("k{i}").into()),
+                    kind,
+                }
+            })
+            .collect()
+    })
+}
+
+fn state_json(fleet: &Fleet) -> String {
+    serde_json::to_string(&fleet.to_state()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_sequence_folds_and_evaluates_without_panic(events in events(), probe in -1000i64..100_000) {
+        let t = Thresholds::default();
+        let mut fleet = Fleet::new(t.clone());
+        fleet.apply_all(&events);
+        let now = at(probe as f64);
+        for s in fleet.view().sessions() {
+            let a = evaluate(s, &t, now);
+            for alert in &a.alerts {
+                prop_assert!(!alert.message().is_empty());
+            }
+        }
+        let r = fleet.view().rollup(&t, now);
+        prop_assert_eq!(r.by_level.iter().sum::<usize>(), r.sessions);
+        prop_assert_eq!(r.by_state.iter().sum::<usize>(), r.sessions);
+    }
+
+    #[test]
+    fn one_batch_or_split_gives_the_same_state(events in events(), split in any::<prop::sample::Index>()) {
+        let at_split = split.index(events.len() + 1);
+        let mut whole = Fleet::new(Thresholds::default());
+        whole.apply_all(&events);
+        let mut parts = Fleet::new(Thresholds::default());
+        parts.apply_all(&events[..at_split]);
+        let snapshot_between = parts.snapshot();
+        parts.apply_all(&events[at_split..]);
+        prop_assert_eq!(state_json(&whole), state_json(&parts));
+        prop_assert!(snapshot_between.len() <= parts.view().len());
+    }
+
+    #[test]
+    fn level_is_the_maximum_of_the_alert_levels(events in events(), probe in 0i64..200_000) {
+        let t = Thresholds::default();
+        let mut fleet = Fleet::new(t.clone());
+        fleet.apply_all(&events);
+        for s in fleet.view().sessions() {
+            let a = evaluate(s, &t, at(probe as f64));
+            let max = a.alerts.iter().map(|x| x.level).max().unwrap_or(Level::Ok);
+            prop_assert_eq!(a.level, max);
+        }
+    }
+
+    #[test]
+    fn raising_a_threshold_never_raises_the_level(
+        events in events(),
+        probe in 0i64..200_000,
+        field in 0usize..13,
+        factor in 1u64..20,
+    ) {
+        let base = ThresholdsConfig::default();
+        let mut raised = base.clone();
+        let up = |d: &mut DurationMs| *d = DurationMs::from_millis(d.as_millis() * factor);
+        let upn = |n: &mut u32| *n *= factor as u32;
+        match field {
+            0 => up(&mut raised.heartbeat_age_warning),
+            1 => up(&mut raised.heartbeat_age_critical),
+            2 => upn(&mut raised.reconnect_attempts_warning),
+            3 => upn(&mut raised.reconnect_attempts_critical),
+            4 => up(&mut raised.credential_age_warning),
+            5 => up(&mut raised.credential_age_critical),
+            6 => up(&mut raised.reconnect_latency_warning),
+            7 => up(&mut raised.reconnect_latency_critical),
+            8 => upn(&mut raised.missed_heartbeats_warning),
+            9 => upn(&mut raised.missed_heartbeats_critical),
+            10 => upn(&mut raised.validation_failures_warning),
+            11 => up(&mut raised.disconnection_critical),
+            _ => { up(&mut raised.lock_held_warning); up(&mut raised.lock_held_critical); }
+        }
+        let Ok(raised) = Thresholds::try_from(raised) else {
+            // A warning raised past its critical is not a valid setting.
+            return Ok(());
+        };
+        let base = Thresholds::try_from(base).unwrap();
+        let mut a = Fleet::new(base.clone());
+        a.apply_all(&events);
+        let mut b = Fleet::new(raised.clone());
+        b.apply_all(&events);
+        let now = at(probe as f64);
+        for s in a.view().sessions() {
+            let other = b.view().get(s.id().as_str()).unwrap();
+            let before = evaluate(s, &base, now).level;
+            let after = evaluate(other, &raised, now).level;
+            prop_assert!(after <= before, "{:?} -> {:?}", before, after);
+        }
+    }
+}
