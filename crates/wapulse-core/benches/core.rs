@@ -1,1 +1,157 @@
-fn main() {}
+//! Core speed: applying events, evaluating a session, rolling up a fleet.
+//! Results and targets are recorded in docs/benchmarks.md.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use wapulse_core::{
+    Direction, Event, EventKind, Fleet, Session, SessionId, SessionState, Thresholds, Timestamp,
+    evaluate,
+};
+
+const ORIGIN: i64 = 1_770_000_000_000;
+
+fn event(session: &SessionId, ms: i64, kind: EventKind) -> Event {
+    Event {
+        session: session.clone(),
+        at: Timestamp::from_millis(ORIGIN + ms),
+        id: None,
+        kind,
+    }
+}
+
+/// A realistic mix: mostly heartbeats and messages, some state changes.
+fn stream(sessions: &[SessionId], n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let s = &sessions[i % sessions.len()];
+            let ms = (i / sessions.len()) as i64 * 30_000;
+            let kind = match i % 20 {
+                0 => EventKind::State {
+                    state: SessionState::Reconnecting,
+                    reason: None,
+                },
+                1 => EventKind::State {
+                    state: SessionState::Connected,
+                    reason: None,
+                },
+                2..=5 => EventKind::Message {
+                    direction: Direction::Inbound,
+                    count: 1,
+                },
+                _ => EventKind::Heartbeat { rtt_ms: Some(40) },
+            };
+            event(s, ms, kind)
+        })
+        .collect()
+}
+
+fn ids(n: usize) -> Vec<SessionId> {
+    (0..n)
+        .map(|i| SessionId::parse(&format!("tenant-{i}@s.whatsapp.net")).unwrap())
+        .collect()
+}
+
+fn apply(c: &mut Criterion) {
+    let t = Thresholds::default();
+    let one = ids(1);
+    let events = stream(&one, 10_000);
+    let mut g = c.benchmark_group("apply");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("session_10k_events", |b| {
+        b.iter_batched_ref(
+            || Session::new(one[0].clone(), Timestamp::from_millis(ORIGIN)),
+            |s| {
+                for e in &events {
+                    s.apply(e, &t);
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let many = ids(1_000);
+    let fleet_events = stream(&many, 10_000);
+    let mut warm = Fleet::new(t.clone());
+    warm.apply_all(&fleet_events);
+    g.bench_function("fleet_1k_sessions_10k_events", |b| {
+        b.iter_batched_ref(
+            || warm.clone(),
+            |f| f.apply_all(&fleet_events),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn eval(c: &mut Criterion) {
+    let t = Thresholds::default();
+    let one = ids(1);
+    let mut healthy = Session::new(one[0].clone(), Timestamp::from_millis(ORIGIN));
+    for e in stream(&one, 1_000) {
+        healthy.apply(&e, &t);
+    }
+    let now = healthy.last_event_at;
+    let mut troubled = healthy.clone();
+    for kind in [
+        EventKind::State {
+            state: SessionState::Reconnecting,
+            reason: None,
+        },
+        EventKind::Validation {
+            valid: false,
+            detail: None,
+        },
+        EventKind::LockAcquired {
+            held_by: "r1".into(),
+            operation: "save".into(),
+        },
+    ] {
+        troubled.apply(&event(&one[0], now.as_millis() - ORIGIN, kind), &t);
+    }
+    let later = now.plus(wapulse_core::DurationMs::from_mins(40));
+    let mut g = c.benchmark_group("evaluate");
+    g.bench_function("healthy_session", |b| {
+        b.iter(|| evaluate(black_box(&healthy), &t, now))
+    });
+    g.bench_function("session_with_5_alerts", |b| {
+        b.iter(|| evaluate(black_box(&troubled), &t, later))
+    });
+    g.finish();
+}
+
+fn rollup(c: &mut Criterion) {
+    let t = Thresholds::default();
+    let many = ids(100_000);
+    let mut fleet = Fleet::new(t.clone());
+    fleet.apply_all(&stream(&many, 500_000));
+    let snapshot = fleet.snapshot();
+    let now = Timestamp::from_millis(ORIGIN + 200_000);
+    let mut g = c.benchmark_group("rollup");
+    g.sample_size(20);
+    g.bench_function("fleet_100k_sessions", |b| {
+        b.iter(|| snapshot.rollup(&t, now))
+    });
+    g.bench_function("snapshot_100k_sessions", |b| b.iter(|| fleet.snapshot()));
+    // The cost a writer pays per ingest batch when it publishes a snapshot
+    // after every batch: copy-on-write of the touched shards and sessions.
+    let batch: Vec<Event> = (0..100)
+        .map(|i| {
+            event(
+                &many[(i * 997) % many.len()],
+                300_000,
+                EventKind::Heartbeat { rtt_ms: None },
+            )
+        })
+        .collect();
+    g.bench_function("publish_then_apply_100_events_100k_sessions", |b| {
+        b.iter(|| {
+            let held = fleet.snapshot();
+            fleet.apply_all(&batch);
+            held
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, apply, eval, rollup);
+criterion_main!(benches);

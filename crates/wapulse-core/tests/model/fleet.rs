@@ -124,3 +124,28 @@ fn state_round_trips_through_serde() {
     assert!(back.is_duplicate(&with_id), "idempotency memory survives");
     assert_eq!(back.apply(&with_id), wapulse_core::Applied::Duplicate);
 }
+
+#[test]
+fn ensure_session_creates_once_without_an_event() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    fleet.ensure_session(&sid("default"), at(0.0));
+    fleet.ensure_session(&sid("default"), at(50.0));
+    let s = fleet.view().get("default").unwrap();
+    assert_eq!(s.state, SessionState::Connecting);
+    assert_eq!(s.first_seen, at(0.0));
+    assert_eq!(s.events, 0);
+    assert_eq!(fleet.view().by_state()[SessionState::Connecting.index()], 1);
+    assert_eq!(fleet.view().events(), 0);
+}
+
+#[test]
+fn many_sessions_spread_over_shards_and_are_all_found() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    for i in 0..2_000 {
+        fleet.apply(&for_session(heartbeat(1.0), &format!("s{i}")));
+    }
+    let snap = fleet.snapshot();
+    assert_eq!(snap.len(), 2_000);
+    assert_eq!(snap.sessions().count(), 2_000);
+    assert!((0..2_000).all(|i| snap.get(&format!("s{i}")).is_some()));
+}
