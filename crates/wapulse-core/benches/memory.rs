@@ -5,9 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use wapulse_core::{
-    Event, EventKind, Fleet, SessionId, SessionState, Thresholds, Timestamp,
-};
+use wapulse_core::{Event, EventKind, Fleet, SessionId, SessionState, Thresholds, Timestamp};
 
 struct Counting;
 

@@ -1,0 +1,291 @@
+//! Settings: defaults, then a TOML file, then the environment, checked once
+//! at start so that nothing invalid reaches the running service.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
+
+/// A secret (token). Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for comparison only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The config file, as written. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    default_session: Option<String>,
+    log_level: Option<String>,
+    ingest_token: Option<String>,
+    metrics_token: Option<String>,
+    read_token: Option<String>,
+    max_future_skew: Option<DurationMs>,
+    max_body_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+    dedup_capacity: Option<usize>,
+    thresholds: Option<ThresholdsConfig>,
+}
+
+/// Everything the service needs, checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// The session `/session/…` addresses.
+    pub default_session: SessionId,
+    /// A `tracing` filter directive.
+    pub log_filter: String,
+    /// Required on writes when set.
+    pub ingest_token: Option<Secret>,
+    /// Required on `/metrics.json`; without it that endpoint always says 401.
+    pub metrics_token: Option<Secret>,
+    /// Required on detailed reads when set.
+    pub read_token: Option<Secret>,
+    /// How far in the future an event's `at` may be.
+    pub max_future_skew: DurationMs,
+    /// Largest ingest body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one ingest request.
+    pub max_batch_events: usize,
+    /// How many idempotency keys are remembered.
+    pub dedup_capacity: usize,
+    /// Alert thresholds.
+    pub thresholds: Thresholds,
+}
+
+impl Settings {
+    /// Defaults only, listening on `bind`: for tests and the demo.
+    pub fn for_bind(bind: SocketAddr) -> Self {
+        Self {
+            bind,
+            data_dir: PathBuf::from("./data"),
+            default_session: SessionId::parse("default").expect("valid literal"),
+            log_filter: "info".into(),
+            ingest_token: None,
+            metrics_token: None,
+            read_token: None,
+            max_future_skew: DurationMs::from_mins(5),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_batch_events: 10_000,
+            dedup_capacity: wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// Loads settings: defaults, then the file (`--config`, else
+    /// `WAPULSE_CONFIG`), then the environment, as read by `env`.
+    pub fn load(config: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let path = config
+            .map(Path::to_path_buf)
+            .or_else(|| env("WAPULSE_CONFIG").map(PathBuf::from));
+        let file = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str::<FileSettings>(&text)
+                    .with_context(|| format!("config file {} is invalid", p.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        Self::resolve(file, env)
+    }
+
+    fn resolve(file: FileSettings, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut s = Self::for_bind(SocketAddr::from(([127, 0, 0, 1], 3001)));
+        let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
+
+        let bind_text = nonempty("WAPULSE_BIND").or(file.bind);
+        if let Some(text) = bind_text {
+            s.bind = text
+                .parse()
+                .with_context(|| format!("bind / WAPULSE_BIND: `{text}` is not an address like 127.0.0.1:3001 or [::1]:3001"))?;
+        }
+        if let Some(port) = nonempty("PORT") {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("PORT: `{port}` is not a port number (0-65535)"))?;
+            s.bind.set_port(port);
+        }
+        if let Some(dir) = nonempty("WAPULSE_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+        {
+            s.data_dir = dir;
+        }
+        if let Some(id) = nonempty("WAPULSE_DEFAULT_SESSION").or(file.default_session) {
+            s.default_session = SessionId::parse(&id)
+                .with_context(|| format!("default_session / WAPULSE_DEFAULT_SESSION: `{id}`"))?;
+        }
+        if let Some(level) = nonempty("LOG_LEVEL").or(file.log_level) {
+            s.log_filter = log_filter(&level)?;
+        }
+        let token = |env_name: &str, from_file: Option<String>| {
+            nonempty(env_name)
+                .or(from_file)
+                .filter(|t| !t.is_empty())
+                .map(Secret)
+        };
+        s.ingest_token = token("INGEST_TOKEN", file.ingest_token);
+        s.metrics_token = token("METRICS_TOKEN", file.metrics_token);
+        s.read_token = token("READ_TOKEN", file.read_token);
+        if let Some(v) = file.max_future_skew {
+            s.max_future_skew = v;
+        }
+        if let Some(v) = file.max_body_bytes {
+            if v < 1024 {
+                bail!("max_body_bytes: {v} is too small (at least 1024)");
+            }
+            s.max_body_bytes = v;
+        }
+        if let Some(v) = file.max_batch_events {
+            if v == 0 {
+                bail!("max_batch_events: must be at least 1");
+            }
+            s.max_batch_events = v;
+        }
+        if let Some(v) = file.dedup_capacity {
+            s.dedup_capacity = v;
+        }
+        if let Some(t) = file.thresholds {
+            s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
+        }
+        if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
+            bail!(
+                "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \
+                 or anyone who can reach the port could write events",
+                s.bind
+            );
+        }
+        Ok(s)
+    }
+}
+
+/// Maps the seed's `LOG_LEVEL` names (DEBUG, INFO, WARNING, ERROR) to a
+/// filter, and accepts `RUST_LOG` syntax (`info,wapulse=debug`) as well.
+pub fn log_filter(level: &str) -> Result<String> {
+    let mapped = match level.trim().to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" => "error",
+        "TRACE" => "trace",
+        _ => {
+            tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+                format!(
+                    "LOG_LEVEL: `{level}` is neither DEBUG, INFO, WARNING, ERROR nor a RUST_LOG filter"
+                )
+            })?;
+            return Ok(level.to_owned());
+        }
+    };
+    Ok(mapped.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Settings> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let file: FileSettings = toml::from_str(toml_text)?;
+        Settings::resolve(file, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:3001");
+        assert_eq!(s.default_session.as_str(), "default");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(s.ingest_token.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file_and_port_overrides_bind_port() {
+        let s = load(
+            "bind = \"127.0.0.1:4000\"\nlog_level = \"DEBUG\"",
+            &[
+                ("WAPULSE_BIND", "127.0.0.2:5000"),
+                ("PORT", "6000"),
+                ("LOG_LEVEL", "WARNING"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.2:6000");
+        assert_eq!(s.log_filter, "warn");
+    }
+
+    #[test]
+    fn refuses_public_bind_without_ingest_token() {
+        let err = load("", &[("WAPULSE_BIND", "0.0.0.0:3001")]).unwrap_err();
+        assert!(format!("{err:#}").contains("INGEST_TOKEN"), "{err:#}");
+        let ok = load(
+            "",
+            &[("WAPULSE_BIND", "0.0.0.0:3001"), ("INGEST_TOKEN", "t")],
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn invalid_settings_name_the_setting() {
+        let cases: [(&str, &[(&str, &str)], &str); 6] = [
+            ("", &[("PORT", "http")], "PORT"),
+            ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
+            ("", &[("LOG_LEVEL", "LOUD=")], "LOG_LEVEL"),
+            (
+                "",
+                &[("WAPULSE_DEFAULT_SESSION", "a b")],
+                "WAPULSE_DEFAULT_SESSION",
+            ),
+            (
+                "[thresholds]\nheartbeat_age_warning = \"10m\"",
+                &[],
+                "heartbeat_age_warning",
+            ),
+            ("max_batch_events = 0", &[], "max_batch_events"),
+        ];
+        for (file, env, needle) in cases {
+            let err = load(file, env).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{needle}: {err:#}");
+        }
+        assert!(
+            toml::from_str::<FileSettings>("bnid = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = load("", &[("INGEST_TOKEN", "hunter2")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,451 @@
+//! `wapulse demo`: the service plus a simulated fleet that lives through
+//! realistic trouble, so every alert code shows up within a few minutes.
+//!
+//! The simulation runs on a one-second tick and replays a ten-minute script
+//! per trouble role; the rest of the fleet stays healthy (heartbeats every
+//! 30 s, traffic, an occasional quick reconnect). Events go through the
+//! same model as ingested ones.
+
+use std::time::Duration;
+
+use wapulse_core::{
+    AuthMethod, Direction, DurationMs, Event, EventKind, MetricName, SessionId, SessionState,
+    Timestamp,
+};
+
+use crate::clock;
+use crate::routes::Shared;
+
+/// How long one pass of the trouble script lasts, in ticks (seconds).
+const CYCLE: u64 = 600;
+
+/// What a simulated session goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Healthy,
+    /// Stays "connected" but its keepalives stop: the silent killer.
+    Stall,
+    /// Reconnect storm, then its circuit breaker trips.
+    Storm,
+    /// A credential integrity check fails, later passes again.
+    Corruption,
+    /// Needs a QR re-pair, gets one.
+    QrRepair,
+    /// WhatsApp logs the device out.
+    Logout,
+    /// Has been disconnected for over half an hour.
+    LongDown,
+    /// Credentials not written for over a day.
+    StaleCredentials,
+    /// Credentials not written for over a week.
+    AncientCredentials,
+    /// Keepalives get lost now and then.
+    Flaky,
+    /// Another replica died holding the session lock.
+    StuckLock,
+}
+
+const TROUBLE: [Role; 10] = [
+    Role::Stall,
+    Role::Storm,
+    Role::Corruption,
+    Role::QrRepair,
+    Role::Logout,
+    Role::LongDown,
+    Role::StaleCredentials,
+    Role::AncientCredentials,
+    Role::Flaky,
+    Role::StuckLock,
+];
+
+struct Simulated {
+    id: SessionId,
+    role: Role,
+    /// Offset of this session's heartbeat within the 30 s interval.
+    phase: u64,
+}
+
+/// The simulated fleet.
+pub struct Simulation {
+    sessions: Vec<Simulated>,
+    rng: fastrand::Rng,
+    tick: u64,
+}
+
+fn ev(id: &SessionId, at: Timestamp, kind: EventKind) -> Event {
+    Event {
+        session: id.clone(),
+        at,
+        id: None,
+        kind,
+    }
+}
+
+fn st(state: SessionState) -> EventKind {
+    EventKind::State {
+        state,
+        reason: None,
+    }
+}
+
+fn hb() -> EventKind {
+    EventKind::Heartbeat { rtt_ms: None }
+}
+
+impl Simulation {
+    /// `count` sessions: the first ten have trouble roles (when the fleet is
+    /// that large), the rest are healthy. `default` is the first session, so
+    /// `/session/…` shows something happening.
+    pub fn new(count: usize, default: &SessionId, seed: u64) -> Self {
+        let sessions = (0..count.max(1))
+            .map(|i| Simulated {
+                id: if i == 0 {
+                    default.clone()
+                } else {
+                    SessionId::parse(&format!("demo-{i:03}")).expect("valid id")
+                },
+                role: if i == 0 {
+                    Role::Healthy
+                } else {
+                    TROUBLE.get(i - 1).copied().unwrap_or(Role::Healthy)
+                },
+                phase: (i as u64 * 7) % 30,
+            })
+            .collect();
+        Self {
+            sessions,
+            rng: fastrand::Rng::with_seed(seed),
+            tick: 0,
+        }
+    }
+
+    /// The events of the first tick: everyone connects, and the roles whose
+    /// trouble lies in the past get their back-dated history.
+    pub fn start(&mut self, now: Timestamp) -> Vec<Event> {
+        let ago = |d: DurationMs| now.minus(d);
+        let mut out = Vec::new();
+        for s in &self.sessions {
+            let id = &s.id;
+            match s.role {
+                Role::LongDown => {
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_mins(45)),
+                        st(SessionState::Connected),
+                    ));
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_mins(35)),
+                        st(SessionState::Disconnected),
+                    ));
+                    continue;
+                }
+                Role::StaleCredentials | Role::AncientCredentials => {
+                    let age = if s.role == Role::StaleCredentials {
+                        DurationMs::from_hours(30)
+                    } else {
+                        DurationMs::from_hours(200)
+                    };
+                    out.push(ev(
+                        id,
+                        ago(age),
+                        EventKind::CredentialsWritten {
+                            store: Some("file".into()),
+                        },
+                    ));
+                }
+                Role::Flaky => {
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_mins(12)),
+                        st(SessionState::Connected),
+                    ));
+                    for mins in [12, 9, 5] {
+                        out.push(ev(id, ago(DurationMs::from_mins(mins)), hb()));
+                    }
+                }
+                Role::StuckLock => {
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_mins(6)),
+                        EventKind::LockAcquired {
+                            held_by: "replica-b".into(),
+                            operation: "reconnect".into(),
+                        },
+                    ));
+                }
+                _ => {}
+            }
+            out.push(ev(id, now, st(SessionState::Connecting)));
+            out.push(ev(
+                id,
+                now,
+                EventKind::Auth {
+                    method: AuthMethod::SessionRestore,
+                },
+            ));
+            out.push(ev(id, now, st(SessionState::Connected)));
+            if !matches!(s.role, Role::StaleCredentials | Role::AncientCredentials) {
+                out.push(ev(
+                    id,
+                    now,
+                    EventKind::CredentialsWritten {
+                        store: Some("postgres".into()),
+                    },
+                ));
+            }
+            out.push(ev(id, now, hb()));
+        }
+        out
+    }
+
+    /// The events of the next one-second tick.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
+        self.tick += 1;
+        let t = self.tick % CYCLE;
+        let mut out = Vec::new();
+        for s in &self.sessions {
+            let id = &s.id;
+            let beat_due = (self.tick + s.phase) % 30 == 0;
+            let mut beating = true;
+            match s.role {
+                Role::Stall => {
+                    // Silent from t=20 to t=400: HEARTBEAT_STALE at ~80 s,
+                    // HEARTBEAT_DEAD at ~320 s; then a forced reconnect.
+                    beating = !(20..400).contains(&t);
+                    if t == 400 {
+                        out.push(ev(id, now, st(SessionState::Reconnecting)));
+                        out.push(ev(id, now, st(SessionState::Connected)));
+                        out.push(ev(id, now, hb()));
+                    }
+                }
+                Role::Storm => {
+                    if (30..=75).contains(&t) && t % 5 == 0 {
+                        out.push(ev(id, now, st(SessionState::Reconnecting)));
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::Error {
+                                kind: "connection".into(),
+                                message: Some("Connection Closed".into()),
+                            },
+                        ));
+                    }
+                    if t == 80 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::CircuitBreaker {
+                                open: true,
+                                consecutive_failures: Some(10),
+                            },
+                        ));
+                        out.push(ev(id, now, st(SessionState::CircuitOpen)));
+                    }
+                    if t == 200 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::CircuitBreaker {
+                                open: false,
+                                consecutive_failures: None,
+                            },
+                        ));
+                        out.push(ev(id, now, st(SessionState::Connected)));
+                        out.push(ev(id, now, hb()));
+                    }
+                    beating = !(30..200).contains(&t);
+                }
+                Role::Corruption => {
+                    if t == 40 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::Validation {
+                                valid: false,
+                                detail: Some("creds.json checksum mismatch".into()),
+                            },
+                        ));
+                    }
+                    if t == 240 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::Validation {
+                                valid: true,
+                                detail: None,
+                            },
+                        ));
+                    }
+                }
+                Role::QrRepair => {
+                    if t == 50 {
+                        out.push(ev(id, now, st(SessionState::QrRequired)));
+                    }
+                    if t == 170 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::Auth {
+                                method: AuthMethod::QrScan,
+                            },
+                        ));
+                        out.push(ev(id, now, st(SessionState::Connected)));
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::CredentialsWritten {
+                                store: Some("postgres".into()),
+                            },
+                        ));
+                        out.push(ev(id, now, hb()));
+                    }
+                    beating = !(50..170).contains(&t);
+                }
+                Role::Logout => {
+                    if t == 60 {
+                        out.push(ev(id, now, st(SessionState::LoggedOut)));
+                    }
+                    if t == 0 {
+                        out.push(ev(
+                            id,
+                            now,
+                            EventKind::Auth {
+                                method: AuthMethod::PairingCode,
+                            },
+                        ));
+                        out.push(ev(id, now, st(SessionState::Connected)));
+                        out.push(ev(id, now, hb()));
+                    }
+                    beating = !(60..CYCLE).contains(&t);
+                }
+                Role::LongDown => beating = false,
+                Role::Flaky => {
+                    if t % 120 == 60 {
+                        beating = false;
+                    }
+                }
+                _ => {}
+            }
+            if beating && beat_due {
+                out.push(ev(
+                    id,
+                    now,
+                    EventKind::Heartbeat {
+                        rtt_ms: Some(30 + self.rng.u32(0..200)),
+                    },
+                ));
+            }
+            if s.role == Role::Healthy && self.rng.u32(0..4) == 0 {
+                let direction = if self.rng.bool() {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                };
+                out.push(ev(
+                    id,
+                    now,
+                    EventKind::Message {
+                        direction,
+                        count: self.rng.u32(1..5),
+                    },
+                ));
+            }
+        }
+        // Now and then a healthy session drops and comes back quickly, which
+        // fills the reconnect latency percentiles.
+        if self.rng.u32(0..20) == 0 {
+            let healthy: Vec<&Simulated> = self
+                .sessions
+                .iter()
+                .filter(|s| s.role == Role::Healthy)
+                .collect();
+            if let Some(s) = healthy.get(self.rng.usize(0..healthy.len().max(1))) {
+                let took = DurationMs::from_millis(u64::from(self.rng.u32(1_000..12_000)));
+                out.push(ev(&s.id, now.minus(took), st(SessionState::Reconnecting)));
+                out.push(ev(&s.id, now, st(SessionState::Connected)));
+            }
+        }
+        let name = |n: &str| MetricName::parse(n).expect("valid name");
+        if self.rng.u32(0..3) == 0 {
+            let default = &self.sessions[0].id;
+            out.push(ev(
+                default,
+                now,
+                EventKind::Counter {
+                    name: name("queue_jobs_enqueued"),
+                    delta: 3.0,
+                },
+            ));
+            out.push(ev(
+                default,
+                now,
+                EventKind::Counter {
+                    name: name("queue_jobs_completed"),
+                    delta: 3.0,
+                },
+            ));
+            out.push(ev(
+                default,
+                now,
+                EventKind::Gauge {
+                    name: name("calls_active"),
+                    value: f64::from(self.rng.u32(0..6)),
+                },
+            ));
+        }
+        out
+    }
+}
+
+/// Feeds the model from a simulation until `shutdown` is dropped or fires.
+pub async fn run(state: Shared, sessions: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut sim = Simulation::new(sessions, &state.settings.default_session, 0x5eed);
+    state.model.apply(&sim.start(clock::now()));
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let events = sim.tick(clock::now());
+                state.model.apply(&events);
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use wapulse_core::{Fleet, Thresholds, evaluate};
+
+    /// Runs the script at one tick per simulated second and collects every
+    /// alert code seen: all fourteen must appear within one cycle.
+    #[test]
+    fn every_alert_code_shows_up_within_one_cycle() {
+        let t = Thresholds::default();
+        let mut fleet = Fleet::new(t.clone());
+        let default = SessionId::parse("default").unwrap();
+        let mut sim = Simulation::new(50, &default, 1);
+        let mut now = Timestamp::from_millis(1_770_000_000_000);
+        fleet.apply_all(&sim.start(now));
+        let mut seen = BTreeSet::new();
+        for _ in 0..CYCLE {
+            now = now.plus(DurationMs::from_secs(1));
+            fleet.apply_all(&sim.tick(now));
+            for s in fleet.view().sessions() {
+                for a in evaluate(s, &t, now).alerts {
+                    seen.insert(a.code.as_str());
+                }
+            }
+        }
+        let all: BTreeSet<&str> = wapulse_core::AlertCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(seen, all);
+        assert_eq!(fleet.view().len(), 50);
+    }
+}

@@ -1,0 +1,27 @@
+//! The wapulse service: HTTP API, ingest, metrics, and the operator CLI.
+//!
+//! # Layout
+//! - [`config`]: typed [`config::Settings`] from defaults, TOML, environment.
+//! - [`startup`]: [`startup::Application`] binds and serves.
+//! - [`model`]: the single writer and the lock-free published snapshot.
+//! - `routes`: one module per resource, and the table of every route.
+//! - [`openapi`]: `/openapi.json`, generated from the route table.
+//! - [`telemetry`]: our own metrics and logging.
+//! - [`demo`]: a simulated fleet with realistic trouble.
+//! - [`check`]: the Nagios/Icinga plugin and Docker healthcheck.
+//!
+//! **Architecture invariant:** request handlers read the published
+//! snapshot only; they never wait on a lock held by a writer, on disk, or
+//! on the network.
+#![forbid(unsafe_code)]
+
+pub mod build;
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod model;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

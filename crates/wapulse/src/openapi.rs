@@ -1,0 +1,126 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 description generated from the route
+//! table, so every served route is described and nothing else is.
+
+use serde_json::{Map, Value, json};
+
+use crate::routes::{Access, table};
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for r in table() {
+        let mut responses = Map::new();
+        for (code, what) in r.responses {
+            let content_type = if *code == 200 || *code == 503 {
+                r.produces
+            } else {
+                "application/json"
+            };
+            responses.insert(
+                code.to_string(),
+                json!({ "description": what, "content": { content_type: {} } }),
+            );
+        }
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": operation_id(r.method.as_str(), r.path),
+            "responses": responses,
+        });
+        let params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                json!({
+                    "name": name, "in": "path", "required": true,
+                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" }
+                })
+            })
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        match r.access {
+            Access::Open => {}
+            Access::Read => op["security"] = json!([{ "readToken": [] }, {}]),
+            Access::Ingest => op["security"] = json!([{ "ingestToken": [] }, {}]),
+            Access::Metrics => {
+                op["security"] = json!([{ "metricsToken": [] }, { "metricsQueryToken": [] }])
+            }
+        }
+        if r.method == axum::http::Method::POST {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {
+                    "application/json": { "schema": { "oneOf": [
+                        { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
+                        { "$ref": "#/components/schemas/Event" }
+                    ] } },
+                    "application/x-ndjson": { "schema": { "type": "string" } }
+                }
+            });
+        }
+        let entry = paths
+            .entry(r.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wapulse",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Operator-grade observability for WhatsApp session fleets."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "readToken": { "type": "http", "scheme": "bearer", "description": "READ_TOKEN, when configured" },
+                "ingestToken": { "type": "http", "scheme": "bearer", "description": "INGEST_TOKEN, when configured" },
+                "metricsToken": { "type": "http", "scheme": "bearer", "description": "METRICS_TOKEN" },
+                "metricsQueryToken": { "type": "apiKey", "in": "query", "name": "token", "description": "METRICS_TOKEN" }
+            },
+            "schemas": {
+                "Event": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {
+                        "session": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" },
+                        "type": { "enum": ["state", "heartbeat", "auth", "credentials_written", "validation",
+                            "lock_acquired", "lock_released", "circuit_breaker", "message", "error", "counter", "gauge"] },
+                        "at": { "type": "string", "format": "date-time" },
+                        "id": { "type": "string", "maxLength": 256 },
+                        "state": { "enum": ["connecting", "connected", "reconnecting", "disconnected",
+                            "qr_required", "logged_out", "circuit_open"] },
+                        "reason": { "type": "string" },
+                        "rtt_ms": { "type": "integer", "minimum": 0 },
+                        "method": { "enum": ["qr_scan", "pairing_code", "session_restore"] },
+                        "store": { "type": "string" },
+                        "valid": { "type": "boolean" },
+                        "detail": { "type": "string" },
+                        "held_by": { "type": "string" },
+                        "operation": { "type": "string" },
+                        "open": { "type": "boolean" },
+                        "consecutive_failures": { "type": "integer", "minimum": 0 },
+                        "direction": { "enum": ["inbound", "outbound"] },
+                        "count": { "type": "integer", "minimum": 0 },
+                        "kind": { "type": "string" },
+                        "message": { "type": "string" },
+                        "name": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+                        "delta": { "type": "number", "minimum": 0 },
+                        "value": { "type": "number" }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for part in path.split(['/', '.', '{', '}']).filter(|p| !p.is_empty()) {
+        id.push('_');
+        id.push_str(part);
+    }
+    id
+}

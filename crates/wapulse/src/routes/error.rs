@@ -1,0 +1,74 @@
+//! Errors every route can answer with: a status code and a JSON body that
+//! names the problem.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed; `index` and `field` locate the problem
+    /// within a batch when known.
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The event's position in the batch.
+        index: Option<usize>,
+        /// The offending field.
+        field: Option<&'static str>,
+    },
+    /// 401.
+    Unauthorized(String),
+    /// 404.
+    NotFound(String),
+    /// 413.
+    TooLarge(String),
+    /// 415.
+    UnsupportedMediaType(String),
+}
+
+impl ApiError {
+    /// A 400 without a location.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            index: None,
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::BadRequest {
+                message,
+                index,
+                field,
+            } => {
+                let mut body = json!({ "error": message });
+                if let Some(i) = index {
+                    body["index"] = json!(i);
+                }
+                if let Some(f) = field {
+                    body["field"] = json!(f);
+                }
+                (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": m })),
+            ApiError::UnsupportedMediaType(m) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "error": m }))
+            }
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,384 @@
+//! Prometheus text exposition (format 0.0.4): `/session/metrics` for one
+//! session, `/metrics` for everything.
+//!
+//! Series are built straight from the published snapshot into metric
+//! families and encoded by the `prometheus` crate, which owns the format
+//! and the escaping of label values.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+use wapulse_core::{AlertCode, Level, Session, SessionState, Thresholds, Timestamp, evaluate};
+
+use super::{ApiError, Shared, session::find};
+use crate::clock;
+
+/// Builds metric families one sample at a time.
+struct Families(Vec<MetricFamily>);
+
+impl Families {
+    fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_owned());
+        f.set_help(help.to_owned());
+        f.set_field_type(kind);
+        self.0.push(f);
+        self.0.last_mut().expect("just pushed")
+    }
+
+    fn encode(self) -> Response {
+        let families: Vec<MetricFamily> = self
+            .0
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty())
+            .collect();
+        let encoder = TextEncoder::new();
+        let mut body = Vec::with_capacity(families.len() * 128);
+        if let Err(e) = encoder.encode(&families, &mut body) {
+            tracing::error!(error = %e, "encoding metrics failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response();
+        }
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+}
+
+fn sample(f: &mut MetricFamily, labels: &[(&str, &str)], value: f64) {
+    let mut m = Metric::default();
+    m.set_label(
+        labels
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name((*k).to_owned());
+                l.set_value((*v).to_owned());
+                l
+            })
+            .collect(),
+    );
+    if f.get_field_type() == MetricType::COUNTER {
+        let mut c = Counter::default();
+        c.set_value(value);
+        m.set_counter(c);
+    } else {
+        let mut g = Gauge::default();
+        g.set_value(value);
+        m.set_gauge(g);
+    }
+    f.mut_metric().push(m);
+}
+
+/// Per-session series. With `fleet`, every series carries a `session`
+/// label and `wa_session_state` lists only the current state (a fleet of
+/// 100,000 sessions would otherwise expose 700,000 state series);
+/// without, the series are unlabelled like the seed and every state is
+/// listed with 0 or 1.
+fn session_series(
+    out: &mut Families,
+    sessions: &[&Session],
+    t: &Thresholds,
+    now: Timestamp,
+    fleet: bool,
+) {
+    use MetricType::{COUNTER, GAUGE};
+    let label = |s: &Session| -> Vec<(&'static str, String)> {
+        if fleet {
+            vec![("session", s.id().as_str().to_owned())]
+        } else {
+            vec![]
+        }
+    };
+    let assessments: Vec<_> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
+    macro_rules! per_session {
+        ($name:expr, $help:expr, $kind:expr, |$s:ident, $a:ident| $value:expr) => {{
+            let f = out.family($name, $help, $kind);
+            for ($s, $a) in sessions.iter().zip(&assessments) {
+                let _ = &$a;
+                let owned = label($s);
+                let labels: Vec<(&str, &str)> =
+                    owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                sample(f, &labels, $value);
+            }
+        }};
+    }
+    {
+        let f = out.family("wa_session_state", "Current session state", GAUGE);
+        for s in sessions {
+            let owned = label(s);
+            for state in SessionState::ALL {
+                if fleet && state != s.state {
+                    continue;
+                }
+                let mut labels: Vec<(&str, &str)> =
+                    owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                labels.push(("state", state.as_str()));
+                sample(f, &labels, f64::from(u8::from(state == s.state)));
+            }
+        }
+    }
+    per_session!(
+        "wa_session_connected",
+        "1 when the session is connected",
+        GAUGE,
+        |s, a| f64::from(u8::from(s.is_connected()))
+    );
+    per_session!(
+        "wa_session_level",
+        "Session health level: 0 ok, 1 warning, 2 critical",
+        GAUGE,
+        |s, a| a.level as u8 as f64
+    );
+    per_session!(
+        "wa_session_alerts",
+        "Alerts firing for the session",
+        GAUGE,
+        |s, a| a.alerts.len() as f64
+    );
+    per_session!(
+        "wa_reconnect_attempts_total",
+        "Total reconnect attempts",
+        COUNTER,
+        |s, a| s.reconnect.total_attempts as f64
+    );
+    per_session!(
+        "wa_heartbeat_age_seconds",
+        "Seconds since last heartbeat",
+        GAUGE,
+        |s, a| { s.heartbeat_age(now).map_or(f64::NAN, |d| d.as_secs_f64()) }
+    );
+    per_session!(
+        "wa_circuit_breaker_open",
+        "Circuit breaker state",
+        GAUGE,
+        |s, a| f64::from(u8::from(s.breaker.open))
+    );
+    if fleet {
+        return;
+    }
+    per_session!(
+        "wa_reconnect_attempts",
+        "Attempts in the current reconnect",
+        GAUGE,
+        |s, a| f64::from(s.reconnect.attempts)
+    );
+    per_session!(
+        "wa_reconnect_in_progress",
+        "1 while a reconnect is in progress",
+        GAUGE,
+        |s, a| f64::from(u8::from(s.reconnect.in_progress))
+    );
+    per_session!(
+        "wa_reconnect_last_duration_seconds",
+        "Duration of the last completed reconnect",
+        GAUGE,
+        |s, a| {
+            s.reconnect
+                .last_duration
+                .map_or(f64::NAN, |d| d.as_secs_f64())
+        }
+    );
+    per_session!(
+        "wa_reconnects_completed_total",
+        "Reconnects completed",
+        COUNTER,
+        |s, a| s.reconnect.completed as f64
+    );
+    per_session!(
+        "wa_heartbeats_total",
+        "Heartbeats seen",
+        COUNTER,
+        |s, a| s.heartbeat.count as f64
+    );
+    per_session!(
+        "wa_heartbeats_missed_total",
+        "Heartbeats missed over the session's life",
+        COUNTER,
+        |s, a| s.heartbeat.missed_total as f64
+    );
+    per_session!(
+        "wa_heartbeats_missed",
+        "Heartbeats missed within the sliding window",
+        GAUGE,
+        |s, a| f64::from(s.missed_heartbeats(t, now))
+    );
+    per_session!(
+        "wa_credential_age_seconds",
+        "Seconds since credentials were last written",
+        GAUGE,
+        |s, a| {
+            s.credentials_written_at
+                .map_or(f64::NAN, |at| now.since(at).as_secs_f64())
+        }
+    );
+    per_session!(
+        "wa_checksum_valid",
+        "1 when the latest integrity check passed",
+        GAUGE,
+        |s, a| f64::from(u8::from(s.integrity.checksum_valid))
+    );
+    per_session!(
+        "wa_validation_failures_total",
+        "Failed integrity checks",
+        COUNTER,
+        |s, a| s.integrity.failures_total as f64
+    );
+    per_session!(
+        "wa_lock_held",
+        "1 while the session lock is held",
+        GAUGE,
+        |s, a| f64::from(u8::from(s.lock.is_some()))
+    );
+    per_session!(
+        "wa_state_age_seconds",
+        "Seconds in the current state",
+        GAUGE,
+        |s, a| s.state_age(now).as_secs_f64()
+    );
+    per_session!(
+        "wa_uptime_seconds",
+        "Seconds the current connection has been up",
+        GAUGE,
+        |s, a| s.uptime(now).as_secs_f64()
+    );
+    per_session!(
+        "wa_errors_total",
+        "Send/receive errors",
+        COUNTER,
+        |s, a| s.traffic.errors as f64
+    );
+    let f = out.family("wa_messages_total", "Messages passed", COUNTER);
+    for s in sessions {
+        sample(f, &[("direction", "inbound")], s.traffic.inbound as f64);
+        sample(f, &[("direction", "outbound")], s.traffic.outbound as f64);
+    }
+}
+
+fn one_session(state: &Shared, s: &Session) -> Response {
+    let mut out = Families::new();
+    session_series(
+        &mut out,
+        &[s],
+        &state.settings.thresholds,
+        clock::now(),
+        false,
+    );
+    out.encode()
+}
+
+pub(super) async fn session_default(State(state): State<Shared>) -> Response {
+    let snapshot = state.model.snapshot();
+    match snapshot.get(state.settings.default_session.as_str()) {
+        Some(s) => one_session(&state, s),
+        None => ApiError::NotFound("the default session does not exist".into()).into_response(),
+    }
+}
+
+pub(super) async fn session(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &id)?;
+    Ok(one_session(&state, &s))
+}
+
+pub(super) async fn all(State(state): State<Shared>) -> Response {
+    use MetricType::{COUNTER, GAUGE};
+    let t = &state.settings.thresholds;
+    let now = clock::now();
+    let snapshot = state.model.snapshot();
+    let mut sessions: Vec<&Session> = snapshot.sessions().map(|s| s.as_ref()).collect();
+    sessions.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+
+    let mut out = Families::new();
+    out.0.extend(state.telemetry.registry.gather());
+    let f = out.family(
+        "wapulse_uptime_seconds",
+        "Seconds since wapulse started",
+        GAUGE,
+    );
+    sample(f, &[], state.started.elapsed().as_secs_f64());
+    let f = out.family("wapulse_build_info", "wapulse build", GAUGE);
+    sample(
+        f,
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", crate::build::COMMIT),
+        ],
+        1.0,
+    );
+    let f = out.family(
+        "wapulse_events_applied_total",
+        "Events applied to the model",
+        COUNTER,
+    );
+    sample(f, &[], snapshot.events() as f64);
+
+    let by_state = snapshot.by_state();
+    let f = out.family("wa_sessions", "Sessions by state", GAUGE);
+    for st in SessionState::ALL {
+        sample(f, &[("state", st.as_str())], by_state[st.index()] as f64);
+    }
+    let mut by_level = [0usize; 3];
+    let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
+    for s in &sessions {
+        let a = evaluate(s, t, now);
+        by_level[a.level as usize] += 1;
+        for alert in &a.alerts {
+            by_code[alert.code as usize][alert.level as usize] += 1;
+        }
+    }
+    let f = out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
+    for level in Level::ALL {
+        sample(
+            f,
+            &[("level", level.as_str())],
+            by_level[level as usize] as f64,
+        );
+    }
+    let f = out.family(
+        "wa_alerts",
+        "Alerts firing across the fleet, by code and level",
+        GAUGE,
+    );
+    for code in AlertCode::ALL {
+        for level in [Level::Warning, Level::Critical] {
+            let n = by_code[code as usize][level as usize];
+            if n > 0 {
+                sample(
+                    f,
+                    &[("code", code.as_str()), ("level", level.as_str())],
+                    n as f64,
+                );
+            }
+        }
+    }
+    let platform = snapshot.platform();
+    let f = out.family(
+        "wa_platform_counter_total",
+        "Platform counters (as in /metrics.json)",
+        COUNTER,
+    );
+    for (name, value) in &platform.counters {
+        sample(f, &[("name", name.as_str())], *value);
+    }
+    let f = out.family(
+        "wa_platform_gauge",
+        "Platform gauges (as in /metrics.json)",
+        GAUGE,
+    );
+    for (name, value) in &platform.gauges {
+        sample(f, &[("name", name.as_str())], *value);
+    }
+    session_series(&mut out, &sessions, t, now, true);
+    out.encode()
+}

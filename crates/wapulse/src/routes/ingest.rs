@@ -1,0 +1,213 @@
+//! `POST /v1/events` and `POST /v1/sessions/{id}/events`.
+//!
+//! A batch is parsed and checked whole before anything is applied: one bad
+//! event rejects the request with its index and field, and nothing of it
+//! reaches the model.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
+use wapulse_core::{Event, ParseContext, RawEvent, SessionId};
+
+use super::{ApiError, Shared};
+use crate::clock;
+
+/// The answer to an accepted batch.
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    /// Events applied.
+    pub accepted: usize,
+    /// Events ignored because their `id` was seen before.
+    pub duplicates: usize,
+}
+
+enum Format {
+    Json,
+    Ndjson,
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/json" | "" => Ok(Format::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type `{other}` is not accepted: send application/json (an array or one \
+             event) or application/x-ndjson (one event per line)"
+        ))),
+    }
+}
+
+fn bad_json(index: Option<usize>, e: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest {
+        message: match index {
+            Some(i) => format!("event {i} (line {}) is not valid JSON: {e}", i + 1),
+            None => format!("body is not valid JSON: {e}"),
+        },
+        index,
+        field: None,
+    }
+}
+
+/// Splits the body into raw events.
+fn raw_events(format: Format, body: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
+    match format {
+        Format::Json => {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| bad_json(None, &e))?;
+            let items = match value {
+                serde_json::Value::Array(items) => items,
+                object @ serde_json::Value::Object(_) => vec![object],
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "body must be a JSON array of events or one event object",
+                    ));
+                }
+            };
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    if !item.is_object() {
+                        return Err(ApiError::BadRequest {
+                            message: format!("event {i} is not a JSON object"),
+                            index: Some(i),
+                            field: None,
+                        });
+                    }
+                    serde_json::from_value(item).map_err(|e| bad_json(Some(i), &e))
+                })
+                .collect()
+        }
+        Format::Ndjson => body
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .enumerate()
+            .map(|(i, line)| serde_json::from_slice(line).map_err(|e| bad_json(Some(i), &e)))
+            .collect(),
+    }
+}
+
+fn ingest(
+    state: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_session: Option<SessionId>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let result = parse_batch(state, headers, body, path_session);
+    let telemetry = &state.telemetry.ingest_events;
+    let events = match result {
+        Ok(events) => events,
+        Err(e) => {
+            telemetry.with_label_values(&["rejected"]).inc();
+            return Err(e);
+        }
+    };
+    let outcome = state.model.apply(&events);
+    telemetry
+        .with_label_values(&["accepted"])
+        .inc_by(outcome.accepted as u64);
+    telemetry
+        .with_label_values(&["duplicate"])
+        .inc_by(outcome.duplicates as u64);
+    Ok(Json(IngestResponse {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+    }))
+}
+
+fn parse_batch(
+    state: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_session: Option<SessionId>,
+) -> Result<Vec<Event>, ApiError> {
+    let settings = &state.settings;
+    let raws = raw_events(format_of(headers)?, body)?;
+    if raws.len() > settings.max_batch_events {
+        return Err(ApiError::TooLarge(format!(
+            "{} events in one request; the limit is {} (max_batch_events)",
+            raws.len(),
+            settings.max_batch_events
+        )));
+    }
+    let default_session = path_session.as_ref().unwrap_or(&settings.default_session);
+    let ctx = ParseContext {
+        default_session,
+        received_at: clock::now(),
+        max_future_skew: settings.max_future_skew,
+    };
+    raws.into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let event = raw.parse(&ctx).map_err(|e| ApiError::BadRequest {
+                message: format!("event {i}: {e}"),
+                index: Some(i),
+                field: Some(e.field),
+            })?;
+            if let Some(path) = &path_session
+                && &event.session != path
+            {
+                return Err(ApiError::BadRequest {
+                    message: format!(
+                        "event {i}: field `session` is `{}` but the path is for `{path}`",
+                        event.session
+                    ),
+                    index: Some(i),
+                    field: Some("session"),
+                });
+            }
+            Ok(event)
+        })
+        .collect()
+}
+
+type Body = Result<Bytes, BytesRejection>;
+
+/// The body, or a JSON 413 naming the limit.
+fn body_or_error(state: &Shared, body: Body) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body is larger than {} bytes (max_body_bytes)",
+                state.settings.max_body_bytes
+            ))
+        } else {
+            ApiError::bad_request(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })
+}
+
+pub(super) async fn events(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let body = body_or_error(&state, body)?;
+    ingest(&state, &headers, &body, None)
+}
+
+pub(super) async fn session_events(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let body = body_or_error(&state, body)?;
+    let id = SessionId::parse(&id).map_err(|e| ApiError::BadRequest {
+        message: e.to_string(),
+        index: None,
+        field: Some("id"),
+    })?;
+    ingest(&state, &headers, &body, Some(id))
+}

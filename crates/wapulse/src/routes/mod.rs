@@ -1,0 +1,452 @@
+//! The HTTP surface: one module per resource, one table of every route.
+//!
+//! [`table`] is the single list of routes: the router is built from it and
+//! `/openapi.json` is generated from it, so the description cannot drift
+//! from what is served.
+
+mod error;
+mod exposition;
+mod ingest;
+mod platform;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get, post};
+use subtle::ConstantTimeEq;
+use wapulse_core::Timestamp;
+
+use crate::config::{Secret, Settings};
+use crate::model::Model;
+use crate::telemetry::Telemetry;
+
+pub use error::ApiError;
+
+/// Shared by every handler.
+pub struct AppState {
+    /// Checked settings.
+    pub settings: Settings,
+    /// The session model.
+    pub model: Model,
+    /// Our own metrics.
+    pub telemetry: Telemetry,
+    /// Process start, for uptime.
+    pub started: Instant,
+    /// Process start, as a timestamp.
+    pub started_at: Timestamp,
+}
+
+/// The handle handlers receive.
+pub type Shared = Arc<AppState>;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: liveness, readiness and health status for load balancers.
+    Open,
+    /// `READ_TOKEN` when one is configured.
+    Read,
+    /// `METRICS_TOKEN`, always (401 when none is configured).
+    Metrics,
+    /// `INGEST_TOKEN` when one is configured.
+    Ingest,
+}
+
+/// One route: what the router serves and what `/openapi.json` describes.
+pub struct Route {
+    /// Path in axum syntax (`/sessions/{id}/health`).
+    pub path: &'static str,
+    /// HTTP method.
+    pub method: Method,
+    /// One line for the description.
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Status codes it answers with, and what each means.
+    pub responses: &'static [(u16, &'static str)],
+    /// The response content type.
+    pub produces: &'static str,
+    handler: MethodRouter<Shared>,
+}
+
+const JSON: &str = "application/json";
+const PROM: &str = "text/plain; version=0.0.4";
+const TEXT: &str = "text/plain";
+
+fn route(
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    responses: &'static [(u16, &'static str)],
+    produces: &'static str,
+    handler: MethodRouter<Shared>,
+) -> Route {
+    let method = if path.ends_with("/events") && path.starts_with("/v1") {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    Route {
+        path,
+        method,
+        summary,
+        access,
+        responses,
+        produces,
+        handler,
+    }
+}
+
+const OK: (u16, &str) = (200, "OK");
+const UNAUTHORIZED: (u16, &str) = (401, "missing or wrong token");
+const NOT_FOUND: (u16, &str) = (404, "unknown session");
+const BAD_ID: (u16, &str) = (400, "malformed session id");
+
+/// Every route wapulse serves.
+pub fn table() -> Vec<Route> {
+    use Access::*;
+    let health: &[(u16, &str)] = &[(200, "ok or warning"), (503, "critical")];
+    let health_id: &[(u16, &str)] = &[(200, "ok or warning"), (503, "critical"), BAD_ID, NOT_FOUND];
+    let read: &[(u16, &str)] = &[OK, UNAUTHORIZED];
+    let read_id: &[(u16, &str)] = &[OK, BAD_ID, UNAUTHORIZED, NOT_FOUND];
+    let ingest: &[(u16, &str)] = &[
+        OK,
+        (400, "invalid event; nothing applied"),
+        UNAUTHORIZED,
+        (413, "body too large"),
+        (415, "unsupported content type"),
+    ];
+    vec![
+        route(
+            "/session/health",
+            "Default session health (seed)",
+            Open,
+            health,
+            JSON,
+            get(session::health_default),
+        ),
+        route(
+            "/session/observe",
+            "Default session full observability (seed)",
+            Read,
+            read,
+            JSON,
+            get(session::observe_default),
+        ),
+        route(
+            "/session/alerts",
+            "Default session active alerts (seed)",
+            Read,
+            read,
+            JSON,
+            get(session::alerts_default),
+        ),
+        route(
+            "/session/metrics",
+            "Default session Prometheus metrics (seed)",
+            Read,
+            read,
+            PROM,
+            get(exposition::session_default),
+        ),
+        route(
+            "/session/thresholds",
+            "Alert thresholds in force",
+            Read,
+            read,
+            JSON,
+            get(session::thresholds),
+        ),
+        route(
+            "/api/whatsapp/session/health",
+            "Seed proxy path for /session/health",
+            Open,
+            health,
+            JSON,
+            get(session::health_default),
+        ),
+        route(
+            "/api/whatsapp/session/observe",
+            "Seed proxy path for /session/observe",
+            Read,
+            read,
+            JSON,
+            get(session::observe_default),
+        ),
+        route(
+            "/api/whatsapp/session/alerts",
+            "Seed proxy path for /session/alerts",
+            Read,
+            read,
+            JSON,
+            get(session::alerts_default),
+        ),
+        route(
+            "/sessions",
+            "List sessions (filter by status and state, paginated)",
+            Read,
+            &[OK, (400, "bad filter"), UNAUTHORIZED],
+            JSON,
+            get(session::list),
+        ),
+        route(
+            "/sessions/{id}/health",
+            "One session's health",
+            Open,
+            health_id,
+            JSON,
+            get(session::health),
+        ),
+        route(
+            "/sessions/{id}/observe",
+            "One session's full observability",
+            Read,
+            read_id,
+            JSON,
+            get(session::observe),
+        ),
+        route(
+            "/sessions/{id}/alerts",
+            "One session's active alerts",
+            Read,
+            read_id,
+            JSON,
+            get(session::alerts),
+        ),
+        route(
+            "/sessions/{id}/metrics",
+            "One session's Prometheus metrics",
+            Read,
+            read_id,
+            PROM,
+            get(exposition::session),
+        ),
+        route(
+            "/sessions/{id}/thresholds",
+            "Alert thresholds for one session",
+            Read,
+            read_id,
+            JSON,
+            get(session::thresholds_for),
+        ),
+        route(
+            "/v1/events",
+            "Ingest session events (JSON array or NDJSON)",
+            Ingest,
+            ingest,
+            JSON,
+            post(ingest::events),
+        ),
+        route(
+            "/v1/sessions/{id}/events",
+            "Ingest events for one session",
+            Ingest,
+            ingest,
+            JSON,
+            post(ingest::session_events),
+        ),
+        route(
+            "/healthz",
+            "Liveness",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::healthz),
+        ),
+        route(
+            "/livez",
+            "Kubernetes liveness",
+            Open,
+            &[OK],
+            TEXT,
+            get(platform::livez),
+        ),
+        route(
+            "/readyz",
+            "Readiness (?verbose, ?exclude=name)",
+            Open,
+            &[OK, (503, "not ready")],
+            JSON,
+            get(platform::readyz),
+        ),
+        route(
+            "/api/health",
+            "Full health: store and checks",
+            Open,
+            &[OK, (503, "unhealthy")],
+            JSON,
+            get(platform::api_health),
+        ),
+        route(
+            "/health",
+            "Service health with session count",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::health),
+        ),
+        route(
+            "/health/whatsapp",
+            "WhatsApp sessions summary",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::health_whatsapp),
+        ),
+        route(
+            "/version",
+            "Build information",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::version),
+        ),
+        route(
+            "/warmup",
+            "Runs every check once and primes caches",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::warmup),
+        ),
+        route(
+            "/metrics.json",
+            "Platform counters and gauges (seed)",
+            Metrics,
+            &[OK, UNAUTHORIZED],
+            JSON,
+            get(platform::metrics_json),
+        ),
+        route(
+            "/metrics",
+            "Everything, for Prometheus",
+            Read,
+            read,
+            PROM,
+            get(exposition::all),
+        ),
+        route(
+            "/openapi.json",
+            "This description",
+            Open,
+            &[OK],
+            JSON,
+            get(platform::openapi),
+        ),
+    ]
+}
+
+/// The router over [`table`], with auth, request metrics and body limits.
+pub fn router(state: Shared) -> Router {
+    let mut router = Router::new();
+    for r in table() {
+        let access = r.access;
+        let handler = r.handler.route_layer(middleware::from_fn_with_state(
+            (state.clone(), access),
+            authorize,
+        ));
+        router = router.route(r.path, handler);
+    }
+    router
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe_request,
+        ))
+        .with_state(state)
+}
+
+async fn observe_request(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let t = &state.telemetry;
+    t.http_requests
+        .with_label_values(&[&route, method.as_str(), response.status().as_str()])
+        .inc();
+    t.http_duration
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn authorize(
+    State((state, access)): State<(Shared, Access)>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let s = &state.settings;
+    match access {
+        Access::Open => {}
+        Access::Read => check(
+            req.headers(),
+            None,
+            s.read_token.as_ref(),
+            false,
+            "READ_TOKEN",
+        )?,
+        Access::Ingest => check(
+            req.headers(),
+            None,
+            s.ingest_token.as_ref(),
+            false,
+            "INGEST_TOKEN",
+        )?,
+        Access::Metrics => {
+            let token = Query::<HashMap<String, String>>::try_from_uri(req.uri())
+                .ok()
+                .and_then(|mut q| q.0.remove("token"));
+            check(
+                req.headers(),
+                token.as_deref(),
+                s.metrics_token.as_ref(),
+                true,
+                "METRICS_TOKEN",
+            )?
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// Checks a bearer token (or `?token=`) in constant time. With `required`,
+/// a missing configured token means every request is refused.
+fn check(
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    expected: Option<&Secret>,
+    required: bool,
+    setting: &'static str,
+) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return if required {
+            Err(ApiError::Unauthorized(format!(
+                "{setting} is not configured on this server, so this endpoint is closed"
+            )))
+        } else {
+            Ok(())
+        };
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query_token);
+    match presented {
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized("wrong token".into())),
+        None => Err(ApiError::Unauthorized(format!(
+            "missing token: send `Authorization: Bearer <{setting}>`"
+        ))),
+    }
+}

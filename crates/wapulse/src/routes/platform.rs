@@ -1,0 +1,211 @@
+//! Platform endpoints of the ProSaaS seed: liveness, readiness, health,
+//! version, warmup and `/metrics.json`.
+//!
+//! Readiness and health are computed from [`Check`]s: named results that
+//! background work keeps current (the model today; the store and probes
+//! plug in as more checks). Handlers only read them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use wapulse_core::{Level, SessionState};
+
+use super::Shared;
+use crate::clock;
+
+/// The outcome of one named check, as readiness and health report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// Its name (`model`, a probe's name).
+    pub name: String,
+    /// Whether it passes.
+    pub ok: bool,
+    /// Whether readiness depends on it.
+    #[serde(skip)]
+    pub readiness: bool,
+    /// Why it fails, or a short note.
+    pub detail: String,
+}
+
+/// The checks in force. Today: the session model itself.
+fn checks(state: &Shared) -> Vec<Check> {
+    let snapshot = state.model.snapshot();
+    vec![Check {
+        name: "model".into(),
+        ok: true,
+        readiness: true,
+        detail: format!("{} sessions loaded", snapshot.len()),
+    }]
+}
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(super) async fn livez() -> &'static str {
+    "ok"
+}
+
+pub(super) async fn readyz(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let excluded: Vec<&str> = q
+        .get("exclude")
+        .map(|e| e.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let checks: Vec<Check> = checks(&state)
+        .into_iter()
+        .filter(|c| c.readiness && !excluded.contains(&c.name.as_str()))
+        .collect();
+    let ready = checks.iter().all(|c| c.ok);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if q.contains_key("verbose") {
+        let mut text = String::new();
+        for c in &checks {
+            if c.ok {
+                text.push_str(&format!("[+]{} ok\n", c.name));
+            } else {
+                text.push_str(&format!("[-]{} failed: {}\n", c.name, c.detail));
+            }
+        }
+        for name in &excluded {
+            text.push_str(&format!("[+]{name} excluded: ok\n"));
+        }
+        text.push_str(if ready {
+            "readyz check passed\n"
+        } else {
+            "readyz check failed\n"
+        });
+        return (code, text).into_response();
+    }
+    let map: BTreeMap<&str, &str> = checks
+        .iter()
+        .map(|c| (c.name.as_str(), if c.ok { "ok" } else { "failed" }))
+        .collect();
+    (code, Json(json!({ "ready": ready, "checks": map }))).into_response()
+}
+
+pub(super) async fn api_health(State(state): State<Shared>) -> Response {
+    let checks = checks(&state);
+    let failing_ready = checks.iter().any(|c| c.readiness && !c.ok);
+    let failing_any = checks.iter().any(|c| !c.ok);
+    let (status, code) = if failing_ready {
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    } else if failing_any {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("healthy", StatusCode::OK)
+    };
+    let map: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.name.as_str(), c)).collect();
+    let body = json!({
+        "status": status,
+        "checks": map,
+        "sessions": sessions_summary(&state),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": clock::now().to_rfc3339(),
+    });
+    (code, Json(body)).into_response()
+}
+
+pub(super) async fn health(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({ "status": "ok", "sessions": state.model.snapshot().len() }))
+}
+
+fn sessions_summary(state: &Shared) -> Value {
+    let snapshot = state.model.snapshot();
+    let rollup = snapshot.rollup(&state.settings.thresholds, clock::now());
+    let by_state: BTreeMap<&str, usize> = SessionState::ALL
+        .iter()
+        .map(|s| (s.as_str(), rollup.in_state(*s)))
+        .collect();
+    let by_level: BTreeMap<&str, usize> = Level::ALL
+        .iter()
+        .map(|l| (l.as_str(), rollup.at_level(*l)))
+        .collect();
+    let worst = Level::ALL
+        .into_iter()
+        .rev()
+        .find(|l| rollup.at_level(*l) > 0)
+        .unwrap_or(Level::Ok);
+    json!({
+        "total": rollup.sessions,
+        "connected": rollup.in_state(SessionState::Connected),
+        "status": worst,
+        "alerts": rollup.alerts,
+        "byState": by_state,
+        "byLevel": by_level,
+    })
+}
+
+pub(super) async fn health_whatsapp(State(state): State<Shared>) -> Json<Value> {
+    let sessions = sessions_summary(&state);
+    Json(json!({
+        "status": sessions["status"],
+        "sessions": sessions,
+        "probes": {},
+    }))
+}
+
+pub(super) async fn version() -> Json<Value> {
+    Json(json!({
+        "build": crate::build::NUMBER,
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::build::COMMIT,
+        "buildTime": crate::build::TIME,
+        "name": "wapulse",
+    }))
+}
+
+pub(super) async fn warmup(State(state): State<Shared>) -> Json<Value> {
+    // Touch every read path once so the first real request is not the one
+    // that pays for lazy initialisation.
+    let checks = checks(&state);
+    let _ = state.telemetry.registry.gather();
+    Json(json!({ "status": "warm", "checks": checks.len() }))
+}
+
+pub(super) async fn metrics_json(State(state): State<Shared>) -> Json<Value> {
+    let snapshot = state.model.snapshot();
+    let platform = snapshot.platform();
+    let counters: BTreeMap<&str, Value> = platform
+        .counters
+        .iter()
+        .map(|(k, v)| (k.as_str(), number(*v)))
+        .collect();
+    let gauges: BTreeMap<&str, Value> = platform
+        .gauges
+        .iter()
+        .map(|(k, v)| (k.as_str(), number(*v)))
+        .collect();
+    Json(json!({
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "counters": counters,
+        "gauges": gauges,
+        "timestamp": clock::now().as_secs_f64(),
+    }))
+}
+
+/// Whole values print as integers (`150`, like the seed), others as
+/// decimals (`3.5`).
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+pub(super) async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,100 @@
+//! Builds the service from settings and runs it until shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+
+use crate::clock;
+use crate::config::Settings;
+use crate::model::Model;
+use crate::routes::{self, AppState, Shared};
+use crate::telemetry::Telemetry;
+
+/// A bound, ready-to-run service.
+pub struct Application {
+    listener: TcpListener,
+    state: Shared,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and builds the state.
+    pub async fn build(settings: Settings) -> Result<Self> {
+        let listener = TcpListener::bind(settings.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {} (bind / WAPULSE_BIND / PORT)",
+                settings.bind
+            )
+        })?;
+        let now = clock::now();
+        let model = Model::new(
+            settings.thresholds.clone(),
+            settings.dedup_capacity,
+            &settings.default_session,
+            now,
+        );
+        let state = Arc::new(AppState {
+            settings,
+            model,
+            telemetry: Telemetry::new(),
+            started: Instant::now(),
+            started_at: now,
+        });
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state (the demo feeds the model directly).
+    pub fn state(&self) -> Shared {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let limit = self.state.settings.max_body_bytes;
+        let app = routes::router(self.state.clone()).layer(DefaultBodyLimit::max(limit));
+        tracing::info!(addr = %self.local_addr(), "wapulse listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server failed")?;
+        tracing::info!("wapulse stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,80 @@
+//! wapulse's own metrics (HTTP, ingest) and logging set-up.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Handles to our own metrics; cheap to clone.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// Where they are registered.
+    pub registry: Registry,
+    /// Requests by route, method and status.
+    pub http_requests: IntCounterVec,
+    /// Request latency by route.
+    pub http_duration: HistogramVec,
+    /// Ingested events by outcome (accepted, duplicate, rejected).
+    pub ingest_events: IntCounterVec,
+}
+
+impl Telemetry {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("wapulse_http_requests_total", "HTTP requests served"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "wapulse_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let ingest_events = IntCounterVec::new(
+            Opts::new(
+                "wapulse_ingest_events_total",
+                "Session events received, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(ingest_events.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        for outcome in ["accepted", "duplicate", "rejected"] {
+            ingest_events.with_label_values(&[outcome]);
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            ingest_events,
+        }
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Installs the log subscriber with `filter` (already validated).
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
