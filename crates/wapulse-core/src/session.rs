@@ -147,6 +147,10 @@ pub struct Session {
     pub state: SessionState,
     /// When the current state was entered.
     pub state_changed_at: Timestamp,
+    /// Whether a `state` event was ever applied. Until then the state is
+    /// the assumed `connecting` of a session first seen (or created ahead
+    /// of its gateway), and a state event of any time applies.
+    pub state_seen: bool,
     /// The reason given with the current state.
     pub state_reason: Option<Box<str>>,
     /// When the current connection was established (while connected).
@@ -191,6 +195,7 @@ impl Session {
             late_events: 0,
             state: SessionState::Connecting,
             state_changed_at: at,
+            state_seen: false,
             state_reason: None,
             connected_since: None,
             down_since: Some(at),
@@ -330,7 +335,14 @@ impl Session {
     }
 
     fn apply_state(&mut self, new: SessionState, reason: &Option<Box<str>>, at: Timestamp) {
-        if at < self.state_changed_at {
+        if !self.state_seen {
+            // The first real state: the assumed `connecting` was no state
+            // change, so the session's history starts here.
+            self.state_seen = true;
+            self.state_changed_at = at;
+            self.first_seen = self.first_seen.min(at);
+            self.down_since = Some(at);
+        } else if at < self.state_changed_at {
             // Kept in the journal for history; the current state is newer.
             self.late_events += 1;
             return;
@@ -371,11 +383,7 @@ impl Session {
                     self.connected_since = Some(at);
                 }
             }
-            SessionState::CircuitOpen => {
-                if !self.breaker.open {
-                    self.set_breaker(true, at);
-                }
-            }
+            SessionState::CircuitOpen if !self.breaker.open => self.set_breaker(true, at),
             _ => {}
         }
         if new != SessionState::Connected && prev == SessionState::Connected {

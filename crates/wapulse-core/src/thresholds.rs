@@ -110,15 +110,9 @@ pub enum ThresholdError {
 
 /// A validated [`ThresholdsConfig`]: every warning below its critical,
 /// every duration and count positive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Thresholds(ThresholdsConfig);
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self(ThresholdsConfig::default())
-    }
-}
 
 impl Thresholds {
     /// The values, as configured.

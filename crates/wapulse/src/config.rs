@@ -194,6 +194,14 @@ pub fn log_filter(level: &str) -> Result<String> {
         "WARNING" | "WARN" => "warn",
         "ERROR" => "error",
         "TRACE" => "trace",
+        "OFF" => "off",
+        // A lone word that is no level would parse as a filter for a target
+        // of that name and silence every log line: refuse it instead.
+        word if !word.contains(['=', ',']) => {
+            bail!(
+                "LOG_LEVEL: `{level}` is not DEBUG, INFO, WARNING or ERROR (or a RUST_LOG filter such as info,wapulse=debug)"
+            )
+        }
         _ => {
             tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
                 format!(
@@ -257,10 +265,11 @@ mod tests {
 
     #[test]
     fn invalid_settings_name_the_setting() {
-        let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(&str, Env, &str); 6] = [
             ("", &[("PORT", "http")], "PORT"),
             ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
-            ("", &[("LOG_LEVEL", "LOUD=")], "LOG_LEVEL"),
+            ("", &[("LOG_LEVEL", "LOUD")], "LOG_LEVEL"),
             (
                 "",
                 &[("WAPULSE_DEFAULT_SESSION", "a b")],

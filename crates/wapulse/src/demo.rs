@@ -206,7 +206,7 @@ impl Simulation {
         let mut out = Vec::new();
         for s in &self.sessions {
             let id = &s.id;
-            let beat_due = (self.tick + s.phase) % 30 == 0;
+            let beat_due = (self.tick + s.phase).is_multiple_of(30);
             let mut beating = true;
             match s.role {
                 Role::Stall => {
@@ -220,7 +220,7 @@ impl Simulation {
                     }
                 }
                 Role::Storm => {
-                    if (30..=75).contains(&t) && t % 5 == 0 {
+                    if (30..=75).contains(&t) && t.is_multiple_of(5) {
                         out.push(ev(id, now, st(SessionState::Reconnecting)));
                         out.push(ev(
                             id,
@@ -320,11 +320,7 @@ impl Simulation {
                     beating = !(60..CYCLE).contains(&t);
                 }
                 Role::LongDown => beating = false,
-                Role::Flaky => {
-                    if t % 120 == 60 {
-                        beating = false;
-                    }
-                }
+                Role::Flaky if t % 120 == 60 => beating = false,
                 _ => {}
             }
             if beating && beat_due {

@@ -134,3 +134,17 @@ fn idempotency_memory_is_bounded() {
         "the oldest key was forgotten"
     );
 }
+
+#[test]
+fn first_state_event_applies_whatever_its_time() {
+    // A session first seen through a heartbeat (or created ahead of its
+    // gateway) takes a back-dated state as its first real state.
+    let s = fold(&[heartbeat(100.0), state(10.0, Connected)]);
+    assert_eq!(s.state, Connected);
+    assert_eq!(s.state_changed_at, at(10.0));
+    assert_eq!(s.connected_since, Some(at(10.0)));
+    assert_eq!(s.first_seen, at(10.0));
+    assert_eq!(s.late_events, 0);
+    let s = fold(&[heartbeat(100.0), state(10.0, Disconnected)]);
+    assert_eq!(s.down_since, Some(at(10.0)));
+}

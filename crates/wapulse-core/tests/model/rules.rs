@@ -348,7 +348,7 @@ fn lock_held_too_long() {
             operation: "reconnect".into(),
         },
     );
-    let s = fold(&[acquire.clone()]);
+    let s = fold(std::slice::from_ref(&acquire));
     let lock = |s: &wapulse_core::Session, secs: f64| {
         judge(s, secs)
             .alerts

@@ -154,7 +154,7 @@ fn session_series(
         "wa_heartbeat_age_seconds",
         "Seconds since last heartbeat",
         GAUGE,
-        |s, a| { s.heartbeat_age(now).map_or(f64::NAN, |d| d.as_secs_f64()) }
+        |s, a| s.heartbeat_age(now).map_or(f64::NAN, |d| d.as_secs_f64())
     );
     per_session!(
         "wa_circuit_breaker_open",
@@ -181,11 +181,10 @@ fn session_series(
         "wa_reconnect_last_duration_seconds",
         "Duration of the last completed reconnect",
         GAUGE,
-        |s, a| {
-            s.reconnect
-                .last_duration
-                .map_or(f64::NAN, |d| d.as_secs_f64())
-        }
+        |s, a| s
+            .reconnect
+            .last_duration
+            .map_or(f64::NAN, |d| d.as_secs_f64())
     );
     per_session!(
         "wa_reconnects_completed_total",
@@ -215,10 +214,9 @@ fn session_series(
         "wa_credential_age_seconds",
         "Seconds since credentials were last written",
         GAUGE,
-        |s, a| {
-            s.credentials_written_at
-                .map_or(f64::NAN, |at| now.since(at).as_secs_f64())
-        }
+        |s, a| s
+            .credentials_written_at
+            .map_or(f64::NAN, |at| now.since(at).as_secs_f64())
     );
     per_session!(
         "wa_checksum_valid",
@@ -364,16 +362,16 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     }
     let platform = snapshot.platform();
     let f = out.family(
-        "wa_platform_counter_total",
-        "Platform counters (as in /metrics.json)",
+        "wa_platform_total",
+        "Platform counters, by name (as in /metrics.json)",
         COUNTER,
     );
     for (name, value) in &platform.counters {
         sample(f, &[("name", name.as_str())], *value);
     }
     let f = out.family(
-        "wa_platform_gauge",
-        "Platform gauges (as in /metrics.json)",
+        "wa_platform_current",
+        "Platform gauges, by name (as in /metrics.json)",
         GAUGE,
     );
     for (name, value) in &platform.gauges {

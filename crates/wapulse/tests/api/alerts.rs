@@ -1,0 +1,162 @@
+//! Every alert code reached through ingest, with back-dated `at` times.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn codes_for(app: &TestApp, session: &str, events: Value) -> Vec<(String, String)> {
+    let (code, answer) = app
+        .post_to(&format!("/v1/sessions/{session}/events"), events)
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let a = app
+        .get_json(&format!("/sessions/{session}/alerts"), 200)
+        .await;
+    a["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["code"].as_str().unwrap().to_owned(),
+                x["level"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_alert_code_through_ingest() {
+    let app = spawn_app().await;
+    let connected = |secs: u64| json!({"type": "state", "state": "connected", "at": ago(secs)});
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "breaker",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "circuit_breaker", "open": true, "consecutive_failures": 5}]),
+            "CIRCUIT_BREAKER_OPEN",
+            "critical",
+        ),
+        (
+            "corrupt",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "validation", "valid": false}]),
+            "SESSION_CORRUPTION",
+            "critical",
+        ),
+        (
+            "corrupt2",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "validation", "valid": false}]),
+            "VALIDATION_FAILURES",
+            "warning",
+        ),
+        (
+            "down",
+            json!([connected(4000), {"type": "state", "state": "disconnected", "at": ago(1900)}]),
+            "LONG_DISCONNECTION",
+            "critical",
+        ),
+        (
+            "storm",
+            json!(
+                (0..7)
+                    .map(|i| json!({"type": "state", "state": "reconnecting", "at": ago(20 - i)}))
+                    .collect::<Vec<_>>()
+            ),
+            "EXCESSIVE_RECONNECTS",
+            "critical",
+        ),
+        (
+            "flappy",
+            json!(
+                (0..3)
+                    .map(|i| json!({"type": "state", "state": "reconnecting", "at": ago(20 - i)}))
+                    .collect::<Vec<_>>()
+            ),
+            "RECONNECT_ATTEMPTS",
+            "warning",
+        ),
+        (
+            "dead",
+            json!([connected(600), {"type": "heartbeat", "at": ago(360)}]),
+            "HEARTBEAT_DEAD",
+            "critical",
+        ),
+        (
+            "stale",
+            json!([connected(120), {"type": "heartbeat", "at": ago(70)}]),
+            "HEARTBEAT_STALE",
+            "warning",
+        ),
+        (
+            "creds",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "credentials_written", "at": ago(25 * 3600)}]),
+            "CREDENTIAL_AGE",
+            "warning",
+        ),
+        (
+            "oldcreds",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "credentials_written", "at": ago(170 * 3600)}]),
+            "CREDENTIAL_AGE",
+            "critical",
+        ),
+        (
+            "missed",
+            json!([connected(1200), {"type": "heartbeat", "at": ago(1200)}, {"type": "heartbeat", "at": ago(900)}, {"type": "heartbeat"}]),
+            "MISSED_HEARTBEATS",
+            "critical",
+        ),
+        (
+            "slow",
+            json!([connected(100), {"type": "state", "state": "reconnecting", "at": ago(45)}]),
+            "SLOW_RECONNECT",
+            "warning",
+        ),
+        (
+            "locked",
+            json!([connected(60), {"type": "heartbeat"}, {"type": "lock_acquired", "held_by": "replica-9", "operation": "reconnect", "at": ago(400)}]),
+            "LOCK_HELD_TOO_LONG",
+            "warning",
+        ),
+        (
+            "gone",
+            json!([connected(60), {"type": "state", "state": "logged_out"}]),
+            "LOGGED_OUT",
+            "critical",
+        ),
+        (
+            "pair",
+            json!([{"type": "state", "state": "qr_required"}]),
+            "QR_REQUIRED",
+            "warning",
+        ),
+    ];
+    let mut covered = std::collections::BTreeSet::new();
+    for (session, events, code, level) in cases {
+        let fired = codes_for(&app, session, events).await;
+        assert!(
+            fired.contains(&(code.to_owned(), level.to_owned())),
+            "{session}: wanted {code}:{level}, got {fired:?}"
+        );
+        covered.insert(code);
+    }
+    assert_eq!(covered.len(), wapulse_core::AlertCode::ALL.len());
+}
+
+#[tokio::test]
+async fn reconnecting_then_connected_clears_reconnect_alerts() {
+    let app = spawn_app().await;
+    let storm: Vec<Value> = (0..8)
+        .map(|i| json!({"type": "state", "state": "reconnecting", "at": ago(10 - i)}))
+        .collect();
+    let fired = codes_for(&app, "s", Value::Array(storm)).await;
+    assert!(fired.iter().any(|(c, _)| c == "EXCESSIVE_RECONNECTS"));
+    let fired = codes_for(
+        &app,
+        "s",
+        json!([{"type": "state", "state": "connected"}, {"type": "heartbeat"}]),
+    )
+    .await;
+    assert!(fired.is_empty(), "{fired:?}");
+    let o = app.get_json("/sessions/s/observe", 200).await;
+    assert_eq!(o["reconnect"]["attempts"], 0);
+    assert_eq!(o["reconnect"]["inProgress"], false);
+}

@@ -1,0 +1,104 @@
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use wapulse::config::{Secret, Settings};
+use wapulse::startup::Application;
+use wapulse_core::{DurationMs, Timestamp};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::for_bind("127.0.0.1:0".parse().unwrap());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+pub fn secret(s: &str) -> Option<Secret> {
+    Some(Secret::new(s))
+}
+
+/// An RFC 3339 time `secs` seconds ago.
+pub fn ago(secs: u64) -> String {
+    wapulse::clock::now()
+        .minus(DurationMs::from_secs(secs))
+        .to_rfc3339()
+}
+
+pub fn in_future(secs: u64) -> String {
+    wapulse::clock::now()
+        .plus(DurationMs::from_secs(secs))
+        .to_rfc3339()
+}
+
+pub fn parse_ts(v: &Value) -> Timestamp {
+    Timestamp::parse_rfc3339(v.as_str().expect("a timestamp string")).expect("RFC 3339")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET, expecting `status`, returning the JSON body.
+    pub async fn get_json(&self, path: &str, status: u16) -> Value {
+        let r = self.get(path).await;
+        let code = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(code, status, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.get(path).await;
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// POSTs a JSON value to `/v1/events`, returning status and JSON body.
+    pub async fn post_events(&self, body: Value) -> (u16, Value) {
+        self.post_to("/v1/events", body).await
+    }
+
+    pub async fn post_to(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let code = r.status().as_u16();
+        (code, r.json().await.expect("JSON answer"))
+    }
+
+    /// Posts events that must be accepted.
+    pub async fn ingest(&self, body: Value) {
+        let (code, answer) = self.post_events(body).await;
+        assert_eq!(code, 200, "{answer}");
+    }
+}

@@ -1,0 +1,207 @@
+//! Event ingest: formats, idempotency, and every bad-input case with
+//! nothing applied.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn events_applied(app: &TestApp) -> u64 {
+    let (_, text) = app.get_text("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("wapulse_events_applied_total "))
+        .expect("events counter")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn json_array_single_object_and_ndjson_are_accepted() {
+    let app = spawn_app().await;
+    let (code, a) = app
+        .post_events(json!([{"type": "state", "state": "connected"}, {"type": "heartbeat"}]))
+        .await;
+    assert_eq!((code, a), (200, json!({"accepted": 2, "duplicates": 0})));
+    let (code, a) = app
+        .post_events(json!({"type": "heartbeat", "session": "one"}))
+        .await;
+    assert_eq!((code, a), (200, json!({"accepted": 1, "duplicates": 0})));
+    let ndjson = "{\"type\":\"heartbeat\",\"session\":\"nd\"}\n\n{\"type\":\"message\",\"session\":\"nd\",\"direction\":\"inbound\",\"count\":3}\n";
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"accepted": 2, "duplicates": 0})
+    );
+    let o = app.get_json("/sessions/nd/observe", 200).await;
+    assert_eq!(o["messages"]["inbound"], 3);
+    assert_eq!(o["heartbeat"]["count"], 1);
+}
+
+#[tokio::test]
+async fn repeated_event_ids_are_acknowledged_and_ignored() {
+    let app = spawn_app().await;
+    let batch = json!([
+        {"id": "e1", "type": "state", "state": "reconnecting"},
+        {"id": "e2", "type": "state", "state": "reconnecting"},
+        {"id": "e1", "type": "state", "state": "reconnecting"},
+    ]);
+    let (_, a) = app.post_events(batch.clone()).await;
+    assert_eq!(a, json!({"accepted": 2, "duplicates": 1}));
+    let (_, a) = app.post_events(batch).await;
+    assert_eq!(a, json!({"accepted": 0, "duplicates": 3}));
+    let o = app.get_json("/session/observe", 200).await;
+    assert_eq!(o["reconnect"]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn session_path_sets_the_session_and_refuses_another() {
+    let app = spawn_app().await;
+    let (code, _) = app
+        .post_to(
+            "/v1/sessions/gw-1/events",
+            json!([{"type": "state", "state": "connected"}]),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        app.get_json("/sessions/gw-1/health", 200).await["state"],
+        "connected"
+    );
+    let (code, e) = app
+        .post_to(
+            "/v1/sessions/gw-1/events",
+            json!([{"session": "gw-2", "type": "heartbeat"}]),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert_eq!(e["field"], "session");
+    let (code, e) = app.post_to("/v1/sessions/bad%20id/events", json!([])).await;
+    assert_eq!((code, e["field"].clone()), (400, json!("id")));
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_whole_with_index_and_field() {
+    let app = spawn_app().await;
+    app.ingest(json!([{"type": "state", "state": "connected"}]))
+        .await;
+    let before_events = events_applied(&app).await;
+    let before = app.get_json("/session/observe", 200).await;
+    let good = json!({"type": "state", "state": "reconnecting"});
+    let cases: Vec<(Value, usize, &str, &str)> = vec![
+        (json!([good, {"type": "teleport"}]), 1, "type", "teleport"),
+        (json!([good, {"state": "connected"}]), 1, "type", "required"),
+        (
+            json!([good, good, {"type": "state", "state": "asleep"}]),
+            2,
+            "state",
+            "asleep",
+        ),
+        (
+            json!([{"type": "heartbeat", "session": "no spaces"}, good]),
+            0,
+            "session",
+            "' '",
+        ),
+        (
+            json!([good, {"type": "heartbeat", "at": in_future(600)}]),
+            1,
+            "at",
+            "future",
+        ),
+        (
+            json!([good, {"type": "heartbeat", "at": "yesterday"}]),
+            1,
+            "at",
+            "yesterday",
+        ),
+        (
+            json!([good, {"type": "validation", "valid": "yes"}]),
+            1,
+            "valid",
+            "yes",
+        ),
+        (
+            json!([good, {"type": "counter", "name": "x", "delta": -1}]),
+            1,
+            "delta",
+            "-1",
+        ),
+    ];
+    for (body, index, field, needle) in cases {
+        let (code, e) = app.post_events(body.clone()).await;
+        assert_eq!(code, 400, "{body}: {e}");
+        assert_eq!(e["index"], index, "{body}: {e}");
+        assert_eq!(e["field"], field, "{body}: {e}");
+        assert!(e["error"].as_str().unwrap().contains(needle), "{body}: {e}");
+    }
+    // Not an array of objects, not JSON at all.
+    for body in ["[1, 2]", "{\"type\":", "42"] {
+        let r = app
+            .client
+            .post(app.url("/v1/events"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body("{\"type\":\"heartbeat\"}\nnot json\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["index"], 1);
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("content-type", "text/csv")
+        .body("a,b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // Nothing of any rejected batch was applied.
+    assert_eq!(events_applied(&app).await, before_events);
+    let after = app.get_json("/session/observe", 200).await;
+    assert_eq!(after["reconnect"], before["reconnect"]);
+    assert_eq!(after["session"]["state"], "connected");
+    assert_eq!(app.get_json("/sessions?limit=1000", 200).await["total"], 1);
+}
+
+#[tokio::test]
+async fn oversized_body_and_batch_get_413() {
+    let app = spawn_with(|s| {
+        s.max_body_bytes = 4096;
+        s.max_batch_events = 5;
+    })
+    .await;
+    let big = Value::Array(vec![
+        json!({"type": "state", "state": "connected", "reason": "x".repeat(1000)});
+        8
+    ]);
+    let (code, e) = app.post_events(big).await;
+    assert_eq!(code, 413, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("4096"), "{e}");
+    let many = Value::Array(vec![json!({"type": "heartbeat"}); 6]);
+    let (code, e) = app.post_events(many).await;
+    assert_eq!(code, 413);
+    assert!(
+        e["error"].as_str().unwrap().contains("max_batch_events"),
+        "{e}"
+    );
+    assert_eq!(events_applied(&app).await, 0);
+}

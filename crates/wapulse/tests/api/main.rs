@@ -1,0 +1,12 @@
+//! The service through real HTTP: `spawn_app()` on 127.0.0.1:0, then
+//! requests as a gateway, a load balancer, Prometheus or an operator would
+//! make them. One test binary (one link).
+
+mod alerts;
+mod auth;
+mod cli;
+mod helpers;
+mod ingest;
+mod metrics;
+mod platform;
+mod session;

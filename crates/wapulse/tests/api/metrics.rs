@@ -1,0 +1,153 @@
+//! `/metrics.json` exactly as the seed; `/metrics` and `/session/metrics`
+//! valid for Prometheus (checked by promtool).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Runs `promtool check metrics` on `text`; panics with its complaints.
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn busy_fleet(app: &TestApp) {
+    app.ingest(json!([
+        {"type": "state", "state": "connected", "at": ago(40)},
+        {"type": "heartbeat", "at": ago(20)},
+        {"type": "message", "direction": "inbound", "count": 150},
+        {"type": "message", "direction": "outbound", "count": 200},
+        {"type": "error", "kind": "send"},
+        {"type": "counter", "name": "calls_started", "delta": 25},
+        {"type": "counter", "name": "queue_jobs_enqueued", "delta": 500},
+        {"type": "gauge", "name": "calls_active", "value": 3},
+        {"type": "gauge", "name": "queue_depth", "value": 2.5},
+        {"session": "tenant:1@s.whatsapp.net", "type": "state", "state": "reconnecting"},
+        {"session": "t2", "type": "state", "state": "logged_out"},
+        {"session": "t2", "type": "validation", "valid": false},
+    ]))
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_json_matches_the_seed() {
+    let app = spawn_with(|s| s.metrics_token = secret("m")).await;
+    busy_fleet(&app).await;
+    let by_header = app
+        .client
+        .get(app.url("/metrics.json"))
+        .bearer_auth("m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 200);
+    let m: serde_json::Value = by_header.json().await.unwrap();
+    let by_query = app.get_json("/metrics.json?token=m", 200).await;
+    assert_eq!(m["counters"], by_query["counters"]);
+    assert_eq!(
+        app.get_json("/metrics.json?token=wrong", 401).await["error"],
+        "wrong token"
+    );
+
+    assert!(m["uptime_seconds"].is_f64());
+    assert!(m["timestamp"].as_f64().unwrap() > 1.7e9);
+    let c = &m["counters"];
+    assert_eq!(c["whatsapp_inbound_messages"], 150);
+    assert_eq!(c["whatsapp_outbound_messages"], 200);
+    assert_eq!(c["whatsapp_errors"], 1);
+    assert_eq!(c["calls_started"], 25);
+    assert_eq!(c["queue_jobs_enqueued"], 500);
+    for seed_counter in [
+        "calls_completed",
+        "calls_rejected_max_concurrent",
+        "calls_errors",
+        "queue_jobs_completed",
+        "queue_jobs_failed",
+        "queue_jobs_dead_letter",
+    ] {
+        assert_eq!(c[seed_counter], 0, "{seed_counter} present from the start");
+    }
+    assert_eq!(m["gauges"]["calls_active"], 3);
+    assert_eq!(m["gauges"]["queue_depth"], 2.5);
+    let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+}
+
+#[tokio::test]
+async fn session_metrics_has_the_seed_series_and_passes_promtool() {
+    let app = spawn_app().await;
+    busy_fleet(&app).await;
+    let r = app.get("/session/metrics").await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text().await.unwrap();
+    for line in [
+        "# TYPE wa_session_state gauge",
+        "wa_session_state{state=\"connected\"} 1",
+        "wa_session_state{state=\"reconnecting\"} 0",
+        "# TYPE wa_reconnect_attempts_total counter",
+        "wa_reconnect_attempts_total 0",
+        "# TYPE wa_heartbeat_age_seconds gauge",
+        "# TYPE wa_circuit_breaker_open gauge",
+        "wa_circuit_breaker_open 0",
+        "wa_messages_total{direction=\"inbound\"} 150",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("wa_heartbeat_age_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((19.0..30.0).contains(&age), "{age}");
+    promtool_check(&text);
+}
+
+#[tokio::test]
+async fn fleet_metrics_label_sessions_roll_up_and_pass_promtool() {
+    let app = spawn_app().await;
+    busy_fleet(&app).await;
+    app.get("/session/health").await;
+    let (code, text) = app.get_text("/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        "wa_sessions{state=\"connected\"} 1",
+        "wa_sessions{state=\"reconnecting\"} 1",
+        "wa_sessions{state=\"logged_out\"} 1",
+        "wa_sessions_by_level{level=\"critical\"} 1",
+        "wa_session_state{session=\"tenant:1@s.whatsapp.net\",state=\"reconnecting\"} 1",
+        "wa_session_connected{session=\"default\"} 1",
+        "wa_alerts{code=\"LOGGED_OUT\",level=\"critical\"} 1",
+        "wa_platform_total{name=\"calls_started\"} 25",
+        "wa_platform_current{name=\"calls_active\"} 3",
+        "wapulse_ingest_events_total{outcome=\"accepted\"} 12",
+        "# TYPE wapulse_http_requests_total counter",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    promtool_check(&text);
+}

@@ -1,0 +1,99 @@
+//! The ProSaaS platform endpoints and the OpenAPI description.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use wapulse::routes::table;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn liveness_readiness_and_health() {
+    let app = spawn_app().await;
+    assert_eq!(app.get_json("/healthz", 200).await, json!({"status": "ok"}));
+    assert_eq!(app.get_text("/livez").await, (200, "ok".to_owned()));
+    let r = app.get_json("/readyz", 200).await;
+    assert_eq!(r["ready"], true);
+    assert_eq!(r["checks"]["model"], "ok");
+    let (code, text) = app.get_text("/readyz?verbose").await;
+    assert_eq!(code, 200);
+    assert_eq!(text, "[+]model ok\nreadyz check passed\n");
+    let (_, text) = app.get_text("/readyz?verbose&exclude=model").await;
+    assert_eq!(text, "[+]model excluded: ok\nreadyz check passed\n");
+    let h = app.get_json("/api/health", 200).await;
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["checks"]["model"]["ok"], true);
+    app.ingest(json!([{"session": "x", "type": "state", "state": "connected"}]))
+        .await;
+    assert_eq!(
+        app.get_json("/health", 200).await,
+        json!({"status": "ok", "sessions": 2})
+    );
+}
+
+#[tokio::test]
+async fn whatsapp_health_summarises_sessions() {
+    let app = spawn_app().await;
+    app.ingest(json!([
+        {"session": "a", "type": "state", "state": "connected"},
+        {"session": "b", "type": "state", "state": "logged_out"},
+    ]))
+    .await;
+    let w = app.get_json("/health/whatsapp", 200).await;
+    assert_eq!(w["status"], "critical");
+    assert_eq!(w["sessions"]["total"], 3);
+    assert_eq!(w["sessions"]["connected"], 1);
+    assert_eq!(w["sessions"]["byState"]["logged_out"], 1);
+    assert_eq!(w["sessions"]["byLevel"]["critical"], 1);
+}
+
+#[tokio::test]
+async fn version_and_warmup() {
+    let app = spawn_app().await;
+    let v = app.get_json("/version", 200).await;
+    assert!(v["build"].is_u64());
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(wapulse_core::Timestamp::parse_rfc3339(v["buildTime"].as_str().unwrap()).is_ok());
+    assert_eq!(app.get_json("/warmup", 200).await["status"], "warm");
+}
+
+#[tokio::test]
+async fn openapi_describes_exactly_the_served_routes() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json", 200).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let described: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = table()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(described, served);
+    // And every described route is really routed (not the 404 fallback).
+    for (method, path) in &described {
+        let concrete = path.replace("{id}", "default");
+        let r = app
+            .client
+            .request(method.parse().unwrap(), app.url(&concrete))
+            .json(&json!([]))
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert!(
+            code != 404 || !body.contains("no such endpoint"),
+            "{method} {path} is described but not served"
+        );
+    }
+}
