@@ -129,6 +129,17 @@ impl Dedup {
         true
     }
 
+    /// Changes how many keys are remembered, forgetting the oldest if
+    /// there are more.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.order.len() > capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+    }
+
     /// Rebuilds the lookup set after deserialization.
     pub fn rebuild_index(&mut self) {
         self.seen = self.order.iter().cloned().collect();
@@ -309,6 +320,16 @@ pub struct FleetState {
     dedup: Dedup,
 }
 
+/// A borrowed [`FleetState`]: serializes to exactly the same bytes without
+/// copying a session, so a snapshot of a large fleet costs no extra memory.
+#[derive(Serialize)]
+pub struct FleetStateRef<'a> {
+    sessions: Vec<&'a Session>,
+    platform: &'a PlatformMetrics,
+    events: u64,
+    dedup: &'a Dedup,
+}
+
 /// How many idempotency keys a fleet remembers by default.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 100_000;
 
@@ -419,6 +440,19 @@ impl Fleet {
         out
     }
 
+    /// The state, borrowed, for writing a snapshot (sessions in id order,
+    /// so equal fleets serialize to equal bytes).
+    pub fn state_ref(&self) -> FleetStateRef<'_> {
+        let mut sessions: Vec<&Session> = self.current.sessions().map(|s| s.as_ref()).collect();
+        sessions.sort_by(|a, b| a.id().cmp(b.id()));
+        FleetStateRef {
+            sessions,
+            platform: &self.current.platform,
+            events: self.current.events,
+            dedup: &self.dedup,
+        }
+    }
+
     /// The serializable state, for snapshots.
     pub fn to_state(&self) -> FleetState {
         let mut sessions: Vec<Session> =
@@ -432,8 +466,9 @@ impl Fleet {
         }
     }
 
-    /// Rebuilds a fleet from a snapshot's state.
-    pub fn from_state(thresholds: Thresholds, state: FleetState) -> Self {
+    /// Rebuilds a fleet from a snapshot's state, remembering up to
+    /// `dedup_capacity` idempotency keys from now on.
+    pub fn from_state(thresholds: Thresholds, state: FleetState, dedup_capacity: usize) -> Self {
         let mut shards: Vec<HashMap<SessionId, Arc<Session>>> =
             (0..SHARDS).map(|_| HashMap::new()).collect();
         let mut by_state = [0usize; 7];
@@ -444,6 +479,7 @@ impl Fleet {
         }
         let mut dedup = state.dedup;
         dedup.rebuild_index();
+        dedup.set_capacity(dedup_capacity);
         Self {
             thresholds,
             current: FleetSnapshot {

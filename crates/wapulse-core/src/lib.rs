@@ -33,7 +33,9 @@ pub use event::{
     AuthMethod, Direction, Event, EventError, EventKind, MetricName, ParseContext, RawEvent,
     SessionState,
 };
-pub use fleet::{Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, PlatformMetrics, Rollup};
+pub use fleet::{
+    Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, FleetStateRef, PlatformMetrics, Rollup,
+};
 pub use id::{SessionId, SessionIdError};
 pub use session::Session;
 pub use thresholds::{ThresholdError, Thresholds, ThresholdsConfig};

@@ -187,6 +187,10 @@ impl Serialize for DurationMs {
 
 impl<'de> Deserialize<'de> for DurationMs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            // Binary snapshots hold plain milliseconds.
+            return u64::deserialize(d).map(Self);
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {

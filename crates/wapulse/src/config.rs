@@ -9,6 +9,9 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
+use crate::model::ModelOptions;
+use crate::store::Durability;
+
 /// A secret (token). Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -46,6 +49,11 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
     dedup_capacity: Option<usize>,
+    durability: Option<String>,
+    retention: Option<DurationMs>,
+    snapshot_every_events: Option<u64>,
+    snapshot_interval: Option<DurationMs>,
+    max_store_bytes: Option<u64>,
     thresholds: Option<ThresholdsConfig>,
 }
 
@@ -74,6 +82,16 @@ pub struct Settings {
     pub max_batch_events: usize,
     /// How many idempotency keys are remembered.
     pub dedup_capacity: usize,
+    /// What an acknowledged commit survives.
+    pub durability: Durability,
+    /// How long the journal keeps events.
+    pub retention: DurationMs,
+    /// Snapshot after this many events.
+    pub snapshot_every_events: u64,
+    /// Snapshot at least this often while events arrive.
+    pub snapshot_interval: DurationMs,
+    /// A cap on the store's size; writes beyond it are refused (503).
+    pub max_store_bytes: Option<u64>,
     /// Alert thresholds.
     pub thresholds: Thresholds,
 }
@@ -93,7 +111,27 @@ impl Settings {
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
             dedup_capacity: wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+            durability: Durability::Power,
+            retention: DurationMs::from_hours(7 * 24),
+            snapshot_every_events: 100_000,
+            snapshot_interval: DurationMs::from_mins(5),
+            max_store_bytes: None,
             thresholds: Thresholds::default(),
+        }
+    }
+
+    /// What the model needs from these settings.
+    pub fn model_options(&self) -> ModelOptions {
+        ModelOptions {
+            data_dir: self.data_dir.clone(),
+            durability: self.durability,
+            max_store_bytes: self.max_store_bytes,
+            retention: self.retention,
+            snapshot_every_events: self.snapshot_every_events,
+            snapshot_interval: self.snapshot_interval,
+            thresholds: self.thresholds.clone(),
+            dedup_capacity: self.dedup_capacity,
+            default_session: self.default_session.clone(),
         }
     }
 
@@ -170,6 +208,37 @@ impl Settings {
         }
         if let Some(v) = file.dedup_capacity {
             s.dedup_capacity = v;
+        }
+        if let Some(d) = nonempty("WAPULSE_DURABILITY").or(file.durability) {
+            s.durability = Durability::parse(&d).with_context(|| {
+                format!(
+                    "durability / WAPULSE_DURABILITY: `{d}` is neither \"power\" nor \"process\""
+                )
+            })?;
+        }
+        if let Some(v) = file.retention {
+            if v == DurationMs::ZERO {
+                bail!("retention: must be greater than zero");
+            }
+            s.retention = v;
+        }
+        if let Some(v) = file.snapshot_every_events {
+            if v == 0 {
+                bail!("snapshot_every_events: must be at least 1");
+            }
+            s.snapshot_every_events = v;
+        }
+        if let Some(v) = file.snapshot_interval {
+            if v < DurationMs::from_secs(1) {
+                bail!("snapshot_interval: must be at least 1s");
+            }
+            s.snapshot_interval = v;
+        }
+        if let Some(v) = file.max_store_bytes {
+            if v < 1024 * 1024 {
+                bail!("max_store_bytes: {v} is too small (at least 1048576)");
+            }
+            s.max_store_bytes = Some(v);
         }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
@@ -266,7 +335,7 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 6] = [
+        let cases: [(&str, Env, &str); 8] = [
             ("", &[("PORT", "http")], "PORT"),
             ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
             ("", &[("LOG_LEVEL", "LOUD")], "LOG_LEVEL"),
@@ -281,6 +350,12 @@ mod tests {
                 "heartbeat_age_warning",
             ),
             ("max_batch_events = 0", &[], "max_batch_events"),
+            (
+                "",
+                &[("WAPULSE_DURABILITY", "eventually")],
+                "WAPULSE_DURABILITY",
+            ),
+            ("retention = \"soon\"", &[], "retention"),
         ];
         for (file, env, needle) in cases {
             let err = load(file, env).unwrap_err();

@@ -397,14 +397,19 @@ impl Simulation {
 /// Feeds the model from a simulation until `shutdown` is dropped or fires.
 pub async fn run(state: Shared, sessions: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut sim = Simulation::new(sessions, &state.settings.default_session, 0x5eed);
-    state.model.apply(&sim.start(clock::now()));
+    let now = clock::now();
+    if let Err(e) = state.model.ingest(sim.start(now), now).await {
+        tracing::error!(error = %e, "demo: the model refused the first events");
+    }
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.tick().await;
     loop {
         tokio::select! {
             _ = every.tick() => {
-                let events = sim.tick(clock::now());
-                state.model.apply(&events);
+                let now = clock::now();
+                if let Err(e) = state.model.ingest(sim.tick(now), now).await {
+                    tracing::warn!(error = %e, "demo: events refused");
+                }
             }
             _ = shutdown.changed() => break,
         }

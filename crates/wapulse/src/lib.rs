@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`config`]: typed [`config::Settings`] from defaults, TOML, environment.
 //! - [`startup`]: [`startup::Application`] binds and serves.
-//! - [`model`]: the single writer and the lock-free published snapshot.
+//! - [`model`]: the writer thread (group commit, snapshots) and the
+//!   lock-free published snapshot.
+//! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
 //! - [`openapi`]: `/openapi.json`, generated from the route table.
 //! - [`telemetry`]: our own metrics and logging.
@@ -12,7 +14,9 @@
 //!
 //! **Architecture invariant:** request handlers read the published
 //! snapshot only; they never wait on a lock held by a writer, on disk, or
-//! on the network.
+//! on the network. The exceptions are ingest, which waits for its commit,
+//! and `/sessions/{id}/events`, which reads the journal off the async
+//! workers.
 #![forbid(unsafe_code)]
 
 pub mod build;
@@ -24,4 +28,5 @@ pub mod model;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod store;
 pub mod telemetry;

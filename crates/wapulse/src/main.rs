@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use wapulse::config::Settings;
 use wapulse::startup::{Application, shutdown_signal};
-use wapulse::{check, demo, telemetry};
+use wapulse::store::sqlite;
+use wapulse::{check, demo, model, telemetry};
+use wapulse_core::SessionId;
 
 /// Operator-grade observability for WhatsApp session fleets.
 #[derive(Parser)]
@@ -50,6 +52,34 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Store tools (read-only: safe while the service runs).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Check the store: integrity, schema, every record decodes. Exit 0 when
+    /// sound, 1 otherwise.
+    Check {
+        /// TOML config file (else WAPULSE_CONFIG); gives data_dir.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Write the journal as NDJSON events that `POST /v1/events` accepts.
+    Export {
+        /// TOML config file (else WAPULSE_CONFIG); gives data_dir.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -101,7 +131,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { config, sessions } => {
-            let settings = load(config)?;
+            let mut settings = load(config)?;
+            // The demo's simulated fleet never touches the real data
+            // directory: it journals into a temporary one, removed at exit.
+            let scratch = tempfile::Builder::new()
+                .prefix("wapulse-demo-")
+                .tempdir()
+                .context("cannot create a temporary data directory for the demo")?;
+            settings.data_dir = scratch.path().to_path_buf();
+            settings.durability = wapulse::store::Durability::Process;
             telemetry::init_logging(&settings.log_filter);
             runtime()?.block_on(async {
                 let app = Application::build(settings).await?;
@@ -127,6 +165,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!("{line}");
             Ok(ExitCode::from(verdict.code() as u8))
+        }
+        Command::Store {
+            command: StoreCommand::Check { config },
+        } => {
+            let settings = load(config)?;
+            let report = sqlite::inspect(&settings.data_dir, model::check_snapshot)?;
+            println!("store: {}", report.path);
+            println!("schema version: {}", report.schema_version);
+            match report.seq_range {
+                Some((lo, hi)) => println!(
+                    "journal: {} events (seq {lo}..{hi}), {} sessions",
+                    report.journal_events, report.sessions
+                ),
+                None => println!("journal: empty"),
+            }
+            for (seq, taken, bytes) in &report.snapshots {
+                println!("snapshot: seq {seq}, taken {taken}, {bytes} bytes");
+            }
+            if report.problems.is_empty() {
+                println!("ok");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Store {
+            command:
+                StoreCommand::Export {
+                    config,
+                    session,
+                    output,
+                },
+        } => {
+            let settings = load(config)?;
+            let session = session
+                .map(|s| SessionId::parse(&s).with_context(|| format!("--session `{s}`")))
+                .transpose()?;
+            let count = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("--output {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    sqlite::export(&settings.data_dir, session.as_ref(), &mut w)?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    sqlite::export(&settings.data_dir, session.as_ref(), &mut w)?
+                }
+            };
+            eprintln!("exported {count} events");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Config {
             command: ConfigCommand::Check { config },

@@ -1,39 +1,200 @@
 //! The one place writes go through, and the snapshot every read comes from.
 //!
-//! Writers take a short lock, apply a whole validated batch, and publish a
-//! new [`FleetSnapshot`] through `arc-swap`; readers load the latest
-//! snapshot without any lock, so a flood of ingest never blocks a health
-//! check and a reader never sees half a batch.
+//! A dedicated writer thread owns the [`Fleet`] and the [`Store`]. Ingest
+//! requests queue up for it; it takes every request waiting, writes all
+//! their events in one transaction (group commit), and only after the
+//! commit applies them to the fleet and publishes a new [`FleetSnapshot`]
+//! through `arc-swap`. So an acknowledged event is durable, a failed commit
+//! changes nothing, and readers load the latest snapshot without any lock.
+//!
+//! Snapshots of the whole fleet are written every `snapshot_every_events`
+//! events or `snapshot_interval`, and at shutdown; start-up loads the newest
+//! and replays the journal after it.
+//!
+//! Snapshot body format: one version byte (`1`), then the postcard encoding
+//! of [`wapulse_core::FleetState`].
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use wapulse_core::{BatchOutcome, Event, Fleet, FleetSnapshot, SessionId, Thresholds, Timestamp};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use wapulse_core::{
+    BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, FleetState, SessionId, Thresholds,
+    Timestamp,
+};
+
+use crate::clock;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Durability, History, Record, Store, StoreError, StoreFacts};
+
+/// The snapshot body format written today.
+pub const SNAPSHOT_FORMAT: u8 = 1;
+
+/// Most events one group commit takes.
+const MAX_GROUP_EVENTS: usize = 50_000;
+
+/// What the model needs to start.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// What a commit survives.
+    pub durability: Durability,
+    /// A cap on the store's size, if any.
+    pub max_store_bytes: Option<u64>,
+    /// How long journal records are kept (once a snapshot covers them).
+    pub retention: DurationMs,
+    /// Snapshot after this many events.
+    pub snapshot_every_events: u64,
+    /// Snapshot at least this often while events arrive.
+    pub snapshot_interval: DurationMs,
+    /// Alert thresholds (they also shape the fold: heartbeat interval,
+    /// windows).
+    pub thresholds: Thresholds,
+    /// Idempotency keys remembered.
+    pub dedup_capacity: usize,
+    /// The session created at start if the journal does not have it.
+    pub default_session: SessionId,
+}
+
+/// The store as `/api/health` and `/readyz` see it. Updated by the writer;
+/// read without touching the disk.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreHealth {
+    /// Whether the last write succeeded.
+    pub reachable: bool,
+    /// Why not, when not.
+    pub error: Option<String>,
+    /// Facts as of the last write.
+    #[serde(flatten)]
+    pub facts: StoreFacts,
+    /// When the last commit happened.
+    #[serde(skip)]
+    pub last_commit_at: Option<Timestamp>,
+}
+
+/// Why an ingest was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The commit failed; nothing was applied. Retry later.
+    #[error("{0}; nothing was applied, retry later")]
+    Unavailable(String),
+}
+
+struct Ingest {
+    events: Vec<Event>,
+    received: Timestamp,
+    reply: oneshot::Sender<Result<BatchOutcome, IngestError>>,
+}
+
+enum Command {
+    Ingest(Ingest),
+    /// Snapshot now and compact, then answer.
+    Maintain(oneshot::Sender<Result<u64, String>>),
+    /// Snapshot and stop.
+    Shutdown(oneshot::Sender<()>),
+}
 
 /// The session model of the running service.
 pub struct Model {
-    // A std Mutex: the critical section is pure CPU work (no await inside),
-    // short, and never held across I/O.
-    writer: Mutex<Fleet>,
-    published: ArcSwap<FleetSnapshot>,
+    published: Arc<ArcSwap<FleetSnapshot>>,
+    health: Arc<ArcSwap<StoreHealth>>,
+    history: Arc<dyn History>,
+    tx: Mutex<Option<Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Writer {
+    fleet: Fleet,
+    store: Box<dyn Store>,
+    published: Arc<ArcSwap<FleetSnapshot>>,
+    health: Arc<ArcSwap<StoreHealth>>,
+    last_seq: u64,
+    since_snapshot: u64,
+    last_snapshot_at: Timestamp,
+    last_compaction_at: Timestamp,
+    options: ModelOptions,
 }
 
 impl Model {
-    /// An empty model with `default_session` present from `now`, so that
-    /// `/session/health` answers before its gateway says anything.
-    pub fn new(
-        thresholds: Thresholds,
-        dedup_capacity: usize,
-        default_session: &SessionId,
+    /// Opens the store, loads the newest snapshot, replays the journal after
+    /// it, and starts the writer thread. A store that cannot be read is an
+    /// error: the service must not start with an empty model over lost data.
+    pub fn open(options: ModelOptions, now: Timestamp) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(
+            &options.data_dir,
+            options.durability,
+            options.max_store_bytes,
+        )?;
+        let history: Arc<dyn History> = Arc::new(store.history()?);
+        Self::start(Box::new(store), history, options, now)
+    }
+
+    fn start(
+        mut store: Box<dyn Store>,
+        history: Arc<dyn History>,
+        options: ModelOptions,
         now: Timestamp,
-    ) -> Self {
-        let mut fleet = Fleet::with_dedup_capacity(thresholds, dedup_capacity);
-        fleet.ensure_session(default_session, now);
-        let published = ArcSwap::from_pointee(fleet.snapshot());
-        Self {
-            writer: Mutex::new(fleet),
+    ) -> Result<Self, StoreError> {
+        let started = std::time::Instant::now();
+        let (mut fleet, snapshot_seq) = match store.latest_snapshot()? {
+            Some(snap) => (decode_snapshot(&snap.body, &options)?, snap.seq),
+            None => (
+                Fleet::with_dedup_capacity(options.thresholds.clone(), options.dedup_capacity),
+                0,
+            ),
+        };
+        let mut replayed = 0u64;
+        let last_seq = store.replay(snapshot_seq, &mut |_, event| {
+            fleet.apply(&event);
+            replayed += 1;
+        })?;
+        fleet.ensure_session(&options.default_session, now);
+        let facts = store.facts()?;
+        tracing::info!(
+            snapshot_seq,
+            replayed,
+            sessions = fleet.view().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "model restored"
+        );
+        let published = Arc::new(ArcSwap::from_pointee(fleet.snapshot()));
+        let health = Arc::new(ArcSwap::from_pointee(StoreHealth {
+            reachable: true,
+            error: None,
+            facts,
+            last_commit_at: None,
+        }));
+        let writer = Writer {
+            fleet,
+            store,
+            published: published.clone(),
+            health: health.clone(),
+            last_seq: last_seq.max(snapshot_seq),
+            since_snapshot: replayed,
+            last_snapshot_at: now,
+            last_compaction_at: Timestamp::from_millis(0),
+            options,
+        };
+        let (tx, rx) = channel();
+        let handle = std::thread::Builder::new()
+            .name("wapulse-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
             published,
-        }
+            health,
+            history,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        })
     }
 
     /// The latest published view. Lock-free.
@@ -41,11 +202,280 @@ impl Model {
         self.published.load_full()
     }
 
-    /// Applies a validated batch as a whole and publishes the result.
-    pub fn apply(&self, events: &[Event]) -> BatchOutcome {
-        let mut fleet = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = fleet.apply_all(events);
-        self.published.store(Arc::new(fleet.snapshot()));
-        outcome
+    /// The store's health as of the last write. Lock-free, no disk.
+    pub fn store_health(&self) -> Arc<StoreHealth> {
+        self.health.load_full()
+    }
+
+    /// Session history (may touch the disk).
+    pub fn history(&self) -> Arc<dyn History> {
+        self.history.clone()
+    }
+
+    fn send(&self, command: Command) -> bool {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.as_ref().is_some_and(|tx| tx.send(command).is_ok())
+    }
+
+    /// Makes a validated batch durable, then applies it as a whole.
+    pub async fn ingest(
+        &self,
+        events: Vec<Event>,
+        received: Timestamp,
+    ) -> Result<BatchOutcome, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || IngestError::Unavailable("wapulse is shutting down".into());
+        if !self.send(Command::Ingest(Ingest {
+            events,
+            received,
+            reply,
+        })) {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Writes a snapshot now and compacts the journal; returns the records
+    /// dropped.
+    pub async fn maintain(&self) -> Result<u64, String> {
+        let (reply, answer) = oneshot::channel();
+        if !self.send(Command::Maintain(reply)) {
+            return Err("wapulse is shutting down".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the writer stopped".into()))
+    }
+
+    /// Writes a final snapshot and stops the writer. Idempotent.
+    pub async fn shutdown(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.send(Command::Shutdown(reply)) {
+            let _ = answer.await;
+        }
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fleet, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: options.data_dir.display().to_string(),
+        detail,
+    };
+    match body.split_first() {
+        Some((&SNAPSHOT_FORMAT, rest)) => {
+            let state: FleetState = postcard::from_bytes(rest)
+                .map_err(|e| corrupt(format!("the newest snapshot does not decode: {e}")))?;
+            Ok(Fleet::from_state(
+                options.thresholds.clone(),
+                state,
+                options.dedup_capacity,
+            ))
+        }
+        Some((other, _)) => Err(corrupt(format!("unknown snapshot format {other}"))),
+        None => Err(corrupt("the newest snapshot is empty".into())),
+    }
+}
+
+/// Checks that a snapshot body decodes (for `wapulse store check`).
+pub fn check_snapshot(body: &[u8]) -> Result<(), String> {
+    match body.split_first() {
+        Some((&SNAPSHOT_FORMAT, rest)) => postcard::from_bytes::<FleetState>(rest)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!("unknown snapshot format {other}")),
+        None => Err("empty".into()),
+    }
+}
+
+/// Encodes a fleet as a snapshot body.
+pub fn encode_snapshot(fleet: &Fleet) -> Result<Vec<u8>, String> {
+    let mut body = vec![SNAPSHOT_FORMAT];
+    let encoded = postcard::to_stdvec(&fleet.state_ref()).map_err(|e| e.to_string())?;
+    body.extend_from_slice(&encoded);
+    Ok(body)
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Command>) {
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.housekeeping(clock::now());
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Every handle is gone without a shutdown: still leave a
+                    // snapshot so the next start replays little.
+                    if let Err(e) = self.snapshot(clock::now()) {
+                        tracing::error!(error = %e, "final snapshot failed; the journal still has everything");
+                    }
+                    return;
+                }
+            };
+            let mut group = Vec::new();
+            let mut control = None;
+            match first {
+                Command::Ingest(i) => group.push(i),
+                other => control = Some(other),
+            }
+            // Group commit: take every request already waiting.
+            let mut events: usize = group.iter().map(|i| i.events.len()).sum();
+            while control.is_none() && events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(Command::Ingest(i)) => {
+                        events += i.events.len();
+                        group.push(i);
+                    }
+                    Ok(other) => control = Some(other),
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit(group);
+            }
+            match control {
+                Some(Command::Maintain(reply)) => {
+                    let now = clock::now();
+                    let result = self
+                        .snapshot(now)
+                        .and_then(|()| self.compact(now))
+                        .map_err(|e| e.to_string());
+                    let _ = reply.send(result);
+                }
+                Some(Command::Shutdown(reply)) => {
+                    if let Err(e) = self.snapshot(clock::now()) {
+                        tracing::error!(error = %e, "final snapshot failed; the journal still has everything");
+                    }
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(Command::Ingest(_)) | None => self.housekeeping(clock::now()),
+            }
+        }
+    }
+
+    fn commit(&mut self, group: Vec<Ingest>) {
+        let mut keys: HashSet<(SessionId, Box<str>)> = HashSet::new();
+        let mut records = Vec::new();
+        let mut outcomes = vec![BatchOutcome::default(); group.len()];
+        let mut seq = self.last_seq;
+        for (request, outcome) in group.iter().zip(&mut outcomes) {
+            for event in &request.events {
+                let duplicate = event.id.as_ref().is_some_and(|id| {
+                    self.fleet.is_duplicate(event)
+                        || !keys.insert((event.session.clone(), id.clone()))
+                });
+                if duplicate {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                seq += 1;
+                outcome.accepted += 1;
+                records.push(Record {
+                    seq,
+                    received: request.received,
+                    event,
+                });
+            }
+        }
+        let result = if records.is_empty() {
+            Ok(())
+        } else {
+            self.store.append(&records)
+        };
+        match result {
+            Ok(()) => {
+                for r in &records {
+                    self.fleet.apply(r.event);
+                }
+                self.last_seq = seq;
+                self.since_snapshot += records.len() as u64;
+                if !records.is_empty() {
+                    self.published.store(Arc::new(self.fleet.snapshot()));
+                }
+                self.record_health(None, !records.is_empty());
+                drop(records);
+                for (request, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = request.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal commit failed; batch refused");
+                self.record_health(Some(e.to_string()), false);
+                drop(records);
+                for request in group {
+                    let _ = request
+                        .reply
+                        .send(Err(IngestError::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn record_health(&mut self, error: Option<String>, committed: bool) {
+        let previous = self.health.load();
+        let facts = match self.store.facts() {
+            Ok(f) => f,
+            Err(_) => previous.facts.clone(),
+        };
+        self.health.store(Arc::new(StoreHealth {
+            reachable: error.is_none(),
+            error,
+            facts,
+            last_commit_at: if committed {
+                Some(clock::now())
+            } else {
+                previous.last_commit_at
+            },
+        }));
+    }
+
+    fn housekeeping(&mut self, now: Timestamp) {
+        let due = self.since_snapshot >= self.options.snapshot_every_events
+            || (self.since_snapshot > 0
+                && now.since(self.last_snapshot_at) >= self.options.snapshot_interval);
+        if due && let Err(e) = self.snapshot(now) {
+            tracing::error!(error = %e, "snapshot failed; will retry");
+        }
+        if now.since(self.last_compaction_at) >= DurationMs::from_hours(1)
+            && let Err(e) = self.compact(now)
+        {
+            tracing::error!(error = %e, "journal compaction failed; will retry");
+        }
+    }
+
+    fn snapshot(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        if self.since_snapshot == 0 {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let body = encode_snapshot(&self.fleet).map_err(StoreError::Failed)?;
+        self.store.save_snapshot(self.last_seq, now, &body)?;
+        tracing::info!(
+            seq = self.last_seq,
+            bytes = body.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        );
+        self.since_snapshot = 0;
+        self.last_snapshot_at = now;
+        self.record_health(None, false);
+        Ok(())
+    }
+
+    fn compact(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        self.last_compaction_at = now;
+        let dropped = self.store.compact(now.minus(self.options.retention))?;
+        if dropped > 0 {
+            tracing::info!(dropped, "journal compacted");
+        }
+        self.record_health(None, false);
+        Ok(dropped)
     }
 }

@@ -13,6 +13,7 @@ use crate::clock;
 use crate::config::Settings;
 use crate::model::Model;
 use crate::routes::{self, AppState, Shared};
+use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 
 /// A bound, ready-to-run service.
@@ -31,12 +32,16 @@ impl Application {
             )
         })?;
         let now = clock::now();
-        let model = Model::new(
-            settings.thresholds.clone(),
-            settings.dedup_capacity,
-            &settings.default_session,
-            now,
-        );
+        let model = Model::open(settings.model_options(), now).map_err(|e| {
+            let hint = match e {
+                StoreError::Corrupt { .. } => {
+                    "; refusing to start rather than start empty and forget every session. \
+                     Move the file aside or restore a backup; `wapulse store check` shows what is wrong"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("{e}{hint}")
+        })?;
         let state = Arc::new(AppState {
             settings,
             model,
@@ -67,12 +72,14 @@ impl Application {
         let limit = self.state.settings.max_body_bytes;
         let app = routes::router(self.state.clone()).layer(DefaultBodyLimit::max(limit));
         tracing::info!(addr = %self.local_addr(), "wapulse listening");
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("server failed")?;
+            .context("server failed");
+        // Requests are done: write the final snapshot, stop the writer.
+        self.state.model.shutdown().await;
         tracing::info!("wapulse stopped");
-        Ok(())
+        served
     }
 }
 

@@ -118,8 +118,17 @@ fn state_round_trips_through_serde() {
     }
     let json = serde_json::to_string(&fleet.to_state()).unwrap();
     let state: FleetState = serde_json::from_str(&json).unwrap();
-    let mut back = Fleet::from_state(Thresholds::default(), state);
+    let mut back = Fleet::from_state(
+        Thresholds::default(),
+        state,
+        wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+    );
     assert_eq!(serde_json::to_string(&back.to_state()).unwrap(), json);
+    assert_eq!(
+        serde_json::to_string(&back.state_ref()).unwrap(),
+        json,
+        "borrowed form is the same"
+    );
     assert_eq!(back.view().by_state(), fleet.view().by_state());
     assert!(back.is_duplicate(&with_id), "idempotency memory survives");
     assert_eq!(back.apply(&with_id), wapulse_core::Applied::Duplicate);

@@ -26,6 +26,10 @@ pub enum ApiError {
     TooLarge(String),
     /// 415.
     UnsupportedMediaType(String),
+    /// 503 with `Retry-After`: the store refused a write; nothing applied.
+    Unavailable(String),
+    /// 500: an unexpected failure on a read that touches the disk.
+    Internal(String),
 }
 
 impl ApiError {
@@ -62,8 +66,15 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(m) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "error": m }))
             }
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": m })),
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

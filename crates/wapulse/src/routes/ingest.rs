@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
-use wapulse_core::{Event, ParseContext, RawEvent, SessionId};
+use wapulse_core::{Event, ParseContext, RawEvent, SessionId, Timestamp};
 
 use super::{ApiError, Shared};
 use crate::clock;
@@ -95,13 +95,14 @@ fn raw_events(format: Format, body: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
     }
 }
 
-fn ingest(
+async fn ingest(
     state: &Shared,
     headers: &HeaderMap,
     body: &[u8],
     path_session: Option<SessionId>,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    let result = parse_batch(state, headers, body, path_session);
+    let received = clock::now();
+    let result = parse_batch(state, headers, body, path_session, received);
     let telemetry = &state.telemetry.ingest_events;
     let events = match result {
         Ok(events) => events,
@@ -110,7 +111,11 @@ fn ingest(
             return Err(e);
         }
     };
-    let outcome = state.model.apply(&events);
+    let outcome = state
+        .model
+        .ingest(events, received)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     telemetry
         .with_label_values(&["accepted"])
         .inc_by(outcome.accepted as u64);
@@ -128,6 +133,7 @@ fn parse_batch(
     headers: &HeaderMap,
     body: &[u8],
     path_session: Option<SessionId>,
+    received: Timestamp,
 ) -> Result<Vec<Event>, ApiError> {
     let settings = &state.settings;
     let raws = raw_events(format_of(headers)?, body)?;
@@ -141,7 +147,7 @@ fn parse_batch(
     let default_session = path_session.as_ref().unwrap_or(&settings.default_session);
     let ctx = ParseContext {
         default_session,
-        received_at: clock::now(),
+        received_at: received,
         max_future_skew: settings.max_future_skew,
     };
     raws.into_iter()
@@ -194,7 +200,7 @@ pub(super) async fn events(
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let body = body_or_error(&state, body)?;
-    ingest(&state, &headers, &body, None)
+    ingest(&state, &headers, &body, None).await
 }
 
 pub(super) async fn session_events(
@@ -209,5 +215,5 @@ pub(super) async fn session_events(
         index: None,
         field: Some("id"),
     })?;
-    ingest(&state, &headers, &body, Some(id))
+    ingest(&state, &headers, &body, Some(id)).await
 }

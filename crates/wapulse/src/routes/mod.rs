@@ -122,6 +122,10 @@ pub fn table() -> Vec<Route> {
         UNAUTHORIZED,
         (413, "body too large"),
         (415, "unsupported content type"),
+        (
+            503,
+            "the store refused the write; nothing applied (Retry-After)",
+        ),
     ];
     vec![
         route(
@@ -235,6 +239,14 @@ pub fn table() -> Vec<Route> {
             read_id,
             JSON,
             get(session::thresholds_for),
+        ),
+        route(
+            "/sessions/{id}/events",
+            "One session's journal, newest first (?limit=&before=)",
+            Read,
+            read_id,
+            JSON,
+            get(session::history),
         ),
         route(
             "/v1/events",

@@ -32,15 +32,42 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The checks in force. Today: the session model itself.
+/// The checks in force: the session model and the store.
 fn checks(state: &Shared) -> Vec<Check> {
     let snapshot = state.model.snapshot();
-    vec![Check {
-        name: "model".into(),
-        ok: true,
-        readiness: true,
-        detail: format!("{} sessions loaded", snapshot.len()),
-    }]
+    let store = state.model.store_health();
+    vec![
+        Check {
+            name: "model".into(),
+            ok: true,
+            readiness: true,
+            detail: format!("{} sessions loaded", snapshot.len()),
+        },
+        Check {
+            name: "store".into(),
+            ok: store.reachable,
+            readiness: true,
+            detail: match &store.error {
+                Some(e) => e.clone(),
+                None => format!(
+                    "{} schema v{}, {} events in the journal",
+                    store.facts.backend, store.facts.schema_version, store.facts.journal_events
+                ),
+            },
+        },
+    ]
+}
+
+fn store_summary(state: &Shared) -> Value {
+    let store = state.model.store_health();
+    let mut v = serde_json::to_value(&*store).unwrap_or(Value::Null);
+    v["lastCommitAgeSeconds"] = match store.last_commit_at {
+        Some(at) => json!(clock::now().since(at).as_secs_f64()),
+        None => Value::Null,
+    };
+    v["schemaCurrent"] =
+        json!(store.facts.schema_version == crate::store::sqlite::schema_versions());
+    v
 }
 
 pub(super) async fn healthz() -> Json<Value> {
@@ -110,6 +137,7 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
     let body = json!({
         "status": status,
         "checks": map,
+        "store": store_summary(&state),
         "sessions": sessions_summary(&state),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),

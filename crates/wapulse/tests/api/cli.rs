@@ -11,7 +11,9 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wapulse");
 
-fn wapulse(args: &[&str]) -> Command {
+/// The binary with a clean environment. Tests that start a server set
+/// `WAPULSE_DATA_DIR` to a temporary directory they own.
+pub fn wapulse(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .env_clear()
@@ -180,7 +182,7 @@ fn config_check_validates_a_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat_age_warning"));
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -188,7 +190,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Running(Child);
+pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -198,7 +200,7 @@ impl Drop for Running {
 }
 
 /// Polls `url` until it answers 200, for at most 20 s.
-fn wait_until_up(url: &str) {
+pub fn wait_until_up(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let client = reqwest::blocking_get_status;
     while Instant::now() < deadline {
@@ -210,7 +212,7 @@ fn wait_until_up(url: &str) {
     panic!("{url} did not come up");
 }
 
-mod reqwest {
+pub mod reqwest {
     /// A tiny blocking GET over a std TcpStream (tests only), so the
     /// synchronous process tests need no async runtime.
     pub fn blocking_get_status(url: &str) -> Option<u16> {
@@ -238,7 +240,7 @@ mod reqwest {
     }
 }
 
-fn terminate(child: &mut Child) -> i32 {
+pub fn terminate(child: &mut Child) -> i32 {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -254,8 +256,10 @@ fn terminate(child: &mut Child) -> i32 {
 #[test]
 fn serve_shuts_down_gracefully_on_sigterm() {
     let port = free_port();
+    let data = tempfile::tempdir().unwrap();
     let child = wapulse(&["serve"])
         .env("PORT", port.to_string())
+        .env("WAPULSE_DATA_DIR", data.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

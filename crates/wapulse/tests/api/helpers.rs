@@ -8,7 +8,11 @@ use wapulse_core::{DurationMs, Timestamp};
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    pub state: wapulse::routes::Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The data directory; kept until the app is dropped.
+    pub data: std::sync::Arc<tempfile::TempDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -16,18 +20,32 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    spawn_in(data, configure).await
+}
+
+/// Starts an app on an existing data directory (a restart).
+pub async fn spawn_in(
+    data: std::sync::Arc<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = Settings::for_bind("127.0.0.1:0".parse().unwrap());
+    settings.data_dir = data.path().to_path_buf();
     configure(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
+    let state = app.state();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
+    let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
         client: reqwest::Client::new(),
-        _stop: stop,
+        state,
+        stop: Some(stop),
+        server: Some(server),
+        data,
     }
 }
 
@@ -53,6 +71,18 @@ pub fn parse_ts(v: &Value) -> Timestamp {
 }
 
 impl TestApp {
+    /// Stops the app the way SIGTERM does (final snapshot included) and
+    /// waits until it is down; returns its data directory for a restart.
+    pub async fn stop(mut self) -> std::sync::Arc<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.data.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

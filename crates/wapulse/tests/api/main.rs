@@ -10,3 +10,4 @@ mod ingest;
 mod metrics;
 mod platform;
 mod session;
+mod storage;

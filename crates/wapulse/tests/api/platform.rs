@@ -17,12 +17,17 @@ async fn liveness_readiness_and_health() {
     assert_eq!(r["checks"]["model"], "ok");
     let (code, text) = app.get_text("/readyz?verbose").await;
     assert_eq!(code, 200);
-    assert_eq!(text, "[+]model ok\nreadyz check passed\n");
+    assert_eq!(text, "[+]model ok\n[+]store ok\nreadyz check passed\n");
     let (_, text) = app.get_text("/readyz?verbose&exclude=model").await;
-    assert_eq!(text, "[+]model excluded: ok\nreadyz check passed\n");
+    assert_eq!(
+        text,
+        "[+]store ok\n[+]model excluded: ok\nreadyz check passed\n"
+    );
     let h = app.get_json("/api/health", 200).await;
     assert_eq!(h["status"], "healthy");
     assert_eq!(h["checks"]["model"]["ok"], true);
+    assert_eq!(h["checks"]["store"]["ok"], true);
+    assert_eq!(r["checks"]["store"], "ok");
     app.ingest(json!([{"session": "x", "type": "state", "state": "connected"}]))
         .await;
     assert_eq!(
