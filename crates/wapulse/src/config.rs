@@ -10,6 +10,7 @@ use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
 use crate::model::ModelOptions;
+use crate::probes::{self, ProbeSpec, RawProbe};
 use crate::store::Durability;
 
 /// A secret (token). Its `Debug` never shows the value.
@@ -55,6 +56,7 @@ struct FileSettings {
     snapshot_interval: Option<DurationMs>,
     max_store_bytes: Option<u64>,
     thresholds: Option<ThresholdsConfig>,
+    probes: Option<Vec<RawProbe>>,
 }
 
 /// Everything the service needs, checked.
@@ -94,6 +96,8 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
     /// Alert thresholds.
     pub thresholds: Thresholds,
+    /// Probes of the services around the sessions.
+    pub probes: Vec<ProbeSpec>,
 }
 
 impl Settings {
@@ -117,6 +121,7 @@ impl Settings {
             snapshot_interval: DurationMs::from_mins(5),
             max_store_bytes: None,
             thresholds: Thresholds::default(),
+            probes: Vec::new(),
         }
     }
 
@@ -242,6 +247,9 @@ impl Settings {
         }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
+        }
+        if let Some(raw) = file.probes {
+            s.probes = probes::check_all(raw)?;
         }
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
             bail!(

@@ -7,9 +7,12 @@
 //!   lock-free published snapshot.
 //! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
+//! - [`probes`]: background probes of PostgreSQL, Redis, heartbeat keys,
+//!   HTTP and TCP, read from cache by readiness and health.
 //! - [`openapi`]: `/openapi.json`, generated from the route table.
 //! - [`telemetry`]: our own metrics and logging.
 //! - [`demo`]: a simulated fleet with realistic trouble.
+//! - [`beat`]: `wapulse beat`, a heartbeat key for workers that have none.
 //! - [`check`]: the Nagios/Icinga plugin and Docker healthcheck.
 //!
 //! **Architecture invariant:** request handlers read the published
@@ -19,6 +22,7 @@
 //! workers.
 #![forbid(unsafe_code)]
 
+pub mod beat;
 pub mod build;
 pub mod check;
 pub mod clock;
@@ -26,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod model;
 pub mod openapi;
+pub mod probes;
 pub mod routes;
 pub mod startup;
 pub mod store;

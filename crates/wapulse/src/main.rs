@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use wapulse::config::Settings;
 use wapulse::startup::{Application, shutdown_signal};
 use wapulse::store::sqlite;
-use wapulse::{check, demo, model, telemetry};
+use wapulse::{beat, check, demo, model, telemetry};
 use wapulse_core::SessionId;
 
 /// Operator-grade observability for WhatsApp session fleets.
@@ -47,6 +47,30 @@ enum Command {
         /// Give up (UNKNOWN) after this long, e.g. 5s.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
+    },
+    /// Write a heartbeat key (Unix seconds, with a TTL) to Redis on a
+    /// schedule, for a worker that writes none; a `redis_heartbeat` probe
+    /// watches it.
+    Beat {
+        /// Redis URL, e.g. redis://127.0.0.1:6379/0 (a password in it is
+        /// never printed).
+        #[arg(long, value_name = "URL", env = "REDIS_URL")]
+        redis: String,
+        /// The key to write.
+        #[arg(long, default_value = "worker:heartbeat")]
+        key: String,
+        /// Time between writes.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        every: Duration,
+        /// The key's time to live (default three intervals).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// Write once and exit (status 1 when the write fails).
+        #[arg(long)]
+        once: bool,
+        /// Log filter (DEBUG, INFO, WARNING, ERROR).
+        #[arg(long, default_value = "INFO", env = "LOG_LEVEL")]
+        log_level: String,
     },
     /// Configuration tools.
     Config {
@@ -219,6 +243,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             eprintln!("exported {count} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Beat {
+            redis,
+            key,
+            every,
+            ttl,
+            once,
+            log_level,
+        } => {
+            let filter = wapulse::config::log_filter(&log_level)?;
+            telemetry::init_logging(&filter);
+            let opts = beat::BeatOptions {
+                redis_url: redis,
+                key,
+                every,
+                ttl,
+                once,
+            };
+            runtime()?.block_on(beat::run(opts, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {

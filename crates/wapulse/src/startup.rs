@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::clock;
 use crate::config::Settings;
 use crate::model::Model;
+use crate::probes::Probes;
 use crate::routes::{self, AppState, Shared};
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
@@ -42,7 +43,9 @@ impl Application {
             };
             anyhow::anyhow!("{e}{hint}")
         })?;
+        let probes = Probes::new(settings.probes.clone());
         let state = Arc::new(AppState {
+            probes,
             settings,
             model,
             telemetry: Telemetry::new(),
@@ -72,11 +75,17 @@ impl Application {
         let limit = self.state.settings.max_body_bytes;
         let app = routes::router(self.state.clone()).layer(DefaultBodyLimit::max(limit));
         tracing::info!(addr = %self.local_addr(), "wapulse listening");
+        for p in self.state.probes.iter() {
+            tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
+        }
+        self.state.probes.start();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("server failed");
-        // Requests are done: write the final snapshot, stop the writer.
+        // Requests are done: stop probing, write the final snapshot, stop
+        // the writer.
+        self.state.probes.stop();
         self.state.model.shutdown().await;
         tracing::info!("wapulse stopped");
         served

@@ -377,6 +377,53 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     for (name, value) in &platform.gauges {
         sample(f, &[("name", name.as_str())], *value);
     }
+    probe_series(&mut out, &state);
     session_series(&mut out, &sessions, t, now, true);
     out.encode()
+}
+
+fn probe_series(out: &mut Families, state: &Shared) {
+    use MetricType::GAUGE;
+    let probes: Vec<_> = state.probes.iter().map(|p| (p, p.status())).collect();
+    let labels = |p: &crate::probes::Probe| {
+        [
+            ("probe", p.spec.name.clone()),
+            ("kind", p.spec.kind.to_owned()),
+            ("group", p.spec.group.clone().unwrap_or_default()),
+        ]
+    };
+    let f = out.family(
+        "wapulse_probe_up",
+        "Whether the probe's last run passed (0 also while not yet run)",
+        GAUGE,
+    );
+    for (p, s) in &probes {
+        let l = labels(p);
+        let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        sample(f, &l, if s.ok() { 1.0 } else { 0.0 });
+    }
+    let f = out.family(
+        "wapulse_probe_duration_seconds",
+        "How long the probe's last run took",
+        GAUGE,
+    );
+    for (p, s) in &probes {
+        if let Some(ms) = s.latency_ms {
+            let l = labels(p);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            sample(f, &l, ms / 1000.0);
+        }
+    }
+    let f = out.family(
+        "wapulse_probe_last_success_timestamp_seconds",
+        "When the probe last passed, in Unix seconds",
+        GAUGE,
+    );
+    for (p, s) in &probes {
+        if let Some(at) = s.last_success {
+            let l = labels(p);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            sample(f, &l, at.as_secs_f64());
+        }
+    }
 }

@@ -25,6 +25,7 @@ use wapulse_core::Timestamp;
 
 use crate::config::{Secret, Settings};
 use crate::model::Model;
+use crate::probes::Probes;
 use crate::telemetry::Telemetry;
 
 pub use error::ApiError;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub model: Model,
     /// Our own metrics.
     pub telemetry: Telemetry,
+    /// Probes of the services around the sessions.
+    pub probes: Probes,
     /// Process start, for uptime.
     pub started: Instant,
     /// Process start, as a timestamp.
@@ -306,11 +309,23 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             "/health/whatsapp",
-            "WhatsApp sessions summary",
+            "WhatsApp sessions summary and probes of group whatsapp",
             Open,
             &[OK],
             JSON,
             get(platform::health_whatsapp),
+        ),
+        route(
+            "/health/{group}",
+            "Probes of one group from the config (e.g. workers, calls)",
+            Open,
+            &[
+                OK,
+                (503, "a probe of the group fails"),
+                (404, "unknown group"),
+            ],
+            JSON,
+            get(platform::health_group),
         ),
         route(
             "/version",
@@ -322,7 +337,7 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             "/warmup",
-            "Runs every check once and primes caches",
+            "Runs every probe once and primes caches",
             Open,
             &[OK],
             JSON,

@@ -6,17 +6,19 @@
 //! plug in as more checks). Handlers only read them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use wapulse_core::{Level, SessionState};
 
-use super::Shared;
+use super::{ApiError, Shared};
 use crate::clock;
+use crate::probes::Probe;
 
 /// The outcome of one named check, as readiness and health report it.
 #[derive(Clone, Debug, Serialize)]
@@ -32,11 +34,12 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The checks in force: the session model and the store.
+/// The checks in force: the session model, the store, and every probe (its
+/// cached result; nothing here waits on a dependency).
 fn checks(state: &Shared) -> Vec<Check> {
     let snapshot = state.model.snapshot();
     let store = state.model.store_health();
-    vec![
+    let mut out = vec![
         Check {
             name: "model".into(),
             ok: true,
@@ -55,7 +58,32 @@ fn checks(state: &Shared) -> Vec<Check> {
                 ),
             },
         },
-    ]
+    ];
+    out.extend(state.probes.iter().map(|p| {
+        let status = p.status();
+        Check {
+            name: p.spec.name.clone(),
+            ok: status.ok(),
+            readiness: p.spec.readiness,
+            detail: status.reason.clone(),
+        }
+    }));
+    out
+}
+
+/// A probe as health endpoints show it: its configuration and latest result.
+fn probe_json(p: &Probe) -> Value {
+    let mut v = serde_json::to_value(&*p.status()).unwrap_or(Value::Null);
+    v["kind"] = json!(p.spec.kind);
+    v["group"] = json!(p.spec.group);
+    v["readiness"] = json!(p.spec.readiness);
+    v
+}
+
+fn probes_json<'a>(probes: impl Iterator<Item = &'a Arc<Probe>>) -> BTreeMap<String, Value> {
+    probes
+        .map(|p| (p.spec.name.clone(), probe_json(p)))
+        .collect()
 }
 
 fn store_summary(state: &Shared) -> Value {
@@ -137,6 +165,7 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
     let body = json!({
         "status": status,
         "checks": map,
+        "probes": probes_json(state.probes.iter()),
         "store": store_summary(&state),
         "sessions": sessions_summary(&state),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
@@ -178,11 +207,51 @@ fn sessions_summary(state: &Shared) -> Value {
 
 pub(super) async fn health_whatsapp(State(state): State<Shared>) -> Json<Value> {
     let sessions = sessions_summary(&state);
+    let group: Vec<&Arc<Probe>> = in_group(&state, "whatsapp").collect();
+    // A failing probe of the group (the Baileys service, say) is as bad as
+    // a critical session: the sessions behind it cannot be trusted.
+    let status = if group.iter().any(|p| !p.status().ok()) {
+        json!(Level::Critical)
+    } else {
+        sessions["status"].clone()
+    };
     Json(json!({
-        "status": sessions["status"],
+        "status": status,
         "sessions": sessions,
-        "probes": {},
+        "probes": probes_json(group.into_iter()),
     }))
+}
+
+fn in_group<'a>(state: &'a Shared, group: &'a str) -> impl Iterator<Item = &'a Arc<Probe>> {
+    state
+        .probes
+        .iter()
+        .filter(move |p| p.spec.group.as_deref() == Some(group))
+}
+
+pub(super) async fn health_group(
+    State(state): State<Shared>,
+    Path(group): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.probes.has_group(&group) {
+        return Err(ApiError::NotFound(format!(
+            "no probe group `{group}`; groups come from the `group` of [[probes]] in the config"
+        )));
+    }
+    let probes: Vec<&Arc<Probe>> = in_group(&state, &group).collect();
+    let ok = probes.iter().all(|p| p.status().ok());
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "failed" },
+        "group": group,
+        "probes": probes_json(probes.into_iter()),
+        "timestamp": clock::now().to_rfc3339(),
+    });
+    Ok((code, Json(body)).into_response())
 }
 
 pub(super) async fn version() -> Json<Value> {
@@ -196,11 +265,18 @@ pub(super) async fn version() -> Json<Value> {
 }
 
 pub(super) async fn warmup(State(state): State<Shared>) -> Json<Value> {
-    // Touch every read path once so the first real request is not the one
-    // that pays for lazy initialisation.
+    // Run every probe once (each within its timeout), then touch every read
+    // path so the first real request is not the one that pays for lazy
+    // initialisation.
+    state.probes.run_all().await;
     let checks = checks(&state);
     let _ = state.telemetry.registry.gather();
-    Json(json!({ "status": "warm", "checks": checks.len() }))
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    Json(json!({ "status": "warm", "checks": checks.len(), "failing": failing }))
 }
 
 pub(super) async fn metrics_json(State(state): State<Shared>) -> Json<Value> {

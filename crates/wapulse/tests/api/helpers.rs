@@ -132,3 +132,13 @@ impl TestApp {
         assert_eq!(code, 200, "{answer}");
     }
 }
+
+/// Starts an app whose probes come from a config file with this text (the
+/// real config path: TOML, then checks).
+pub async fn spawn_with_config(toml_text: &str) -> TestApp {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let path = data.path().join("wapulse.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let loaded = Settings::load(Some(&path), |_| None).expect("config loads");
+    spawn_in(data, move |s| s.probes = loaded.probes).await
+}

@@ -9,5 +9,7 @@ mod helpers;
 mod ingest;
 mod metrics;
 mod platform;
+mod probes;
+mod servers;
 mod session;
 mod storage;

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// Runs `promtool check metrics` on `text`; panics with its complaints.
-fn promtool_check(text: &str) {
+pub fn promtool_check(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -1,0 +1,299 @@
+//! Probes of the services around the sessions (PostgreSQL, Redis, a
+//! worker's heartbeat key, HTTP health endpoints, TCP ports).
+//!
+//! Each probe runs on its own schedule in a background task, bounded by its
+//! timeout, and publishes its latest [`ProbeStatus`] through an `ArcSwap`.
+//! Handlers only read those: a hung dependency costs a probe task its
+//! timeout, never a request.
+
+mod run;
+mod spec;
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use wapulse_core::Timestamp;
+
+pub use spec::{ExpectStatus, ProbeSpec, Target};
+pub(crate) use spec::{RawProbe, check_all, redact_url};
+
+use crate::clock;
+
+/// Where a probe stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Not run yet (counts as failing for readiness).
+    Pending,
+    /// The last run passed.
+    Ok,
+    /// The last run failed or timed out.
+    Failed,
+}
+
+/// The latest result of one probe.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeStatus {
+    /// Pending, ok or failed.
+    pub status: Outcome,
+    /// How long the last run took, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// When the last run finished.
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub checked_at: Option<Timestamp>,
+    /// When a run last passed.
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub last_success: Option<Timestamp>,
+    /// When a run last failed.
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub last_failure: Option<Timestamp>,
+    /// Failed runs since the last pass.
+    pub consecutive_failures: u32,
+    /// Why it fails (or a short note when it passes), never with a password.
+    pub reason: String,
+}
+
+fn opt_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
+}
+
+impl ProbeStatus {
+    fn pending() -> Self {
+        Self {
+            status: Outcome::Pending,
+            latency_ms: None,
+            checked_at: None,
+            last_success: None,
+            last_failure: None,
+            consecutive_failures: 0,
+            reason: "not checked yet".into(),
+        }
+    }
+
+    /// Whether the last run passed.
+    pub fn ok(&self) -> bool {
+        self.status == Outcome::Ok
+    }
+
+    fn after(&self, result: Result<String, String>, latency: Duration, at: Timestamp) -> Self {
+        let latency_ms = Some(latency.as_secs_f64() * 1000.0);
+        match result {
+            Ok(note) => Self {
+                status: Outcome::Ok,
+                latency_ms,
+                checked_at: Some(at),
+                last_success: Some(at),
+                last_failure: self.last_failure,
+                consecutive_failures: 0,
+                reason: note,
+            },
+            Err(reason) => Self {
+                status: Outcome::Failed,
+                latency_ms,
+                checked_at: Some(at),
+                last_success: self.last_success,
+                last_failure: Some(at),
+                consecutive_failures: self.consecutive_failures.saturating_add(1),
+                reason,
+            },
+        }
+    }
+}
+
+/// One configured probe and its latest result.
+pub struct Probe {
+    /// What it checks.
+    pub spec: ProbeSpec,
+    status: ArcSwap<ProbeStatus>,
+    http: Option<reqwest::Client>,
+    /// One run at a time: a `/warmup` waits for a run in flight and then
+    /// runs afresh, so what it reports is never older than the request.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Probe {
+    /// The latest result.
+    pub fn status(&self) -> Arc<ProbeStatus> {
+        self.status.load_full()
+    }
+
+    /// Runs the probe once, bounded by its timeout, and publishes the result.
+    pub async fn run_once(&self) -> Arc<ProbeStatus> {
+        let _one_at_a_time = self.running.lock().await;
+        let started = Instant::now();
+        let result = match tokio::time::timeout(
+            self.spec.timeout,
+            run::check(&self.spec, self.http.as_ref()),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "timed out after {}",
+                humantime::format_duration(self.spec.timeout)
+            )),
+        };
+        let result = result.map_err(|reason| scrub(&reason, self.spec.secret.as_deref()));
+        let latency = started.elapsed();
+        let at = clock::now();
+        if let Err(reason) = &result {
+            tracing::debug!(probe = %self.spec.name, target = %self.spec.display, %reason, "probe failed");
+        }
+        let mut published = None;
+        self.status.rcu(|old| {
+            let next = Arc::new(old.after(result.clone(), latency, at));
+            published = Some(next.clone());
+            next
+        });
+        published.expect("rcu ran at least once")
+    }
+}
+
+/// Removes a password from a text (an error may quote a connection string).
+fn scrub(text: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => text.replace(s, "***"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Every configured probe.
+#[derive(Default)]
+pub struct Probes {
+    probes: Vec<Arc<Probe>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Probes {
+    /// Probes for these specs, all pending; nothing runs until [`Probes::start`].
+    pub fn new(specs: Vec<ProbeSpec>) -> Self {
+        let probes = specs
+            .into_iter()
+            .map(|spec| {
+                let http = matches!(spec.target, Target::Http { .. }).then(|| {
+                    // No client timeout: the probe's own timeout bounds
+                    // the whole run and names itself in the reason.
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::limited(3))
+                        .build()
+                        .expect("a plain HTTP client builds")
+                });
+                Arc::new(Probe {
+                    spec,
+                    status: ArcSwap::from_pointee(ProbeStatus::pending()),
+                    http,
+                    running: tokio::sync::Mutex::new(()),
+                })
+            })
+            .collect();
+        Self {
+            probes,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every probe, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Probe>> {
+        self.probes.iter()
+    }
+
+    /// Whether any probe belongs to `group`.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.probes
+            .iter()
+            .any(|p| p.spec.group.as_deref() == Some(group))
+    }
+
+    /// Starts one background task per probe: run, then wait its interval.
+    /// Tasks hold only a weak reference and end when the probe is dropped
+    /// or [`Probes::stop`] is called.
+    pub fn start(&self) {
+        let mut tasks = self.tasks.lock().expect("probe task list poisoned");
+        for probe in &self.probes {
+            let weak: Weak<Probe> = Arc::downgrade(probe);
+            let interval = probe.spec.interval;
+            let handle = tokio::spawn(async move {
+                loop {
+                    let Some(probe) = weak.upgrade() else { return };
+                    probe.run_once().await;
+                    drop(probe);
+                    tokio::time::sleep(interval).await;
+                }
+            });
+            tasks.push(handle.abort_handle());
+        }
+    }
+
+    /// Runs every probe once, concurrently; returns when all are done (each
+    /// within its timeout).
+    pub async fn run_all(&self) {
+        let mut set = tokio::task::JoinSet::new();
+        for probe in &self.probes {
+            let probe = probe.clone();
+            set.spawn(async move {
+                probe.run_once().await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    /// Stops the background tasks.
+    pub fn stop(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .expect("probe task list poisoned")
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_transitions_keep_history() {
+        let t1 = Timestamp::from_millis(1_000);
+        let t2 = Timestamp::from_millis(2_000);
+        let t3 = Timestamp::from_millis(3_000);
+        let s = ProbeStatus::pending();
+        assert!(!s.ok());
+        let s = s.after(Ok("fine".into()), Duration::from_millis(3), t1);
+        assert!(s.ok());
+        assert_eq!(s.last_success, Some(t1));
+        let s = s.after(Err("down".into()), Duration::from_millis(3), t2);
+        let s = s.after(Err("still down".into()), Duration::from_millis(3), t3);
+        assert_eq!(s.status, Outcome::Failed);
+        assert_eq!(s.consecutive_failures, 2);
+        assert_eq!(s.last_success, Some(t1), "a failure keeps the last success");
+        assert_eq!(s.last_failure, Some(t3));
+        assert_eq!(s.reason, "still down");
+        let s = s.after(Ok("back".into()), Duration::from_millis(3), t3);
+        assert_eq!(s.consecutive_failures, 0);
+        assert_eq!(s.last_failure, Some(t3), "a pass keeps the last failure");
+    }
+
+    #[test]
+    fn scrub_removes_the_password() {
+        assert_eq!(
+            scrub("auth failed for app:hunter2@db", Some("hunter2")),
+            "auth failed for app:***@db"
+        );
+        assert_eq!(scrub("refused", None), "refused");
+    }
+}
