@@ -216,6 +216,10 @@ fn shard_of(id: &str) -> usize {
 #[derive(Clone, Debug)]
 pub struct FleetSnapshot {
     shards: Vec<Shard>,
+    /// Every id, sorted, for paging without sorting per request; ids added
+    /// since the last merge wait in `pending`.
+    order: Arc<Vec<SessionId>>,
+    pending: Vec<SessionId>,
     len: usize,
     by_state: [usize; 7],
     platform: Arc<PlatformMetrics>,
@@ -226,6 +230,8 @@ impl Default for FleetSnapshot {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            order: Arc::default(),
+            pending: Vec::new(),
             len: 0,
             by_state: [0; 7],
             platform: Arc::default(),
@@ -243,6 +249,53 @@ impl FleetSnapshot {
     /// Every session, in no particular order.
     pub fn sessions(&self) -> impl Iterator<Item = &Arc<Session>> {
         self.shards.iter().flat_map(|s| s.values())
+    }
+
+    /// Every session id, sorted (byte order). Complete in every snapshot
+    /// taken with [`Fleet::snapshot`]; kept up to date on write, so paging
+    /// costs a binary search, not a sort.
+    pub fn sorted_ids(&self) -> &[SessionId] {
+        debug_assert!(self.pending.is_empty(), "snapshots are settled");
+        &self.order
+    }
+
+    /// Sessions in id order, starting after `after` (exclusive) when given.
+    pub fn sessions_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<Session>> + 'a {
+        let ids = self.sorted_ids();
+        let start = after.map_or(0, |a| ids.partition_point(|id| id.as_str() <= a));
+        ids[start..].iter().filter_map(|id| self.get(id.as_str()))
+    }
+
+    /// Merges ids added since the last merge into the sorted order: one
+    /// O(n) pass per batch that adds sessions, not one per session.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut fresh = std::mem::take(&mut self.pending);
+        fresh.sort_unstable();
+        let old = std::mem::take(&mut self.order);
+        let mut merged = Vec::with_capacity(old.len() + fresh.len());
+        let (mut a, mut b) = (old.iter().peekable(), fresh.into_iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => {
+                    if *x <= y {
+                        merged.push((*x).clone());
+                        a.next();
+                    } else {
+                        merged.push(b.next().expect("peeked"));
+                    }
+                }
+                (Some(_), None) => merged.extend(a.by_ref().cloned()),
+                (None, Some(_)) => merged.extend(b.by_ref()),
+                (None, None) => break,
+            }
+        }
+        self.order = Arc::new(merged);
     }
 
     /// How many sessions.
@@ -294,6 +347,7 @@ impl FleetSnapshot {
         let shard = Arc::make_mut(&mut self.shards[shard_of(id.as_str())]);
         if !shard.contains_key(id.as_str()) {
             self.len += 1;
+            self.pending.push(id.clone());
             self.by_state[SessionState::Connecting.index()] += 1;
             shard.insert(id.clone(), Arc::new(Session::new(id.clone(), at)));
         }
@@ -353,9 +407,12 @@ impl Fleet {
         &self.thresholds
     }
 
-    /// A consistent view for readers; shares everything.
+    /// A consistent view for readers; shares everything (ids added since
+    /// the last batch are merged into the copy's order).
     pub fn snapshot(&self) -> FleetSnapshot {
-        self.current.clone()
+        let mut snapshot = self.current.clone();
+        snapshot.settle();
+        snapshot
     }
 
     /// The current view, borrowed.
@@ -425,6 +482,7 @@ impl Fleet {
     pub fn ensure_session(&mut self, id: &SessionId, at: Timestamp) {
         if self.current.get(id.as_str()).is_none() {
             self.current.session_mut(id, at);
+            self.current.settle();
         }
     }
 
@@ -437,6 +495,7 @@ impl Fleet {
                 Applied::Duplicate => out.duplicates += 1,
             }
         }
+        self.current.settle();
         out
     }
 
@@ -473,6 +532,8 @@ impl Fleet {
             (0..SHARDS).map(|_| HashMap::new()).collect();
         let mut by_state = [0usize; 7];
         let len = state.sessions.len();
+        let mut order: Vec<SessionId> = state.sessions.iter().map(|s| s.id().clone()).collect();
+        order.sort_unstable();
         for s in state.sessions {
             by_state[s.state.index()] += 1;
             shards[shard_of(s.id().as_str())].insert(s.id().clone(), Arc::new(s));
@@ -484,6 +545,8 @@ impl Fleet {
             thresholds,
             current: FleetSnapshot {
                 shards: shards.into_iter().map(Arc::new).collect(),
+                order: Arc::new(order),
+                pending: Vec::new(),
                 len,
                 by_state,
                 platform: Arc::new(state.platform),

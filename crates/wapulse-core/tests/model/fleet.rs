@@ -158,3 +158,34 @@ fn many_sessions_spread_over_shards_and_are_all_found() {
     assert_eq!(snap.sessions().count(), 2_000);
     assert!((0..2_000).all(|i| snap.get(&format!("s{i}")).is_some()));
 }
+
+#[test]
+fn sorted_ids_stay_sorted_across_batches_single_applies_and_restores() {
+    let mut fleet = Fleet::new(Thresholds::default());
+    // One batch adding several sessions out of order.
+    let batch: Vec<Event> = ["m", "b", "x", "a"]
+        .iter()
+        .map(|id| for_session(heartbeat(1.0), id))
+        .collect();
+    fleet.apply_all(&batch);
+    // Single applies (as tests and tools do) before a snapshot.
+    fleet.apply(&for_session(heartbeat(2.0), "c"));
+    fleet.apply(&for_session(heartbeat(2.0), "b"));
+    fleet.apply(&for_session(heartbeat(2.0), "z"));
+    let snap = fleet.snapshot();
+    let ids: Vec<&str> = snap.sorted_ids().iter().map(|s| s.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "m", "x", "z"]);
+    let after: Vec<&str> = snap
+        .sessions_after(Some("c"))
+        .map(|s| s.id().as_str())
+        .collect();
+    assert_eq!(after, ["m", "x", "z"]);
+    let after: Vec<&str> = snap
+        .sessions_after(Some("bb"))
+        .map(|s| s.id().as_str())
+        .collect();
+    assert_eq!(after, ["c", "m", "x", "z"], "a cursor need not be an id");
+    // A restored fleet has the same order.
+    let restored = Fleet::from_state(Thresholds::default(), fleet.to_state(), 100);
+    assert_eq!(restored.snapshot().sorted_ids(), snap.sorted_ids());
+}

@@ -94,6 +94,11 @@ proptest! {
         parts.apply_all(&events[at_split..]);
         prop_assert_eq!(state_json(&whole), state_json(&parts));
         prop_assert!(snapshot_between.len() <= parts.view().len());
+        // The sorted index holds exactly the sessions, in order.
+        let snap = parts.snapshot();
+        let mut ids: Vec<_> = snap.sessions().map(|s| s.id().clone()).collect();
+        ids.sort();
+        prop_assert_eq!(snap.sorted_ids(), &ids[..]);
     }
 
     #[test]

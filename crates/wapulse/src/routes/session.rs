@@ -517,33 +517,62 @@ pub(super) async fn list(
     let t = &state.settings.thresholds;
     let now = clock::now();
     let snapshot = state.model.snapshot();
-    let mut rows: Vec<(&Session, Assessment)> = snapshot
-        .sessions()
-        .filter(|s| wanted_state.is_none_or(|w| s.state == w))
-        .map(|s| (s.as_ref(), evaluate(s, t, now)))
-        .filter(|(_, a)| status.is_none_or(|w| a.level == w))
-        .collect();
-    let total = rows.len();
-    rows.sort_unstable_by(|a, b| a.0.id().cmp(b.0.id()));
-    let start = match q.after.as_deref() {
-        None => 0,
-        Some(after) => rows.partition_point(|(s, _)| s.id().as_str() <= after),
+    // Sessions come in id order from the snapshot's sorted index: no sort
+    // per request, and only what a filter needs is evaluated.
+    let row = |s: &Session, a: &Assessment| SessionRow {
+        id: s.id().clone(),
+        state: s.state,
+        status: a.level,
+        alert_count: a.alerts.len(),
+        state_changed_at: s.state_changed_at.to_rfc3339(),
+        last_event_at: s.last_event_at.to_rfc3339(),
     };
-    let page: Vec<SessionRow> = rows[start..]
-        .iter()
-        .take(limit)
-        .map(|(s, a)| SessionRow {
-            id: s.id().clone(),
-            state: s.state,
-            status: a.level,
-            alert_count: a.alerts.len(),
-            state_changed_at: s.state_changed_at.to_rfc3339(),
-            last_event_at: s.last_event_at.to_rfc3339(),
-        })
-        .collect();
-    let next_after = (start + page.len() < total)
-        .then(|| page.last().map(|r| r.id.clone()))
-        .flatten();
+    let mut page: Vec<SessionRow> = Vec::with_capacity(limit.min(snapshot.len()));
+    let mut more = false;
+    let total = match status {
+        // The total by level needs every session's level.
+        Some(wanted) => {
+            let mut total = 0;
+            for s in snapshot.sessions() {
+                if wanted_state.is_none_or(|w| s.state == w) && evaluate(s, t, now).level == wanted
+                {
+                    total += 1;
+                }
+            }
+            for s in snapshot.sessions_after(q.after.as_deref()) {
+                if wanted_state.is_some_and(|w| s.state != w) {
+                    continue;
+                }
+                let a = evaluate(s, t, now);
+                if a.level != wanted {
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(row(s, &a));
+            }
+            total
+        }
+        None => {
+            for s in snapshot.sessions_after(q.after.as_deref()) {
+                if wanted_state.is_some_and(|w| s.state != w) {
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(row(s, &evaluate(s, t, now)));
+            }
+            match wanted_state {
+                Some(w) => snapshot.by_state()[w.index()],
+                None => snapshot.len(),
+            }
+        }
+    };
+    let next_after = more.then(|| page.last().map(|r| r.id.clone())).flatten();
     Ok(Json(ListView {
         total,
         count: page.len(),

@@ -351,6 +351,26 @@ async fn sessions_list_filters_and_pages() {
     assert_eq!(seen.len(), 26);
     assert_eq!(seen, sorted);
 
+    // Filtered pages chain too, and the last full page has no cursor.
+    for filter in ["state=qr_required", "status=critical"] {
+        let mut got = vec![];
+        let mut path = format!("/sessions?limit=2&{filter}");
+        loop {
+            let page = app.get_json(&path, 200).await;
+            assert_eq!(page["total"], 5, "{filter}");
+            got.extend(page["sessions"].as_array().unwrap().iter().cloned());
+            match page["nextAfter"].as_str() {
+                Some(after) => path = format!("/sessions?limit=2&{filter}&after={after}"),
+                None => break,
+            }
+        }
+        assert_eq!(got.len(), 5, "{filter}");
+        let exact = app
+            .get_json(&format!("/sessions?limit=5&{filter}"), 200)
+            .await;
+        assert!(exact["nextAfter"].is_null(), "{filter}: {exact}");
+    }
+
     for bad in [
         "status=bad",
         "state=asleep",
