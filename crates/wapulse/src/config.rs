@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
+use crate::lowprio::Priority;
 use crate::model::ModelOptions;
 use crate::probes::{self, ProbeSpec, RawProbe};
 use crate::store::Durability;
@@ -55,6 +56,7 @@ struct FileSettings {
     snapshot_every_events: Option<u64>,
     snapshot_interval: Option<DurationMs>,
     max_store_bytes: Option<u64>,
+    ingest_priority: Option<String>,
     thresholds: Option<ThresholdsConfig>,
     probes: Option<Vec<RawProbe>>,
 }
@@ -94,6 +96,8 @@ pub struct Settings {
     pub snapshot_interval: DurationMs,
     /// A cap on the store's size; writes beyond it are refused (503).
     pub max_store_bytes: Option<u64>,
+    /// CPU priority of ingest parsing and the writer, against reads.
+    pub ingest_priority: Priority,
     /// Alert thresholds.
     pub thresholds: Thresholds,
     /// Probes of the services around the sessions.
@@ -120,6 +124,7 @@ impl Settings {
             snapshot_every_events: 100_000,
             snapshot_interval: DurationMs::from_mins(5),
             max_store_bytes: None,
+            ingest_priority: Priority::default(),
             thresholds: Thresholds::default(),
             probes: Vec::new(),
         }
@@ -137,15 +142,18 @@ impl Settings {
             thresholds: self.thresholds.clone(),
             dedup_capacity: self.dedup_capacity,
             default_session: self.default_session.clone(),
+            priority: self.ingest_priority,
         }
     }
 
     /// Loads settings: defaults, then the file (`--config`, else
     /// `WAPULSE_CONFIG`), then the environment, as read by `env`.
     pub fn load(config: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let path = config
-            .map(Path::to_path_buf)
-            .or_else(|| env("WAPULSE_CONFIG").map(PathBuf::from));
+        let path = config.map(Path::to_path_buf).or_else(|| {
+            env("WAPULSE_CONFIG")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
         let file = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -245,6 +253,13 @@ impl Settings {
             }
             s.max_store_bytes = Some(v);
         }
+        if let Some(p) = nonempty("WAPULSE_INGEST_PRIORITY").or(file.ingest_priority) {
+            s.ingest_priority = Priority::parse(&p).with_context(|| {
+                format!(
+                    "ingest_priority / WAPULSE_INGEST_PRIORITY: `{p}` is not \"normal\", \"low\" or \"idle\""
+                )
+            })?;
+        }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
         }
@@ -343,7 +358,12 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 8] = [
+        let cases: [(&str, Env, &str); 9] = [
+            (
+                "",
+                &[("WAPULSE_INGEST_PRIORITY", "urgent")],
+                "WAPULSE_INGEST_PRIORITY",
+            ),
             ("", &[("PORT", "http")], "PORT"),
             ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
             ("", &[("LOG_LEVEL", "LOUD")], "LOG_LEVEL"),
@@ -373,6 +393,17 @@ mod tests {
             toml::from_str::<FileSettings>("bnid = 1").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn an_empty_wapulse_config_means_no_file() {
+        let s = Settings::load(None, |k| (k == "WAPULSE_CONFIG").then(String::new)).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:3001");
+        let err = Settings::load(None, |k| {
+            (k == "WAPULSE_CONFIG").then(|| "/nonexistent/wapulse.toml".to_owned())
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/wapulse.toml"));
     }
 
     #[test]

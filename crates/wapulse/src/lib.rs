@@ -5,6 +5,7 @@
 //! - [`startup`]: [`startup::Application`] binds and serves.
 //! - [`model`]: the writer thread (group commit, snapshots) and the
 //!   lock-free published snapshot.
+//! - [`lowprio`]: low-priority threads for work that must yield to reads.
 //! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
 //! - [`probes`]: background probes of PostgreSQL, Redis, heartbeat keys,
@@ -28,6 +29,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod lowprio;
 pub mod model;
 pub mod openapi;
 pub mod probes;

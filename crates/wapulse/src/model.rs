@@ -61,6 +61,8 @@ pub struct ModelOptions {
     pub dedup_capacity: usize,
     /// The session created at start if the journal does not have it.
     pub default_session: SessionId,
+    /// CPU priority of the writer thread.
+    pub priority: crate::lowprio::Priority,
 }
 
 /// The store as `/api/health` and `/readyz` see it. Updated by the writer;
@@ -184,9 +186,14 @@ impl Model {
             options,
         };
         let (tx, rx) = channel();
+        let priority = writer.options.priority;
         let handle = std::thread::Builder::new()
             .name("wapulse-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                // Commits and applies yield to the request workers.
+                crate::lowprio::set_current_thread(priority);
+                writer.run(rx)
+            })
             .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             published,

@@ -45,8 +45,10 @@ impl Application {
             anyhow::anyhow!("{e}{hint}")
         })?;
         let probes = Probes::new(settings.probes.clone());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let state = Arc::new(AppState {
             probes,
+            parser: crate::lowprio::Pool::new("parse", cores.min(4), settings.ingest_priority),
             settings,
             model,
             telemetry: Telemetry::new(),

@@ -10,41 +10,69 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
-use wapulse_core::{AlertCode, Level, Session, SessionState, Thresholds, Timestamp, evaluate};
+use wapulse_core::{
+    AlertCode, Assessment, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
+};
 
 use super::{ApiError, Shared, session::find};
 use crate::clock;
 
-/// Builds metric families one sample at a time.
-struct Families(Vec<MetricFamily>);
+/// Builds metric families one at a time and encodes each as soon as the
+/// next one starts, so at most one family's samples are held at once (a
+/// fleet of 100,000 sessions has 100,000 samples per family).
+struct Families {
+    body: Vec<u8>,
+    current: Option<MetricFamily>,
+    encoder: TextEncoder,
+    failed: bool,
+}
 
 impl Families {
-    fn new() -> Self {
-        Self(Vec::new())
+    /// `samples` sizes the body up front (about 48 bytes a sample).
+    fn with_capacity(samples: usize) -> Self {
+        Self {
+            body: Vec::with_capacity(samples * 48 + 16 * 1024),
+            current: None,
+            encoder: TextEncoder::new(),
+            failed: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.current.take()
+            && !f.get_metric().is_empty()
+            && let Err(e) = self
+                .encoder
+                .encode(std::slice::from_ref(&f), &mut self.body)
+        {
+            tracing::error!(error = %e, family = f.name(), "encoding metrics failed");
+            self.failed = true;
+        }
     }
 
     fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
+        self.flush();
         let mut f = MetricFamily::default();
         f.set_name(name.to_owned());
         f.set_help(help.to_owned());
         f.set_field_type(kind);
-        self.0.push(f);
-        self.0.last_mut().expect("just pushed")
+        self.current.insert(f)
     }
 
-    fn encode(self) -> Response {
-        let families: Vec<MetricFamily> = self
-            .0
-            .into_iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .collect();
-        let encoder = TextEncoder::new();
-        let mut body = Vec::with_capacity(families.len() * 128);
-        if let Err(e) = encoder.encode(&families, &mut body) {
-            tracing::error!(error = %e, "encoding metrics failed");
+    /// Families gathered elsewhere (our own registry).
+    fn extend(&mut self, families: Vec<MetricFamily>) {
+        for f in families {
+            self.flush();
+            self.current = Some(f);
+        }
+    }
+
+    fn encode(mut self) -> Response {
+        self.flush();
+        if self.failed {
             return (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response();
         }
-        let mut response = body.into_response();
+        let mut response = self.body.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -53,19 +81,24 @@ impl Families {
     }
 }
 
+fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            let mut l = LabelPair::default();
+            l.set_name((*k).to_owned());
+            l.set_value((*v).to_owned());
+            l
+        })
+        .collect()
+}
+
 fn sample(f: &mut MetricFamily, labels: &[(&str, &str)], value: f64) {
-    let mut m = Metric::default();
-    m.set_label(
-        labels
-            .iter()
-            .map(|(k, v)| {
-                let mut l = LabelPair::default();
-                l.set_name((*k).to_owned());
-                l.set_value((*v).to_owned());
-                l
-            })
-            .collect(),
-    );
+    push(f, label_pairs(labels), value);
+}
+
+fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
+    let mut m = Metric::from_label(labels);
     if f.get_field_type() == MetricType::COUNTER {
         let mut c = Counter::default();
         c.set_value(value);
@@ -86,43 +119,40 @@ fn sample(f: &mut MetricFamily, labels: &[(&str, &str)], value: f64) {
 fn session_series(
     out: &mut Families,
     sessions: &[&Session],
+    assessments: &[Assessment],
     t: &Thresholds,
     now: Timestamp,
     fleet: bool,
 ) {
     use MetricType::{COUNTER, GAUGE};
-    let label = |s: &Session| -> Vec<(&'static str, String)> {
+    let label = |s: &Session| -> Vec<LabelPair> {
         if fleet {
-            vec![("session", s.id().as_str().to_owned())]
+            label_pairs(&[("session", s.id().as_str())])
         } else {
-            vec![]
+            Vec::new()
         }
     };
-    let assessments: Vec<_> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
     macro_rules! per_session {
         ($name:expr, $help:expr, $kind:expr, |$s:ident, $a:ident| $value:expr) => {{
             let f = out.family($name, $help, $kind);
-            for ($s, $a) in sessions.iter().zip(&assessments) {
+            f.mut_metric().reserve_exact(sessions.len());
+            for ($s, $a) in sessions.iter().zip(assessments) {
                 let _ = &$a;
-                let owned = label($s);
-                let labels: Vec<(&str, &str)> =
-                    owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                sample(f, &labels, $value);
+                push(f, label($s), $value);
             }
         }};
     }
     {
         let f = out.family("wa_session_state", "Current session state", GAUGE);
+        f.mut_metric().reserve_exact(sessions.len());
         for s in sessions {
-            let owned = label(s);
             for state in SessionState::ALL {
                 if fleet && state != s.state {
                     continue;
                 }
-                let mut labels: Vec<(&str, &str)> =
-                    owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                labels.push(("state", state.as_str()));
-                sample(f, &labels, f64::from(u8::from(state == s.state)));
+                let mut labels = label(s);
+                labels.extend(label_pairs(&[("state", state.as_str())]));
+                push(f, labels, f64::from(u8::from(state == s.state)));
             }
         }
     }
@@ -262,12 +292,16 @@ fn session_series(
 }
 
 fn one_session(state: &Shared, s: &Session) -> Response {
-    let mut out = Families::new();
+    let mut out = Families::with_capacity(64);
+    let t = &state.settings.thresholds;
+    let now = clock::now();
+    let assessment = evaluate(s, t, now);
     session_series(
         &mut out,
         &[s],
-        &state.settings.thresholds,
-        clock::now(),
+        std::slice::from_ref(&assessment),
+        t,
+        now,
         false,
     );
     out.encode()
@@ -294,11 +328,13 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     let t = &state.settings.thresholds;
     let now = clock::now();
     let snapshot = state.model.snapshot();
-    let mut sessions: Vec<&Session> = snapshot.sessions().map(|s| s.as_ref()).collect();
-    sessions.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    // In id order from the snapshot's sorted index; evaluated once, for
+    // the rollups and the per-session series alike.
+    let sessions: Vec<&Session> = snapshot.sessions_after(None).map(|s| s.as_ref()).collect();
+    let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
 
-    let mut out = Families::new();
-    out.0.extend(state.telemetry.registry.gather());
+    let mut out = Families::with_capacity(sessions.len() * 7);
+    out.extend(state.telemetry.registry.gather());
     let f = out.family(
         "wapulse_uptime_seconds",
         "Seconds since wapulse started",
@@ -328,8 +364,7 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     }
     let mut by_level = [0usize; 3];
     let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
-    for s in &sessions {
-        let a = evaluate(s, t, now);
+    for a in &assessments {
         by_level[a.level as usize] += 1;
         for alert in &a.alerts {
             by_code[alert.code as usize][alert.level as usize] += 1;
@@ -378,7 +413,7 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
         sample(f, &[("name", name.as_str())], *value);
     }
     probe_series(&mut out, &state);
-    session_series(&mut out, &sessions, t, now, true);
+    session_series(&mut out, &sessions, &assessments, t, now, true);
     out.encode()
 }
 

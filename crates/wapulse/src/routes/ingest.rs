@@ -97,12 +97,19 @@ fn raw_events(format: Format, body: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
 
 async fn ingest(
     state: &Shared,
-    headers: &HeaderMap,
-    body: &[u8],
+    headers: HeaderMap,
+    body: Bytes,
     path_session: Option<SessionId>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let received = clock::now();
-    let result = parse_batch(state, headers, body, path_session, received);
+    // Parsing runs on the low-priority pool: a flood of events must not
+    // delay the reads that share these async workers.
+    let shared = state.clone();
+    let result = state
+        .parser
+        .run(move || parse_batch(&shared, &headers, &body, path_session, received))
+        .await
+        .unwrap_or_else(|| Err(ApiError::Unavailable("the event parser stopped".into())));
     let telemetry = &state.telemetry.ingest_events;
     let events = match result {
         Ok(events) => events,
@@ -200,7 +207,7 @@ pub(super) async fn events(
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let body = body_or_error(&state, body)?;
-    ingest(&state, &headers, &body, None).await
+    ingest(&state, headers, body, None).await
 }
 
 pub(super) async fn session_events(
@@ -215,5 +222,5 @@ pub(super) async fn session_events(
         index: None,
         field: Some("id"),
     })?;
-    ingest(&state, &headers, &body, Some(id)).await
+    ingest(&state, headers, body, Some(id)).await
 }

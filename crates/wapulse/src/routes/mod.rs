@@ -40,6 +40,8 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// Probes of the services around the sessions.
     pub probes: Probes,
+    /// Low-priority threads that parse ingest batches.
+    pub parser: crate::lowprio::Pool,
     /// Process start, for uptime.
     pub started: Instant,
     /// Process start, as a timestamp.
