@@ -368,7 +368,9 @@ pub struct Fleet {
 /// The serializable form of a [`Fleet`], for snapshots on disk.
 #[derive(Serialize, Deserialize)]
 pub struct FleetState {
-    sessions: Vec<Session>,
+    // `Arc<Session>` serializes exactly as `Session`; decoding straight
+    // into `Arc`s means a restore never holds two copies of the fleet.
+    sessions: Vec<Arc<Session>>,
     platform: PlatformMetrics,
     events: u64,
     dedup: Dedup,
@@ -514,8 +516,7 @@ impl Fleet {
 
     /// The serializable state, for snapshots.
     pub fn to_state(&self) -> FleetState {
-        let mut sessions: Vec<Session> =
-            self.current.sessions().map(|s| Session::clone(s)).collect();
+        let mut sessions: Vec<Arc<Session>> = self.current.sessions().cloned().collect();
         sessions.sort_by(|a, b| a.id().cmp(b.id()));
         FleetState {
             sessions,
@@ -536,7 +537,7 @@ impl Fleet {
         order.sort_unstable();
         for s in state.sessions {
             by_state[s.state.index()] += 1;
-            shards[shard_of(s.id().as_str())].insert(s.id().clone(), Arc::new(s));
+            shards[shard_of(s.id().as_str())].insert(s.id().clone(), s);
         }
         let mut dedup = state.dedup;
         dedup.rebuild_index();

@@ -143,6 +143,12 @@ async fn restart_from_snapshot_plus_journal_tail_and_after_compaction() {
     })
     .await;
     varied_history(&app).await;
+    // Let the 1 ms retention pass (the clock, not a sleep-and-hope: the
+    // records must be strictly older than the cut-off).
+    let written = wapulse::clock::now();
+    while wapulse::clock::now().since(written) < wapulse_core::DurationMs::from_millis(3) {
+        tokio::task::yield_now().await;
+    }
     // Snapshot now and drop every journal record it covers (retention 1 ms).
     let dropped = app.state.model.maintain().await.unwrap();
     assert_eq!(dropped, 15);
