@@ -92,6 +92,30 @@ fn hb() -> EventKind {
     EventKind::Heartbeat { rtt_ms: None }
 }
 
+/// A (re)pairing as a gateway reports it: authenticated by `method`,
+/// connected, credentials written to the store when `writes_credentials`,
+/// first heartbeat.
+fn paired(
+    out: &mut Vec<Event>,
+    id: &SessionId,
+    now: Timestamp,
+    method: AuthMethod,
+    writes_credentials: bool,
+) {
+    out.push(ev(id, now, EventKind::Auth { method }));
+    out.push(ev(id, now, st(SessionState::Connected)));
+    if writes_credentials {
+        out.push(ev(
+            id,
+            now,
+            EventKind::CredentialsWritten {
+                store: Some("postgres".into()),
+            },
+        ));
+    }
+    out.push(ev(id, now, hb()));
+}
+
 impl Simulation {
     /// `count` sessions: the first ten have trouble roles (when the fleet is
     /// that large), the rest are healthy. `default` is the first session, so
@@ -177,24 +201,15 @@ impl Simulation {
                 _ => {}
             }
             out.push(ev(id, now, st(SessionState::Connecting)));
-            out.push(ev(
+            let fresh_credentials =
+                !matches!(s.role, Role::StaleCredentials | Role::AncientCredentials);
+            paired(
+                &mut out,
                 id,
                 now,
-                EventKind::Auth {
-                    method: AuthMethod::SessionRestore,
-                },
-            ));
-            out.push(ev(id, now, st(SessionState::Connected)));
-            if !matches!(s.role, Role::StaleCredentials | Role::AncientCredentials) {
-                out.push(ev(
-                    id,
-                    now,
-                    EventKind::CredentialsWritten {
-                        store: Some("postgres".into()),
-                    },
-                ));
-            }
-            out.push(ev(id, now, hb()));
+                AuthMethod::SessionRestore,
+                fresh_credentials,
+            );
         }
         out
     }
@@ -283,22 +298,7 @@ impl Simulation {
                         out.push(ev(id, now, st(SessionState::QrRequired)));
                     }
                     if t == 170 {
-                        out.push(ev(
-                            id,
-                            now,
-                            EventKind::Auth {
-                                method: AuthMethod::QrScan,
-                            },
-                        ));
-                        out.push(ev(id, now, st(SessionState::Connected)));
-                        out.push(ev(
-                            id,
-                            now,
-                            EventKind::CredentialsWritten {
-                                store: Some("postgres".into()),
-                            },
-                        ));
-                        out.push(ev(id, now, hb()));
+                        paired(&mut out, id, now, AuthMethod::QrScan, true);
                     }
                     beating = !(50..170).contains(&t);
                 }
@@ -307,15 +307,7 @@ impl Simulation {
                         out.push(ev(id, now, st(SessionState::LoggedOut)));
                     }
                     if t == 0 {
-                        out.push(ev(
-                            id,
-                            now,
-                            EventKind::Auth {
-                                method: AuthMethod::PairingCode,
-                            },
-                        ));
-                        out.push(ev(id, now, st(SessionState::Connected)));
-                        out.push(ev(id, now, hb()));
+                        paired(&mut out, id, now, AuthMethod::PairingCode, false);
                     }
                     beating = !(60..CYCLE).contains(&t);
                 }

@@ -203,11 +203,11 @@ impl Probes {
         self.probes.iter()
     }
 
-    /// Whether any probe belongs to `group`.
-    pub fn has_group(&self, group: &str) -> bool {
+    /// The probes of `group`, in config order.
+    pub fn in_group<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Arc<Probe>> {
         self.probes
             .iter()
-            .any(|p| p.spec.group.as_deref() == Some(group))
+            .filter(move |p| p.spec.group.as_deref() == Some(group))
     }
 
     /// Starts one background task per probe: run, then wait its interval.

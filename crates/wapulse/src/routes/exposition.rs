@@ -16,6 +16,7 @@ use wapulse_core::{
 
 use super::{ApiError, Shared, session::find};
 use crate::clock;
+use crate::probes::ProbeStatus;
 
 /// Builds metric families one at a time and encodes each as soon as the
 /// next one starts, so at most one family's samples are held at once (a
@@ -417,48 +418,46 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     out.encode()
 }
 
+/// What one probe family reads from a status (`None`: no sample).
+type ProbeValue = fn(&ProbeStatus) -> Option<f64>;
+
 fn probe_series(out: &mut Families, state: &Shared) {
     use MetricType::GAUGE;
-    let probes: Vec<_> = state.probes.iter().map(|p| (p, p.status())).collect();
-    let labels = |p: &crate::probes::Probe| {
-        [
-            ("probe", p.spec.name.clone()),
-            ("kind", p.spec.kind.to_owned()),
-            ("group", p.spec.group.clone().unwrap_or_default()),
-        ]
-    };
-    let f = out.family(
-        "wapulse_probe_up",
-        "Whether the probe's last run passed (0 also while not yet run)",
-        GAUGE,
-    );
-    for (p, s) in &probes {
-        let l = labels(p);
-        let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        sample(f, &l, if s.ok() { 1.0 } else { 0.0 });
-    }
-    let f = out.family(
-        "wapulse_probe_duration_seconds",
-        "How long the probe's last run took",
-        GAUGE,
-    );
-    for (p, s) in &probes {
-        if let Some(ms) = s.latency_ms {
-            let l = labels(p);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            sample(f, &l, ms / 1000.0);
-        }
-    }
-    let f = out.family(
-        "wapulse_probe_last_success_timestamp_seconds",
-        "When the probe last passed, in Unix seconds",
-        GAUGE,
-    );
-    for (p, s) in &probes {
-        if let Some(at) = s.last_success {
-            let l = labels(p);
-            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            sample(f, &l, at.as_secs_f64());
+    let probes: Vec<_> = state
+        .probes
+        .iter()
+        .map(|p| {
+            let labels = label_pairs(&[
+                ("probe", &p.spec.name),
+                ("kind", p.spec.kind),
+                ("group", p.spec.group.as_deref().unwrap_or_default()),
+            ]);
+            (labels, p.status())
+        })
+        .collect();
+    let families: [(&str, &str, ProbeValue); 3] = [
+        (
+            "wapulse_probe_up",
+            "Whether the probe's last run passed (0 also while not yet run)",
+            |s| Some(if s.ok() { 1.0 } else { 0.0 }),
+        ),
+        (
+            "wapulse_probe_duration_seconds",
+            "How long the probe's last run took",
+            |s| s.latency_ms.map(|ms| ms / 1000.0),
+        ),
+        (
+            "wapulse_probe_last_success_timestamp_seconds",
+            "When the probe last passed, in Unix seconds",
+            |s| s.last_success.map(Timestamp::as_secs_f64),
+        ),
+    ];
+    for (name, help, value) in families {
+        let f = out.family(name, help, GAUGE);
+        for (labels, status) in &probes {
+            if let Some(v) = value(status) {
+                push(f, labels.clone(), v);
+            }
         }
     }
 }

@@ -207,7 +207,7 @@ fn sessions_summary(state: &Shared) -> Value {
 
 pub(super) async fn health_whatsapp(State(state): State<Shared>) -> Json<Value> {
     let sessions = sessions_summary(&state);
-    let group: Vec<&Arc<Probe>> = in_group(&state, "whatsapp").collect();
+    let group: Vec<&Arc<Probe>> = state.probes.in_group("whatsapp").collect();
     // A failing probe of the group (the Baileys service, say) is as bad as
     // a critical session: the sessions behind it cannot be trusted.
     let status = if group.iter().any(|p| !p.status().ok()) {
@@ -222,23 +222,16 @@ pub(super) async fn health_whatsapp(State(state): State<Shared>) -> Json<Value> 
     }))
 }
 
-fn in_group<'a>(state: &'a Shared, group: &'a str) -> impl Iterator<Item = &'a Arc<Probe>> {
-    state
-        .probes
-        .iter()
-        .filter(move |p| p.spec.group.as_deref() == Some(group))
-}
-
 pub(super) async fn health_group(
     State(state): State<Shared>,
     Path(group): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.probes.has_group(&group) {
+    let probes: Vec<&Arc<Probe>> = state.probes.in_group(&group).collect();
+    if probes.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no probe group `{group}`; groups come from the `group` of [[probes]] in the config"
         )));
     }
-    let probes: Vec<&Arc<Probe>> = in_group(&state, &group).collect();
     let ok = probes.iter().all(|p| p.status().ok());
     let code = if ok {
         StatusCode::OK

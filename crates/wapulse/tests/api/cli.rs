@@ -157,29 +157,27 @@ fn refuses_to_start_on_bad_settings_naming_them() {
 
 #[test]
 fn config_check_validates_a_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.toml");
-    std::fs::write(
-        &good,
-        "default_session = \"main\"\n[thresholds]\nheartbeat_age_warning = \"45s\"\n",
-    )
-    .unwrap();
-    let out = wapulse(&["config", "check", "--config", good.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out =
+        config_check("default_session = \"main\"\n[thresholds]\nheartbeat_age_warning = \"45s\"\n");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"main\""));
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[thresholds]\nheartbeat_age_warning = \"10m\"\n").unwrap();
-    let out = wapulse(&["config", "check", "--config", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = config_check("[thresholds]\nheartbeat_age_warning = \"10m\"\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("heartbeat_age_warning"));
+}
+
+/// Runs `wapulse config check` on a config file with this text.
+pub fn config_check(toml_text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wapulse.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    wapulse(&["config", "check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap()
 }
 
 pub fn free_port() -> u16 {

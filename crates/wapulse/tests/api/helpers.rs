@@ -115,15 +115,35 @@ impl TestApp {
     }
 
     pub async fn post_to(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
+        let r = self.post_response(path, &body).await;
         let code = r.status().as_u16();
         (code, r.json().await.expect("JSON answer"))
+    }
+
+    /// POSTs JSON to `path`, returning the whole response.
+    pub async fn post_response(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POSTs a raw body with this content type to `/v1/events`.
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<String>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .header("content-type", content_type)
+            .body(body.into())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET returning the JSON body whatever the status.
+    pub async fn get_json_any(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("JSON body")
     }
 
     /// Posts events that must be accepted.

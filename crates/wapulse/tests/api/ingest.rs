@@ -26,14 +26,7 @@ async fn json_array_single_object_and_ndjson_are_accepted() {
         .await;
     assert_eq!((code, a), (200, json!({"accepted": 1, "duplicates": 0})));
     let ndjson = "{\"type\":\"heartbeat\",\"session\":\"nd\"}\n\n{\"type\":\"message\",\"session\":\"nd\",\"direction\":\"inbound\",\"count\":3}\n";
-    let r = app
-        .client
-        .post(app.url("/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("application/x-ndjson", ndjson).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
@@ -143,35 +136,19 @@ async fn bad_input_is_rejected_whole_with_index_and_field() {
     }
     // Not an array of objects, not JSON at all.
     for body in ["[1, 2]", "{\"type\":", "42"] {
-        let r = app
-            .client
-            .post(app.url("/v1/events"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_raw("application/json", body).await;
         assert_eq!(r.status(), 400, "{body}");
         assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     }
     let r = app
-        .client
-        .post(app.url("/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .body("{\"type\":\"heartbeat\"}\nnot json\n")
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "application/x-ndjson",
+            "{\"type\":\"heartbeat\"}\nnot json\n",
+        )
+        .await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["index"], 1);
-    let r = app
-        .client
-        .post(app.url("/v1/events"))
-        .header("content-type", "text/csv")
-        .body("a,b")
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("text/csv", "a,b").await;
     assert_eq!(r.status(), 415);
 
     // Nothing of any rejected batch was applied.

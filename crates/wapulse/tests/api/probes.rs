@@ -27,13 +27,6 @@ async fn warm(app: &TestApp) -> Value {
     app.get_json_any("/api/health").await
 }
 
-impl TestApp {
-    /// GET returning the JSON body whatever the status.
-    pub async fn get_json_any(&self, path: &str) -> Value {
-        self.get(path).await.json().await.expect("JSON body")
-    }
-}
-
 #[tokio::test]
 async fn redis_probe_passes_fails_and_times_out() {
     let redis = RedisServer::start();
@@ -631,16 +624,9 @@ fn beat_reports_a_failed_write_without_showing_the_password() {
 
 #[test]
 fn config_check_names_a_bad_probe_and_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let out = crate::cli::config_check(
         "[[probes]]\nname = \"worker\"\nkind = \"redis_heartbeat\"\nurl = \"redis://127.0.0.1:6379\"\n",
-    )
-    .unwrap();
-    let out = wapulse(&["config", "check", "--config", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

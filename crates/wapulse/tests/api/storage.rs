@@ -228,13 +228,7 @@ async fn full_store_refuses_writes_with_503_and_keeps_reads() {
     );
     let mut refused = None;
     for _ in 0..50 {
-        let r = app
-            .client
-            .post(app.url("/v1/events"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_response("/v1/events", &batch).await;
         if r.status() == 503 {
             refused = Some(r);
             break;
@@ -248,13 +242,7 @@ async fn full_store_refuses_writes_with_503_and_keeps_reads() {
     // Nothing of the refused batch reached the model.
     let attempts_before =
         app.get_json("/sessions/fill/observe", 200).await["reconnect"]["totalAttempts"].clone();
-    let r = app
-        .client
-        .post(app.url("/v1/events"))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_response("/v1/events", &batch).await;
     assert_eq!(r.status(), 503);
     let attempts_after =
         app.get_json("/sessions/fill/observe", 200).await["reconnect"]["totalAttempts"].clone();
@@ -378,14 +366,7 @@ async fn export_replays_into_an_identical_model() {
     let ndjson = String::from_utf8(export.stdout).unwrap();
     assert_eq!(ndjson.lines().count(), 15);
     let fresh = spawn_with(|s| s.metrics_token = secret("t")).await;
-    let r = fresh
-        .client
-        .post(fresh.url("/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap();
+    let r = fresh.post_raw("application/x-ndjson", ndjson).await;
     assert_eq!(
         r.json::<Value>().await.unwrap(),
         json!({"accepted": 15, "duplicates": 0})
