@@ -146,31 +146,13 @@ impl Model {
         now: Timestamp,
     ) -> Result<Self, StoreError> {
         let started = std::time::Instant::now();
-        // Decoding holds the snapshot bytes and a decoded copy of every
-        // session at once, briefly (~2x the model). A thread of its own
-        // hands that transient memory back to the allocator (and the
-        // system) when it ends; on the main thread mimalloc would keep it.
-        let (mut fleet, snapshot_seq) = std::thread::scope(|scope| {
-            let store = &mut store;
-            let options = &options;
-            std::thread::Builder::new()
-                .name("wapulse-restore".into())
-                .spawn_scoped(scope, move || match store.latest_snapshot()? {
-                    Some(snap) => Ok((decode_snapshot(&snap.body, options)?, snap.seq)),
-                    None => Ok((
-                        Fleet::with_dedup_capacity(
-                            options.thresholds.clone(),
-                            options.dedup_capacity,
-                        ),
-                        0,
-                    )),
-                })
-                .map_err(|e| StoreError::Failed(format!("cannot start the restore thread: {e}")))?
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Failed("restoring the snapshot panicked".into()))
-                })
-        })?;
+        let (mut fleet, snapshot_seq) = match store.latest_snapshot()? {
+            Some(snap) => (decode_snapshot(&snap.body, &options)?, snap.seq),
+            None => (
+                Fleet::with_dedup_capacity(options.thresholds.clone(), options.dedup_capacity),
+                0,
+            ),
+        };
         let mut replayed = 0u64;
         let last_seq = store.replay(snapshot_seq, &mut |_, event| {
             fleet.apply(&event);
