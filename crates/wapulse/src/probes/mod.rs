@@ -9,7 +9,7 @@
 mod run;
 mod spec;
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -211,19 +211,15 @@ impl Probes {
     }
 
     /// Starts one background task per probe: run, then wait its interval.
-    /// Tasks hold only a weak reference and end when the probe is dropped
-    /// or [`Probes::stop`] is called.
+    /// The tasks end on [`Probes::stop`] or when `Probes` is dropped.
     pub fn start(&self) {
         let mut tasks = self.tasks.lock().expect("probe task list poisoned");
         for probe in &self.probes {
-            let weak: Weak<Probe> = Arc::downgrade(probe);
-            let interval = probe.spec.interval;
+            let probe = probe.clone();
             let handle = tokio::spawn(async move {
                 loop {
-                    let Some(probe) = weak.upgrade() else { return };
                     probe.run_once().await;
-                    drop(probe);
-                    tokio::time::sleep(interval).await;
+                    tokio::time::sleep(probe.spec.interval).await;
                 }
             });
             tasks.push(handle.abort_handle());
