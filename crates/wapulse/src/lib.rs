@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: typed [`config::Settings`] from defaults, TOML, environment.
 //! - [`startup`]: [`startup::Application`] binds and serves.
+//! - [`serve`]: the accept loop; ingest connections on a low-priority lane.
 //! - [`model`]: the writer thread (group commit, snapshots) and the
 //!   lock-free published snapshot.
 //! - [`lowprio`]: low-priority threads for work that must yield to reads.
@@ -34,6 +35,7 @@ pub mod model;
 pub mod openapi;
 pub mod probes;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::clock;
@@ -15,6 +14,7 @@ use crate::config::Settings;
 use crate::model::Model;
 use crate::probes::Probes;
 use crate::routes::{self, AppState, Shared};
+use crate::serve::IngestLane;
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 
@@ -22,6 +22,7 @@ use crate::telemetry::Telemetry;
 pub struct Application {
     listener: TcpListener,
     state: Shared,
+    ingest: IngestLane,
 }
 
 impl Application {
@@ -46,6 +47,8 @@ impl Application {
         })?;
         let probes = Probes::new(settings.probes.clone());
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let ingest = IngestLane::start(cores, settings.ingest_priority)
+            .context("cannot start the ingest lane's runtime")?;
         let state = Arc::new(AppState {
             probes,
             parser: crate::lowprio::Pool::new("parse", cores.min(4), settings.ingest_priority),
@@ -55,7 +58,11 @@ impl Application {
             started: Instant::now(),
             started_at: now,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            ingest,
+        })
     }
 
     /// The address actually bound.
@@ -82,20 +89,21 @@ impl Application {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
         }
         self.state.probes.start();
-        // Answers are small and written whole: no Nagle delay.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed");
+        crate::serve::serve(
+            self.listener,
+            app,
+            self.ingest.handle(),
+            self.state.telemetry.http_connections.clone(),
+            shutdown,
+        )
+        .await;
         // Requests are done: stop probing, write the final snapshot, stop
         // the writer.
         self.state.probes.stop();
         self.state.model.shutdown().await;
+        drop(self.ingest);
         tracing::info!("wapulse stopped");
-        served
+        Ok(())
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Telemetry {
     pub http_duration: HistogramVec,
     /// Ingested events by outcome (accepted, duplicate, rejected).
     pub ingest_events: IntCounterVec,
+    /// Accepted connections by the lane that serves them (read, ingest).
+    pub http_connections: IntCounterVec,
 }
 
 impl Telemetry {
@@ -44,21 +46,35 @@ impl Telemetry {
             &["outcome"],
         )
         .expect("valid metric");
+        let http_connections = IntCounterVec::new(
+            Opts::new(
+                "wapulse_http_connections_total",
+                "HTTP connections accepted, by the lane that serves them (ingest: \
+                 connections that start with a POST, served at the ingest priority)",
+            ),
+            &["lane"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(ingest_events.clone()),
+            Box::new(http_connections.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
         for outcome in ["accepted", "duplicate", "rejected"] {
             ingest_events.with_label_values(&[outcome]);
         }
+        for lane in ["read", "ingest"] {
+            http_connections.with_label_values(&[lane]);
+        }
         Self {
             registry,
             http_requests,
             http_duration,
             ingest_events,
+            http_connections,
         }
     }
 }

@@ -1,0 +1,226 @@
+//! The accept loop: every connection is served on one of two lanes.
+//!
+//! A gateway that floods `POST /v1/events` must not slow the health checks
+//! that page people. Parsing and committing already run at the ingest
+//! priority ([`crate::lowprio`]), but the HTTP work of an ingest connection
+//! (reading bodies, writing answers) used to share the async workers with
+//! the reads: a health request then waited behind dozens of ready ingest
+//! connections. So each new connection is classified by its first request
+//! line, read with `peek` (nothing consumed): one that starts with `POST`
+//! is served by the **ingest lane**, a runtime whose threads run at the
+//! ingest priority; every other connection stays on the **read lane**, the
+//! main runtime. Both lanes serve every route (a keep-alive connection that
+//! mixes reads and writes is answered correctly either way); the lane only
+//! decides who yields the CPU. Gateways keep their connections open, so the
+//! peek happens once per connection, not once per request.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use prometheus::IntCounterVec;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::watch;
+
+use crate::lowprio::{self, Priority};
+
+/// How long a new connection may take to send the start of its first
+/// request before it is closed (a client that connects and says nothing
+/// must not hold a task forever).
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which runtime serves a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The main runtime, at normal priority: reads.
+    Read,
+    /// The runtime at the ingest priority: writes.
+    Ingest,
+}
+
+impl Lane {
+    /// The lane for a connection whose first bytes are `first` (the start
+    /// of its first request line). Only methods that write go to the
+    /// ingest lane; anything short or unknown stays on the read lane.
+    pub fn of(first: &[u8]) -> Self {
+        if first.starts_with(b"POST ") {
+            Self::Ingest
+        } else {
+            Self::Read
+        }
+    }
+
+    /// The label used in `wapulse_http_connections_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Ingest => "ingest",
+        }
+    }
+}
+
+/// The ingest lane's runtime. Dropping it stops its threads without
+/// waiting (allowed from inside another runtime, unlike a plain drop).
+pub struct IngestLane {
+    runtime: Option<Runtime>,
+}
+
+impl IngestLane {
+    /// Starts `threads` workers (at least one) at `priority`, named
+    /// `wapulse-ingest`.
+    pub fn start(threads: usize, priority: Priority) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("wapulse-ingest")
+            .on_thread_start(move || lowprio::set_current_thread(priority))
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Where ingest connections are spawned.
+    pub fn handle(&self) -> Handle {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives until drop")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for IngestLane {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Accepts on `listener` until `shutdown` completes, serves each
+/// connection on its lane, then waits for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    ingest: Handle,
+    connections: IntCounterVec,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = GracefulShutdown::new();
+    let (stop, stopped) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        // Answers are small and written whole: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        let ctx = Connection {
+            app: app.clone(),
+            ingest: ingest.clone(),
+            connections: connections.clone(),
+            watcher: graceful.watcher(),
+            stopped: stopped.clone(),
+        };
+        tokio::spawn(ctx.route(tcp));
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    graceful.shutdown().await;
+}
+
+/// What a newly accepted connection needs to be routed and served.
+struct Connection {
+    app: Router,
+    ingest: Handle,
+    connections: IntCounterVec,
+    watcher: Watcher,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Waits for the first bytes, picks the lane and serves the connection
+    /// there.
+    async fn route(mut self, tcp: TcpStream) {
+        let mut first = [0u8; 8];
+        let peeked = tokio::select! {
+            peeked = tokio::time::timeout(FIRST_BYTES_TIMEOUT, tcp.peek(&mut first)) => peeked,
+            _ = self.stopped.wait_for(|s| *s) => return,
+        };
+        let n = match peeked {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return, // closed, failed or silent: nothing to answer
+        };
+        let lane = Lane::of(&first[..n]);
+        self.connections.with_label_values(&[lane.label()]).inc();
+        match lane {
+            Lane::Read => self.serve(tcp).await,
+            Lane::Ingest => {
+                // Move the socket to the other runtime's reactor.
+                let Ok(std) = tcp.into_std() else { return };
+                let ingest = self.ingest.clone();
+                ingest.spawn(async move {
+                    if let Ok(tcp) = TcpStream::from_std(std) {
+                        self.serve(tcp).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Serves HTTP/1.1 on `tcp` until the client closes or the server shuts
+    /// down (in-flight requests finish first).
+    async fn serve(self, tcp: TcpStream) {
+        let service = TowerToHyperService::new(self.app);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // The timer bounds how long a client may take to send its headers.
+        http.timer(TokioTimer::new());
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::trace!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Accept errors are either one client's problem (skip it) or the process
+/// running out of something (file descriptors): wait a little so the loop
+/// does not spin.
+async fn accept_failed(e: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posts_go_to_the_ingest_lane_and_everything_else_reads() {
+        assert_eq!(Lane::of(b"POST /v1"), Lane::Ingest);
+        assert_eq!(Lane::of(b"GET /ses"), Lane::Read);
+        assert_eq!(Lane::of(b"HEAD /he"), Lane::Read);
+        assert_eq!(Lane::of(b"POS"), Lane::Read, "too short to tell");
+        assert_eq!(Lane::of(b"POSTX /"), Lane::Read);
+        assert_eq!(Lane::of(b""), Lane::Read);
+    }
+}

@@ -1,0 +1,148 @@
+//! Connection lanes: a connection that starts with a POST is served by the
+//! ingest runtime at the ingest priority; every other connection by the
+//! main runtime. Both answer every route.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cli::{Running, free_port, terminate, wait_until_up, wapulse};
+use crate::helpers::*;
+
+/// `wapulse_http_connections_total{lane="…"}` in a Prometheus text page.
+fn connections(metrics: &str, lane: &str) -> u64 {
+    let prefix = format!("wapulse_http_connections_total{{lane=\"{lane}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix}in:\n{metrics}"))
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn a_posting_connection_takes_the_ingest_lane_and_still_answers_reads() {
+    let app = spawn_app().await;
+    // app.client's first request is a POST: its connection takes the
+    // ingest lane...
+    app.ingest(json!([{"session": "lane-a", "type": "state", "state": "connected"}]))
+        .await;
+    // ...and the same keep-alive connection goes on answering reads and
+    // writes.
+    let health = app.get_json("/sessions/lane-a/health", 200).await;
+    assert_eq!(health["state"], "connected", "{health}");
+    app.ingest(json!([{"session": "lane-a", "type": "heartbeat"}]))
+        .await;
+
+    // A reader's connection starts with a GET: the read lane.
+    let reader = reqwest::Client::new();
+    let metrics = reader
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(connections(&metrics, "ingest"), 1, "one posting connection");
+    assert_eq!(connections(&metrics, "read"), 1, "one reading connection");
+}
+
+#[tokio::test]
+async fn a_silent_connection_does_not_hold_up_shutdown() {
+    let app = spawn_app().await;
+    // Connected, accepted, never sends a byte: its lane is still unknown.
+    let _silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // Accepted in order: once a later connection is answered, the silent
+    // one is waiting for its first bytes.
+    app.get_json("/healthz", 200).await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("shutdown does not wait for a client that never spoke");
+}
+
+/// (comm, scheduling policy, nice) of every thread of `pid`.
+fn threads(pid: u32) -> Vec<(String, i32, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        let (_, rest) = stat.rsplit_once(')').unwrap();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the command, state is field 3: field N is fields[N - 3].
+        out.push((
+            comm.trim().to_owned(),
+            fields[41 - 3].parse().unwrap(),
+            fields[19 - 3].parse().unwrap(),
+        ));
+    }
+    out
+}
+
+/// POSTs `body` to `/v1/events` over a fresh connection; returns the status.
+fn post_events(port: u16, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_ingest_lane_runs_at_the_ingest_priority() {
+    for (setting, policy, nice) in [("idle", 5, 0), ("low", 0, 10)] {
+        let port = free_port();
+        let data = tempfile::tempdir().unwrap();
+        let child = wapulse(&["serve"])
+            .env("PORT", port.to_string())
+            .env("WAPULSE_DATA_DIR", data.path())
+            .env("WAPULSE_INGEST_PRIORITY", setting)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut running = Running(child);
+        wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
+        assert_eq!(
+            post_events(port, r#"[{"session":"p","type":"heartbeat"}]"#),
+            200
+        );
+        let pid = running.0.id();
+        // Worker threads lower themselves as they start: wait (bounded)
+        // until every ingest-lane thread has.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = threads(pid);
+            let lane: Vec<_> = all.iter().filter(|t| t.0 == "wapulse-ingest").collect();
+            let readers: Vec<_> = all.iter().filter(|t| t.0 == "tokio-rt-worker").collect();
+            assert!(!readers.is_empty(), "read-lane workers exist: {all:?}");
+            assert!(
+                readers.iter().all(|t| (t.1, t.2) == (0, 0)),
+                "read-lane workers keep the normal priority: {all:?}"
+            );
+            if !lane.is_empty() && lane.iter().all(|t| (t.1, t.2) == (policy, nice)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{setting}: ingest-lane threads not at policy {policy}, nice {nice}: {all:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(terminate(&mut running.0), 0);
+    }
+}
