@@ -188,8 +188,8 @@ impl Connection {
         // No header-read timer: it costs a timer per request (measured
         // ≈ 5 % of /session/health throughput); the first-bytes timeout
         // above already closes clients that never speak.
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(tcp), service);
+        let conn =
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
         if let Err(e) = self.watcher.watch(conn).await {
             tracing::trace!(error = %e, "connection ended with an error");
         }
