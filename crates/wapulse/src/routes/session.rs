@@ -527,51 +527,33 @@ pub(super) async fn list(
         state_changed_at: s.state_changed_at.to_rfc3339(),
         last_event_at: s.last_event_at.to_rfc3339(),
     };
+    // The filter, with the assessment it needed (kept for the row).
+    let matching = |s: &Session| -> Option<Assessment> {
+        if wanted_state.is_some_and(|w| s.state != w) {
+            return None;
+        }
+        let a = evaluate(s, t, now);
+        status.is_none_or(|w| a.level == w).then_some(a)
+    };
+    let total = match (status, wanted_state) {
+        // The total by level needs every session's level.
+        (Some(_), _) => snapshot
+            .sessions()
+            .filter(|s| matching(s).is_some())
+            .count(),
+        (None, Some(w)) => snapshot.by_state()[w.index()],
+        (None, None) => snapshot.len(),
+    };
     let mut page: Vec<SessionRow> = Vec::with_capacity(limit.min(snapshot.len()));
     let mut more = false;
-    let total = match status {
-        // The total by level needs every session's level.
-        Some(wanted) => {
-            let mut total = 0;
-            for s in snapshot.sessions() {
-                if wanted_state.is_none_or(|w| s.state == w) && evaluate(s, t, now).level == wanted
-                {
-                    total += 1;
-                }
-            }
-            for s in snapshot.sessions_after(q.after.as_deref()) {
-                if wanted_state.is_some_and(|w| s.state != w) {
-                    continue;
-                }
-                let a = evaluate(s, t, now);
-                if a.level != wanted {
-                    continue;
-                }
-                if page.len() == limit {
-                    more = true;
-                    break;
-                }
-                page.push(row(s, &a));
-            }
-            total
+    for s in snapshot.sessions_after(q.after.as_deref()) {
+        let Some(a) = matching(s) else { continue };
+        if page.len() == limit {
+            more = true;
+            break;
         }
-        None => {
-            for s in snapshot.sessions_after(q.after.as_deref()) {
-                if wanted_state.is_some_and(|w| s.state != w) {
-                    continue;
-                }
-                if page.len() == limit {
-                    more = true;
-                    break;
-                }
-                page.push(row(s, &evaluate(s, t, now)));
-            }
-            match wanted_state {
-                Some(w) => snapshot.by_state()[w.index()],
-                None => snapshot.len(),
-            }
-        }
-    };
+        page.push(row(s, &a));
+    }
     let next_after = more.then(|| page.last().map(|r| r.id.clone())).flatten();
     Ok(Json(ListView {
         total,
