@@ -190,6 +190,35 @@ pub fn free_port() -> u16 {
 
 pub struct Running(pub Child);
 
+/// A `wapulse serve` started by [`serve_with`]; killed on drop.
+pub struct Served {
+    pub running: Running,
+    pub port: u16,
+    _data: tempfile::TempDir,
+}
+
+/// Starts `wapulse serve` on a free port with a data directory of its own
+/// and the extra `env`, and waits until it answers `/healthz`.
+pub fn serve_with(env: &[(&str, &str)]) -> Served {
+    let port = free_port();
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = wapulse(&["serve"]);
+    cmd.env("PORT", port.to_string())
+        .env("WAPULSE_DATA_DIR", data.path())
+        .stderr(Stdio::null())
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let running = Running(cmd.spawn().unwrap());
+    wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
+    Served {
+        running,
+        port,
+        _data: data,
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -218,13 +247,26 @@ pub mod reqwest {
     }
 
     pub fn body(url: &str) -> Option<(u16, String)> {
+        send(url, "GET", None)
+    }
+
+    /// One request with `Connection: close`; a `json` body is sent as
+    /// `application/json`. Returns the status and the body.
+    pub fn send(url: &str, method: &str, json: Option<&str>) -> Option<(u16, String)> {
         use std::io::{Read, Write};
         let rest = url.strip_prefix("http://")?;
         let (host, path) = rest.split_at(rest.find('/')?);
         let mut s = std::net::TcpStream::connect(host).ok()?;
+        let content = json.map_or(String::new(), |b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        });
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{content}Connection: close\r\n\r\n{}",
+            json.unwrap_or_default()
         )
         .ok()?;
         let mut text = String::new();
@@ -253,18 +295,8 @@ pub fn terminate(child: &mut Child) -> i32 {
 
 #[test]
 fn serve_shuts_down_gracefully_on_sigterm() {
-    let port = free_port();
-    let data = tempfile::tempdir().unwrap();
-    let child = wapulse(&["serve"])
-        .env("PORT", port.to_string())
-        .env("WAPULSE_DATA_DIR", data.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
-    assert_eq!(terminate(&mut running.0), 0);
+    let mut served = serve_with(&[]);
+    assert_eq!(terminate(&mut served.running.0), 0);
 }
 
 #[test]

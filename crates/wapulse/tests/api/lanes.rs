@@ -2,12 +2,11 @@
 //! ingest runtime at the ingest priority; every other connection by the
 //! main runtime. Both answer every route.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{Running, free_port, terminate, wait_until_up, wapulse};
+use crate::cli::{reqwest as raw, serve_with, terminate};
 use crate::helpers::*;
 
 /// `wapulse_http_connections_total{lane="…"}` in a Prometheus text page.
@@ -36,11 +35,9 @@ async fn a_posting_connection_takes_the_ingest_lane_and_still_answers_reads() {
     app.ingest(json!([{"session": "lane-a", "type": "heartbeat"}]))
         .await;
 
-    // A reader's connection starts with a GET: the read lane.
-    let reader = reqwest::Client::new();
-    let metrics = reader
-        .get(app.url("/metrics"))
-        .send()
+    // A reader's connection (a client of its own) starts with a GET: the
+    // read lane.
+    let metrics = reqwest::get(app.url("/metrics"))
         .await
         .unwrap()
         .text()
@@ -86,42 +83,15 @@ fn threads(pid: u32) -> Vec<(String, i32, i32)> {
     out
 }
 
-/// POSTs `body` to `/v1/events` over a fresh connection; returns the status.
-fn post_events(port: u16, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn the_ingest_lane_runs_at_the_ingest_priority() {
     for (setting, policy, nice) in [("idle", 5, 0), ("low", 0, 10)] {
-        let port = free_port();
-        let data = tempfile::tempdir().unwrap();
-        let child = wapulse(&["serve"])
-            .env("PORT", port.to_string())
-            .env("WAPULSE_DATA_DIR", data.path())
-            .env("WAPULSE_INGEST_PRIORITY", setting)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut running = Running(child);
-        wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
-        assert_eq!(
-            post_events(port, r#"[{"session":"p","type":"heartbeat"}]"#),
-            200
-        );
-        let pid = running.0.id();
+        let mut served = serve_with(&[("WAPULSE_INGEST_PRIORITY", setting)]);
+        let events = r#"[{"session":"p","type":"heartbeat"}]"#;
+        let url = format!("http://127.0.0.1:{}/v1/events", served.port);
+        let (code, body) = raw::send(&url, "POST", Some(events)).expect("an answer");
+        assert_eq!(code, 200, "{body}");
+        let pid = served.running.0.id();
         // Worker threads lower themselves as they start: wait (bounded)
         // until every ingest-lane thread has.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -143,6 +113,6 @@ fn the_ingest_lane_runs_at_the_ingest_priority() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(terminate(&mut running.0), 0);
+        assert_eq!(terminate(&mut served.running.0), 0);
     }
 }
