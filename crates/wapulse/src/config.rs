@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
-use crate::lowprio::Priority;
+use crate::lowprio::{Priority, ReadPriority};
 use crate::model::ModelOptions;
 use crate::probes::{self, ProbeSpec, RawProbe};
 use crate::store::Durability;
@@ -57,6 +57,7 @@ struct FileSettings {
     snapshot_interval: Option<DurationMs>,
     max_store_bytes: Option<u64>,
     ingest_priority: Option<String>,
+    read_priority: Option<String>,
     thresholds: Option<ThresholdsConfig>,
     probes: Option<Vec<RawProbe>>,
 }
@@ -98,6 +99,8 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
     /// CPU priority of ingest parsing and the writer, against reads.
     pub ingest_priority: Priority,
+    /// CPU priority of the threads that answer requests.
+    pub read_priority: ReadPriority,
     /// Alert thresholds.
     pub thresholds: Thresholds,
     /// Probes of the services around the sessions.
@@ -125,6 +128,7 @@ impl Settings {
             snapshot_interval: DurationMs::from_mins(5),
             max_store_bytes: None,
             ingest_priority: Priority::default(),
+            read_priority: ReadPriority::default(),
             thresholds: Thresholds::default(),
             probes: Vec::new(),
         }
@@ -260,6 +264,13 @@ impl Settings {
                 )
             })?;
         }
+        if let Some(p) = nonempty("WAPULSE_READ_PRIORITY").or(file.read_priority) {
+            s.read_priority = ReadPriority::parse(&p).with_context(|| {
+                format!(
+                    "read_priority / WAPULSE_READ_PRIORITY: `{p}` is not \"normal\" or \"realtime\""
+                )
+            })?;
+        }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
         }
@@ -358,12 +369,18 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 9] = [
+        let cases: [(&str, Env, &str); 11] = [
             (
                 "",
                 &[("WAPULSE_INGEST_PRIORITY", "urgent")],
                 "WAPULSE_INGEST_PRIORITY",
             ),
+            (
+                "",
+                &[("WAPULSE_READ_PRIORITY", "high")],
+                "WAPULSE_READ_PRIORITY",
+            ),
+            ("read_priority = \"fifo\"", &[], "read_priority"),
             ("", &[("PORT", "http")], "PORT"),
             ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
             ("", &[("LOG_LEVEL", "LOUD")], "LOG_LEVEL"),

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use wapulse::config::Settings;
 use wapulse::startup::{Application, shutdown_signal};
 use wapulse::store::sqlite;
-use wapulse::{beat, check, demo, model, telemetry};
+use wapulse::{beat, check, demo, lowprio, model, telemetry};
 use wapulse_core::SessionId;
 
 // mimalloc: /metrics for a large fleet and every ingest batch allocate
@@ -149,12 +149,21 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// The runtime that answers requests: its threads at `read_priority`.
+fn serving_runtime(settings: &Settings) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(lowprio::read_thread_hook(settings.read_priority))
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::Serve { config } => {
             let settings = load(config)?;
             telemetry::init_logging(&settings.log_filter);
-            runtime()?.block_on(async {
+            serving_runtime(&settings)?.block_on(async {
                 let app = Application::build(settings).await?;
                 app.run_until(shutdown_signal()).await
             })?;
@@ -171,7 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             settings.data_dir = scratch.path().to_path_buf();
             settings.durability = wapulse::store::Durability::Process;
             telemetry::init_logging(&settings.log_filter);
-            runtime()?.block_on(async {
+            serving_runtime(&settings)?.block_on(async {
                 let app = Application::build(settings).await?;
                 let addr = app.local_addr();
                 let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -194,29 +194,33 @@ pub struct Running(pub Child);
 pub struct Served {
     pub running: Running,
     pub port: u16,
-    _data: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// What the server has written (its log, stdout and stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("output.log")).unwrap_or_default()
+    }
 }
 
 /// Starts `wapulse serve` on a free port with a data directory of its own
 /// and the extra `env`, and waits until it answers `/healthz`.
 pub fn serve_with(env: &[(&str, &str)]) -> Served {
     let port = free_port();
-    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("output.log")).unwrap();
     let mut cmd = wapulse(&["serve"]);
     cmd.env("PORT", port.to_string())
-        .env("WAPULSE_DATA_DIR", data.path())
-        .stderr(Stdio::null())
-        .stdout(Stdio::null());
+        .env("WAPULSE_DATA_DIR", dir.path().join("data"))
+        .stderr(log.try_clone().unwrap())
+        .stdout(log);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let running = Running(cmd.spawn().unwrap());
     wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
-    Served {
-        running,
-        port,
-        _data: data,
-    }
+    Served { running, port, dir }
 }
 
 impl Drop for Running {

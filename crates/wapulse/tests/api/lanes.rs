@@ -116,3 +116,31 @@ fn the_ingest_lane_runs_at_the_ingest_priority() {
         assert_eq!(terminate(&mut served.running.0), 0);
     }
 }
+
+#[test]
+fn read_workers_take_the_read_priority() {
+    let mut served = serve_with(&[("WAPULSE_READ_PRIORITY", "realtime")]);
+    let url = format!("http://127.0.0.1:{}/session/health", served.port);
+    let (code, body) = raw::send(&url, "GET", None).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let all = threads(served.running.0.id());
+    let readers: Vec<_> = all.iter().filter(|t| t.0 == "tokio-rt-worker").collect();
+    assert!(!readers.is_empty(), "read-lane workers exist: {all:?}");
+    let refused = "cannot run request workers at a real-time priority";
+    if readers.iter().all(|t| t.1 == 2) {
+        // SCHED_RR for reads only: ingest threads never get it.
+        assert!(
+            all.iter()
+                .filter(|t| t.0.starts_with("wapulse-"))
+                .all(|t| t.1 != 2),
+            "ingest threads stay out of real time: {all:?}"
+        );
+        assert!(!served.log().contains(refused), "{}", served.log());
+    } else {
+        // Where the system refuses, the server still serves, at normal
+        // priority, and says why.
+        assert!(readers.iter().all(|t| t.1 == 0), "{all:?}");
+        assert!(served.log().contains(refused), "{}", served.log());
+    }
+    assert_eq!(terminate(&mut served.running.0), 0);
+}
