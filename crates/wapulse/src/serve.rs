@@ -14,20 +14,25 @@
 //! decides who yields the CPU. Gateways keep their connections open, so the
 //! peek happens once per connection, not once per request.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
+use hyper::http::Request;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use prometheus::IntCounterVec;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
+use tower_service::Service;
 
 use crate::lowprio::{self, Priority};
+use crate::routes::FastPath;
 
 /// How long a new connection may take to send the start of its first
 /// request before it is closed (a client that connects and says nothing
@@ -103,11 +108,19 @@ impl Drop for IngestLane {
     }
 }
 
+/// What every connection serves: the router, with the fast path for
+/// `GET /session/health` in front of it.
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub fast: Arc<FastPath>,
+}
+
 /// Accepts on `listener` until `shutdown` completes, serves each
 /// connection on its lane, then waits for in-flight requests to finish.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     ingest: Handle,
     connections: IntCounterVec,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -144,7 +157,7 @@ pub async fn serve(
 
 /// What a newly accepted connection needs to be routed and served.
 struct Connection {
-    app: Router,
+    app: App,
     ingest: Handle,
     connections: IntCounterVec,
     watcher: Watcher,
@@ -184,7 +197,18 @@ impl Connection {
     /// Serves HTTP/1.1 on `tcp` until the client closes or the server shuts
     /// down (in-flight requests finish first).
     async fn serve(self, tcp: TcpStream) {
-        let service = TowerToHyperService::new(self.app);
+        let App { router, fast } = self.app;
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            // The router is always ready (axum documents `poll_ready` as
+            // always `Ready`), so it is called directly.
+            let answer = fast.answer(&req).ok_or_else(|| router.clone().call(req));
+            async move {
+                match answer {
+                    Ok(response) => Ok::<_, Infallible>(response),
+                    Err(routed) => routed.await,
+                }
+            }
+        });
         // No header-read timer: it costs a timer per request (measured
         // ≈ 5 % of /session/health throughput); the first-bytes timeout
         // above already closes clients that never speak.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 
 use crate::clock;
@@ -82,8 +81,10 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let limit = self.state.settings.max_body_bytes;
-        let app = routes::router(self.state.clone()).layer(DefaultBodyLimit::max(limit));
+        let app = crate::serve::App {
+            router: routes::router(self.state.clone()),
+            fast: Arc::new(routes::FastPath::new(self.state.clone())),
+        };
         tracing::info!(addr = %self.local_addr(), "wapulse listening");
         for p in self.state.probes.iter() {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");

@@ -91,9 +91,14 @@ fn health_response(state: &Shared, s: &Session, started: Instant) -> Response {
 }
 
 pub(super) async fn health_default(State(state): State<Shared>) -> Response {
-    let started = Instant::now();
-    let s = default_session(&state);
-    health_response(&state, &s, started)
+    health_default_response(&state, Instant::now())
+}
+
+/// `/session/health`'s answer, for the routed handler and the fast path
+/// alike ([`super::fast`]).
+pub(super) fn health_default_response(state: &Shared, started: Instant) -> Response {
+    let s = default_session(state);
+    health_response(state, &s, started)
 }
 
 pub(super) async fn health(

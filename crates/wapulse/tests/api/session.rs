@@ -383,3 +383,64 @@ async fn sessions_list_filters_and_pages() {
         assert!(e["error"].is_string(), "{bad}: {e}");
     }
 }
+
+/// `GET /session/health` is answered in front of the router (routes/fast.rs):
+/// the answer must be the router's, and it must be counted the same way.
+#[tokio::test]
+async fn the_health_fast_path_answers_and_counts_as_the_router_does() {
+    use http_body_util::BodyExt;
+    use tower_service::Service;
+
+    let app = spawn_app().await;
+    healthy_default(&app).await;
+    let mut router = wapulse::routes::router(app.state.clone());
+    let t = &app.state.telemetry;
+    let count = |status: &str| {
+        t.http_requests
+            .with_label_values(&["/session/health", "GET", status])
+            .get()
+    };
+    let timed = || {
+        t.http_duration
+            .with_label_values(&["/session/health"])
+            .get_sample_count()
+    };
+    // (body without the clock-dependent fields, uptime in ms)
+    let split = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        o.remove("_responseTime").expect("_responseTime");
+        let uptime = o.remove("uptime").and_then(|u| u.as_u64()).expect("uptime");
+        (v, uptime)
+    };
+    for (status, event) in [(200u16, "connected"), (503, "logged_out")] {
+        app.ingest(json!([{"type": "state", "state": event}])).await;
+        // Over TCP: the fast path.
+        let fast = app.get("/session/health").await;
+        assert_eq!(fast.status().as_u16(), status);
+        let fast_type = fast.headers()["content-type"].clone();
+        let fast_body: Value = fast.json().await.unwrap();
+        // Straight into the router.
+        let request = axum::http::Request::get("/session/health")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let routed = router.call(request).await.unwrap();
+        assert_eq!(routed.status().as_u16(), status);
+        assert_eq!(routed.headers()["content-type"], fast_type);
+        let bytes = routed.into_body().collect().await.unwrap().to_bytes();
+        let routed_body: Value = serde_json::from_slice(&bytes).unwrap();
+        let ((fast, fast_up), (routed, routed_up)) = (split(fast_body), split(routed_body));
+        assert_eq!(fast, routed);
+        assert!(routed_up - fast_up < 60_000, "{fast_up} then {routed_up}");
+    }
+    // One of each answer from each path, every one counted and timed.
+    assert_eq!((count("200"), count("503"), timed()), (2, 2, 4));
+    // HEAD goes to the router, which answers it as a GET without a body.
+    let head = app
+        .client
+        .head(app.url("/session/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 503);
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
+}
