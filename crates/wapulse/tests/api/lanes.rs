@@ -60,6 +60,29 @@ async fn a_silent_connection_does_not_hold_up_shutdown() {
         .expect("shutdown does not wait for a client that never spoke");
 }
 
+/// Paused time: the runtime jumps to the next timer whenever every task
+/// waits, so the server's 30 s limit is reached at once, and the client's
+/// own 120 s guard only if the server never closes.
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_speaks_is_closed_after_30_s() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app().await;
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(120), silent.read(&mut buf))
+        .await
+        .expect("the server closes a connection that never speaks");
+    assert_eq!(read.unwrap(), 0, "closed without an answer");
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(30)..Duration::from_secs(31)).contains(&waited),
+        "closed after {waited:?} of (paused) time"
+    );
+    // A connection that speaks is answered as usual.
+    app.get_json("/healthz", 200).await;
+}
+
 /// (comm, scheduling policy, nice) of every thread of `pid`.
 fn threads(pid: u32) -> Vec<(String, i32, i32)> {
     let mut out = Vec::new();
