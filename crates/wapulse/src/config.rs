@@ -9,9 +9,10 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
-use crate::lowprio::{Priority, ReadPriority};
+use crate::lowprio::Priority;
 use crate::model::ModelOptions;
 use crate::probes::{self, ProbeSpec, RawProbe};
+use crate::readprio::{self, ReadPriority};
 use crate::store::Durability;
 
 /// A secret (token). Its `Debug` never shows the value.
@@ -58,6 +59,7 @@ struct FileSettings {
     max_store_bytes: Option<u64>,
     ingest_priority: Option<String>,
     read_priority: Option<String>,
+    read_realtime_budget: Option<f64>,
     thresholds: Option<ThresholdsConfig>,
     probes: Option<Vec<RawProbe>>,
 }
@@ -101,6 +103,9 @@ pub struct Settings {
     pub ingest_priority: Priority,
     /// CPU priority of the threads that answer requests.
     pub read_priority: ReadPriority,
+    /// With `read_priority = "realtime"`: the share of the CPUs available
+    /// that request workers may use at real-time priority, in (0, 1].
+    pub read_realtime_budget: f64,
     /// Alert thresholds.
     pub thresholds: Thresholds,
     /// Probes of the services around the sessions.
@@ -129,6 +134,7 @@ impl Settings {
             max_store_bytes: None,
             ingest_priority: Priority::default(),
             read_priority: ReadPriority::default(),
+            read_realtime_budget: readprio::DEFAULT_BUDGET,
             thresholds: Thresholds::default(),
             probes: Vec::new(),
         }
@@ -271,6 +277,21 @@ impl Settings {
                 )
             })?;
         }
+        let budget = match nonempty("WAPULSE_READ_REALTIME_BUDGET") {
+            Some(text) => Some(text.trim().parse::<f64>().with_context(|| {
+                format!("WAPULSE_READ_REALTIME_BUDGET: `{text}` is not a number like 0.5")
+            })?),
+            None => file.read_realtime_budget,
+        };
+        if let Some(v) = budget {
+            if !(v > 0.0 && v <= 1.0) {
+                bail!(
+                    "read_realtime_budget / WAPULSE_READ_REALTIME_BUDGET: {v} is not a share \
+                     of the CPU above 0 and at most 1 (0.5 = half)"
+                );
+            }
+            s.read_realtime_budget = v;
+        }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
         }
@@ -356,6 +377,17 @@ mod tests {
     }
 
     #[test]
+    fn the_realtime_budget_comes_from_file_or_env() {
+        assert_eq!(load("", &[]).unwrap().read_realtime_budget, 0.5);
+        let file = "read_priority = \"realtime\"\nread_realtime_budget = 0.25";
+        let s = load(file, &[]).unwrap();
+        assert_eq!(s.read_priority, ReadPriority::Realtime);
+        assert_eq!(s.read_realtime_budget, 0.25);
+        let s = load(file, &[("WAPULSE_READ_REALTIME_BUDGET", "1")]).unwrap();
+        assert_eq!(s.read_realtime_budget, 1.0);
+    }
+
+    #[test]
     fn refuses_public_bind_without_ingest_token() {
         let err = load("", &[("WAPULSE_BIND", "0.0.0.0:3001")]).unwrap_err();
         assert!(format!("{err:#}").contains("INGEST_TOKEN"), "{err:#}");
@@ -369,7 +401,7 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 11] = [
+        let cases: [(&str, Env, &str); 15] = [
             (
                 "",
                 &[("WAPULSE_INGEST_PRIORITY", "urgent")],
@@ -381,6 +413,18 @@ mod tests {
                 "WAPULSE_READ_PRIORITY",
             ),
             ("read_priority = \"fifo\"", &[], "read_priority"),
+            ("read_realtime_budget = 0.0", &[], "read_realtime_budget"),
+            ("read_realtime_budget = 1.5", &[], "read_realtime_budget"),
+            (
+                "",
+                &[("WAPULSE_READ_REALTIME_BUDGET", "half")],
+                "WAPULSE_READ_REALTIME_BUDGET",
+            ),
+            (
+                "",
+                &[("WAPULSE_READ_REALTIME_BUDGET", "NaN")],
+                "WAPULSE_READ_REALTIME_BUDGET",
+            ),
             ("", &[("PORT", "http")], "PORT"),
             ("", &[("WAPULSE_BIND", "localhost")], "WAPULSE_BIND"),
             ("", &[("LOG_LEVEL", "LOUD")], "LOG_LEVEL"),

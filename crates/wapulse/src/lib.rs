@@ -7,6 +7,8 @@
 //! - [`model`]: the writer thread (group commit, snapshots) and the
 //!   lock-free published snapshot.
 //! - [`lowprio`]: low-priority threads for work that must yield to reads.
+//! - [`readprio`]: `read_priority`, real-time request workers within a CPU
+//!   budget.
 //! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
 //! - [`probes`]: background probes of PostgreSQL, Redis, heartbeat keys,
@@ -34,6 +36,7 @@ pub mod lowprio;
 pub mod model;
 pub mod openapi;
 pub mod probes;
+pub mod readprio;
 pub mod routes;
 pub mod serve;
 pub mod startup;

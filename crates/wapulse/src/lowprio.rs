@@ -6,19 +6,15 @@
 //! latency up as little as possible. How much lower is the
 //! `ingest_priority` setting ([`Priority`]).
 //!
-//! The opposite knob, `read_priority` ([`ReadPriority`]), can put the
-//! threads that answer requests at a real-time priority instead: the only
-//! way found to keep read latency flat while ingest saturates the same
-//! core (see docs/benchmarks.md).
+//! The opposite knob, `read_priority` ([`crate::readprio`]), can put the
+//! threads that answer requests at a real-time priority instead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use thread_priority::{
-    NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue,
-    ThreadSchedulePolicy, set_current_thread_priority, set_thread_priority_and_policy,
-    thread_native_id,
+    NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    set_current_thread_priority, set_thread_priority_and_policy, thread_native_id,
 };
 
 /// The CPU priority of ingest work, relative to request handling.
@@ -71,72 +67,6 @@ pub fn set_current_thread(priority: Priority) {
     };
     if let Err(e) = result {
         tracing::warn!(error = ?e, ?priority, "cannot lower the priority of ingest work; it runs at normal priority");
-    }
-}
-
-/// The CPU priority of the threads that answer requests (the read lane:
-/// the main runtime's workers and blocking threads).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ReadPriority {
-    /// Ordinary time sharing (the default).
-    #[default]
-    Normal,
-    /// `SCHED_RR` at the lowest real-time priority (1): a woken read worker
-    /// takes the CPU at once from any ordinary thread, so reads stay as fast
-    /// as on an idle machine while ingest saturates the core. Needs
-    /// `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` of at least 1. Under a flood of
-    /// reads, ordinary threads (ingest, other processes) keep only what the
-    /// kernel's real-time throttling leaves them (5 % of a core by default).
-    Realtime,
-}
-
-impl ReadPriority {
-    /// Parses `normal` or `realtime`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "normal" => Some(Self::Normal),
-            "realtime" => Some(Self::Realtime),
-            _ => None,
-        }
-    }
-}
-
-/// Puts the calling thread at `priority`; the error says why the system
-/// refused and how to allow it.
-pub fn set_read_thread(priority: ReadPriority) -> Result<(), String> {
-    match priority {
-        ReadPriority::Normal => Ok(()),
-        ReadPriority::Realtime => set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Min,
-            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::RoundRobin),
-        )
-        .map_err(|e| {
-            format!(
-                "cannot run request workers at a real-time priority ({e:?}): it needs \
-                 CAP_SYS_NICE or an RLIMIT_RTPRIO of at least 1 (systemd: LimitRTPRIO=1; \
-                 docker: --cap-add SYS_NICE)"
-            )
-        }),
-    }
-}
-
-/// An `on_thread_start` hook for the runtime that answers requests: puts
-/// each of its threads at `priority`, logging the outcome once (a refusal
-/// leaves the threads at normal priority and is a warning, not a failure).
-pub fn read_thread_hook(priority: ReadPriority) -> impl Fn() + Send + Sync + 'static {
-    let logged = AtomicBool::new(false);
-    move || {
-        let result = set_read_thread(priority);
-        if priority == ReadPriority::Normal || logged.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        match result {
-            Ok(()) => tracing::info!(
-                "request workers run at SCHED_RR priority 1 (read_priority = \"realtime\")"
-            ),
-            Err(e) => tracing::warn!("{e}; they run at normal priority"),
-        }
     }
 }
 
@@ -225,50 +155,6 @@ mod tests {
         (stat(41), stat(19))
     }
 
-    /// Whether this process may take a real-time policy: CAP_SYS_NICE in
-    /// its effective set, or an RLIMIT_RTPRIO of at least 1.
-    fn may_use_realtime() -> bool {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let caps = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-            .unwrap();
-        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-        let rtprio = limits
-            .lines()
-            .find(|l| l.starts_with("Max realtime priority"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        caps & (1 << 23) != 0 || rtprio >= 1
-    }
-
-    #[test]
-    fn read_threads_take_a_realtime_priority_where_allowed() {
-        let (result, policy, rt_priority) = std::thread::spawn(|| {
-            let result = set_read_thread(ReadPriority::Realtime);
-            (result, stat(41), stat(40))
-        })
-        .join()
-        .unwrap();
-        if may_use_realtime() {
-            assert_eq!(result, Ok(()));
-            assert_eq!((policy, rt_priority), (2, 1), "SCHED_RR at priority 1");
-        } else {
-            let e = result.unwrap_err();
-            assert!(e.contains("CAP_SYS_NICE"), "{e}");
-            assert_eq!(policy, 0, "the thread stays at SCHED_OTHER");
-        }
-        let normal = std::thread::spawn(|| {
-            set_read_thread(ReadPriority::Normal).unwrap();
-            sched()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(normal, sched(), "normal leaves the thread as it was");
-    }
-
     #[tokio::test]
     async fn runs_jobs_at_the_requested_priority() {
         let low = Pool::new("low", 2, Priority::Low);
@@ -295,11 +181,5 @@ mod tests {
         assert_eq!(Priority::parse("low"), Some(Priority::Low));
         assert_eq!(Priority::parse("normal"), Some(Priority::Normal));
         assert_eq!(Priority::parse("high"), None);
-        assert_eq!(
-            ReadPriority::parse(" Realtime"),
-            Some(ReadPriority::Realtime)
-        );
-        assert_eq!(ReadPriority::parse("normal"), Some(ReadPriority::Normal));
-        assert_eq!(ReadPriority::parse("idle"), None);
     }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use wapulse::config::Settings;
+use wapulse::readprio::{self, Governor, ReadPriority};
 use wapulse::startup::{Application, shutdown_signal};
 use wapulse::store::sqlite;
-use wapulse::{beat, check, demo, lowprio, model, telemetry};
+use wapulse::{beat, check, demo, model, telemetry};
 use wapulse_core::SessionId;
 
 // mimalloc: /metrics for a large fleet and every ingest batch allocate
@@ -151,11 +152,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// The runtime that answers requests: its threads at `read_priority`.
 fn serving_runtime(settings: &Settings) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_start(lowprio::read_thread_hook(settings.read_priority))
-        .build()
-        .context("cannot start the async runtime")
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if settings.read_priority == ReadPriority::Realtime {
+        let governor = Governor::install(settings.read_realtime_budget);
+        let stopped = governor.clone();
+        builder
+            .on_thread_start(move || governor.thread_started())
+            .on_thread_stop(move || stopped.thread_stopped())
+            .on_thread_unpark(readprio::checkpoint);
+    }
+    builder.build().context("cannot start the async runtime")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -199,6 +199,9 @@ impl Connection {
     async fn serve(self, tcp: TcpStream) {
         let App { router, fast } = self.app;
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            // A read worker takes up a pending priority change here (a
+            // no-op on the ingest lane and without read_priority).
+            crate::readprio::checkpoint();
             // The router is always ready (axum documents `poll_ready` as
             // always `Ready`), so it is called directly.
             let answer = fast.answer(&req).ok_or_else(|| router.clone().call(req));

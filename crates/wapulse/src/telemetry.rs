@@ -1,6 +1,14 @@
 //! wapulse's own metrics (HTTP, ingest) and logging set-up.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use std::sync::Mutex;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::readprio::Governor;
 
 /// Handles to our own metrics; cheap to clone.
 #[derive(Clone)]
@@ -60,6 +68,7 @@ impl Telemetry {
             Box::new(http_duration.clone()),
             Box::new(ingest_events.clone()),
             Box::new(http_connections.clone()),
+            Box::new(ReadPriorityCollector::new()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -76,6 +85,58 @@ impl Telemetry {
             ingest_events,
             http_connections,
         }
+    }
+}
+
+/// `wapulse_read_realtime` and `wapulse_read_realtime_demotions_total`,
+/// read from the process's read governor ([`Governor`]) when scraped.
+struct ReadPriorityCollector {
+    realtime: IntGauge,
+    demotions: IntCounter,
+    /// Scrapes may run at once; the counter is brought up to date under it.
+    update: Mutex<()>,
+}
+
+impl ReadPriorityCollector {
+    fn new() -> Self {
+        Self {
+            realtime: IntGauge::new(
+                "wapulse_read_realtime",
+                "1 while the request workers run at a real-time priority \
+                 (read_priority = \"realtime\", within read_realtime_budget)",
+            )
+            .expect("valid metric"),
+            demotions: IntCounter::new(
+                "wapulse_read_realtime_demotions_total",
+                "Times the request workers went back to normal priority because \
+                 reads used more than read_realtime_budget",
+            )
+            .expect("valid metric"),
+            update: Mutex::new(()),
+        }
+    }
+}
+
+impl Collector for ReadPriorityCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut descs = self.realtime.desc();
+        descs.extend(self.demotions.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _update = self.update.lock();
+        let governor = Governor::current();
+        self.realtime
+            .set(i64::from(governor.is_some_and(|g| g.is_realtime())));
+        let total = governor.map_or(0, |g| g.demotions());
+        let shown = self.demotions.get();
+        if total > shown {
+            self.demotions.inc_by(total - shown);
+        }
+        let mut families = self.realtime.collect();
+        families.extend(self.demotions.collect());
+        families
     }
 }
 

@@ -151,10 +151,11 @@ fn read_workers_take_the_read_priority() {
     assert!(!readers.is_empty(), "read-lane workers exist: {all:?}");
     let refused = "cannot run request workers at a real-time priority";
     if readers.iter().all(|t| t.1 == 2) {
-        // SCHED_RR for reads only: ingest threads never get it.
+        // SCHED_RR for reads (and the governor that watches them) only:
+        // ingest threads never get it.
         assert!(
             all.iter()
-                .filter(|t| t.0.starts_with("wapulse-"))
+                .filter(|t| t.0.starts_with("wapulse-") && t.0 != "wapulse-readgov")
                 .all(|t| t.1 != 2),
             "ingest threads stay out of real time: {all:?}"
         );
@@ -165,5 +166,113 @@ fn read_workers_take_the_read_priority() {
         assert!(readers.iter().all(|t| t.1 == 0), "{all:?}");
         assert!(served.log().contains(refused), "{}", served.log());
     }
+    assert_eq!(terminate(&mut served.running.0), 0);
+}
+
+/// The value of an unlabelled sample `name` in a Prometheus text page.
+fn sample(metrics: &str, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// Polls `what` every 100 ms until it holds, for at most 30 s.
+fn eventually(why: &str, mut what: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match what() {
+            Ok(()) => return,
+            Err(state) if Instant::now() > deadline => panic!("{why}: {state}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[test]
+fn realtime_reads_step_down_under_a_flood_and_come_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // A tiny budget (5 % of the CPUs) that a handful of busy clients
+    // exceed at once, and that an idle server is far below.
+    let mut served = serve_with(&[
+        ("WAPULSE_READ_PRIORITY", "realtime"),
+        ("WAPULSE_READ_REALTIME_BUDGET", "0.05"),
+    ]);
+    let pid = served.running.0.id();
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let metrics = || raw::body(&format!("{base}/metrics")).expect("an answer").1;
+    let readers = || -> Vec<i32> {
+        threads(pid)
+            .into_iter()
+            .filter(|t| t.0 == "tokio-rt-worker")
+            .map(|t| t.1)
+            .collect()
+    };
+    if !readers().iter().all(|p| *p == 2) {
+        // Refused (no CAP_SYS_NICE): nothing to govern, and the metric
+        // says so. The refusal itself is tested above.
+        assert_eq!(sample(&metrics(), "wapulse_read_realtime"), 0);
+        assert_eq!(terminate(&mut served.running.0), 0);
+        return;
+    }
+    let page = metrics();
+    assert_eq!(sample(&page, "wapulse_read_realtime"), 1, "{page}");
+    assert_eq!(
+        sample(&page, "wapulse_read_realtime_demotions_total"),
+        0,
+        "{page}"
+    );
+
+    // A flood of reads (bounded: stops when told, or after 60 s).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), format!("{base}/session/observe"));
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                    let _ = raw::body(&url);
+                }
+            })
+        })
+        .collect();
+    eventually(
+        "the flood sends the read workers back to normal priority",
+        || {
+            let (page, policies) = (metrics(), readers());
+            let demoted = sample(&page, "wapulse_read_realtime") == 0
+                && sample(&page, "wapulse_read_realtime_demotions_total") >= 1
+                && policies.iter().all(|p| *p == 0);
+            if demoted {
+                Ok(())
+            } else {
+                Err(format!("policies {policies:?}"))
+            }
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        f.join().unwrap();
+    }
+
+    // Calm again: back to real time. A worker applies it at its next
+    // request, and the polling itself sends requests.
+    eventually("calm returns the read workers to real time", || {
+        let (page, policies) = (metrics(), readers());
+        if sample(&page, "wapulse_read_realtime") == 1 && policies.contains(&2) {
+            Ok(())
+        } else {
+            Err(format!("policies {policies:?}"))
+        }
+    });
+    let log = served.log();
+    assert!(log.contains("back to normal priority"), "{log}");
+    assert!(log.contains("back to real-time priority"), "{log}");
     assert_eq!(terminate(&mut served.running.0), 0);
 }
