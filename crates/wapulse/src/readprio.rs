@@ -241,10 +241,12 @@ impl Governor {
             return;
         }
         let epoch = self.epoch.load(Ordering::Acquire);
+        // Explicit either way: a thread inherits the policy of the thread
+        // that spawned it, which may not have caught up yet.
         let result = if realtime_epoch(epoch) {
             set_realtime()
         } else {
-            Ok(())
+            set_ordinary()
         };
         if !self.first_done.swap(true, Ordering::Relaxed) {
             match &result {
