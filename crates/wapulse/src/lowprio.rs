@@ -139,11 +139,12 @@ impl Drop for Pool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Field `n` (1-based, as in proc(5)) of the calling thread's stat.
-    fn stat(n: usize) -> i32 {
+    /// Field `n` (1-based, as in proc(5)) of the calling thread's stat
+    /// (also used by `readprio`'s tests).
+    pub(crate) fn stat(n: usize) -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         let (_, rest) = stat.rsplit_once(')').unwrap();
         // After the command, state is field 3: field N is item N - 3.

@@ -383,13 +383,7 @@ fn cpu_ns(tid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Field `n` (1-based, as in proc(5)) of the calling thread's stat.
-    fn stat(n: usize) -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let (_, rest) = stat.rsplit_once(')').unwrap();
-        rest.split_whitespace().nth(n - 3).unwrap().parse().unwrap()
-    }
+    use crate::lowprio::tests::stat;
 
     /// Whether this process may take a real-time policy: CAP_SYS_NICE in
     /// its effective set, or an RLIMIT_RTPRIO of at least 1.
