@@ -14,7 +14,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_wapulse");
 /// The binary with a clean environment. Tests that start a server set
 /// `WAPULSE_DATA_DIR` to a temporary directory they own.
 pub fn wapulse(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
+    wapulse_via(&[], args)
+}
+
+/// The same, run through `wrapper` (a command and its arguments, which
+/// end where the binary's path goes: `setpriv … --`).
+pub fn wapulse_via(wrapper: &[&str], args: &[&str]) -> Command {
+    let mut c = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
     c.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -207,10 +220,15 @@ impl Served {
 /// Starts `wapulse serve` on a free port with a data directory of its own
 /// and the extra `env`, and waits until it answers `/healthz`.
 pub fn serve_with(env: &[(&str, &str)]) -> Served {
+    serve_via(&[], env)
+}
+
+/// The same, run through `wrapper` (see [`wapulse_via`]).
+pub fn serve_via(wrapper: &[&str], env: &[(&str, &str)]) -> Served {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("output.log")).unwrap();
-    let mut cmd = wapulse(&["serve"]);
+    let mut cmd = wapulse_via(wrapper, &["serve"]);
     cmd.env("PORT", port.to_string())
         .env("WAPULSE_DATA_DIR", dir.path().join("data"))
         .stderr(log.try_clone().unwrap())
@@ -228,6 +246,12 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// This process's user id.
+pub fn nix_uid() -> u32 {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// Polls `url` until it answers 200, for at most 20 s.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::cli::{Running, free_port, terminate, wait_until_up, wapulse};
+use crate::cli::{Running, free_port, nix_uid, terminate, wait_until_up, wapulse, wapulse_via};
 use crate::helpers::*;
 
 /// Removes every field that is a clock reading, recursively, so two answers
@@ -300,23 +300,19 @@ async fn unwritable_data_directory_refuses_to_start() {
     let dir = parent.path().join("ro");
     std::fs::create_dir(&dir).unwrap();
     let port = free_port().to_string();
+    use std::os::unix::fs::PermissionsExt;
     let mut cmd = if nix_uid() == 0 {
         // Root ignores permissions: run the service as `nobody`.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
+        let nobody = [
+            "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            env!("CARGO_BIN_EXE_wapulse"),
-            "serve",
-        ])
-        .env_clear()
-        .env("LOG_LEVEL", "INFO");
-        c
+            "--",
+        ];
+        wapulse_via(&nobody, &["serve"])
     } else {
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         wapulse(&["serve"])
     };
@@ -335,11 +331,6 @@ async fn unwritable_data_directory_refuses_to_start() {
         stderr.contains("WAPULSE_DATA_DIR"),
         "names the setting: {stderr}"
     );
-}
-
-fn nix_uid() -> u32 {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 #[tokio::test]
