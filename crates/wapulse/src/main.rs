@@ -156,10 +156,12 @@ fn serving_runtime(settings: &Settings) -> Result<tokio::runtime::Runtime> {
     builder.enable_all();
     if settings.read_priority == ReadPriority::Realtime {
         let governor = Governor::install(settings.read_realtime_budget);
-        let stopped = governor.clone();
+        // Workers take their priority at a checkpoint: every request (in
+        // serve.rs), park and wake-up.
         builder
-            .on_thread_start(move || governor.thread_started())
-            .on_thread_stop(move || stopped.thread_stopped())
+            .on_thread_start(readprio::thread_started)
+            .on_thread_stop(move || governor.thread_stopped())
+            .on_thread_park(readprio::checkpoint)
             .on_thread_unpark(readprio::checkpoint);
     }
     builder.build().context("cannot start the async runtime")

@@ -14,10 +14,17 @@
 //! as a share of the CPUs wapulse may use. Above `read_realtime_budget`
 //! the read threads go back to ordinary time sharing; once their share
 //! stays below half the budget for [`CALM`], they return to real time.
-//! Threads apply a change themselves, at their next request or wake-up
-//! ([`checkpoint`]): changing another thread's ordinary priority has no
-//! safe, portable call, and a thread that serves requests passes a
+//! Workers apply a change themselves, at their next request, park or
+//! wake-up ([`checkpoint`]): changing another thread's ordinary priority
+//! has no safe, portable call, and a worker that serves requests passes a
 //! checkpoint at least once per request.
+//!
+//! Only the runtime's async workers take real time: they are the threads
+//! that pass checkpoints (tokio calls the park hooks on workers only). The
+//! runtime's blocking threads (the journal reads of `/sessions/{id}/events`)
+//! pass none, so the governor could never demote them; they stay at
+//! ordinary priority, and drop the real time they inherit from the worker
+//! that spawned them ([`thread_started`]).
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use thread_priority::{
     NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue,
-    ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+    ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
 };
 
 /// How often the monitor measures.
@@ -157,24 +164,32 @@ pub struct Governor {
     /// Even: the read threads should run at real time; odd: at ordinary
     /// priority. Bumped on every change.
     epoch: AtomicU64,
-    /// The system refused real time (checked on the first thread).
+    /// The system refused real time (learnt by the first worker to try).
     refused: AtomicBool,
-    first_done: AtomicBool,
+    /// The first worker's success at real time is logged.
+    announced: AtomicBool,
     demotions: AtomicU64,
-    /// Linux thread ids of the read lane's live threads.
+    /// Linux thread ids of the read lane's live workers (registered at
+    /// their first checkpoint).
     threads: Mutex<Vec<u32>>,
 }
 
 static GOVERNOR: OnceLock<Arc<Governor>> = OnceLock::new();
 
+/// In [`APPLIED`]: a read-lane thread that has applied no epoch yet (no
+/// epoch reaches it).
+const STARTED: u64 = u64::MAX;
+
 thread_local! {
-    /// On a read-lane thread: the epoch it last applied. `None` elsewhere.
+    /// On a read-lane thread: the epoch it last applied ([`STARTED`]
+    /// before its first checkpoint). `None` elsewhere.
     static APPLIED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Applies a pending change of the governor on the calling thread, if it
 /// is a read-lane thread: one thread-local read and one atomic load
-/// otherwise. Called for every request and when a worker wakes up.
+/// otherwise. Called for every request, and when a worker parks or wakes
+/// up (workers only: blocking threads never pass here).
 #[inline]
 pub fn checkpoint() {
     let Some(applied) = APPLIED.get() else {
@@ -185,6 +200,22 @@ pub fn checkpoint() {
         if epoch != applied {
             g.apply(epoch);
         }
+    }
+}
+
+/// An `on_thread_start` hook for the read lane's runtime: marks the
+/// thread as a read-lane thread (a worker takes the governor's priority at
+/// its first checkpoint), and drops real time inherited from a worker that
+/// spawned it: a blocking thread passes no checkpoint, so the governor
+/// could not demote it.
+pub fn thread_started() {
+    APPLIED.set(Some(STARTED));
+    if matches!(
+        thread_schedule_policy(),
+        Ok(ThreadSchedulePolicy::Realtime(_))
+    ) && let Err(e) = set_ordinary()
+    {
+        tracing::warn!("{e}");
     }
 }
 
@@ -199,7 +230,7 @@ impl Governor {
                     budget,
                     epoch: AtomicU64::new(0),
                     refused: AtomicBool::new(false),
-                    first_done: AtomicBool::new(false),
+                    announced: AtomicBool::new(false),
                     demotions: AtomicU64::new(0),
                     threads: Mutex::new(Vec::new()),
                 });
@@ -228,44 +259,6 @@ impl Governor {
         self.demotions.load(Ordering::Relaxed)
     }
 
-    /// An `on_thread_start` hook: registers the thread and puts it at the
-    /// current priority. The first thread logs the outcome (a refusal
-    /// leaves every thread at normal priority: a warning, not a failure).
-    pub fn thread_started(&self) {
-        if let Some(tid) = current_tid()
-            && let Ok(mut threads) = self.threads.lock()
-        {
-            threads.push(tid);
-        }
-        if self.refused.load(Ordering::Relaxed) {
-            return;
-        }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        // Explicit either way: a thread inherits the policy of the thread
-        // that spawned it, which may not have caught up yet.
-        let result = if realtime_epoch(epoch) {
-            set_realtime()
-        } else {
-            set_ordinary()
-        };
-        if !self.first_done.swap(true, Ordering::Relaxed) {
-            match &result {
-                Ok(()) => tracing::info!(
-                    budget = self.budget,
-                    "request workers run at SCHED_RR priority 1 (read_priority = \"realtime\") \
-                     while they use at most {:.0} % of the CPU (read_realtime_budget)",
-                    self.budget * 100.0
-                ),
-                Err(e) => tracing::warn!("{e}; they run at normal priority"),
-            }
-        }
-        if result.is_err() {
-            self.refused.store(true, Ordering::Relaxed);
-            return;
-        }
-        APPLIED.set(Some(epoch));
-    }
-
     /// An `on_thread_stop` hook: forgets the thread.
     pub fn thread_stopped(&self) {
         APPLIED.set(None);
@@ -276,16 +269,39 @@ impl Governor {
         }
     }
 
+    /// Puts the calling worker at the priority of `epoch`. Its first call
+    /// registers it with the monitor; the first outcome at real time is
+    /// logged (a refusal leaves every worker at normal priority: a
+    /// warning, not a failure).
     fn apply(&self, epoch: u64) {
-        let result = if realtime_epoch(epoch) {
+        if APPLIED.replace(Some(epoch)) == Some(STARTED)
+            && let Some(tid) = current_tid()
+            && let Ok(mut threads) = self.threads.lock()
+        {
+            threads.push(tid);
+        }
+        if self.refused.load(Ordering::Relaxed) {
+            return;
+        }
+        let realtime = realtime_epoch(epoch);
+        let result = if realtime {
             set_realtime()
         } else {
             set_ordinary()
         };
-        if let Err(e) = result {
-            tracing::warn!("{e}");
+        match (realtime, result) {
+            (true, Ok(())) if !self.announced.swap(true, Ordering::Relaxed) => tracing::info!(
+                budget = self.budget,
+                "request workers run at SCHED_RR priority 1 (read_priority = \"realtime\") \
+                 while they use at most {:.0} % of the CPU (read_realtime_budget)",
+                self.budget * 100.0
+            ),
+            (true, Err(e)) if !self.refused.swap(true, Ordering::Relaxed) => {
+                tracing::warn!("{e}; they run at normal priority");
+            }
+            (false, Err(e)) => tracing::warn!("{e}"),
+            _ => {}
         }
-        APPLIED.set(Some(epoch));
     }
 
     /// The monitor thread: measures and decides every [`TICK`].
@@ -425,6 +441,30 @@ mod tests {
             let e = result.unwrap_err();
             assert!(e.contains("CAP_SYS_NICE"), "{e}");
             assert_eq!(realtime.0, 0, "the thread stays at SCHED_OTHER");
+        }
+    }
+
+    #[test]
+    fn a_thread_started_by_a_real_time_worker_drops_real_time() {
+        let (parent, child) = std::thread::spawn(|| {
+            let parent = set_realtime().map(|()| stat(41));
+            let child = std::thread::spawn(|| {
+                let inherited = stat(41);
+                thread_started();
+                (inherited, stat(41), APPLIED.get())
+            })
+            .join()
+            .unwrap();
+            (parent, child)
+        })
+        .join()
+        .unwrap();
+        if may_use_realtime() {
+            assert_eq!(parent, Ok(2), "the spawner runs at SCHED_RR");
+            assert_eq!(child, (2, 0, Some(STARTED)), "inherited, then dropped");
+        } else {
+            assert!(parent.is_err());
+            assert_eq!(child, (0, 0, Some(STARTED)));
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{reqwest as raw, serve_with, terminate};
+use crate::cli::{nix_uid, reqwest as raw, serve_via, serve_with, terminate};
 use crate::helpers::*;
 
 /// `wapulse_http_connections_total{lane="…"}` in a Prometheus text page.
@@ -140,17 +140,42 @@ fn the_ingest_lane_runs_at_the_ingest_priority() {
     }
 }
 
+const REFUSED: &str = "cannot run request workers at a real-time priority";
+
+/// With `read_priority = "realtime"`: whether the system refused it. Waits
+/// (bounded) until it is known: the refusal logged, or every read-lane
+/// worker at `SCHED_RR` (each takes it at its first park or request).
+fn realtime_refused(served: &crate::cli::Served) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if served.log().contains(REFUSED) {
+            return true;
+        }
+        let all = threads(served.running.0.id());
+        let readers: Vec<_> = all.iter().filter(|t| t.0 == "tokio-rt-worker").collect();
+        if !readers.is_empty() && readers.iter().all(|t| t.1 == 2) {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither real time nor a refusal: {all:?}\n{}",
+            served.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn read_workers_take_the_read_priority() {
     let mut served = serve_with(&[("WAPULSE_READ_PRIORITY", "realtime")]);
     let url = format!("http://127.0.0.1:{}/session/health", served.port);
     let (code, body) = raw::send(&url, "GET", None).expect("an answer");
     assert_eq!(code, 200, "{body}");
+    let refused = realtime_refused(&served);
     let all = threads(served.running.0.id());
     let readers: Vec<_> = all.iter().filter(|t| t.0 == "tokio-rt-worker").collect();
     assert!(!readers.is_empty(), "read-lane workers exist: {all:?}");
-    let refused = "cannot run request workers at a real-time priority";
-    if readers.iter().all(|t| t.1 == 2) {
+    if !refused {
         // SCHED_RR for reads (and the governor that watches them) only:
         // ingest threads never get it.
         assert!(
@@ -159,12 +184,12 @@ fn read_workers_take_the_read_priority() {
                 .all(|t| t.1 != 2),
             "ingest threads stay out of real time: {all:?}"
         );
-        assert!(!served.log().contains(refused), "{}", served.log());
+        assert!(!served.log().contains(REFUSED), "{}", served.log());
     } else {
         // Where the system refuses, the server still serves, at normal
         // priority, and says why.
         assert!(readers.iter().all(|t| t.1 == 0), "{all:?}");
-        assert!(served.log().contains(refused), "{}", served.log());
+        assert!(served.log().contains(REFUSED), "{}", served.log());
     }
     assert_eq!(terminate(&mut served.running.0), 0);
 }
@@ -194,6 +219,35 @@ fn eventually(why: &str, mut what: impl FnMut() -> Result<(), String>) {
 }
 
 #[test]
+fn a_refused_real_time_is_one_warning_and_reads_run_at_normal_priority() {
+    // Real time out of reach: RLIMIT_RTPRIO 0 and, as root, no
+    // CAP_SYS_NICE (dropped from the bounding set before exec).
+    let mut wrapper = Vec::new();
+    if nix_uid() == 0 {
+        wrapper.extend(["setpriv", "--bounding-set", "-sys_nice", "--"]);
+    }
+    wrapper.extend(["prlimit", "--rtprio=0:0", "--"]);
+    let mut served = serve_via(&wrapper, &[("WAPULSE_READ_PRIORITY", "realtime")]);
+    let base = format!("http://127.0.0.1:{}", served.port);
+    for _ in 0..20 {
+        let (code, body) = raw::body(&format!("{base}/session/health")).expect("an answer");
+        assert_eq!(code, 200, "{body}");
+    }
+    assert!(realtime_refused(&served), "{}", served.log());
+    let all = threads(served.running.0.id());
+    assert!(
+        all.iter()
+            .filter(|t| t.0 == "tokio-rt-worker")
+            .all(|t| t.1 == 0),
+        "{all:?}"
+    );
+    let page = raw::body(&format!("{base}/metrics")).expect("an answer").1;
+    assert_eq!(sample(&page, "wapulse_read_realtime"), 0, "{page}");
+    assert_eq!(served.log().matches(REFUSED).count(), 1, "{}", served.log());
+    assert_eq!(terminate(&mut served.running.0), 0);
+}
+
+#[test]
 fn realtime_reads_step_down_under_a_flood_and_come_back() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,7 +268,7 @@ fn realtime_reads_step_down_under_a_flood_and_come_back() {
             .map(|t| t.1)
             .collect()
     };
-    if !readers().iter().all(|p| *p == 2) {
+    if realtime_refused(&served) {
         // Refused (no CAP_SYS_NICE): nothing to govern, and the metric
         // says so. The refusal itself is tested above.
         assert_eq!(sample(&metrics(), "wapulse_read_realtime"), 0);
@@ -229,11 +283,25 @@ fn realtime_reads_step_down_under_a_flood_and_come_back() {
         "{page}"
     );
 
+    // A read that runs on the blocking pool (history, from the journal)
+    // leaves a blocking thread behind, spawned by a real-time worker: the
+    // governor must govern it too.
+    let events = r#"[{"session":"governed","type":"heartbeat"}]"#;
+    let (code, body) =
+        raw::send(&format!("{base}/v1/events"), "POST", Some(events)).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = raw::body(&format!("{base}/sessions/governed/events")).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+
     // A flood of reads (bounded: stops when told, or after 60 s).
     let stop = Arc::new(AtomicBool::new(false));
-    let flood: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, url) = (stop.clone(), format!("{base}/session/observe"));
+    // Three readers of the snapshot, one of the journal (which keeps the
+    // blocking thread busy).
+    let flood: Vec<_> = ["/session/observe"; 3]
+        .into_iter()
+        .chain(["/sessions/governed/events"])
+        .map(|path| {
+            let (stop, url) = (stop.clone(), format!("{base}{path}"));
             std::thread::spawn(move || {
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
