@@ -11,14 +11,10 @@ use crate::helpers::*;
 
 /// `wapulse_http_connections_total{lane="…"}` in a Prometheus text page.
 fn connections(metrics: &str, lane: &str) -> u64 {
-    let prefix = format!("wapulse_http_connections_total{{lane=\"{lane}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix}in:\n{metrics}"))
-        .trim()
-        .parse()
-        .expect("a count")
+    sample(
+        metrics,
+        &format!("wapulse_http_connections_total{{lane=\"{lane}\"}}"),
+    )
 }
 
 #[tokio::test]
@@ -194,7 +190,8 @@ fn read_workers_take_the_read_priority() {
     assert_eq!(terminate(&mut served.running.0), 0);
 }
 
-/// The value of an unlabelled sample `name` in a Prometheus text page.
+/// The value of the sample `name` (with its labels, if any) in a
+/// Prometheus text page.
 fn sample(metrics: &str, name: &str) -> u64 {
     let prefix = format!("{name} ");
     metrics
