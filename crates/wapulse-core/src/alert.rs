@@ -471,3 +471,56 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
     let level = alerts.iter().map(|a| a.level).max().unwrap_or(Level::Ok);
     Assessment { level, alerts }
 }
+
+/// The earliest instant after `now` at which [`evaluate`] may give a
+/// different answer for `session` although no event arrives: a heartbeat
+/// age, a disconnection, a credential age, a reconnect or a lock crossing
+/// its next threshold, or a windowed count losing a record. `None` when
+/// only a new event can change the verdict.
+///
+/// The evaluator keeps a deadline queue of these instants, so an idle
+/// fleet costs nothing between them.
+pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<Timestamp> {
+    let mut next: Option<Timestamp> = None;
+    let mut consider = |at: Timestamp| {
+        if at > now && next.is_none_or(|n| at < n) {
+            next = Some(at);
+        }
+    };
+    if let (false, Some(down)) = (session.is_connected(), session.down_since) {
+        consider(down.plus(t.disconnection_critical));
+    }
+    if session.is_connected()
+        && let Some(reference) = session.heartbeat.last_at.max(session.connected_since)
+    {
+        consider(reference.plus(t.heartbeat_age_warning));
+        consider(reference.plus(t.heartbeat_age_critical));
+    }
+    if let Some(written) = session.credentials_written_at {
+        consider(written.plus(t.credential_age_warning));
+        consider(written.plus(t.credential_age_critical));
+    }
+    if let Some(at) = session
+        .heartbeat
+        .missed
+        .next_expiry(now, t.missed_heartbeat_window)
+    {
+        consider(at);
+    }
+    if let Some(at) = session
+        .integrity
+        .failures
+        .next_expiry(now, t.validation_window)
+    {
+        consider(at);
+    }
+    if let (true, Some(start)) = (session.reconnect.in_progress, session.reconnect.started_at) {
+        consider(start.plus(t.reconnect_latency_warning));
+        consider(start.plus(t.reconnect_latency_critical));
+    }
+    if let Some(lock) = &session.lock {
+        consider(lock.since.plus(t.lock_held_warning));
+        consider(lock.since.plus(t.lock_held_critical));
+    }
+    next
+}

@@ -8,8 +8,13 @@
 //!   [`Event`] once checked) and the states of a session.
 //! - [`thresholds`]: the seed's alert thresholds, validated.
 //! - [`window`]: bounded sliding-window counters and recent samples.
+//! - [`labels`]: [`Labels`], a session's operator-chosen labels.
 //! - [`session`]: [`Session`], folded from events by [`Session::apply`].
 //! - [`alert`]: [`evaluate`] turns a session into an [`Assessment`].
+//! - [`lifecycle`]: [`AlertLife`], one alert's pending → firing → resolved.
+//! - [`grouping`]: aggregation groups: many alerts, one message.
+//! - [`incident`]: fleet incidents from many sessions in the same trouble.
+//! - [`matcher`]: label matchers (routes, silences) and [`Silence`].
 //! - [`fleet`]: [`Fleet`] of sessions with rollups and O(1) snapshots.
 //!
 //! # Invariants
@@ -22,13 +27,18 @@
 pub mod alert;
 pub mod event;
 pub mod fleet;
+pub mod grouping;
 pub mod id;
+pub mod incident;
+pub mod labels;
+pub mod lifecycle;
+pub mod matcher;
 pub mod session;
 pub mod thresholds;
 pub mod time;
 pub mod window;
 
-pub use alert::{Alert, AlertCode, Assessment, Level, evaluate};
+pub use alert::{Alert, AlertCode, Assessment, Level, evaluate, next_change};
 pub use event::{
     AuthMethod, Direction, Event, EventError, EventKind, MetricName, ParseContext, RawEvent,
     SessionState,
@@ -37,6 +47,9 @@ pub use fleet::{
     Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, FleetStateRef, PlatformMetrics, Rollup,
 };
 pub use id::{SessionId, SessionIdError};
+pub use labels::Labels;
+pub use lifecycle::{AlertLife, LifeRules, Phase, Transition};
+pub use matcher::{Matcher, Silence};
 pub use session::Session;
 pub use thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
 pub use time::{DurationMs, Timestamp};

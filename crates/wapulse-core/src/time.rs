@@ -221,6 +221,27 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde helpers for an optional [`Timestamp`] as RFC 3339 text.
+pub mod rfc3339_opt {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `2026-02-05T12:00:00.000Z`, or null.
+    pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(ts) => s.serialize_str(&ts.to_rfc3339()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads an RFC 3339 timestamp or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        let text = Option::<std::borrow::Cow<str>>::deserialize(d)?;
+        text.map(|t| Timestamp::parse_rfc3339(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,18 @@ impl WindowCount {
             .fold(0u32, |acc, s| acc.saturating_add(s.1))
     }
 
+    /// The first instant after `now` at which [`count`](Self::count) over
+    /// `window` drops because a record expires; `None` when nothing held
+    /// is still inside the window.
+    pub fn next_expiry(&self, now: Timestamp, window: DurationMs) -> Option<Timestamp> {
+        let horizon = now.minus(window).as_millis();
+        self.slots[..self.len as usize]
+            .iter()
+            .filter(|s| s.0 > horizon)
+            .map(|s| Timestamp::from_millis(s.0).plus(window))
+            .min()
+    }
+
     fn retain(&mut self, keep: impl Fn(i64) -> bool) {
         let mut w = 0;
         for r in 0..self.len as usize {

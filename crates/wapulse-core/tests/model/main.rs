@@ -1,6 +1,7 @@
 //! The core's behaviour, through its public API: events in, figures and
 //! alerts out. One test binary (faster to link than one per file).
 
+mod alerting;
 mod fleet;
 mod ordering;
 mod properties;

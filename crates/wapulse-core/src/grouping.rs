@@ -1,0 +1,283 @@
+//! Aggregation groups: many alerts, one message.
+//!
+//! Alerts routed to a receiver are grouped by the values of the route's
+//! `group_by` labels, as Alertmanager does. A group waits `group_wait`
+//! after its first alert (so that alerts failing together arrive
+//! together), then sends at most every `group_interval` while its content
+//! changes, and repeats an unchanged firing group every `repeat_interval`.
+//! A resolved alert is said once (if its firing was said) and then leaves
+//! the group; a resolved alert whose firing was never sent leaves silently.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Level;
+use crate::time::{DurationMs, Timestamp};
+
+/// Firing or resolved, as a notification says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Still a problem.
+    Firing,
+    /// Over.
+    Resolved,
+}
+
+impl Status {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as notifications show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifiedAlert {
+    /// The session (empty for a fleet incident).
+    pub session: String,
+    /// The alert code (`HEARTBEAT_DEAD`, `FLEET_INCIDENT`).
+    pub code: String,
+    /// How bad.
+    pub level: Level,
+    /// Firing or resolved.
+    pub status: Status,
+    /// When it fired.
+    #[serde(with = "crate::time::rfc3339")]
+    pub starts_at: Timestamp,
+    /// When it resolved.
+    #[serde(
+        default,
+        with = "crate::time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ends_at: Option<Timestamp>,
+    /// What is wrong, in the operator's words.
+    pub summary: String,
+    /// What to do.
+    pub action: String,
+    /// Whether it is flapping.
+    #[serde(default)]
+    pub flapping: bool,
+    /// Its labels (the session's labels; an incident's label set).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// For a fleet incident: the sessions it covers (capped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// For a fleet incident: how many sessions it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected: Option<u64>,
+}
+
+/// Group timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupTiming {
+    /// Wait after a group's first alert.
+    pub group_wait: DurationMs,
+    /// Least time between two messages of a changing group.
+    pub group_interval: DurationMs,
+    /// Time after which an unchanged firing group is said again.
+    pub repeat_interval: DurationMs,
+}
+
+impl Default for GroupTiming {
+    fn default() -> Self {
+        Self {
+            group_wait: DurationMs::from_secs(30),
+            group_interval: DurationMs::from_mins(5),
+            repeat_interval: DurationMs::from_hours(4),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    alert: NotifiedAlert,
+    /// What the last message said of it (status, level, flapping).
+    notified: Option<(Status, Level, bool)>,
+}
+
+impl Entry {
+    fn changed(&self) -> bool {
+        let now = (self.alert.status, self.alert.level, self.alert.flapping);
+        match self.notified {
+            None => self.alert.status == Status::Firing,
+            Some(said) => said != now,
+        }
+    }
+}
+
+/// One message of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMessage {
+    /// The group's identity (stable: receivers deduplicate on it).
+    pub group_key: String,
+    /// The `group_by` labels and their values.
+    pub group_labels: BTreeMap<String, String>,
+    /// `firing` while any alert fires.
+    pub status: Status,
+    /// Firing alerts, most severe first.
+    pub firing: Vec<NotifiedAlert>,
+    /// Alerts resolved since the last message.
+    pub resolved: Vec<NotifiedAlert>,
+    /// Whether it only repeats the previous message.
+    pub repeat: bool,
+}
+
+impl GroupMessage {
+    /// The highest level among the firing alerts (`ok` when all resolved).
+    pub fn level(&self) -> Level {
+        self.firing
+            .iter()
+            .map(|a| a.level)
+            .max()
+            .unwrap_or(Level::Ok)
+    }
+}
+
+/// An aggregation group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// Its identity.
+    pub key: String,
+    /// The `group_by` labels and their values.
+    pub labels: BTreeMap<String, String>,
+    alerts: BTreeMap<String, Entry>,
+    first_at: Timestamp,
+    last_flush: Option<Timestamp>,
+}
+
+impl Group {
+    /// An empty group born at `now`.
+    pub fn new(key: String, labels: BTreeMap<String, String>, now: Timestamp) -> Self {
+        Self {
+            key,
+            labels,
+            alerts: BTreeMap::new(),
+            first_at: now,
+            last_flush: None,
+        }
+    }
+
+    fn alert_key(a: &NotifiedAlert) -> String {
+        format!("{}\u{0}{}", a.session, a.code)
+    }
+
+    /// Adds or updates an alert. A resolved alert whose firing was never
+    /// said leaves at once.
+    pub fn update(&mut self, alert: NotifiedAlert) {
+        let key = Self::alert_key(&alert);
+        match self.alerts.get_mut(&key) {
+            Some(entry) => {
+                if alert.status == Status::Resolved && entry.notified.is_none() {
+                    self.alerts.remove(&key);
+                } else {
+                    entry.alert = alert;
+                }
+            }
+            None if alert.status == Status::Firing => {
+                self.alerts.insert(
+                    key,
+                    Entry {
+                        alert,
+                        notified: None,
+                    },
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Drops firing alerts never said that `folded` selects (they are now
+    /// covered by a fleet incident).
+    pub fn drop_unsaid(&mut self, folded: impl Fn(&NotifiedAlert) -> bool) {
+        self.alerts
+            .retain(|_, e| e.notified.is_some() || !folded(&e.alert));
+    }
+
+    /// Whether the group holds nothing (it can be forgotten).
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Alerts held.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// The firing alerts, for the Alertmanager sender and for display.
+    pub fn firing(&self) -> impl Iterator<Item = &NotifiedAlert> {
+        self.alerts
+            .values()
+            .map(|e| &e.alert)
+            .filter(|a| a.status == Status::Firing)
+    }
+
+    /// When the group should next send, if ever.
+    pub fn next_flush(&self, timing: &GroupTiming) -> Option<Timestamp> {
+        if self.alerts.is_empty() {
+            return None;
+        }
+        let changed = self.alerts.values().any(Entry::changed);
+        match self.last_flush {
+            None if changed => Some(self.first_at.plus(timing.group_wait)),
+            None => None,
+            Some(last) if changed => Some(last.plus(timing.group_interval)),
+            Some(last) if self.firing().next().is_some() => Some(last.plus(timing.repeat_interval)),
+            Some(_) => None,
+        }
+    }
+
+    /// Builds the message due at `now` and marks it said, or `None` when
+    /// there is nothing to say. Resolved alerts leave the group.
+    pub fn flush(&mut self, now: Timestamp) -> Option<GroupMessage> {
+        let changed = self.alerts.values().any(Entry::changed);
+        let mut firing: Vec<NotifiedAlert> = Vec::new();
+        let mut resolved: Vec<NotifiedAlert> = Vec::new();
+        for e in self.alerts.values() {
+            match e.alert.status {
+                Status::Firing => firing.push(e.alert.clone()),
+                Status::Resolved if e.notified.is_some_and(|n| n.0 == Status::Firing) => {
+                    resolved.push(e.alert.clone())
+                }
+                Status::Resolved => {}
+            }
+        }
+        self.alerts.retain(|_, e| e.alert.status == Status::Firing);
+        for e in self.alerts.values_mut() {
+            e.notified = Some((e.alert.status, e.alert.level, e.alert.flapping));
+        }
+        if firing.is_empty() && resolved.is_empty() {
+            return None;
+        }
+        self.last_flush = Some(now);
+        firing.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then_with(|| a.code.cmp(&b.code))
+                .then_with(|| a.session.cmp(&b.session))
+        });
+        resolved.sort_by(|a, b| a.code.cmp(&b.code).then_with(|| a.session.cmp(&b.session)));
+        Some(GroupMessage {
+            group_key: self.key.clone(),
+            group_labels: self.labels.clone(),
+            status: if firing.is_empty() {
+                Status::Resolved
+            } else {
+                Status::Firing
+            },
+            firing,
+            resolved,
+            repeat: !changed,
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Label matchers and silences.
+//!
+//! An alert is seen through its labels: `alertname` and `code` (the code),
+//! `severity` and `level` (the level), `session` (the session id, empty for
+//! a fleet incident), and every label of the session. Routes and silences
+//! select alerts with [`Matcher`]s, as Alertmanager does: an exact value or
+//! a regular expression anchored at both ends; a label the alert lacks
+//! reads as the empty string.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// Why a matcher could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    /// The label name is empty or not a label name.
+    #[error("`{0}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")]
+    BadName(String),
+    /// The regular expression does not compile.
+    #[error("`{value}` is not a valid regular expression: {problem}")]
+    BadRegex {
+        /// The expression.
+        value: String,
+        /// What the regex engine said.
+        problem: String,
+    },
+}
+
+/// Whether `name` is a label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Selects alerts by one label.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "MatcherWire")]
+pub struct Matcher {
+    /// The label.
+    pub name: String,
+    /// The value, or the expression.
+    pub value: String,
+    /// Whether `value` is a regular expression.
+    pub is_regex: bool,
+    #[serde(skip)]
+    regex: Option<regex::Regex>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MatcherWire {
+    name: String,
+    value: String,
+    #[serde(default)]
+    is_regex: bool,
+}
+
+impl TryFrom<MatcherWire> for Matcher {
+    type Error = MatcherError;
+    fn try_from(w: MatcherWire) -> Result<Self, MatcherError> {
+        Matcher::new(w.name, w.value, w.is_regex)
+    }
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value && self.is_regex == other.is_regex
+    }
+}
+
+impl Matcher {
+    /// Builds a matcher; a regex is anchored (`^(?:value)$`).
+    pub fn new(
+        name: impl Into<String>,
+        value: impl Into<String>,
+        is_regex: bool,
+    ) -> Result<Self, MatcherError> {
+        let (name, value) = (name.into(), value.into());
+        if !is_label_name(&name) {
+            return Err(MatcherError::BadName(name));
+        }
+        let regex = if is_regex {
+            Some(regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                MatcherError::BadRegex {
+                    value: value.clone(),
+                    problem: e.to_string(),
+                }
+            })?)
+        } else {
+            None
+        };
+        Ok(Self {
+            name,
+            value,
+            is_regex,
+            regex,
+        })
+    }
+
+    /// Whether the alert whose labels `label` reads matches.
+    pub fn matches<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        let actual = label(&self.name).unwrap_or("");
+        match &self.regex {
+            Some(re) => re.is_match(actual),
+            None => actual == self.value,
+        }
+    }
+}
+
+/// Whether every matcher matches (an empty list matches everything).
+pub fn all_match<'a>(matchers: &[Matcher], label: impl Fn(&str) -> Option<&'a str> + Copy) -> bool {
+    matchers.iter().all(|m| m.matches(label))
+}
+
+/// A silence: alerts it matches while active still show (marked
+/// silenced) but send nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Silence {
+    /// Its id.
+    pub id: String,
+    /// Every one must match.
+    pub matchers: Vec<Matcher>,
+    /// From when.
+    #[serde(with = "crate::time::rfc3339")]
+    pub starts_at: Timestamp,
+    /// Until when (exclusive).
+    #[serde(with = "crate::time::rfc3339")]
+    pub ends_at: Timestamp,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+impl Silence {
+    /// Whether it is in force at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+
+    /// Whether it silences the alert whose labels `label` reads, at `now`.
+    pub fn silences<'a>(
+        &self,
+        now: Timestamp,
+        label: impl Fn(&str) -> Option<&'a str> + Copy,
+    ) -> bool {
+        self.is_active(now) && all_match(&self.matchers, label)
+    }
+}
