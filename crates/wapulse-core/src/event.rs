@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{SessionId, SessionIdError};
+use crate::labels::{LabelChanges, LabelError};
 use crate::time::{DurationMs, Timestamp};
 
 /// Where a session sits in its connection state machine.
@@ -235,6 +236,12 @@ pub enum EventKind {
         /// Its new value.
         value: f64,
     },
+    /// Labels were set on (or, with `null`, removed from) the session.
+    /// Applied in arrival order, whatever its `at`.
+    Labels {
+        /// What changes.
+        labels: LabelChanges,
+    },
 }
 
 impl EventKind {
@@ -253,6 +260,7 @@ impl EventKind {
             EventKind::Error { .. } => "error",
             EventKind::Counter { .. } => "counter",
             EventKind::Gauge { .. } => "gauge",
+            EventKind::Labels { .. } => "labels",
         }
     }
 }
@@ -289,6 +297,63 @@ pub enum WireValue {
     Text(String),
     /// An array or object.
     Composite(serde::de::IgnoredAny),
+}
+
+/// The `labels` field as a gateway sent it, before it is checked.
+#[derive(Clone, Debug)]
+pub enum WireLabels {
+    /// An object: its entries in order, repeats kept (`None`: `null`).
+    Object(Vec<(String, Option<WireValue>)>),
+    /// Anything but an object, described for the error.
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for WireLabels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Loose;
+        impl<'de> serde::de::Visitor<'de> for Loose {
+            type Value = WireLabels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireLabels, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(WireLabels::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireLabels, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WireLabels::Other("an array".into()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other(format!("\"{}\"", truncate_for_error(v))))
+            }
+            fn visit_unit<E>(self) -> Result<WireLabels, E> {
+                Ok(WireLabels::Other("null".into()))
+            }
+        }
+        deserializer.deserialize_any(Loose)
+    }
 }
 
 impl WireValue {
@@ -333,6 +398,7 @@ pub struct RawEvent {
     pub value: Option<WireValue>,
     #[serde(rename = "kind")]
     pub error_kind: Option<WireValue>,
+    pub labels: Option<WireLabels>,
 }
 
 /// What [`RawEvent::parse`] needs to know about the receiving side.
@@ -372,7 +438,7 @@ pub const MAX_TEXT_LEN: usize = 1024;
 pub const MAX_LABEL_LEN: usize = 256;
 
 const EVENT_TYPES: &str = "state, heartbeat, auth, credentials_written, validation, \
-lock_acquired, lock_released, circuit_breaker, message, error, counter, gauge";
+lock_acquired, lock_released, circuit_breaker, message, error, counter, gauge, labels";
 
 fn truncate_for_error(text: &str) -> String {
     if text.chars().count() > 64 {
@@ -470,6 +536,41 @@ fn metric_name(value: Option<WireValue>) -> Result<MetricName, EventError> {
             ),
         )
     })
+}
+
+/// A refused label as an [`EventError`] on the field `labels`, naming the
+/// key (`labels.tenant: …`).
+pub fn label_error(e: &LabelError) -> EventError {
+    EventError::new("labels", format!("labels.{}: {e}", e.name()))
+}
+
+fn label_changes(value: Option<WireLabels>) -> Result<LabelChanges, EventError> {
+    const WANTED: &str = "an object of label names to strings (or null to remove one)";
+    let entries = match value {
+        None => return Err(EventError::new("labels", format!("is required ({WANTED})"))),
+        Some(WireLabels::Other(got)) => {
+            return Err(EventError::new(
+                "labels",
+                format!("must be {WANTED}, got {got}"),
+            ));
+        }
+        Some(WireLabels::Object(entries)) => entries,
+    };
+    let mut changes = Vec::with_capacity(entries.len());
+    for (name, value) in &entries {
+        let value = match value {
+            None => None,
+            Some(WireValue::Text(t)) => Some(t.as_str()),
+            Some(other) => {
+                return Err(label_error(&LabelError::NotText {
+                    name: truncate_for_error(name),
+                    got: other.describe(),
+                }));
+            }
+        };
+        changes.push((name.as_str(), value));
+    }
+    LabelChanges::try_from_changes(changes).map_err(|e| label_error(&e))
 }
 
 impl RawEvent {
@@ -607,6 +708,9 @@ impl RawEvent {
                 name: metric_name(self.name)?,
                 value: number("value", self.value)?,
             },
+            "labels" => EventKind::Labels {
+                labels: label_changes(self.labels)?,
+            },
             other => {
                 return Err(EventError::new(
                     "type",
@@ -659,6 +763,7 @@ mod tests {
             r#"{"type":"error","kind":"send","message":"timeout"}"#,
             r#"{"type":"counter","name":"calls_started","delta":2}"#,
             r#"{"type":"gauge","name":"calls_active","value":3.5}"#,
+            r#"{"type":"labels","labels":{"tenant":"acme","old":null}}"#,
         ];
         for json in cases {
             let ev = parse(json).unwrap_or_else(|e| panic!("{json}: {e}"));
@@ -733,6 +838,44 @@ mod tests {
                 "state",
                 "array or object",
             ),
+            (r#"{"type":"labels"}"#, "labels", "is required"),
+            (
+                r#"{"type":"labels","labels":null}"#,
+                "labels",
+                "is required",
+            ),
+            (r#"{"type":"labels","labels":"eu"}"#, "labels", "got \"eu\""),
+            (r#"{"type":"labels","labels":["a"]}"#, "labels", "an array"),
+            (
+                r#"{"type":"labels","labels":{"ok":"1","a-b":"x"}}"#,
+                "labels",
+                "labels.a-b: `a-b` is not a label name",
+            ),
+            (
+                r#"{"type":"labels","labels":{"severity":"x"}}"#,
+                "labels",
+                "labels.severity: `severity` is a reserved",
+            ),
+            (
+                r#"{"type":"labels","labels":{"__name__":"x"}}"#,
+                "labels",
+                "labels.__name__",
+            ),
+            (
+                r#"{"type":"labels","labels":{"n":1}}"#,
+                "labels",
+                "labels.n: the value of `n` must be a string",
+            ),
+            (
+                r#"{"type":"labels","labels":{"n":{"x":"y"}}}"#,
+                "labels",
+                "labels.n",
+            ),
+            (
+                r#"{"type":"labels","labels":{"a":"1","a":null}}"#,
+                "labels",
+                "labels.a: `a` appears more than once",
+            ),
         ];
         for (json, field, needle) in cases {
             let err = parse(json).expect_err(json);
@@ -754,6 +897,50 @@ mod tests {
         );
         let err = parse(&json).unwrap_err();
         assert_eq!(err.field, "reason");
+    }
+
+    #[test]
+    fn labels_events_keep_their_wire_form() {
+        let ev = parse(
+            r#"{"session":"s1","at":"2026-02-05T11:00:00Z","type":"labels","labels":{"tenant":"acme","old":null}}"#,
+        )
+        .unwrap();
+        let wire = serde_json::to_value(&ev).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"session":"s1","at":"2026-02-05T11:00:00.000Z","type":"labels",
+                "labels":{"old":null,"tenant":"acme"}})
+        );
+        // Replayed from the journal (serde) and re-posted (parse) alike.
+        assert_eq!(serde_json::from_value::<Event>(wire.clone()).unwrap(), ev);
+        let raw: RawEvent = serde_json::from_value(wire).unwrap();
+        let default = SessionId::parse("default").unwrap();
+        assert_eq!(raw.parse(&ctx(&default)).unwrap(), ev);
+    }
+
+    #[test]
+    fn overlong_and_too_many_labels_name_the_key() {
+        let json = format!(
+            r#"{{"type":"labels","labels":{{"note":"{}"}}}}"#,
+            "x".repeat(129)
+        );
+        let err = parse(&json).unwrap_err();
+        assert_eq!(err.field, "labels");
+        assert!(err.problem.starts_with("labels.note: "), "{err}");
+        let many: Vec<String> = (0..17).map(|i| format!(r#""k{i:02}":"v""#)).collect();
+        let err = parse(&format!(
+            r#"{{"type":"labels","labels":{{{}}}}}"#,
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(err.problem.starts_with("labels.k16: "), "{err}");
+    }
+
+    #[test]
+    fn a_labels_field_on_other_events_is_ignored() {
+        // Gateways may attach data of their own; only `labels` events read it.
+        let ev = parse(r#"{"type":"heartbeat","labels":[1,2]}"#).unwrap();
+        assert_eq!(ev.kind, EventKind::Heartbeat { rtt_ms: None });
     }
 
     #[test]

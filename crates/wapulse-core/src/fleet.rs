@@ -19,8 +19,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Level, evaluate};
-use crate::event::{Direction, Event, EventKind, MetricName, SessionState};
+use crate::event::{
+    Direction, Event, EventError, EventKind, MetricName, SessionState, label_error,
+};
 use crate::id::SessionId;
+use crate::labels::Labels;
 use crate::session::Session;
 use crate::thresholds::Thresholds;
 use crate::time::Timestamp;
@@ -323,6 +326,32 @@ impl FleetSnapshot {
         self.events
     }
 
+    /// Checks that the `labels` events of a batch, applied in order over
+    /// this snapshot's labels, leave no session with more than
+    /// [`crate::labels::MAX_LABELS`]; otherwise the index of the first
+    /// event that would and an error naming the label that does not fit.
+    /// (Two batches checked at once over the same snapshot may still go past
+    /// the bound together; the fold then keeps the bound,
+    /// [`Labels::apply`].)
+    pub fn check_labels(&self, events: &[Event]) -> Result<(), (usize, EventError)> {
+        let none = Labels::default();
+        let mut merged: HashMap<&SessionId, Labels> = HashMap::new();
+        for (i, event) in events.iter().enumerate() {
+            let EventKind::Labels { labels } = &event.kind else {
+                continue;
+            };
+            let current = match merged.get(&event.session) {
+                Some(l) => l,
+                None => self
+                    .get(event.session.as_str())
+                    .map_or(&none, |s| &s.labels),
+            };
+            let next = current.merged(labels).map_err(|e| (i, label_error(&e)))?;
+            merged.insert(&event.session, next);
+        }
+        Ok(())
+    }
+
     /// Evaluates every session at `now` and counts states, levels and
     /// alerts.
     pub fn rollup(&self, t: &Thresholds, now: Timestamp) -> Rollup {
@@ -384,6 +413,41 @@ pub struct FleetStateRef<'a> {
     platform: &'a PlatformMetrics,
     events: u64,
     dedup: &'a Dedup,
+}
+
+impl FleetStateRef<'_> {
+    /// The labels of every session that has some, in id order: what a
+    /// snapshot stores beside the sessions (their serde form leaves labels
+    /// out).
+    pub fn labels(&self) -> Vec<(&SessionId, &Labels)> {
+        self.sessions
+            .iter()
+            .filter(|s| !s.labels.is_empty())
+            .map(|s| (s.id(), &s.labels))
+            .collect()
+    }
+}
+
+impl FleetState {
+    /// Gives the sessions back the labels [`FleetStateRef::labels`] listed;
+    /// an error names a session the state does not hold.
+    pub fn restore_labels(&mut self, labels: Vec<(SessionId, Labels)>) -> Result<(), String> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let mut by_id: HashMap<SessionId, Labels> = labels.into_iter().collect();
+        for session in &mut self.sessions {
+            if let Some(l) = by_id.remove(session.id()) {
+                Arc::make_mut(session).labels = l;
+            }
+        }
+        match by_id.keys().next() {
+            Some(id) => Err(format!(
+                "labels for session `{id}`, which the snapshot does not hold"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How many idempotency keys a fleet remembers by default.

@@ -3,11 +3,18 @@
 //! [`Session::apply`] is the only way a session changes. It is a plain
 //! function of the session, the event and the thresholds: no clock, no I/O,
 //! so replaying the same events gives the same session.
+//!
+//! Ordering: figures that describe "the latest" (state, heartbeat, lock,
+//! breaker, integrity, auth, credentials) never move back for a late event.
+//! Labels are the exception: `labels` events apply in arrival (journal)
+//! order whatever their `at`, as an operator's configuration does: the
+//! last one sent wins.
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AuthMethod, Direction, Event, EventKind, SessionState};
 use crate::id::SessionId;
+use crate::labels::Labels;
 use crate::thresholds::Thresholds;
 use crate::time::{DurationMs, Timestamp};
 use crate::window::{Percentiles, RecentSamples, WindowCount};
@@ -182,6 +189,13 @@ pub struct Session {
     pub breaker: Breaker,
     /// Message and error counts.
     pub traffic: Traffic,
+    /// The session's labels (`labels` events, in arrival order).
+    ///
+    /// Not part of the session's serde form: snapshots on disk keep the
+    /// session layout of format 1 and store labels in a section of their
+    /// own (see `wapulse::model`), so format-1 snapshots still decode.
+    #[serde(skip)]
+    pub labels: Labels,
 }
 
 impl Session {
@@ -211,6 +225,7 @@ impl Session {
             integrity: Integrity::default(),
             breaker: Breaker::default(),
             traffic: Traffic::default(),
+            labels: Labels::default(),
         }
     }
 
@@ -319,6 +334,11 @@ impl Session {
             },
             EventKind::Error { .. } => self.traffic.errors += 1,
             EventKind::Counter { .. } | EventKind::Gauge { .. } => {}
+            EventKind::Labels { labels } => {
+                // Bounded whatever arrives; the service refuses a batch
+                // that would go past the bound before it is accepted.
+                self.labels.apply(labels);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod alerting;
 mod fleet;
+mod labels;
 mod ordering;
 mod properties;
 mod rules;

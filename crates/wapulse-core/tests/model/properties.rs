@@ -1,12 +1,26 @@
 //! Properties over arbitrary event sequences.
 
 use proptest::prelude::*;
+use wapulse_core::labels::LabelChanges;
 use wapulse_core::{
     AuthMethod, Direction, DurationMs, Event, EventKind, Fleet, Level, MetricName, SessionState,
     Thresholds, ThresholdsConfig, evaluate,
 };
 
 use crate::support::*;
+
+/// A `labels` event over 20 names, so that sessions sometimes reach the
+/// bound of 16 and the fold has to drop names.
+fn label_changes() -> impl Strategy<Value = LabelChanges> {
+    proptest::collection::btree_map(0u8..20, proptest::option::of(0u8..3), 0..8).prop_map(|m| {
+        let owned: Vec<(String, Option<String>)> = m
+            .into_iter()
+            .map(|(k, v)| (format!("k{k}"), v.map(|v| format!("v{v}"))))
+            .collect();
+        LabelChanges::try_from_changes(owned.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
+            .unwrap()
+    })
+}
 
 fn kind() -> impl Strategy<Value = EventKind> {
     let state = proptest::sample::select(SessionState::ALL.to_vec());
@@ -28,6 +42,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
         1 => Just(EventKind::Error { kind: "send".into(), message: None }),
         1 => (0.0f64..10.0).prop_map(|delta| EventKind::Counter { name: MetricName::parse("jobs").unwrap(), delta }),
         1 => (-5.0f64..5.0).prop_map(|value| EventKind::Gauge { name: MetricName::parse("active").unwrap(), value }),
+        2 => label_changes().prop_map(|labels| EventKind::Labels { labels }),
     ]
 }
 
@@ -59,8 +74,10 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
+/// The whole state, labels included (the session's serde form leaves
+/// them out; snapshots store them beside it).
 fn state_json(fleet: &Fleet) -> String {
-    serde_json::to_string(&fleet.to_state()).unwrap()
+    serde_json::to_string(&(fleet.to_state(), fleet.state_ref().labels())).unwrap()
 }
 
 proptest! {
@@ -73,6 +90,7 @@ proptest! {
         fleet.apply_all(&events);
         let now = at(probe as f64);
         for s in fleet.view().sessions() {
+            prop_assert!(s.labels.len() <= 16);
             let a = evaluate(s, &t, now);
             for alert in &a.alerts {
                 prop_assert!(!alert.message().is_empty());
