@@ -11,8 +11,12 @@
 //! events or `snapshot_interval`, and at shutdown; start-up loads the newest
 //! and replays the journal after it.
 //!
-//! Snapshot body format: one version byte (`1`), then the postcard encoding
-//! of [`wapulse_core::FleetState`].
+//! Snapshot body format 2 (written today): one version byte (`2`), the
+//! postcard encoding of [`wapulse_core::FleetState`], then the postcard
+//! encoding of `Vec<(SessionId, Labels)>`: the labels of every session that
+//! has some, in id order. The session layout is format 1's (labels are not
+//! part of a session's serde form), so format 1 (the version byte `1` and
+//! the state alone) still decodes, with no labels.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,16 +29,17 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use wapulse_core::{
-    BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, FleetState, SessionId, Thresholds,
-    Timestamp,
+    BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, FleetState, Labels, SessionId,
+    Thresholds, Timestamp,
 };
 
 use crate::clock;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durability, History, Record, Store, StoreError, StoreFacts};
 
-/// The snapshot body format written today.
-pub const SNAPSHOT_FORMAT: u8 = 1;
+/// The snapshot body format written today (2: format 1 and a labels
+/// section). Formats 1 and 2 are read.
+pub const SNAPSHOT_FORMAT: u8 = 2;
 
 /// Most events one group commit takes.
 const MAX_GROUP_EVENTS: usize = 50_000;
@@ -269,42 +274,49 @@ impl Model {
 }
 
 fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fleet, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt {
+    let state = decode_state(body).map_err(|e| StoreError::Corrupt {
         path: options.data_dir.display().to_string(),
-        detail,
-    };
-    match body.split_first() {
-        Some((&SNAPSHOT_FORMAT, rest)) => {
-            let state: FleetState = postcard::from_bytes(rest)
-                .map_err(|e| corrupt(format!("the newest snapshot does not decode: {e}")))?;
-            Ok(Fleet::from_state(
-                options.thresholds.clone(),
-                state,
-                options.dedup_capacity,
-            ))
-        }
-        Some((other, _)) => Err(corrupt(format!("unknown snapshot format {other}"))),
-        None => Err(corrupt("the newest snapshot is empty".into())),
-    }
+        detail: format!("the newest snapshot does not decode: {e}"),
+    })?;
+    Ok(Fleet::from_state(
+        options.thresholds.clone(),
+        state,
+        options.dedup_capacity,
+    ))
 }
 
-/// Checks that a snapshot body decodes (for `wapulse store check`).
-pub fn check_snapshot(body: &[u8]) -> Result<(), String> {
+/// Decodes a snapshot body of format 1 or 2, or says what is wrong.
+fn decode_state(body: &[u8]) -> Result<FleetState, String> {
     match body.split_first() {
-        Some((&SNAPSHOT_FORMAT, rest)) => postcard::from_bytes::<FleetState>(rest)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Some((&1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((&2, rest)) => {
+            let (mut state, rest): (FleetState, _) =
+                postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
+            let (labels, rest): (Vec<(SessionId, Labels)>, _) =
+                postcard::take_from_bytes(rest).map_err(|e| format!("labels section: {e}"))?;
+            if !rest.is_empty() {
+                return Err(format!("{} bytes after the labels section", rest.len()));
+            }
+            state
+                .restore_labels(labels)
+                .map_err(|e| format!("labels section: {e}"))?;
+            Ok(state)
+        }
         Some((other, _)) => Err(format!("unknown snapshot format {other}")),
         None => Err("empty".into()),
     }
 }
 
-/// Encodes a fleet as a snapshot body.
+/// Checks that a snapshot body decodes (for `wapulse store check`).
+pub fn check_snapshot(body: &[u8]) -> Result<(), String> {
+    decode_state(body).map(|_| ())
+}
+
+/// Encodes a fleet as a snapshot body (format [`SNAPSHOT_FORMAT`]).
 pub fn encode_snapshot(fleet: &Fleet) -> Result<Vec<u8>, String> {
-    let mut body = vec![SNAPSHOT_FORMAT];
-    let encoded = postcard::to_stdvec(&fleet.state_ref()).map_err(|e| e.to_string())?;
-    body.extend_from_slice(&encoded);
-    Ok(body)
+    let state = fleet.state_ref();
+    let body = postcard::to_extend(&state, vec![SNAPSHOT_FORMAT]).map_err(|e| e.to_string())?;
+    postcard::to_extend(&state.labels(), body).map_err(|e| e.to_string())
 }
 
 impl Writer {
@@ -484,5 +496,129 @@ impl Writer {
         }
         self.record_health(None, false);
         Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wapulse_core::Session;
+
+    use super::*;
+
+    fn sid(id: &str) -> SessionId {
+        SessionId::parse(id).unwrap()
+    }
+
+    /// The events behind `tests/data/snapshot-format-1.bin`, a snapshot
+    /// written by wapulse before labels existed.
+    fn format_1_events() -> Vec<Event> {
+        include_str!("../tests/data/snapshot-format-1.ndjson")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn fleet_of(events: &[Event]) -> Fleet {
+        let mut fleet = Fleet::new(Thresholds::default());
+        fleet.apply_all(events);
+        fleet
+    }
+
+    fn restored(body: &[u8]) -> Fleet {
+        Fleet::from_state(
+            Thresholds::default(),
+            decode_state(body).unwrap(),
+            wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+        )
+    }
+
+    fn same_model(a: &Fleet, b: &Fleet) {
+        let sessions = |f: &Fleet| -> Vec<Session> {
+            let mut all: Vec<Session> = f.view().sessions().map(|s| Session::clone(s)).collect();
+            all.sort_by(|x, y| x.id().cmp(y.id()));
+            all
+        };
+        // Session's PartialEq covers labels; the state's JSON covers the
+        // platform metrics and the idempotency memory.
+        assert_eq!(sessions(a), sessions(b));
+        assert_eq!(
+            serde_json::to_value(a.to_state()).unwrap(),
+            serde_json::to_value(b.to_state()).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_format_1_snapshot_from_before_labels_still_restores() {
+        let body = include_bytes!("../tests/data/snapshot-format-1.bin");
+        assert_eq!(body[0], 1);
+        check_snapshot(body).unwrap();
+        let fleet = restored(body);
+        same_model(&fleet, &fleet_of(&format_1_events()));
+        assert_eq!(fleet.view().len(), 2);
+        assert!(fleet.view().sessions().all(|s| s.labels.is_empty()));
+        // Its idempotency memory came back too.
+        let mut again = format_1_events()[10].clone();
+        assert_eq!(again.id.as_deref(), Some("k1"));
+        again.at = again.at.plus(DurationMs::from_secs(1));
+        assert!(fleet.is_duplicate(&again));
+    }
+
+    #[test]
+    fn format_2_keeps_labels_exactly() {
+        let mut events = format_1_events();
+        let labels = |session: &str, json: serde_json::Value| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "session": session, "at": "2026-02-05T11:09:00Z", "type": "labels", "labels": json
+            }))
+            .unwrap()
+        };
+        events.push(labels(
+            "a",
+            serde_json::json!({"tenant": "acme", "note": "q\"uote\\ \n"}),
+        ));
+        events.push(labels("b", serde_json::json!({"region": "eu-1"})));
+        events.push(labels(
+            "b",
+            serde_json::json!({"region": null, "zone": "z"}),
+        ));
+        let fleet = fleet_of(&events);
+        let body = encode_snapshot(&fleet).unwrap();
+        assert_eq!(body[0], SNAPSHOT_FORMAT);
+        assert_eq!(SNAPSHOT_FORMAT, 2);
+        check_snapshot(&body).unwrap();
+        let back = restored(&body);
+        same_model(&back, &fleet);
+        let a = back.view().get("a").unwrap();
+        assert_eq!(a.labels.get("note"), Some("q\"uote\\ \n"));
+        let b = back.view().get("b").unwrap();
+        assert_eq!(b.labels.iter().collect::<Vec<_>>(), [("zone", "z")]);
+        // Without labels the section is an empty list, and still exact.
+        let plain = fleet_of(&format_1_events());
+        same_model(&restored(&encode_snapshot(&plain).unwrap()), &plain);
+    }
+
+    #[test]
+    fn a_damaged_format_2_body_is_refused() {
+        let fleet = fleet_of(&format_1_events());
+        let body = encode_snapshot(&fleet).unwrap();
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(
+            check_snapshot(&longer)
+                .unwrap_err()
+                .contains("after the labels")
+        );
+        assert!(check_snapshot(&body[..body.len() - 1]).is_err());
+        // Labels for a session the snapshot does not hold.
+        let mut ghost = postcard::to_stdvec(&fleet.state_ref()).unwrap();
+        ghost.insert(0, 2);
+        let stray = vec![(sid("ghost"), Labels::try_from_pairs([("a", "b")]).unwrap())];
+        let ghost = postcard::to_extend(&stray, ghost).unwrap();
+        assert!(check_snapshot(&ghost).unwrap_err().contains("ghost"));
+        assert_eq!(
+            check_snapshot(&[9]).unwrap_err(),
+            "unknown snapshot format 9"
+        );
+        assert_eq!(check_snapshot(&[]).unwrap_err(), "empty");
     }
 }
