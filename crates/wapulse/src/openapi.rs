@@ -87,7 +87,8 @@ pub fn document() -> Value {
                     "properties": {
                         "session": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" },
                         "type": { "enum": ["state", "heartbeat", "auth", "credentials_written", "validation",
-                            "lock_acquired", "lock_released", "circuit_breaker", "message", "error", "counter", "gauge"] },
+                            "lock_acquired", "lock_released", "circuit_breaker", "message", "error", "counter", "gauge",
+                            "labels"] },
                         "at": { "type": "string", "format": "date-time" },
                         "id": { "type": "string", "maxLength": 256 },
                         "state": { "enum": ["connecting", "connected", "reconnecting", "disconnected",
@@ -108,7 +109,13 @@ pub fn document() -> Value {
                         "message": { "type": "string" },
                         "name": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
                         "delta": { "type": "number", "minimum": 0 },
-                        "value": { "type": "number" }
+                        "value": { "type": "number" },
+                        "labels": {
+                            "type": "object",
+                            "description": "labels events: names to set (at most 16 per session) or remove (null)",
+                            "propertyNames": { "pattern": "^[a-zA-Z_][a-zA-Z0-9_]{0,63}$" },
+                            "additionalProperties": { "type": ["string", "null"], "maxLength": 128 }
+                        }
                     }
                 }
             }

@@ -116,7 +116,10 @@ fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
 /// label and `wa_session_state` lists only the current state (a fleet of
 /// 100,000 sessions would otherwise expose 700,000 state series);
 /// without, the series are unlabelled like the seed and every state is
-/// listed with 0 or 1.
+/// listed with 0 or 1. The fleet also gets `wa_session_info`, the one
+/// series that carries a session's own labels (joined in PromQL with
+/// `* on (session) group_left(region) wa_session_info`): every other series
+/// keeps only `session`, so labels never multiply the series count.
 fn session_series(
     out: &mut Families,
     sessions: &[&Session],
@@ -142,6 +145,24 @@ fn session_series(
                 push(f, label($s), $value);
             }
         }};
+    }
+    if fleet {
+        let f = out.family(
+            "wa_session_info",
+            "1 for every session, with the session's labels (labels events)",
+            GAUGE,
+        );
+        f.mut_metric().reserve_exact(sessions.len());
+        for s in sessions {
+            let mut labels = label(s);
+            labels.extend(s.labels.iter().map(|(name, value)| {
+                let mut l = LabelPair::default();
+                l.set_name(name.to_owned());
+                l.set_value(value.to_owned());
+                l
+            }));
+            push(f, labels, 1.0);
+        }
     }
     {
         let f = out.family("wa_session_state", "Current session state", GAUGE);

@@ -2,7 +2,9 @@
 //!
 //! A batch is parsed and checked whole before anything is applied: one bad
 //! event rejects the request with its index and field, and nothing of it
-//! reaches the model.
+//! reaches the model. `labels` events are also checked against the labels
+//! sessions hold now, so a batch that would take one past 16 labels is
+//! refused naming the label that does not fit.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -157,7 +159,8 @@ fn parse_batch(
         received_at: received,
         max_future_skew: settings.max_future_skew,
     };
-    raws.into_iter()
+    let events = raws
+        .into_iter()
         .enumerate()
         .map(|(i, raw)| {
             let event = raw.parse(&ctx).map_err(|e| ApiError::BadRequest {
@@ -179,7 +182,17 @@ fn parse_batch(
             }
             Ok(event)
         })
-        .collect()
+        .collect::<Result<Vec<Event>, ApiError>>()?;
+    state
+        .model
+        .snapshot()
+        .check_labels(&events)
+        .map_err(|(i, e)| ApiError::BadRequest {
+            message: format!("event {i}: {e}"),
+            index: Some(i),
+            field: Some(e.field),
+        })?;
+    Ok(events)
 }
 
 type Body = Result<Bytes, BytesRejection>;

@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use wapulse_core::{
-    Alert, Assessment, Level, Session, SessionId, SessionState, Thresholds, Timestamp, evaluate,
+    Alert, Assessment, Labels, Level, Session, SessionId, SessionState, Thresholds, Timestamp,
+    evaluate,
 };
 
 use super::{ApiError, Shared};
@@ -230,6 +231,7 @@ struct HealthSection {
 #[serde(rename_all = "camelCase")]
 struct SessionSection {
     id: SessionId,
+    labels: Labels,
     state: SessionState,
     state_changed_at: String,
     state_age: u64,
@@ -356,6 +358,7 @@ fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
         },
         session: SessionSection {
             id: s.id().clone(),
+            labels: s.labels.clone(),
             state: s.state,
             state_changed_at: s.state_changed_at.to_rfc3339(),
             state_age: s.state_age(now).as_millis(),
@@ -459,14 +462,58 @@ pub(super) async fn observe(
     Ok(Json(observe_view(&state, &s, started)))
 }
 
-/// `GET /sessions` query.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
+/// `GET /sessions` query: `status`, `state`, `limit`, `after` at most
+/// once each, `label=name:value` any number of times (every one must match).
+#[derive(Default)]
+struct ListQuery {
     status: Option<String>,
     state: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+    labels: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let mut q = ListQuery::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "status" => &mut q.status,
+                "state" => &mut q.state,
+                "limit" => &mut q.limit,
+                "after" => &mut q.after,
+                "label" => {
+                    q.labels.push(label_filter(&value)?);
+                    continue;
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter `{other}` (status, state, label, limit, after)"
+                    )));
+                }
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter `{key}` is given more than once"
+                )));
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// One `label=name:value` filter.
+fn label_filter(text: &str) -> Result<(String, String), ApiError> {
+    let bad = |why: String| ApiError::BadRequest {
+        message: format!("label `{text}`: {why}"),
+        index: None,
+        field: Some("label"),
+    };
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| bad("must be name:value, e.g. label=region:eu-1".into()))?;
+    wapulse_core::labels::check_name(name).map_err(|e| bad(e.to_string()))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// One row of `GET /sessions`.
@@ -474,6 +521,7 @@ pub(super) struct ListQuery {
 #[serde(rename_all = "camelCase")]
 struct SessionRow {
     id: SessionId,
+    labels: Labels,
     state: SessionState,
     status: Level,
     alert_count: usize,
@@ -496,9 +544,10 @@ const MAX_PAGE: usize = 1000;
 
 pub(super) async fn list(
     State(state): State<Shared>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListView>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = ListQuery::parse(pairs)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(Level::parse(s).ok_or_else(|| ApiError::BadRequest {
@@ -526,15 +575,23 @@ pub(super) async fn list(
     // per request, and only what a filter needs is evaluated.
     let row = |s: &Session, a: &Assessment| SessionRow {
         id: s.id().clone(),
+        labels: s.labels.clone(),
         state: s.state,
         status: a.level,
         alert_count: a.alerts.len(),
         state_changed_at: s.state_changed_at.to_rfc3339(),
         last_event_at: s.last_event_at.to_rfc3339(),
     };
-    // The filter, with the assessment it needed (kept for the row).
+    // The filters that need no evaluation: state, then labels.
+    let selected = |s: &Session| {
+        wanted_state.is_none_or(|w| s.state == w)
+            && q.labels
+                .iter()
+                .all(|(name, value)| s.labels.get(name) == Some(value.as_str()))
+    };
+    // Every filter, with the assessment it needed (kept for the row).
     let matching = |s: &Session| -> Option<Assessment> {
-        if wanted_state.is_some_and(|w| s.state != w) {
+        if !selected(s) {
             return None;
         }
         let a = evaluate(s, t, now);
@@ -546,6 +603,8 @@ pub(super) async fn list(
             .sessions()
             .filter(|s| matching(s).is_some())
             .count(),
+        // By label: a scan, but no evaluation.
+        (None, _) if !q.labels.is_empty() => snapshot.sessions().filter(|s| selected(s)).count(),
         (None, Some(w)) => snapshot.by_state()[w.index()],
         (None, None) => snapshot.len(),
     };

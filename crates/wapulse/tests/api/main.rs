@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod helpers;
 mod ingest;
+mod labels;
 mod lanes;
 mod metrics;
 mod platform;
