@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
+use crate::alerting::config::{AlertingSettings, RawAlerting, RawReceiver, RawRoute};
 use crate::lowprio::Priority;
 use crate::model::ModelOptions;
 use crate::probes::{self, ProbeSpec, RawProbe};
@@ -48,6 +49,7 @@ struct FileSettings {
     ingest_token: Option<String>,
     metrics_token: Option<String>,
     read_token: Option<String>,
+    admin_token: Option<String>,
     max_future_skew: Option<DurationMs>,
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
@@ -62,6 +64,9 @@ struct FileSettings {
     read_realtime_budget: Option<f64>,
     thresholds: Option<ThresholdsConfig>,
     probes: Option<Vec<RawProbe>>,
+    alerting: Option<RawAlerting>,
+    receivers: Option<Vec<RawReceiver>>,
+    routes: Option<Vec<RawRoute>>,
 }
 
 /// Everything the service needs, checked.
@@ -81,6 +86,8 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// Required on detailed reads when set.
     pub read_token: Option<Secret>,
+    /// Required on silences when set (else `ingest_token`).
+    pub admin_token: Option<Secret>,
     /// How far in the future an event's `at` may be.
     pub max_future_skew: DurationMs,
     /// Largest ingest body, in bytes.
@@ -110,6 +117,8 @@ pub struct Settings {
     pub thresholds: Thresholds,
     /// Probes of the services around the sessions.
     pub probes: Vec<ProbeSpec>,
+    /// Alert lifecycle, incidents, receivers and routes.
+    pub alerting: AlertingSettings,
 }
 
 impl Settings {
@@ -123,6 +132,7 @@ impl Settings {
             ingest_token: None,
             metrics_token: None,
             read_token: None,
+            admin_token: None,
             max_future_skew: DurationMs::from_mins(5),
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
@@ -137,6 +147,7 @@ impl Settings {
             read_realtime_budget: readprio::DEFAULT_BUDGET,
             thresholds: Thresholds::default(),
             probes: Vec::new(),
+            alerting: AlertingSettings::default(),
         }
     }
 
@@ -214,6 +225,7 @@ impl Settings {
         s.ingest_token = token("INGEST_TOKEN", file.ingest_token);
         s.metrics_token = token("METRICS_TOKEN", file.metrics_token);
         s.read_token = token("READ_TOKEN", file.read_token);
+        s.admin_token = token("ADMIN_TOKEN", file.admin_token);
         if let Some(v) = file.max_future_skew {
             s.max_future_skew = v;
         }
@@ -298,6 +310,11 @@ impl Settings {
         if let Some(raw) = file.probes {
             s.probes = probes::check_all(raw)?;
         }
+        s.alerting = AlertingSettings::check(
+            file.alerting,
+            file.receivers.unwrap_or_default(),
+            file.routes.unwrap_or_default(),
+        )?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
             bail!(
                 "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \

@@ -11,6 +11,8 @@
 //!   budget.
 //! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
+//! - [`alerting`]: the alert evaluator (lifecycle, incidents, groups),
+//!   the durable outbox and one notifier per receiver kind.
 //! - [`probes`]: background probes of PostgreSQL, Redis, heartbeat keys,
 //!   HTTP and TCP, read from cache by readiness and health.
 //! - [`openapi`]: `/openapi.json`, generated from the route table.
@@ -26,6 +28,7 @@
 //! workers.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod beat;
 pub mod build;
 pub mod check;

@@ -188,6 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("cannot create a temporary data directory for the demo")?;
             settings.data_dir = scratch.path().to_path_buf();
             settings.durability = wapulse::store::Durability::Process;
+            if settings.alerting.receivers.is_empty() {
+                settings.alerting = wapulse::alerting::config::AlertingSettings::demo();
+            }
             telemetry::init_logging(&settings.log_filter);
             serving_runtime(&settings)?.block_on(async {
                 let app = Application::build(settings).await?;

@@ -112,13 +112,18 @@ enum Command {
 /// The session model of the running service.
 pub struct Model {
     published: Arc<ArcSwap<FleetSnapshot>>,
+    watcher: Watcher,
     health: Arc<ArcSwap<StoreHealth>>,
     history: Arc<dyn History>,
     tx: Mutex<Option<Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Told which sessions each commit touched (the alert evaluator).
+type Watcher = Arc<Mutex<Option<Box<dyn Fn(Vec<SessionId>) + Send>>>>;
+
 struct Writer {
+    watcher: Watcher,
     fleet: Fleet,
     store: Box<dyn Store>,
     published: Arc<ArcSwap<FleetSnapshot>>,
@@ -179,7 +184,9 @@ impl Model {
             facts,
             last_commit_at: None,
         }));
+        let watcher: Watcher = Arc::default();
         let writer = Writer {
+            watcher: watcher.clone(),
             fleet,
             store,
             published: published.clone(),
@@ -202,6 +209,7 @@ impl Model {
             .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             published,
+            watcher,
             health,
             history,
             tx: Mutex::new(Some(tx)),
@@ -212,6 +220,18 @@ impl Model {
     /// The latest published view. Lock-free.
     pub fn snapshot(&self) -> Arc<FleetSnapshot> {
         self.published.load_full()
+    }
+
+    /// The published snapshot's cell, for a reader that outlives borrows
+    /// (the alert evaluator's thread).
+    pub fn published(&self) -> Arc<ArcSwap<FleetSnapshot>> {
+        self.published.clone()
+    }
+
+    /// After every commit, `watch` is called with the sessions it touched
+    /// (each once), on the writer thread: it must not block.
+    pub fn watch(&self, watch: Box<dyn Fn(Vec<SessionId>) + Send>) {
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
     }
 
     /// The store's health as of the last write. Lock-free, no disk.
@@ -417,6 +437,14 @@ impl Writer {
                 self.since_snapshot += records.len() as u64;
                 if !records.is_empty() {
                     self.published.store(Arc::new(self.fleet.snapshot()));
+                    let watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(watch) = watcher.as_ref() {
+                        let mut touched: Vec<SessionId> =
+                            records.iter().map(|r| r.event.session.clone()).collect();
+                        touched.sort_unstable();
+                        touched.dedup();
+                        watch(touched);
+                    }
                 }
                 self.record_health(None, !records.is_empty());
                 drop(records);

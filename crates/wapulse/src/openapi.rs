@@ -44,11 +44,17 @@ pub fn document() -> Value {
             Access::Open => {}
             Access::Read => op["security"] = json!([{ "readToken": [] }, {}]),
             Access::Ingest => op["security"] = json!([{ "ingestToken": [] }, {}]),
+            Access::Admin => op["security"] = json!([{ "adminToken": [] }, {}]),
             Access::Metrics => {
                 op["security"] = json!([{ "metricsToken": [] }, { "metricsQueryToken": [] }])
             }
         }
-        if r.method == axum::http::Method::POST {
+        if r.request == Some("Silence") {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Silence" } } }
+            });
+        } else if r.request == Some("Events") {
             op["requestBody"] = json!({
                 "required": true,
                 "content": {
@@ -65,7 +71,27 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
-    json!({
+    let silence = json!({
+        "type": "object",
+        "required": ["matchers", "endsAt", "createdBy", "comment"],
+        "additionalProperties": false,
+        "properties": {
+            "id": { "type": "string", "description": "replace this silence" },
+            "matchers": { "type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "value"], "additionalProperties": false,
+                "properties": {
+                    "name": { "type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$" },
+                    "value": { "type": "string" },
+                    "isRegex": { "type": "boolean" }
+                }
+            } },
+            "startsAt": { "type": "string", "format": "date-time" },
+            "endsAt": { "type": "string", "format": "date-time" },
+            "createdBy": { "type": "string", "minLength": 1, "maxLength": 1024 },
+            "comment": { "type": "string", "minLength": 1, "maxLength": 1024 }
+        }
+    });
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "wapulse",
@@ -77,6 +103,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "readToken": { "type": "http", "scheme": "bearer", "description": "READ_TOKEN, when configured" },
                 "ingestToken": { "type": "http", "scheme": "bearer", "description": "INGEST_TOKEN, when configured" },
+                "adminToken": { "type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN, else INGEST_TOKEN, when configured" },
                 "metricsToken": { "type": "http", "scheme": "bearer", "description": "METRICS_TOKEN" },
                 "metricsQueryToken": { "type": "apiKey", "in": "query", "name": "token", "description": "METRICS_TOKEN" }
             },
@@ -120,7 +147,9 @@ pub fn document() -> Value {
                 }
             }
         }
-    })
+    });
+    doc["components"]["schemas"]["Silence"] = silence;
+    doc
 }
 
 fn operation_id(method: &str, path: &str) -> String {

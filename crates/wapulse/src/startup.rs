@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
+use crate::alerting::Alerting;
 use crate::clock;
 use crate::config::Settings;
 use crate::model::Model;
@@ -44,6 +45,16 @@ impl Application {
             };
             anyhow::anyhow!("{e}{hint}")
         })?;
+        let telemetry = Telemetry::new();
+        let alerting = Alerting::start(
+            settings.alerting.clone(),
+            settings.thresholds.clone(),
+            &settings.data_dir.join(crate::store::sqlite::FILE_NAME),
+            settings.durability,
+            &model,
+            telemetry.alerts.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start alerting: {e}"))?;
         let probes = Probes::new(settings.probes.clone());
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let ingest = IngestLane::start(cores, settings.ingest_priority)
@@ -53,7 +64,8 @@ impl Application {
             parser: crate::lowprio::Pool::new("parse", cores.min(4), settings.ingest_priority),
             settings,
             model,
-            telemetry: Telemetry::new(),
+            alerting,
+            telemetry,
             started: Instant::now(),
             started_at: now,
         });
@@ -90,6 +102,21 @@ impl Application {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
         }
         self.state.probes.start();
+        let state = Arc::downgrade(&self.state);
+        self.state
+            .alerting
+            .start_delivery(Arc::new(move || {
+                // Healthy: the store takes writes and the evaluator runs.
+                state.upgrade().is_some_and(|s| {
+                    let view = s.alerting.view();
+                    s.model.store_health().reachable
+                        && view.store_error.is_none()
+                        && view.evaluated_at.is_some_and(|at| {
+                            clock::now().since(at) < wapulse_core::DurationMs::from_secs(10)
+                        })
+                })
+            }))
+            .context("cannot start the notifiers' thread")?;
         crate::serve::serve(
             self.listener,
             app,
@@ -101,6 +128,7 @@ impl Application {
         // Requests are done: stop probing, write the final snapshot, stop
         // the writer.
         self.state.probes.stop();
+        self.state.alerting.stop().await;
         self.state.model.shutdown().await;
         drop(self.ingest);
         tracing::info!("wapulse stopped");

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::readprio::Governor;
@@ -23,6 +23,8 @@ pub struct Telemetry {
     pub ingest_events: IntCounterVec,
     /// Accepted connections by the lane that serves them (read, ingest).
     pub http_connections: IntCounterVec,
+    /// Alerting: firing alerts, notifications, outbox, evaluator time.
+    pub alerts: crate::alerting::AlertMetrics,
 }
 
 impl Telemetry {
@@ -63,8 +65,49 @@ impl Telemetry {
             &["lane"],
         )
         .expect("valid metric");
+        let alerts = crate::alerting::AlertMetrics {
+            alerts_firing: IntGaugeVec::new(
+                Opts::new(
+                    "wa_alerts_firing",
+                    "Alerts firing, by code and level (FLEET_INCIDENT for fleet incidents)",
+                ),
+                &["code", "level"],
+            )
+            .expect("valid metric"),
+            notifications: IntCounterVec::new(
+                Opts::new(
+                    "wapulse_notifications_total",
+                    "Notification attempts by receiver, kind and outcome (delivered, retry, \
+                     failed; resent / resend_failed for Alertmanager's periodic resend)",
+                ),
+                &["receiver", "kind", "outcome"],
+            )
+            .expect("valid metric"),
+            outbox_pending: IntGaugeVec::new(
+                Opts::new(
+                    "wapulse_outbox_pending",
+                    "Notifications written and not yet delivered, by receiver",
+                ),
+                &["receiver"],
+            )
+            .expect("valid metric"),
+            evaluator_duration: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "wapulse_evaluator_duration_seconds",
+                    "Time of one alert evaluator pass",
+                )
+                .buckets(vec![
+                    0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+                ]),
+            )
+            .expect("valid metric"),
+        };
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(alerts.alerts_firing.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(alerts.notifications.clone()),
+            Box::new(alerts.outbox_pending.clone()),
+            Box::new(alerts.evaluator_duration.clone()),
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(ingest_events.clone()),
             Box::new(http_connections.clone()),
@@ -84,6 +127,7 @@ impl Telemetry {
             http_duration,
             ingest_events,
             http_connections,
+            alerts,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `/openapi.json` is generated from it, so the description cannot drift
 //! from what is served.
 
+mod alerts;
 mod error;
 mod exposition;
 mod fast;
@@ -20,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use subtle::ConstantTimeEq;
 use wapulse_core::Timestamp;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// Probes of the services around the sessions.
     pub probes: Probes,
+    /// The alert evaluator and the notifiers.
+    pub alerting: crate::alerting::Alerting,
     /// Low-priority threads that parse ingest batches.
     pub parser: crate::lowprio::Pool,
     /// Process start, for uptime.
@@ -64,6 +67,8 @@ pub enum Access {
     Metrics,
     /// `INGEST_TOKEN` when one is configured.
     Ingest,
+    /// `ADMIN_TOKEN`, else `INGEST_TOKEN`, when one is configured.
+    Admin,
 }
 
 /// One route: what the router serves and what `/openapi.json` describes.
@@ -80,6 +85,8 @@ pub struct Route {
     pub responses: &'static [(u16, &'static str)],
     /// The response content type.
     pub produces: &'static str,
+    /// The request body's schema in `/openapi.json` (`Events`, `Silence`).
+    pub request: Option<&'static str>,
     handler: MethodRouter<Shared>,
 }
 
@@ -102,11 +109,34 @@ fn route(
     };
     Route {
         path,
+        request: (method == Method::POST).then_some("Events"),
         method,
         summary,
         access,
         responses,
         produces,
+        handler,
+    }
+}
+
+/// A route whose method is not implied by its path.
+fn route_as(
+    method: Method,
+    request: Option<&'static str>,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    responses: &'static [(u16, &'static str)],
+    handler: MethodRouter<Shared>,
+) -> Route {
+    Route {
+        path,
+        method,
+        summary,
+        access,
+        responses,
+        produces: JSON,
+        request,
         handler,
     }
 }
@@ -270,6 +300,62 @@ pub fn table() -> Vec<Route> {
             ingest,
             JSON,
             post(ingest::session_events),
+        ),
+        route(
+            "/alerts",
+            "Pending and firing alerts and fleet incidents, worst first (?level=&code=&state=&session=&label=name:value)",
+            Read,
+            &[OK, (400, "bad filter"), UNAUTHORIZED],
+            JSON,
+            get(alerts::list),
+        ),
+        route(
+            "/alerts/history",
+            "Alert transitions and notifications, newest first (?limit=&before=)",
+            Read,
+            &[OK, (400, "bad limit"), UNAUTHORIZED],
+            JSON,
+            get(alerts::history),
+        ),
+        route_as(
+            Method::POST,
+            Some("Silence"),
+            "/v1/silences",
+            "Create (or, with id, replace) a silence",
+            Admin,
+            &[
+                OK,
+                (400, "invalid silence"),
+                UNAUTHORIZED,
+                (404, "no silence with that id"),
+                (413, "body too large"),
+                (415, "unsupported content type"),
+                (503, "the store refused the write (Retry-After)"),
+            ],
+            post(alerts::create),
+        ),
+        route_as(
+            Method::GET,
+            None,
+            "/v1/silences",
+            "Every silence, with its status (active, pending, expired)",
+            Admin,
+            &[OK, UNAUTHORIZED],
+            get(alerts::list_silences),
+        ),
+        route_as(
+            Method::DELETE,
+            None,
+            "/v1/silences/{id}",
+            "Expire a silence now",
+            Admin,
+            &[
+                OK,
+                UNAUTHORIZED,
+                (404, "no silence with that id"),
+                (503, "the store refused the write (Retry-After)"),
+            ],
+            delete(alerts::expire),
         ),
         route(
             "/healthz",
@@ -445,6 +531,16 @@ async fn authorize(
             false,
             "INGEST_TOKEN",
         )?,
+        Access::Admin => match &s.admin_token {
+            Some(admin) => check(req.headers(), None, Some(admin), false, "ADMIN_TOKEN")?,
+            None => check(
+                req.headers(),
+                None,
+                s.ingest_token.as_ref(),
+                false,
+                "INGEST_TOKEN",
+            )?,
+        },
         Access::Metrics => {
             let token = Query::<HashMap<String, String>>::try_from_uri(req.uri())
                 .ok()

@@ -59,6 +59,27 @@ fn checks(state: &Shared) -> Vec<Check> {
             },
         },
     ];
+    let view = state.alerting.view();
+    out.push(Check {
+        name: "alerting".into(),
+        ok: view.store_error.is_none(),
+        readiness: false,
+        detail: match &view.store_error {
+            Some(e) => format!("alert state not written: {e}"),
+            None => format!("{} alerts pending or firing", view.active.len()),
+        },
+    });
+    for (name, r) in state.alerting.receivers() {
+        out.push(Check {
+            name: format!("receiver:{name}"),
+            ok: r.status != "failing",
+            readiness: false,
+            detail: r
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("{} delivered, {} pending", r.delivered, r.pending)),
+        });
+    }
     out.extend(state.probes.iter().map(|p| {
         let status = p.status();
         Check {
@@ -168,6 +189,8 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
         "probes": probes_json(state.probes.iter()),
         "store": store_summary(&state),
         "sessions": sessions_summary(&state),
+        "alerting": alerting_summary(&state),
+        "receivers": state.alerting.receivers(),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": clock::now().to_rfc3339(),
@@ -181,7 +204,19 @@ pub(super) async fn health(State(state): State<Shared>) -> Json<Value> {
 
 fn sessions_summary(state: &Shared) -> Value {
     let snapshot = state.model.snapshot();
-    let rollup = snapshot.rollup(&state.settings.thresholds, clock::now());
+    let view = state.alerting.view();
+    // The evaluator keeps the rollup by difference; reads never judge the
+    // fleet, except before its first pass (the first second of a start).
+    let rollup = if view.evaluated_at.is_some() {
+        wapulse_core::Rollup {
+            sessions: snapshot.len(),
+            by_state: snapshot.by_state(),
+            by_level: view.by_level,
+            alerts: view.alerts,
+        }
+    } else {
+        snapshot.rollup(&state.settings.thresholds, clock::now())
+    };
     let by_state: BTreeMap<&str, usize> = SessionState::ALL
         .iter()
         .map(|s| (s.as_str(), rollup.in_state(*s)))
@@ -202,6 +237,20 @@ fn sessions_summary(state: &Shared) -> Value {
         "alerts": rollup.alerts,
         "byState": by_state,
         "byLevel": by_level,
+    })
+}
+
+fn alerting_summary(state: &Shared) -> Value {
+    let view = state.alerting.view();
+    let count = |f: &dyn Fn(&crate::alerting::ActiveAlert) -> bool| {
+        view.active.iter().filter(|a| f(a)).count()
+    };
+    json!({
+        "evaluatedAt": view.evaluated_at.map(|t| t.to_rfc3339()),
+        "firing": count(&|a| a.state == wapulse_core::Phase::Firing),
+        "pending": count(&|a| a.state == wapulse_core::Phase::Pending),
+        "incidents": count(&|a| a.code == crate::alerting::FLEET_INCIDENT),
+        "silenced": count(&|a| a.silenced),
     })
 }
 

@@ -503,7 +503,7 @@ impl ListQuery {
 }
 
 /// One `label=name:value` filter.
-fn label_filter(text: &str) -> Result<(String, String), ApiError> {
+pub(super) fn label_filter(text: &str) -> Result<(String, String), ApiError> {
     let bad = |why: String| ApiError::BadRequest {
         message: format!("label `{text}`: {why}"),
         index: None,

@@ -22,8 +22,9 @@ pub const RECORD_FORMAT: i64 = 1;
 /// Schema versions, applied in order at start. Never edit a released one:
 /// add the next.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE journal (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE journal (
              seq INTEGER PRIMARY KEY,
              session TEXT NOT NULL,
              at_ms INTEGER NOT NULL,
@@ -37,7 +38,48 @@ fn migrations() -> Migrations<'static> {
              taken_ms INTEGER NOT NULL,
              body BLOB NOT NULL
          ) STRICT;",
-    )])
+        ),
+        // Alerting: lifecycle state per (session, code), aggregation
+        // groups, the notification outbox, the history of transitions and
+        // notifications, silences. Written by the alerting thread only.
+        M::up(
+            "CREATE TABLE alert_state (
+             session TEXT NOT NULL,
+             code TEXT NOT NULL,
+             body TEXT NOT NULL,
+             PRIMARY KEY (session, code)
+         ) STRICT;
+         CREATE TABLE alert_groups (
+             receiver TEXT NOT NULL,
+             key TEXT NOT NULL,
+             body TEXT NOT NULL,
+             PRIMARY KEY (receiver, key)
+         ) STRICT;
+         CREATE TABLE outbox (
+             id INTEGER PRIMARY KEY,
+             receiver TEXT NOT NULL,
+             created_ms INTEGER NOT NULL,
+             body TEXT NOT NULL,
+             state TEXT NOT NULL,
+             attempts INTEGER NOT NULL DEFAULT 0,
+             next_ms INTEGER NOT NULL,
+             last_error TEXT,
+             done_ms INTEGER
+         ) STRICT;
+         CREATE INDEX outbox_due ON outbox (state, receiver, next_ms);
+         CREATE TABLE alert_history (
+             seq INTEGER PRIMARY KEY,
+             at_ms INTEGER NOT NULL,
+             kind TEXT NOT NULL,
+             body TEXT NOT NULL
+         ) STRICT;
+         CREATE TABLE silences (
+             id TEXT PRIMARY KEY,
+             ends_ms INTEGER NOT NULL,
+             body TEXT NOT NULL
+         ) STRICT;",
+        ),
+    ])
 }
 
 // SQLite integers are signed; sequence numbers and sizes never negative.
@@ -51,7 +93,7 @@ fn signed(v: u64) -> i64 {
 
 /// How many schema versions exist.
 pub fn schema_versions() -> usize {
-    1
+    2
 }
 
 /// The writer's side of the SQLite store.

@@ -1,0 +1,1001 @@
+//! The evaluator: the thread that turns the session model into alerts with
+//! a lifecycle, fleet incidents, and group messages in the outbox.
+//!
+//! It never walks the whole fleet on a tick. A session is evaluated when
+//! the writer says it changed (a committed batch touched it) or when its
+//! deadline comes: the earliest instant its verdict can change without an
+//! event (`wapulse_core::next_change`) or its lifecycle must act (a
+//! pending `for` or a `keep_firing_for` running out). Deadlines wait in a
+//! min-heap; stale heap entries are skipped (each session remembers its
+//! one current deadline). The fleet rollup (sessions per level, alerts)
+//! and the incident counts are kept up to date by difference, so the
+//! health endpoints read them instead of evaluating every session.
+//!
+//! Every pass writes what changed (lifecycle states, groups, new outbox
+//! rows, history) in one transaction before anything is sent; a pass whose
+//! write fails keeps its changes and writes them with the next pass.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert, Status};
+use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble, Troubles};
+use wapulse_core::{
+    AlertCode, AlertLife, FleetSnapshot, Level, Phase, Session, SessionId, Silence, Thresholds,
+    Timestamp, Transition, evaluate, next_change,
+};
+
+use super::config::{AlertingSettings, ReceiverKind};
+use super::outbox::Payload;
+use super::routing::{group_of, label, routes_for};
+use super::store::{AlertStore, PassWrite};
+use super::{ActiveAlert, AlertMetrics, AlertsView};
+use crate::clock;
+
+/// The code of a fleet incident.
+pub const FLEET_INCIDENT: &str = "FLEET_INCIDENT";
+
+/// What the evaluator thread is told.
+pub enum Msg {
+    /// A committed batch touched these sessions.
+    Changed(Vec<SessionId>),
+    /// The silences changed: here they all are.
+    Silences(Vec<Silence>),
+    /// Stop after one last pass.
+    Stop,
+}
+
+/// A lifecycle state as saved: the core's state and what the alert said
+/// when it last held (so a resolve can still say what resolved).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Saved {
+    life: AlertLife,
+    summary: String,
+    action: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sessions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    affected: Option<u64>,
+}
+
+#[derive(Default)]
+struct Entry {
+    evaluated: bool,
+    level: Level,
+    alerts: usize,
+    troubles: Option<Troubles>,
+    lives: Vec<(AlertCode, Saved)>,
+    due: Option<Timestamp>,
+}
+
+struct IncidentEntry {
+    set: String,
+    trouble: Trouble,
+    saved: Saved,
+    /// Every covered session (the saved list is capped).
+    covered: Vec<String>,
+}
+
+struct GroupEntry {
+    group: Group,
+    timing: GroupTiming,
+}
+
+/// Most sessions an incident keeps in its saved state.
+const SAVED_SESSIONS: usize = 1000;
+
+/// The evaluator's state, owned by its thread.
+pub struct Evaluator {
+    settings: Arc<AlertingSettings>,
+    thresholds: Thresholds,
+    store: Arc<Mutex<AlertStore>>,
+    snapshot: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
+    view: Arc<ArcSwap<AlertsView>>,
+    metrics: AlertMetrics,
+    wake: Arc<tokio::sync::Notify>,
+    sessions: HashMap<SessionId, Entry>,
+    incidents: BTreeMap<String, IncidentEntry>,
+    tracker: IncidentTracker,
+    folded: HashMap<String, Vec<Trouble>>,
+    queue: BinaryHeap<Reverse<(Timestamp, SessionId)>>,
+    by_level: [usize; 3],
+    alerts: usize,
+    groups: HashMap<(String, String), GroupEntry>,
+    silences: Vec<Silence>,
+    dirty_lives: HashSet<(String, String)>,
+    dirty_groups: HashSet<(String, String)>,
+    outbox: Vec<(String, String)>,
+    history: Vec<(&'static str, String)>,
+    active_dirty: bool,
+    last_pass: Timestamp,
+    store_error: Option<String>,
+    firing_series: HashSet<(String, Level)>,
+}
+
+fn incident_key(set: &str, trouble: Trouble) -> String {
+    format!("{set}|{trouble}")
+}
+
+fn set_labels(set: &str) -> BTreeMap<String, String> {
+    set.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn session_labels(s: &Session) -> BTreeMap<String, String> {
+    s.labels
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn parse_code(text: &str) -> Option<AlertCode> {
+    AlertCode::ALL.into_iter().find(|c| c.as_str() == text)
+}
+
+fn parse_trouble(text: &str) -> Option<Trouble> {
+    if text == "not_connected" {
+        Some(Trouble::NotConnected)
+    } else {
+        parse_code(text).map(Trouble::Code)
+    }
+}
+
+impl Evaluator {
+    /// Loads the saved lifecycle states and groups.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        settings: Arc<AlertingSettings>,
+        thresholds: Thresholds,
+        store: Arc<Mutex<AlertStore>>,
+        snapshot: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
+        view: Arc<ArcSwap<AlertsView>>,
+        metrics: AlertMetrics,
+        wake: Arc<tokio::sync::Notify>,
+        silences: Vec<Silence>,
+    ) -> Result<Self, crate::store::StoreError> {
+        let mut me = Self {
+            settings,
+            thresholds,
+            store,
+            snapshot,
+            view,
+            metrics,
+            wake,
+            sessions: HashMap::new(),
+            incidents: BTreeMap::new(),
+            tracker: IncidentTracker::new(),
+            folded: HashMap::new(),
+            queue: BinaryHeap::new(),
+            by_level: [0; 3],
+            alerts: 0,
+            groups: HashMap::new(),
+            silences,
+            dirty_lives: HashSet::new(),
+            dirty_groups: HashSet::new(),
+            outbox: Vec::new(),
+            history: Vec::new(),
+            active_dirty: true,
+            last_pass: Timestamp::from_millis(0),
+            store_error: None,
+            firing_series: HashSet::new(),
+        };
+        let store = me.store.clone();
+        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        for (session, code, body) in store.lives()? {
+            let Ok(saved) = serde_json::from_str::<Saved>(&body) else {
+                tracing::warn!(session, code, "unreadable alert state dropped");
+                continue;
+            };
+            if session.is_empty() {
+                let Some((set, trouble)) = code
+                    .strip_prefix("FLEET_INCIDENT|")
+                    .and_then(|rest| rest.rsplit_once('|'))
+                    .and_then(|(set, t)| Some((set.to_owned(), parse_trouble(t)?)))
+                else {
+                    continue;
+                };
+                me.incidents.insert(
+                    incident_key(&set, trouble),
+                    IncidentEntry {
+                        covered: saved.sessions.clone(),
+                        set,
+                        trouble,
+                        saved,
+                    },
+                );
+            } else if let (Ok(id), Some(code)) = (SessionId::parse(&session), parse_code(&code)) {
+                me.sessions.entry(id).or_default().lives.push((code, saved));
+            }
+        }
+        for (receiver, key, body) in store.groups()? {
+            let Ok(group) = serde_json::from_str::<Group>(&body) else {
+                tracing::warn!(receiver, key, "unreadable alert group dropped");
+                continue;
+            };
+            let timing = me.timing_of(&receiver, &group);
+            me.groups
+                .insert((receiver, key), GroupEntry { group, timing });
+        }
+        drop(store);
+        me.refold();
+        Ok(me)
+    }
+
+    /// The timing of the route a saved group came from (the defaults when
+    /// the route is gone: its resolves are still owed).
+    fn timing_of(&self, receiver: &str, group: &Group) -> GroupTiming {
+        self.settings
+            .routes
+            .iter()
+            .find(|r| {
+                self.settings.receivers[r.receiver].name == receiver
+                    && r.group_by.iter().all(|n| group.labels.contains_key(n))
+            })
+            .map_or_else(GroupTiming::default, |r| r.timing)
+    }
+
+    /// Runs until told to stop: the first pass judges every session.
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        let mut full = true;
+        loop {
+            let now = clock::now();
+            let mut changed: Vec<SessionId> = Vec::new();
+            if !full {
+                let wait = self
+                    .next_wake()
+                    .map_or(Duration::from_secs(1), |at| {
+                        Duration::from_millis(at.since(now).as_millis())
+                    })
+                    .min(Duration::from_secs(1));
+                match rx.recv_timeout(wait) {
+                    Ok(msg) => {
+                        if self.take(msg, &mut changed) {
+                            self.pass(clock::now(), changed, false);
+                            return;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                while let Ok(msg) = rx.try_recv() {
+                    if self.take(msg, &mut changed) {
+                        self.pass(clock::now(), changed, false);
+                        return;
+                    }
+                }
+            }
+            self.pass(clock::now(), changed, full);
+            full = false;
+        }
+    }
+
+    /// Takes one message; true when it says stop.
+    fn take(&mut self, msg: Msg, changed: &mut Vec<SessionId>) -> bool {
+        match msg {
+            Msg::Changed(ids) => changed.extend(ids),
+            Msg::Silences(s) => {
+                self.silences = s;
+                self.resync();
+            }
+            Msg::Stop => return true,
+        }
+        false
+    }
+
+    fn next_wake(&self) -> Option<Timestamp> {
+        let queued = self.queue.peek().map(|Reverse((t, _))| *t);
+        let groups = self
+            .groups
+            .values()
+            .filter_map(|g| g.group.next_flush(&g.timing))
+            .min();
+        let silences = self
+            .silences
+            .iter()
+            .flat_map(|s| [s.starts_at, s.ends_at])
+            .filter(|t| *t > self.last_pass)
+            .min();
+        [queued, groups, silences].into_iter().flatten().min()
+    }
+
+    /// One pass at `now` over the changed and the due sessions (every
+    /// session when `full`).
+    pub fn pass(&mut self, now: Timestamp, changed: Vec<SessionId>, full: bool) {
+        let started = Instant::now();
+        let snap = (self.snapshot)();
+        let mut ids: HashSet<SessionId> = changed.into_iter().collect();
+        while let Some(Reverse((at, _))) = self.queue.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, id))) = self.queue.pop() else {
+                break;
+            };
+            if self.sessions.get(&id).is_some_and(|e| e.due == Some(at)) {
+                ids.insert(id);
+            }
+        }
+        if full {
+            ids.extend(snap.sessions().map(|s| s.id().clone()));
+            // Saved states of sessions the model no longer has resolve.
+            ids.extend(self.sessions.keys().cloned());
+        }
+        if self
+            .silences
+            .iter()
+            .flat_map(|s| [s.starts_at, s.ends_at])
+            .any(|t| t > self.last_pass && t <= now)
+        {
+            self.resync();
+        }
+        let mut out = Vec::new();
+        for id in &ids {
+            self.evaluate_session(&snap, id, now, &mut out);
+        }
+        self.judge_incidents(now, &mut out);
+        for a in out {
+            self.route(a, now);
+        }
+        self.flush_groups(now);
+        self.persist(now);
+        self.publish(now, &snap);
+        self.last_pass = now;
+        self.metrics
+            .evaluator_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn evaluate_session(
+        &mut self,
+        snap: &FleetSnapshot,
+        id: &SessionId,
+        now: Timestamp,
+        out: &mut Vec<NotifiedAlert>,
+    ) {
+        let mut entry = self.sessions.remove(id).unwrap_or_default();
+        let session = snap.get(id.as_str());
+        let verdict = session.map(|s| evaluate(s, &self.thresholds, now));
+        let labels = session.map(|s| session_labels(s)).unwrap_or_default();
+        if entry.evaluated {
+            self.by_level[entry.level as usize] -= 1;
+            self.alerts -= entry.alerts;
+        }
+        let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
+        let mut lives = std::mem::take(&mut entry.lives);
+        for code in AlertCode::ALL {
+            let alert = verdict
+                .as_ref()
+                .and_then(|v| v.alerts.iter().find(|a| a.code == code));
+            let pos = lives.iter().position(|(c, _)| *c == code);
+            let idx = match (alert, pos) {
+                (None, None) => continue,
+                (_, Some(p)) => p,
+                (Some(_), None) => {
+                    lives.push((code, Saved::default()));
+                    lives.len() - 1
+                }
+            };
+            let rules = self.settings.rules(code);
+            let saved = &mut lives[idx].1;
+            let before = saved.life.clone();
+            if let Some(a) = alert {
+                saved.summary = a.message();
+                saved.action = a.action().to_owned();
+            }
+            let transitions = saved.life.step(alert.map(|a| a.level), now, &rules);
+            if saved.life != before {
+                self.dirty_lives
+                    .insert((id.as_str().to_owned(), code.as_str().to_owned()));
+                self.active_dirty = true;
+            }
+            for t in &transitions {
+                self.history.push((
+                    "transition",
+                    serde_json::json!({
+                        "session": id.as_str(),
+                        "code": code.as_str(),
+                        "transition": t.as_str(),
+                        "level": saved.life.level,
+                        "at": now.to_rfc3339(),
+                    })
+                    .to_string(),
+                ));
+            }
+            if let Some(status) = notify_status(&transitions) {
+                out.push(NotifiedAlert {
+                    session: id.as_str().to_owned(),
+                    code: code.as_str().to_owned(),
+                    level: saved.life.level,
+                    status,
+                    starts_at: saved.life.fired_at.unwrap_or(now),
+                    ends_at: (status == Status::Resolved)
+                        .then_some(saved.life.resolved_at)
+                        .flatten(),
+                    summary: saved.summary.clone(),
+                    action: saved.action.clone(),
+                    flapping: saved.life.flapping,
+                    labels: labels.clone(),
+                    sessions: Vec::new(),
+                    affected: None,
+                });
+            }
+            if let Some(d) = saved.life.deadline(&rules) {
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+        }
+        lives.retain(|(code, saved)| {
+            let keep = !saved.life.is_forgettable(now, &self.settings.rules(*code));
+            if !keep {
+                self.dirty_lives
+                    .insert((id.as_str().to_owned(), code.as_str().to_owned()));
+            }
+            keep
+        });
+        entry.lives = lives;
+        let Some(session) = session else {
+            // Gone from the model: forget it once nothing is owed.
+            if let Some(t) = entry.troubles.take() {
+                self.tracker.update(id.as_str(), Some(&t), None);
+            }
+            entry.evaluated = false;
+            if !entry.lives.is_empty() {
+                self.sessions.insert(id.clone(), entry);
+            }
+            return;
+        };
+        let verdict = verdict.unwrap_or_default();
+        entry.evaluated = true;
+        entry.level = verdict.level;
+        entry.alerts = verdict.alerts.len();
+        self.by_level[entry.level as usize] += 1;
+        self.alerts += entry.alerts;
+        let set = self.settings.incidents.set_of(|n| session.labels.get(n));
+        let firing = entry
+            .lives
+            .iter()
+            .filter(|(_, s)| s.life.phase == Phase::Firing)
+            .map(|(c, s)| (*c, s.life.fired_at.unwrap_or(now)));
+        let troubles = Troubles::of(session, set, firing);
+        if entry.troubles.as_ref() != Some(&troubles) {
+            self.tracker
+                .update(id.as_str(), entry.troubles.as_ref(), Some(&troubles));
+            entry.troubles = Some(troubles);
+        }
+        if entry.due != deadline {
+            entry.due = deadline;
+            if let Some(d) = deadline {
+                self.queue.push(Reverse((d, id.clone())));
+            }
+        }
+        self.sessions.insert(id.clone(), entry);
+    }
+
+    fn judge_incidents(&mut self, now: Timestamp, out: &mut Vec<NotifiedAlert>) {
+        let rules = self.settings.incidents.clone();
+        let checks = self.tracker.checks(now, &rules);
+        let mut seen = HashSet::new();
+        let mut changed_cover = false;
+        for c in &checks {
+            let key = incident_key(&c.set, c.trouble);
+            seen.insert(key.clone());
+            changed_cover |= self.step_incident(key, c.set.clone(), c.trouble, Some(c), now, out);
+        }
+        let gone: Vec<(String, String, Trouble)> = self
+            .incidents
+            .iter()
+            .filter(|(k, _)| !seen.contains(*k))
+            .map(|(k, e)| (k.clone(), e.set.clone(), e.trouble))
+            .collect();
+        for (key, set, trouble) in gone {
+            changed_cover |= self.step_incident(key, set, trouble, None, now, out);
+        }
+        if changed_cover {
+            self.refold();
+        }
+    }
+
+    /// Steps one incident; true when the sessions it covers changed.
+    fn step_incident(
+        &mut self,
+        key: String,
+        set: String,
+        trouble: Trouble,
+        check: Option<&IncidentCheck>,
+        now: Timestamp,
+        out: &mut Vec<NotifiedAlert>,
+    ) -> bool {
+        let rules = self.settings.incident_rules();
+        let incident_rules = &self.settings.incidents;
+        let max_listed = self.settings.max_listed_sessions;
+        let entry = self
+            .incidents
+            .entry(key.clone())
+            .or_insert_with(|| IncidentEntry {
+                set: set.clone(),
+                trouble,
+                saved: Saved::default(),
+                covered: Vec::new(),
+            });
+        let active = entry.saved.life.phase == Phase::Firing;
+        let holds = check.is_some_and(|c| c.holds(active, incident_rules));
+        let before = entry.saved.clone();
+        if let (true, Some(c)) = (holds, check) {
+            entry.saved.summary = c.summary();
+            entry.saved.action = match trouble {
+                Trouble::NotConnected => {
+                    "Check what these sessions share: the gateway hosts, their network, \
+                     WhatsApp's status; per-session alerts are folded into this one"
+                        .to_owned()
+                }
+                Trouble::Code(_) => {
+                    "Look for the shared cause before handling sessions one by one; \
+                     per-session alerts are folded into this one"
+                        .to_owned()
+                }
+            };
+            let mut labels = set_labels(&set);
+            labels.insert("trouble".to_owned(), trouble.to_string());
+            entry.saved.labels = labels;
+            entry.saved.sessions = c.sessions.iter().take(SAVED_SESSIONS).cloned().collect();
+            entry.saved.affected = Some(c.current as u64);
+            entry.covered = c.sessions.clone();
+        }
+        let transitions = entry
+            .saved
+            .life
+            .step(holds.then_some(Level::Critical), now, &rules);
+        let firing = entry.saved.life.phase == Phase::Firing;
+        let covered_changed = transitions
+            .iter()
+            .any(|t| matches!(t, Transition::Fired | Transition::Resolved))
+            || (firing && before.sessions != entry.saved.sessions);
+        if before != entry.saved {
+            self.dirty_lives
+                .insert((String::new(), format!("FLEET_INCIDENT|{set}|{trouble}")));
+            self.active_dirty = true;
+        }
+        for t in &transitions {
+            self.history.push((
+                "transition",
+                serde_json::json!({
+                    "session": "",
+                    "code": FLEET_INCIDENT,
+                    "incident": key,
+                    "transition": t.as_str(),
+                    "level": "critical",
+                    "at": now.to_rfc3339(),
+                })
+                .to_string(),
+            ));
+        }
+        let status = notify_status(&transitions)
+            .or((firing && before.affected != entry.saved.affected).then_some(Status::Firing));
+        if let Some(status) = status {
+            let mut sessions = entry.saved.sessions.clone();
+            sessions.truncate(max_listed);
+            out.push(NotifiedAlert {
+                session: String::new(),
+                code: FLEET_INCIDENT.to_owned(),
+                level: Level::Critical,
+                status,
+                starts_at: entry.saved.life.fired_at.unwrap_or(now),
+                ends_at: (status == Status::Resolved)
+                    .then_some(entry.saved.life.resolved_at)
+                    .flatten(),
+                summary: entry.saved.summary.clone(),
+                action: entry.saved.action.clone(),
+                flapping: entry.saved.life.flapping,
+                labels: entry.saved.labels.clone(),
+                sessions,
+                affected: entry.saved.affected,
+            });
+        }
+        let resolved = transitions.contains(&Transition::Resolved);
+        let covered = std::mem::take(&mut entry.covered);
+        if resolved {
+            // Unfold: what still fires of the covered sessions is said now.
+            let snap = (self.snapshot)();
+            for s in &covered {
+                let Ok(id) = SessionId::parse(s) else {
+                    continue;
+                };
+                let Some(e) = self.sessions.get(&id) else {
+                    continue;
+                };
+                for (code, saved) in &e.lives {
+                    if saved.life.phase == Phase::Firing {
+                        out.push(NotifiedAlert {
+                            session: s.clone(),
+                            code: code.as_str().to_owned(),
+                            level: saved.life.level,
+                            status: Status::Firing,
+                            starts_at: saved.life.fired_at.unwrap_or(now),
+                            ends_at: None,
+                            summary: saved.summary.clone(),
+                            action: saved.action.clone(),
+                            flapping: saved.life.flapping,
+                            labels: snap
+                                .get(s.as_str())
+                                .map(|x| session_labels(x))
+                                .unwrap_or_default(),
+                            sessions: Vec::new(),
+                            affected: None,
+                        });
+                    }
+                }
+            }
+        }
+        let forget = !firing && entry.saved.life.is_forgettable(now, &rules);
+        if forget {
+            self.incidents.remove(&key);
+        } else if let Some(e) = self.incidents.get_mut(&key) {
+            e.covered = if firing { covered } else { Vec::new() };
+        }
+        covered_changed
+    }
+
+    /// Rebuilds which sessions' alerts are folded into a firing incident.
+    fn refold(&mut self) {
+        self.folded.clear();
+        for e in self.incidents.values() {
+            if e.saved.life.phase == Phase::Firing {
+                let list = if e.covered.is_empty() {
+                    &e.saved.sessions
+                } else {
+                    &e.covered
+                };
+                for s in list {
+                    self.folded.entry(s.clone()).or_default().push(e.trouble);
+                }
+            }
+        }
+    }
+
+    fn is_folded(&self, a: &NotifiedAlert) -> bool {
+        a.code != FLEET_INCIDENT
+            && self.folded.get(&a.session).is_some_and(|ts| {
+                ts.iter().any(|t| match t {
+                    Trouble::NotConnected => true,
+                    Trouble::Code(c) => c.as_str() == a.code,
+                })
+            })
+    }
+
+    fn is_silenced(&self, a: &NotifiedAlert, now: Timestamp) -> bool {
+        self.silences
+            .iter()
+            .any(|s| s.silences(now, |n| label(a, n)))
+    }
+
+    fn route(&mut self, a: NotifiedAlert, now: Timestamp) {
+        let settings = self.settings.clone();
+        for r in routes_for(&settings, &a) {
+            let receiver = &settings.receivers[r.receiver];
+            match &receiver.kind {
+                ReceiverKind::Alertmanager { .. } => {
+                    let sends = a.status == Status::Resolved
+                        || !(self.is_folded(&a) || self.is_silenced(&a, now));
+                    if sends {
+                        let payload = Payload::Alerts {
+                            alerts: vec![a.clone()],
+                        };
+                        self.outbox.push((receiver.name.clone(), payload.to_json()));
+                    }
+                }
+                ReceiverKind::Deadman { .. } => {}
+                _ => {
+                    let (key, labels) = group_of(&settings, r, &a);
+                    let id = (receiver.name.clone(), key.clone());
+                    let entry = self.groups.entry(id.clone()).or_insert_with(|| GroupEntry {
+                        group: Group::new(key, labels, now),
+                        timing: r.timing,
+                    });
+                    entry.group.update(a.clone());
+                    if entry.group.is_empty() {
+                        self.groups.remove(&id);
+                    }
+                    self.dirty_groups.insert(id);
+                }
+            }
+        }
+    }
+
+    /// Puts every firing alert back into its groups (after the silences
+    /// changed, so what a lifted silence hid is said).
+    fn resync(&mut self) {
+        let now = clock::now();
+        let snap = (self.snapshot)();
+        let mut out = Vec::new();
+        for (id, e) in &self.sessions {
+            let labels = snap
+                .get(id.as_str())
+                .map(|s| session_labels(s))
+                .unwrap_or_default();
+            for (code, saved) in &e.lives {
+                if saved.life.phase == Phase::Firing {
+                    out.push(NotifiedAlert {
+                        session: id.as_str().to_owned(),
+                        code: code.as_str().to_owned(),
+                        level: saved.life.level,
+                        status: Status::Firing,
+                        starts_at: saved.life.fired_at.unwrap_or(now),
+                        ends_at: None,
+                        summary: saved.summary.clone(),
+                        action: saved.action.clone(),
+                        flapping: saved.life.flapping,
+                        labels: labels.clone(),
+                        sessions: Vec::new(),
+                        affected: None,
+                    });
+                }
+            }
+        }
+        let settings = self.settings.clone();
+        for a in out {
+            // Only grouped receivers: Alertmanager gets every firing alert
+            // with its next resend anyway.
+            for r in routes_for(&settings, &a) {
+                let receiver = &settings.receivers[r.receiver];
+                if matches!(
+                    receiver.kind,
+                    ReceiverKind::Alertmanager { .. } | ReceiverKind::Deadman { .. }
+                ) {
+                    continue;
+                }
+                let (key, labels) = group_of(&settings, r, &a);
+                let id = (receiver.name.clone(), key.clone());
+                let entry = self.groups.entry(id.clone()).or_insert_with(|| GroupEntry {
+                    group: Group::new(key, labels, now),
+                    timing: r.timing,
+                });
+                let before = entry.group.len();
+                entry.group.update(a.clone());
+                if entry.group.len() != before {
+                    self.dirty_groups.insert(id);
+                }
+            }
+        }
+        self.active_dirty = true;
+    }
+
+    fn flush_groups(&mut self, now: Timestamp) {
+        let keys: Vec<(String, String)> = self.groups.keys().cloned().collect();
+        for id in keys {
+            let Some(mut entry) = self.groups.remove(&id) else {
+                continue;
+            };
+            let before = entry.group.len();
+            entry
+                .group
+                .drop_unsaid(|a| self.is_folded(a) || self.is_silenced(a, now));
+            let mut dirty = entry.group.len() != before;
+            if entry
+                .group
+                .next_flush(&entry.timing)
+                .is_some_and(|t| t <= now)
+                && let Some(message) = entry.group.flush(now)
+            {
+                self.history.push((
+                    "notification",
+                    serde_json::json!({
+                        "receiver": id.0,
+                        "groupKey": message.group_key,
+                        "status": message.status,
+                        "firing": message.firing.len(),
+                        "resolved": message.resolved.len(),
+                        "repeat": message.repeat,
+                        "at": now.to_rfc3339(),
+                        "outcome": "queued",
+                    })
+                    .to_string(),
+                ));
+                self.outbox
+                    .push((id.0.clone(), Payload::Group { message }.to_json()));
+                dirty = true;
+            }
+            if dirty {
+                self.dirty_groups.insert(id.clone());
+            }
+            if !entry.group.is_empty() {
+                self.groups.insert(id, entry);
+            }
+        }
+    }
+
+    fn persist(&mut self, now: Timestamp) {
+        if self.dirty_lives.is_empty()
+            && self.dirty_groups.is_empty()
+            && self.outbox.is_empty()
+            && self.history.is_empty()
+        {
+            return;
+        }
+        let mut w = PassWrite::default();
+        for (session, code) in &self.dirty_lives {
+            let body = if session.is_empty() {
+                let key = code.strip_prefix("FLEET_INCIDENT|").unwrap_or(code);
+                self.incidents
+                    .get(key)
+                    .and_then(|e| serde_json::to_string(&e.saved).ok())
+            } else {
+                SessionId::parse(session).ok().and_then(|id| {
+                    self.sessions.get(&id).and_then(|e| {
+                        e.lives
+                            .iter()
+                            .find(|(c, _)| c.as_str() == code)
+                            .and_then(|(_, s)| serde_json::to_string(s).ok())
+                    })
+                })
+            };
+            w.lives.push((session.clone(), code.clone(), body));
+        }
+        for id in &self.dirty_groups {
+            let body = self
+                .groups
+                .get(id)
+                .and_then(|g| serde_json::to_string(&g.group).ok());
+            w.groups.push((id.0.clone(), id.1.clone(), body));
+        }
+        w.outbox = std::mem::take(&mut self.outbox);
+        w.history = std::mem::take(&mut self.history);
+        let result = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(&w, now);
+        match result {
+            Ok(()) => {
+                self.dirty_lives.clear();
+                self.dirty_groups.clear();
+                self.store_error = None;
+                if !w.outbox.is_empty() {
+                    self.wake.notify_waiters();
+                }
+            }
+            Err(e) => {
+                if self.store_error.is_none() {
+                    tracing::error!(error = %e, "alert state not written; kept and retried with the next pass");
+                }
+                self.store_error = Some(e.to_string());
+                self.outbox = w.outbox;
+                self.history = w.history;
+            }
+        }
+    }
+
+    fn publish(&mut self, now: Timestamp, snap: &FleetSnapshot) {
+        let previous = self.view.load_full();
+        let active = if self.active_dirty {
+            self.active_dirty = false;
+            Arc::new(self.active(now, snap))
+        } else {
+            previous.active.clone()
+        };
+        let mut firing: HashMap<(String, Level), i64> = HashMap::new();
+        for a in active.iter().filter(|a| a.state == Phase::Firing) {
+            *firing.entry((a.code.clone(), a.level)).or_insert(0) += 1;
+        }
+        for key in self.firing_series.iter() {
+            if !firing.contains_key(key) {
+                self.metrics
+                    .alerts_firing
+                    .with_label_values(&[key.0.as_str(), key.1.as_str()])
+                    .set(0);
+            }
+        }
+        for ((code, level), n) in &firing {
+            self.metrics
+                .alerts_firing
+                .with_label_values(&[code.as_str(), level.as_str()])
+                .set(*n);
+        }
+        self.firing_series.extend(firing.into_keys());
+        self.view.store(Arc::new(AlertsView {
+            evaluated_at: Some(now),
+            sessions: self.sessions.values().filter(|e| e.evaluated).count(),
+            by_level: self.by_level,
+            alerts: self.alerts,
+            active,
+            store_error: self.store_error.clone(),
+        }));
+    }
+
+    fn active(&self, now: Timestamp, snap: &FleetSnapshot) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for (id, e) in &self.sessions {
+            let labels = snap
+                .get(id.as_str())
+                .map(|s| session_labels(s))
+                .unwrap_or_default();
+            for (code, saved) in &e.lives {
+                if matches!(saved.life.phase, Phase::Pending | Phase::Firing) {
+                    let mut a = ActiveAlert {
+                        session: id.as_str().to_owned(),
+                        code: code.as_str().to_owned(),
+                        level: saved.life.level,
+                        state: saved.life.phase,
+                        since: saved.life.active_since.unwrap_or(now),
+                        fired_at: saved
+                            .life
+                            .fired_at
+                            .filter(|_| saved.life.phase == Phase::Firing),
+                        flapping: saved.life.flapping,
+                        silenced: false,
+                        folded: false,
+                        summary: saved.summary.clone(),
+                        labels: labels.clone(),
+                        sessions: Vec::new(),
+                        affected: None,
+                    };
+                    let n = a.as_notified();
+                    a.silenced = self.is_silenced(&n, now);
+                    a.folded = self.is_folded(&n);
+                    out.push(a);
+                }
+            }
+        }
+        for e in self.incidents.values() {
+            if e.saved.life.phase == Phase::Firing {
+                let mut a = ActiveAlert {
+                    session: String::new(),
+                    code: FLEET_INCIDENT.to_owned(),
+                    level: Level::Critical,
+                    state: Phase::Firing,
+                    since: e.saved.life.active_since.unwrap_or(now),
+                    fired_at: e.saved.life.fired_at,
+                    flapping: e.saved.life.flapping,
+                    silenced: false,
+                    folded: false,
+                    summary: e.saved.summary.clone(),
+                    labels: e.saved.labels.clone(),
+                    sessions: e
+                        .saved
+                        .sessions
+                        .iter()
+                        .take(self.settings.max_listed_sessions)
+                        .cloned()
+                        .collect(),
+                    affected: e.saved.affected,
+                };
+                a.silenced = self.is_silenced(&a.as_notified(), now);
+                out.push(a);
+            }
+        }
+        // Worst first: incidents, then level, firing before pending, oldest.
+        out.sort_by(|a, b| {
+            (b.code == FLEET_INCIDENT)
+                .cmp(&(a.code == FLEET_INCIDENT))
+                .then(b.level.cmp(&a.level))
+                .then((b.state == Phase::Firing).cmp(&(a.state == Phase::Firing)))
+                .then(a.since.cmp(&b.since))
+                .then(a.session.cmp(&b.session))
+                .then(a.code.cmp(&b.code))
+        });
+        out
+    }
+}
+
+/// What a step's transitions mean for notifications.
+fn notify_status(transitions: &[Transition]) -> Option<Status> {
+    let mut status = None;
+    for t in transitions {
+        match t {
+            Transition::Fired | Transition::LevelChanged { .. } | Transition::FlappingStarted => {
+                status = Some(Status::Firing)
+            }
+            Transition::Resolved => status = Some(Status::Resolved),
+            Transition::Pending | Transition::Cancelled => {}
+        }
+    }
+    status
+}

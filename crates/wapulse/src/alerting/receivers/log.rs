@@ -1,0 +1,22 @@
+//! The `log` receiver: prints each message to standard output, so the demo
+//! shows the whole loop (alert, group, notification) with no service.
+
+use wapulse_core::grouping::GroupMessage;
+
+use super::{session_list, title};
+
+/// Prints one message.
+pub fn print(receiver: &str, message: &GroupMessage) {
+    let mut text = format!("[notify {receiver}] {}", title(message));
+    if message.repeat {
+        text.push_str(" (reminder)");
+    }
+    let list = |alerts| session_list(alerts, 5).replace('\n', "\n    ");
+    if !message.firing.is_empty() {
+        text.push_str(&format!("\n    {}", list(&message.firing)));
+    }
+    if !message.resolved.is_empty() {
+        text.push_str(&format!("\n    resolved: {}", list(&message.resolved)));
+    }
+    println!("{text}");
+}

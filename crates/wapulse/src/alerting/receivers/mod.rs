@@ -1,0 +1,201 @@
+//! One file per receiver kind: each turns a payload into a request; this
+//! module sends it and sorts the answer into delivered, retry later, or
+//! give up.
+
+pub mod alertmanager;
+pub mod log;
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use wapulse_core::grouping::{GroupMessage, Status};
+
+use super::config::{AlertingSettings, ReceiverKind, ReceiverSpec};
+use super::outbox::Payload;
+use super::store::OutboxRow;
+
+/// How a send ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver took it.
+    Delivered,
+    /// Try again later (after `after` when the receiver said so).
+    Retry {
+        /// The receiver's `Retry-After`.
+        after: Option<Duration>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The request is wrong; repeating it cannot help.
+    Permanent(String),
+}
+
+/// Sorts an HTTP answer: 2xx delivered; 408, 429 and 5xx retried (with
+/// `Retry-After` in seconds when given); any other status given up.
+pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Outcome {
+    let snippet: String = body.chars().take(200).collect();
+    if status.is_success() {
+        Outcome::Delivered
+    } else if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
+        Outcome::Retry {
+            after: retry_after
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+            reason: format!("HTTP {status}: {snippet}"),
+        }
+    } else {
+        Outcome::Permanent(format!("HTTP {status}: {snippet}"))
+    }
+}
+
+/// Sends a request and classifies the answer; network errors and timeouts
+/// are retried. Error texts never carry the URL (it may hold a token).
+pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Outcome {
+    match request.timeout(timeout).send().await {
+        Ok(response) => {
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response.text().await.unwrap_or_default();
+            classify(status, retry_after.as_deref(), &body)
+        }
+        Err(e) => Outcome::Retry {
+            after: None,
+            reason: if e.is_timeout() {
+                format!("no answer within {}", humantime::format_duration(timeout))
+            } else {
+                let e = e.without_url();
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    source = s.source();
+                }
+                text
+            },
+        },
+    }
+}
+
+/// Sends one outbox row to its receiver.
+pub async fn send(
+    spec: &ReceiverSpec,
+    client: &reqwest::Client,
+    row: &OutboxRow,
+    payload: &Payload,
+    settings: &AlertingSettings,
+) -> Outcome {
+    match (&spec.kind, payload) {
+        (ReceiverKind::Log, Payload::Group { message }) => {
+            log::print(&spec.name, message);
+            Outcome::Delivered
+        }
+        (ReceiverKind::Slack { url }, Payload::Group { message }) => {
+            let body = slack::render(message, settings);
+            exchange(client.post(url.expose()).json(&body), spec.timeout).await
+        }
+        (ReceiverKind::PagerDuty { routing_key, url }, Payload::Group { message }) => {
+            let body = pagerduty::render(message, routing_key.expose(), settings);
+            exchange(client.post(url).json(&body), spec.timeout).await
+        }
+        (ReceiverKind::Webhook { url, secret }, Payload::Group { message }) => {
+            let request = webhook::request(
+                client.post(url.expose()),
+                &spec.name,
+                row,
+                message,
+                secret.as_ref(),
+                crate::clock::now(),
+            );
+            exchange(request, spec.timeout).await
+        }
+        (ReceiverKind::Alertmanager { urls, resend }, Payload::Alerts { alerts }) => {
+            let body = alertmanager::render(alerts, crate::clock::now(), *resend, settings);
+            alertmanager::post_all(client, urls, &body, spec.timeout).await
+        }
+        (kind, _) => Outcome::Permanent(format!(
+            "a {} receiver cannot send this notification (the configuration changed since it was queued)",
+            kind.name()
+        )),
+    }
+}
+
+/// "37 sessions" / "1 session" / "2 incidents".
+pub fn count_sessions(message: &GroupMessage) -> usize {
+    let mut sessions: Vec<&str> = message
+        .firing
+        .iter()
+        .chain(&message.resolved)
+        .map(|a| a.session.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    sessions.len()
+}
+
+/// The one-line title of a message: "🔴 FIRING · 37 sessions ·
+/// HEARTBEAT_DEAD · region=eu-1".
+pub fn title(message: &GroupMessage) -> String {
+    let mut parts = Vec::new();
+    parts.push(match message.status {
+        Status::Firing => "🔴 FIRING".to_owned(),
+        Status::Resolved => "✅ RESOLVED".to_owned(),
+    });
+    let alerts = if message.status == Status::Firing {
+        &message.firing
+    } else {
+        &message.resolved
+    };
+    let sessions = count_sessions(message);
+    if sessions > 0 {
+        parts.push(format!(
+            "{sessions} session{}",
+            if sessions == 1 { "" } else { "s" }
+        ));
+    }
+    let mut codes: Vec<&str> = alerts.iter().map(|a| a.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    if codes.len() <= 3 {
+        parts.push(codes.join(", "));
+    } else {
+        parts.push(format!("{} codes", codes.len()));
+    }
+    for (k, v) in &message.group_labels {
+        if k != "code" && k != "alertname" && !v.is_empty() {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    parts.join(" · ")
+}
+
+/// The sessions of a list of alerts, capped at `max` with "+N more".
+pub fn session_list(alerts: &[wapulse_core::grouping::NotifiedAlert], max: usize) -> String {
+    let mut lines: Vec<String> = alerts
+        .iter()
+        .take(max)
+        .map(|a| {
+            if a.session.is_empty() {
+                format!("{}: {}", a.code, a.summary)
+            } else {
+                format!("{} · {}: {}", a.session, a.code, a.summary)
+            }
+        })
+        .collect();
+    if alerts.len() > max {
+        lines.push(format!("+{} more", alerts.len() - max));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,370 @@
+//! The alerting tables of the store: lifecycle state, groups, the outbox,
+//! history and silences (schema version 2 of `store::sqlite`).
+//!
+//! One connection, shared behind a mutex by the evaluator thread and the
+//! notifiers (which reach it from tokio's blocking pool). The journal's
+//! writer has a connection of its own to the same WAL database; SQLite
+//! serializes the two writers, and alerting writes are small.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use wapulse_core::Timestamp;
+
+use crate::store::{Durability, StoreError};
+
+/// One notification waiting to be sent.
+#[derive(Clone, Debug)]
+pub struct OutboxRow {
+    /// Its id (stable across retries and restarts: receivers deduplicate
+    /// on it).
+    pub id: i64,
+    /// The receiver's name.
+    pub receiver: String,
+    /// What to send (see `outbox::Payload`).
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was written.
+    pub created: Timestamp,
+}
+
+/// One history entry (a transition or a notification outcome).
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    /// Its sequence number (newest is highest).
+    pub seq: i64,
+    /// When.
+    pub at: Timestamp,
+    /// `transition` or `notification`.
+    pub kind: String,
+    /// Its JSON.
+    pub body: String,
+}
+
+/// Everything one evaluation pass writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct PassWrite {
+    /// (session, code, state JSON or `None` to forget).
+    pub lives: Vec<(String, String, Option<String>)>,
+    /// (receiver, group key, group JSON or `None` to forget).
+    pub groups: Vec<(String, String, Option<String>)>,
+    /// (receiver, payload JSON) to send.
+    pub outbox: Vec<(String, String)>,
+    /// (kind, JSON) history entries.
+    pub history: Vec<(&'static str, String)>,
+}
+
+impl PassWrite {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.lives.is_empty()
+            && self.groups.is_empty()
+            && self.outbox.is_empty()
+            && self.history.is_empty()
+    }
+}
+
+/// The alerting side of the store.
+pub struct AlertStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn failed(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::Failed(format!("{}: {e}", path.display()))
+}
+
+fn millis(t: Timestamp) -> i64 {
+    t.as_millis()
+}
+
+impl AlertStore {
+    /// Opens the database the journal lives in (its migrations have run).
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|e| failed(path, e))?;
+        let sync = match durability {
+            Durability::Power => "FULL",
+            Durability::Process => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(|e| failed(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| failed(path, e))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => failed(&self.path, e),
+        }
+    }
+
+    /// Every saved lifecycle state: (session, code, JSON).
+    pub fn lives(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT session, code, body FROM alert_state")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every saved group: (receiver, key, JSON).
+    pub fn groups(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT receiver, key, body FROM alert_groups")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Writes one pass: all of it or nothing.
+    pub fn write(&mut self, w: &PassWrite, now: Timestamp) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => failed(&path, e),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO alert_state (session, code, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (session, code) DO UPDATE SET body = excluded.body",
+                )
+                .map_err(err)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM alert_state WHERE session = ?1 AND code = ?2")
+                .map_err(err)?;
+            for (session, code, body) in &w.lives {
+                match body {
+                    Some(b) => put.execute(params![session, code, b]).map_err(err)?,
+                    None => del.execute(params![session, code]).map_err(err)?,
+                };
+            }
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO alert_groups (receiver, key, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (receiver, key) DO UPDATE SET body = excluded.body",
+                )
+                .map_err(err)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM alert_groups WHERE receiver = ?1 AND key = ?2")
+                .map_err(err)?;
+            for (receiver, key, body) in &w.groups {
+                match body {
+                    Some(b) => put.execute(params![receiver, key, b]).map_err(err)?,
+                    None => del.execute(params![receiver, key]).map_err(err)?,
+                };
+            }
+            let mut out = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (receiver, created_ms, body, state, next_ms)
+                     VALUES (?1, ?2, ?3, 'pending', ?2)",
+                )
+                .map_err(err)?;
+            for (receiver, body) in &w.outbox {
+                out.execute(params![receiver, millis(now), body])
+                    .map_err(err)?;
+            }
+            let mut hist = tx
+                .prepare_cached("INSERT INTO alert_history (at_ms, kind, body) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for (kind, body) in &w.history {
+                hist.execute(params![millis(now), kind, body])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Up to `limit` pending notifications of `receiver` due at `now`,
+    /// oldest first.
+    pub fn due(
+        &self,
+        receiver: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, receiver, body, attempts, created_ms FROM outbox
+                 WHERE state = 'pending' AND receiver = ?1 AND next_ms <= ?2
+                 ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![receiver, millis(now), limit as i64], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                receiver: r.get(1)?,
+                body: r.get(2)?,
+                attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                created: Timestamp::from_millis(r.get(4)?),
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
+    /// When `receiver`'s next pending notification is due, if any.
+    pub fn next_due(&self, receiver: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_ms) FROM outbox WHERE state = 'pending' AND receiver = ?1",
+                params![receiver],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(Timestamp::from_millis))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks a notification delivered.
+    pub fn delivered(&mut self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1,
+                 done_ms = ?2, last_error = NULL WHERE id = ?1",
+                params![id, millis(now)],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a failed attempt to retry at `next`.
+    pub fn retry(&mut self, id: i64, next: Timestamp, error: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_ms = ?2, last_error = ?3
+                 WHERE id = ?1",
+                params![id, millis(next), error],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Gives a notification up (a permanent error).
+    pub fn failed(&mut self, id: i64, now: Timestamp, error: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, done_ms = ?2,
+                 last_error = ?3 WHERE id = ?1",
+                params![id, millis(now), error],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Pending notifications per receiver.
+    pub fn pending(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT receiver, count(*) FROM outbox WHERE state = 'pending' GROUP BY receiver",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets delivered and failed notifications, and history, older than
+    /// `before`. Returns the rows dropped.
+    pub fn prune(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        let a = self
+            .conn
+            .execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND done_ms < ?1",
+                params![millis(before)],
+            )
+            .map_err(|e| self.err(e))?;
+        let b = self
+            .conn
+            .execute(
+                "DELETE FROM alert_history WHERE at_ms < ?1",
+                params![millis(before)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((a + b) as u64)
+    }
+
+    /// History, newest first, below `before` (a sequence number).
+    pub fn history(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, at_ms, kind, body FROM alert_history WHERE seq < ?1
+                 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+            Ok(HistoryRow {
+                seq: r.get(0)?,
+                at: Timestamp::from_millis(r.get(1)?),
+                kind: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
+    /// Appends one history entry outside a pass (a notification outcome).
+    pub fn note(&mut self, now: Timestamp, kind: &str, body: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO alert_history (at_ms, kind, body) VALUES (?1, ?2, ?3)",
+                params![millis(now), kind, body],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every silence: (id, JSON).
+    pub fn silences(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, body FROM silences ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Saves (creates or replaces) a silence.
+    pub fn put_silence(&mut self, id: &str, ends: Timestamp, body: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO silences (id, ends_ms, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms, body = excluded.body",
+                params![id, millis(ends), body],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// One silence's JSON.
+    pub fn silence(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT body FROM silences WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}

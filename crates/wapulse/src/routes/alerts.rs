@@ -1,0 +1,281 @@
+//! `/alerts`, `/alerts/history` and `/v1/silences`: what the evaluator
+//! holds, read from its published view (no evaluation on a read), and
+//! silences written through the alerting store.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wapulse_core::{Level, Matcher, Phase, Silence, Timestamp};
+
+use super::session::label_filter;
+use super::{ApiError, Shared};
+use crate::clock;
+
+fn bad(field: &'static str, message: String) -> ApiError {
+    ApiError::BadRequest {
+        message,
+        index: None,
+        field: Some(field),
+    }
+}
+
+/// `GET /alerts?level=&code=&state=&session=&label=name:value`.
+pub(super) async fn list(
+    State(state): State<Shared>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut level = None;
+    let mut code = None;
+    let mut phase = None;
+    let mut session = None;
+    let mut labels = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "level" => {
+                level = Some(
+                    Level::parse(&value)
+                        .filter(|l| *l != Level::Ok)
+                        .ok_or_else(|| {
+                            bad(
+                                "level",
+                                format!("level `{value}` is not warning or critical"),
+                            )
+                        })?,
+                )
+            }
+            "code" => code = Some(value),
+            "state" => {
+                phase = Some(match value.as_str() {
+                    "pending" => Phase::Pending,
+                    "firing" => Phase::Firing,
+                    _ => {
+                        return Err(bad(
+                            "state",
+                            format!("state `{value}` is not pending or firing"),
+                        ));
+                    }
+                })
+            }
+            "session" => session = Some(value),
+            "label" => labels.push(label_filter(&value)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}` (level, code, state, session, label)"
+                )));
+            }
+        }
+    }
+    let view = state.alerting.view();
+    let alerts: Vec<&crate::alerting::ActiveAlert> = view
+        .active
+        .iter()
+        .filter(|a| level.is_none_or(|l| a.level == l))
+        .filter(|a| code.as_deref().is_none_or(|c| a.code == c))
+        .filter(|a| phase.is_none_or(|p| a.state == p))
+        .filter(|a| session.as_deref().is_none_or(|s| a.session == s))
+        .filter(|a| {
+            labels
+                .iter()
+                .all(|(n, v)| a.labels.get(n).is_some_and(|x| x == v))
+        })
+        .collect();
+    Ok(Json(json!({
+        "evaluatedAt": view.evaluated_at.map(Timestamp::to_rfc3339),
+        "total": alerts.len(),
+        "alerts": alerts,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HistoryQuery {
+    limit: Option<usize>,
+    before: Option<i64>,
+}
+
+/// `GET /alerts/history?limit=&before=`: transitions and notifications,
+/// newest first; `next` is the `before` of the next page.
+pub(super) async fn history(
+    State(state): State<Shared>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(bad(
+            "limit",
+            format!("limit {limit} is not between 1 and 1000"),
+        ));
+    }
+    let rows = state
+        .alerting
+        .history(limit, q.before)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    let entries: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut v {
+                map.insert("seq".into(), json!(r.seq));
+                map.insert("kind".into(), json!(r.kind));
+                map.entry("at").or_insert(json!(r.at.to_rfc3339()));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries, "next": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct NewSilence {
+    id: Option<String>,
+    matchers: Option<Vec<RawMatcher>>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    created_by: Option<String>,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawMatcher {
+    name: String,
+    value: String,
+    #[serde(default)]
+    is_regex: bool,
+}
+
+fn silence_json(s: &Silence, now: Timestamp) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    v["status"] = json!(if s.ends_at <= now {
+        "expired"
+    } else if s.starts_at > now {
+        "pending"
+    } else {
+        "active"
+    });
+    v
+}
+
+fn new_id() -> String {
+    let mut id = String::with_capacity(32);
+    for _ in 0..16 {
+        id.push_str(&format!("{:02x}", fastrand::u8(..)));
+    }
+    id
+}
+
+/// `POST /v1/silences`: creates a silence (or replaces the one whose `id`
+/// is given) → `{id}`.
+pub(super) async fn create(
+    State(state): State<Shared>,
+    body: Result<Json<NewSilence>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(n) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = clock::now();
+    let raw = n.matchers.filter(|m| !m.is_empty()).ok_or_else(|| {
+        bad(
+            "matchers",
+            "matchers: at least one matcher is required".into(),
+        )
+    })?;
+    let mut matchers = Vec::new();
+    for (i, m) in raw.into_iter().enumerate() {
+        matchers.push(
+            Matcher::new(m.name, m.value, m.is_regex)
+                .map_err(|e| bad("matchers", format!("matchers[{i}]: {e}")))?,
+        );
+    }
+    let time = |field: &'static str, text: Option<String>| -> Result<Option<Timestamp>, ApiError> {
+        text.map(|t| Timestamp::parse_rfc3339(&t).map_err(|e| bad(field, format!("{field}: {e}"))))
+            .transpose()
+    };
+    let starts_at = time("startsAt", n.starts_at)?.unwrap_or(now);
+    let ends_at = time("endsAt", n.ends_at)?
+        .ok_or_else(|| bad("endsAt", "endsAt: required (RFC 3339)".into()))?;
+    if ends_at <= starts_at {
+        return Err(bad("endsAt", "endsAt: must be after startsAt".into()));
+    }
+    if ends_at <= now {
+        return Err(bad("endsAt", "endsAt: must be in the future".into()));
+    }
+    let text = |field: &'static str, v: Option<String>| -> Result<String, ApiError> {
+        match v {
+            Some(t) if !t.trim().is_empty() && t.chars().count() <= 1024 => Ok(t),
+            Some(t) if !t.trim().is_empty() => {
+                Err(bad(field, format!("{field}: at most 1024 characters")))
+            }
+            _ => Err(bad(field, format!("{field}: required"))),
+        }
+    };
+    let created_by = text("createdBy", n.created_by)?;
+    let comment = text("comment", n.comment)?;
+    let id = match n.id {
+        Some(id) => {
+            if !state.alerting.silences().iter().any(|s| s.id == id) {
+                return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
+            }
+            id
+        }
+        None => new_id(),
+    };
+    let silence = Silence {
+        id: id.clone(),
+        matchers,
+        starts_at,
+        ends_at,
+        created_by,
+        comment,
+    };
+    state
+        .alerting
+        .put_silence(silence)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
+    Ok(Json(json!({ "id": id })))
+}
+
+/// `GET /v1/silences`.
+pub(super) async fn list_silences(State(state): State<Shared>) -> Json<Value> {
+    let now = clock::now();
+    let all: Vec<Value> = state
+        .alerting
+        .silences()
+        .iter()
+        .map(|s| silence_json(s, now))
+        .collect();
+    Json(json!({ "silences": all }))
+}
+
+/// `DELETE /v1/silences/{id}`: expires it now (it stays listed as
+/// expired, for the record).
+pub(super) async fn expire(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = clock::now();
+    let Some(mut s) = state.alerting.silences().into_iter().find(|s| s.id == id) else {
+        return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
+    };
+    if s.ends_at > now {
+        s.ends_at = now.max(s.starts_at);
+        if s.ends_at == s.starts_at && s.starts_at > now {
+            s.starts_at = now;
+            s.ends_at = now;
+        }
+        state
+            .alerting
+            .put_silence(s.clone())
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
+    }
+    Ok(Json(silence_json(&s, now)))
+}
