@@ -1,0 +1,757 @@
+//! Notifications end to end: events in, requests at stand-in Slack,
+//! PagerDuty and webhook receivers out, through faults, restarts and a
+//! mass failure.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wapulse::config::Settings;
+
+use crate::helpers::*;
+use crate::receivers::{FakeReceiver, Fault, Kind, verify_webhook};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Loads `[alerting]`, `[[receivers]]`, `[[routes]]` and `[thresholds]`
+/// from TOML, as `wapulse serve --config` would.
+pub fn alerting_from(toml_text: &str) -> Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wapulse.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    Settings::load(Some(&path), |_| None).expect("config loads")
+}
+
+pub async fn spawn_alerting(toml_text: &str) -> TestApp {
+    let loaded = alerting_from(toml_text);
+    spawn_with(move |s| {
+        s.alerting = loaded.alerting;
+        s.thresholds = loaded.thresholds;
+    })
+    .await
+}
+
+fn logged_out(session: &str) -> Value {
+    json!({"session": session, "type": "state", "state": "logged_out"})
+}
+
+fn connected(session: &str) -> Value {
+    json!({"session": session, "type": "state", "state": "connected"})
+}
+
+fn status_of(r: &crate::receivers::Received) -> String {
+    r.body["status"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn a_critical_event_reaches_a_signed_webhook_once_and_its_resolve_follows() {
+    let hook = FakeReceiver::start(Kind::Webhook(Some("whsec_c2VjcmV0LWtleS0xMjM=".into()))).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        secret = "whsec_c2VjcmV0LWtleS0xMjM="
+        "#,
+        hook.url("/hooks/wapulse")
+    ))
+    .await;
+    app.ingest(json!([
+        connected("s1"),
+        {"session": "s1", "type": "labels", "labels": {"region": "eu-1"}},
+        logged_out("s1"),
+    ]))
+    .await;
+    let got = hook
+        .wait_until("the firing message", WAIT, |r| !r.is_empty())
+        .await;
+    let firing = &got[0];
+    assert_eq!(firing.path, "/hooks/wapulse");
+    assert_eq!(firing.answered, 200);
+    assert_eq!(firing.body["status"], "firing");
+    assert_eq!(firing.body["receiver"], "hook");
+    assert_eq!(firing.body["groupLabels"], json!({"code": "LOGGED_OUT"}));
+    let alert = &firing.body["firing"][0];
+    assert_eq!(alert["session"], "s1");
+    assert_eq!(alert["code"], "LOGGED_OUT");
+    assert_eq!(alert["level"], "critical");
+    assert_eq!(alert["labels"], json!({"region": "eu-1"}));
+    assert!(alert["summary"].as_str().unwrap().contains("logged out"));
+    assert!(firing.header("webhook-id").starts_with("msg_"));
+    assert!(
+        firing.header("webhook-signature").starts_with("v1,"),
+        "signed"
+    );
+
+    app.ingest(json!([connected("s1")])).await;
+    let got = hook
+        .wait_until("the resolved message", WAIT, |r| r.len() >= 2)
+        .await;
+    let resolved = &got[1];
+    assert_eq!(resolved.body["status"], "resolved");
+    assert_eq!(resolved.body["resolved"][0]["code"], "LOGGED_OUT");
+    assert!(resolved.body["resolved"][0]["endsAt"].is_string());
+    assert_ne!(
+        resolved.header("webhook-id"),
+        firing.header("webhook-id"),
+        "two messages, two ids"
+    );
+    assert_eq!(
+        got.iter().filter(|r| status_of(r) == "firing").count(),
+        1,
+        "paged once"
+    );
+    assert!(hook.violations().is_empty(), "{:?}", hook.violations());
+
+    // The history says what happened, newest first.
+    let h = app.get_json("/alerts/history?limit=50", 200).await;
+    let transitions: Vec<&str> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "transition" && e["code"] == "LOGGED_OUT")
+        .map(|e| e["transition"].as_str().unwrap())
+        .collect();
+    assert_eq!(transitions, ["resolved", "fired"]);
+}
+
+#[test]
+fn a_wrong_secret_or_a_replayed_timestamp_fails_verification() {
+    // The stand-in's verifier is what proves the signature: check that it
+    // refuses what it must.
+    let body = br#"{"a":1}"#;
+    let sig = wapulse::alerting::receivers::webhook::sign("k", "msg_1", 1, body);
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("webhook-id", "msg_1".parse().unwrap());
+    headers.insert("webhook-timestamp", "1".parse().unwrap());
+    headers.insert("webhook-signature", sig.parse().unwrap());
+    let err = verify_webhook(&headers, body, "k").unwrap_err();
+    assert!(err.contains("too old"), "{err}");
+    let now = wapulse::clock::now().as_millis() / 1000;
+    let sig = wapulse::alerting::receivers::webhook::sign("k", "msg_1", now, body);
+    headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
+    headers.insert("webhook-signature", sig.parse().unwrap());
+    verify_webhook(&headers, body, "k").unwrap();
+    assert!(verify_webhook(&headers, body, "other").is_err());
+    assert!(verify_webhook(&headers, br#"{"a":2}"#, "k").is_err());
+}
+
+#[tokio::test]
+async fn slack_and_pagerduty_get_their_documented_payloads() {
+    let slack = FakeReceiver::start(Kind::Slack).await;
+    let pd = FakeReceiver::start(Kind::PagerDuty).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        group_interval = "1s"
+        external_url = "https://wapulse.example"
+        [[receivers]]
+        name = "chat"
+        kind = "slack"
+        url = "{}"
+        [[receivers]]
+        name = "oncall"
+        kind = "pagerduty"
+        routing_key = "R0UT1NGKEY"
+        url = "{}"
+        "#,
+        slack.url("/services/T000/B000/XXXX"),
+        pd.url("/v2/enqueue")
+    ))
+    .await;
+    let sessions: Vec<Value> = (0..30).map(|i| logged_out(&format!("s{i:02}"))).collect();
+    app.ingest(Value::Array(sessions)).await;
+    let s = slack
+        .wait_until("slack firing", WAIT, |r| !r.is_empty())
+        .await;
+    let text = s[0].body["text"].as_str().unwrap();
+    assert!(text.contains("FIRING"), "{text}");
+    assert!(text.contains("30 sessions"), "{text}");
+    assert!(text.contains("LOGGED_OUT"), "{text}");
+    let listed = s[0].body["blocks"].to_string();
+    assert!(
+        listed.contains("+10 more"),
+        "20 listed, then +10 more: {listed}"
+    );
+    let p = pd
+        .wait_until("pagerduty trigger", WAIT, |r| !r.is_empty())
+        .await;
+    let trigger = &p[0].body;
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], "R0UT1NGKEY");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["source"], "wapulse");
+    assert_eq!(
+        trigger["links"][0]["href"],
+        "https://wapulse.example/alerts"
+    );
+    let dedup = trigger["dedup_key"].as_str().unwrap().to_owned();
+
+    let back: Vec<Value> = (0..30).map(|i| connected(&format!("s{i:02}"))).collect();
+    app.ingest(Value::Array(back)).await;
+    let p = pd
+        .wait_until("pagerduty resolve", WAIT, |r| r.len() >= 2)
+        .await;
+    assert_eq!(p[1].body["event_action"], "resolve");
+    assert_eq!(p[1].body["dedup_key"], dedup.as_str(), "the same incident");
+    let s = slack
+        .wait_until("slack resolved", WAIT, |r| r.len() >= 2)
+        .await;
+    assert!(s[1].body["text"].as_str().unwrap().contains("RESOLVED"));
+    assert!(slack.violations().is_empty(), "{:?}", slack.violations());
+    assert!(pd.violations().is_empty(), "{:?}", pd.violations());
+}
+
+/// The outbox rows of the app's store: (receiver, state, attempts, last
+/// error), oldest first.
+fn outbox(app: &TestApp) -> Vec<(String, String, i64, Option<String>)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        app.data.path().join("wapulse.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT receiver, state, attempts, last_error FROM outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+async fn wait_outbox(
+    app: &TestApp,
+    what: &str,
+    done: impl Fn(&[(String, String, i64, Option<String>)]) -> bool,
+) -> Vec<(String, String, i64, Option<String>)> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let rows = outbox(app);
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: outbox is {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn faults_are_retried_with_the_same_id_and_a_permanent_error_stops() {
+    let flaky = FakeReceiver::start(Kind::Webhook(None)).await;
+    // 500, then 429 asking for 1 s, then a hang past the 300 ms timeout,
+    // then fine.
+    flaky.script([
+        Fault::Status(500),
+        Fault::RateLimited(1),
+        Fault::Hang(Duration::from_secs(2)),
+    ]);
+    let broken = FakeReceiver::start(Kind::Webhook(None)).await;
+    broken.answer_with(Fault::Status(400));
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        [[receivers]]
+        name = "flaky"
+        kind = "webhook"
+        url = "{}"
+        timeout = "300ms"
+        [[receivers]]
+        name = "broken"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        flaky.url("/"),
+        broken.url("/")
+    ))
+    .await;
+    app.ingest(json!([logged_out("s1")])).await;
+    let got = flaky
+        .wait_until(
+            "delivery after three faults",
+            Duration::from_secs(40),
+            |r| r.iter().any(|x| x.answered == 200),
+        )
+        .await;
+    let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(got.len() >= 3, "{ids:?}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every retry carries the same id: {ids:?}"
+    );
+    let rows = wait_outbox(&app, "the broken receiver gives up", |rows| {
+        rows.iter().any(|r| r.0 == "broken" && r.1 == "failed")
+            && rows.iter().any(|r| r.0 == "flaky" && r.1 == "delivered")
+    })
+    .await;
+    let broken_row = rows.iter().find(|r| r.0 == "broken").unwrap();
+    assert_eq!(broken_row.2, 1, "a permanent 400 is tried once: {rows:?}");
+    assert!(broken_row.3.as_deref().unwrap().contains("400"));
+    let flaky_row = rows.iter().find(|r| r.0 == "flaky").unwrap();
+    assert!(flaky_row.2 >= 4, "three failures, then delivered: {rows:?}");
+    assert_eq!(broken.received().len(), 1);
+
+    let health = app.get_json("/api/health", 200).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["receivers"]["broken"]["status"], "failing");
+    assert!(
+        health["receivers"]["broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 400"),
+        "{health}"
+    );
+    assert_eq!(health["receivers"]["flaky"]["status"], "ok");
+    let (_, metrics) = app.get_text("/metrics").await;
+    for series in [
+        r#"wapulse_notifications_total{kind="webhook",outcome="failed",receiver="broken"} 1"#,
+        r#"wapulse_notifications_total{kind="webhook",outcome="delivered",receiver="flaky"} 1"#,
+        r#"wa_alerts_firing{code="LOGGED_OUT",level="critical"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    assert!(metrics.contains("wapulse_evaluator_duration_seconds_count"));
+    assert!(metrics.contains(r#"wapulse_outbox_pending{receiver="flaky"}"#));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
+    let port = crate::cli::free_port();
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        [[receivers]]
+        name = "later"
+        kind = "webhook"
+        url = "http://127.0.0.1:{port}/"
+        "#
+    ))
+    .await;
+    app.ingest(json!([logged_out("s1")])).await;
+    let rows = wait_outbox(&app, "a failed attempt", |rows| {
+        rows.first().is_some_and(|r| r.2 >= 1)
+    })
+    .await;
+    assert_eq!(rows[0].1, "pending", "still owed: {rows:?}");
+    let error = rows[0].3.clone().unwrap();
+    assert!(
+        !error.contains(&port.to_string()),
+        "errors carry no URL: {error}"
+    );
+    let hook = FakeReceiver::start_on(port, Kind::Webhook(None)).await;
+    hook.wait_until("delivery once the receiver listens", WAIT, |r| r.len() == 1)
+        .await;
+    wait_outbox(&app, "delivered", |rows| rows[0].1 == "delivered").await;
+}
+
+#[tokio::test]
+async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        group_interval = "1s"
+        incident_by = ["region"]
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    let region = |i: usize| if i < 300 { "eu-1" } else { "us-1" };
+    let mut up = Vec::new();
+    for i in 0..340 {
+        let id = format!("s{i:03}");
+        up.push(json!({"session": id, "type": "labels", "labels": {"region": region(i)}}));
+        up.push(connected(&id));
+    }
+    app.ingest(Value::Array(up)).await;
+    // All 300 of eu-1 fall over together, three attempts each
+    // (RECONNECT_ATTEMPTS fires for every one of them).
+    let mut down = Vec::new();
+    for i in 0..300 {
+        for _ in 0..3 {
+            down.push(
+                json!({"session": format!("s{i:03}"), "type": "state", "state": "reconnecting"}),
+            );
+        }
+    }
+    app.ingest(Value::Array(down)).await;
+    let got = hook
+        .wait_until("the incident", WAIT, |r| !r.is_empty())
+        .await;
+    let incident = &got[0].body;
+    assert_eq!(
+        incident["groupLabels"]["code"], "FLEET_INCIDENT",
+        "{incident}"
+    );
+    let alert = &incident["firing"][0];
+    assert_eq!(alert["affected"], 300);
+    assert_eq!(alert["labels"]["region"], "eu-1");
+    assert_eq!(alert["labels"]["trouble"], "not_connected");
+    assert_eq!(alert["sessions"].as_array().unwrap().len(), 20, "capped");
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("100 % of sessions in region=eu-1 (300 of 300) are not connected"),
+        "{alert}"
+    );
+    // A marker from a session the incident does not cover: once it
+    // arrives, everything queued before it has been sent.
+    app.ingest(json!([
+        {"session": "s300", "type": "validation", "valid": false}
+    ]))
+    .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
+        })
+        .await;
+    let codes = |got: &[crate::receivers::Received]| -> Vec<String> {
+        got.iter()
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r.body["status"].as_str().unwrap(),
+                    r.body["groupLabels"]["code"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let said = codes(&got);
+    assert_eq!(
+        said.iter()
+            .filter(|c| c.ends_with("FLEET_INCIDENT"))
+            .count(),
+        1,
+        "one incident message: {said:?}"
+    );
+    assert!(
+        !said.iter().any(|c| c.ends_with("RECONNECT_ATTEMPTS")),
+        "no per-session pages: {said:?}"
+    );
+    let alerts = app.get_json("/alerts?code=RECONNECT_ATTEMPTS", 200).await;
+    assert_eq!(alerts["total"], 300, "they still show");
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["folded"] == true)
+    );
+    let first = app.get_json("/alerts", 200).await;
+    assert_eq!(first["alerts"][0]["code"], "FLEET_INCIDENT", "worst first");
+
+    // They come back: the incident resolves, once; the folded alerts
+    // resolve without a word.
+    let back: Vec<Value> = (0..300).map(|i| connected(&format!("s{i:03}"))).collect();
+    app.ingest(Value::Array(back)).await;
+    let got = hook
+        .wait_until("the incident's resolve", WAIT, |r| {
+            r.iter().any(|x| {
+                x.body["status"] == "resolved" && x.body["groupLabels"]["code"] == "FLEET_INCIDENT"
+            })
+        })
+        .await;
+    let said = codes(&got);
+    assert_eq!(
+        said.iter()
+            .filter(|c| c.ends_with("FLEET_INCIDENT"))
+            .collect::<Vec<_>>(),
+        ["firing:FLEET_INCIDENT", "resolved:FLEET_INCIDENT"],
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|c| c.ends_with("RECONNECT_ATTEMPTS")),
+        "{said:?}"
+    );
+}
+
+#[tokio::test]
+async fn routes_send_by_label_and_level_and_group_by_their_labels() {
+    let eu = FakeReceiver::start(Kind::Webhook(None)).await;
+    let rest = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        [[receivers]]
+        name = "eu"
+        kind = "webhook"
+        url = "{}"
+        [[receivers]]
+        name = "rest"
+        kind = "webhook"
+        url = "{}"
+        [[routes]]
+        receiver = "eu"
+        match = {{ level = "critical" }}
+        match_re = {{ region = "eu-.*" }}
+        group_by = ["region"]
+        [[routes]]
+        receiver = "rest"
+        "#,
+        eu.url("/"),
+        rest.url("/")
+    ))
+    .await;
+    app.ingest(json!([
+        {"session": "a", "type": "labels", "labels": {"region": "eu-1"}},
+        {"session": "b", "type": "labels", "labels": {"region": "eu-1"}},
+        {"session": "c", "type": "labels", "labels": {"region": "us-1"}},
+        logged_out("a"),
+        {"session": "b", "type": "validation", "valid": false},
+        logged_out("c"),
+    ]))
+    .await;
+    let got = eu.wait_until("eu's group", WAIT, |r| !r.is_empty()).await;
+    assert_eq!(got[0].body["groupLabels"], json!({"region": "eu-1"}));
+    let mut eu_alerts: Vec<String> = got[0].body["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}",
+                a["session"].as_str().unwrap(),
+                a["code"].as_str().unwrap()
+            )
+        })
+        .collect();
+    eu_alerts.sort();
+    assert_eq!(
+        eu_alerts,
+        ["a:LOGGED_OUT", "b:SESSION_CORRUPTION"],
+        "critical alerts of eu-* sessions, one message for the region"
+    );
+    let seen = |r: &[crate::receivers::Received]| -> Vec<String> {
+        r.iter()
+            .flat_map(|x| x.body["firing"].as_array().unwrap().clone())
+            .map(|a| {
+                format!(
+                    "{}:{}",
+                    a["session"].as_str().unwrap(),
+                    a["code"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let r = rest
+        .wait_until("the rest", WAIT, |r| {
+            let s = seen(r);
+            s.contains(&"c:LOGGED_OUT".to_owned())
+                && s.contains(&"b:VALIDATION_FAILURES".to_owned())
+        })
+        .await;
+    let all = seen(&r);
+    assert!(
+        !all.iter()
+            .any(|x| x.starts_with("a:") || x == "b:SESSION_CORRUPTION"),
+        "what the first route took (it does not continue) is not sent again: {all:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silenced_alert_shows_sends_nothing_and_is_said_once_the_silence_ends() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let loaded = alerting_from(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ));
+    let app = spawn_with(move |s| {
+        s.alerting = loaded.alerting;
+        s.ingest_token = secret("in");
+        s.admin_token = secret("adm");
+    })
+    .await;
+    let silence = json!({
+        "matchers": [{"name": "session", "value": "quiet-.*", "isRegex": true}],
+        "endsAt": in_future(3600),
+        "createdBy": "ops",
+        "comment": "maintenance",
+    });
+    let post = |token: &str, body: &Value| {
+        app.client
+            .post(app.url("/v1/silences"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+    };
+    assert_eq!(
+        post("in", &silence).await.unwrap().status(),
+        401,
+        "admin only when set"
+    );
+    let created: Value = post("adm", &silence).await.unwrap().json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    for (bad, field) in [
+        (
+            json!({"endsAt": in_future(60), "createdBy": "o", "comment": "c"}),
+            "matchers",
+        ),
+        (
+            json!({"matchers": [{"name": "session", "value": "(", "isRegex": true}], "endsAt": in_future(60), "createdBy": "o", "comment": "c"}),
+            "matchers",
+        ),
+        (
+            json!({"matchers": [{"name": "session", "value": "x"}], "endsAt": ago(60), "createdBy": "o", "comment": "c"}),
+            "endsAt",
+        ),
+        (
+            json!({"matchers": [{"name": "session", "value": "x"}], "endsAt": in_future(60), "comment": "c"}),
+            "createdBy",
+        ),
+    ] {
+        let r = post("adm", &bad).await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+    app.client
+        .post(app.url("/v1/events"))
+        .bearer_auth("in")
+        .json(&json!([logged_out("quiet-1"), logged_out("loud-1")]))
+        .send()
+        .await
+        .unwrap();
+    let got = hook.wait_until("loud-1", WAIT, |r| !r.is_empty()).await;
+    let sessions: Vec<&str> = got[0].body["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions, ["loud-1"], "quiet-1 is silenced");
+    let shown = app.get_json("/alerts?session=quiet-1", 200).await;
+    assert_eq!(shown["alerts"][0]["silenced"], true, "{shown}");
+    let listed: Value = app
+        .client
+        .get(app.url("/v1/silences"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["silences"][0]["status"], "active");
+    assert_eq!(listed["silences"][0]["comment"], "maintenance");
+    // Expire it: quiet-1 still fires, so it is said now.
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/silences/{id}")))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let expired: Value = r.json().await.unwrap();
+    assert_eq!(expired["status"], "expired");
+    hook.wait_until("quiet-1 once unsilenced", WAIT, |r| {
+        r.iter()
+            .any(|x| x.body["firing"].to_string().contains("quiet-1"))
+    })
+    .await;
+    let missing = app
+        .client
+        .delete(app.url("/v1/silences/nope"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named() {
+    let app = spawn_alerting(
+        r#"
+        [alerting]
+        for = "1h"
+        for_code = { LOGGED_OUT = "0s" }
+        "#,
+    )
+    .await;
+    app.ingest(json!([
+        {"session": "a", "type": "labels", "labels": {"tenant": "acme"}},
+        logged_out("a"),
+        {"session": "b", "type": "state", "state": "qr_required"},
+    ]))
+    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let all = loop {
+        let all = app.get_json("/alerts", 200).await;
+        if all["total"] == 2 {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "{all}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(all["alerts"][0]["code"], "LOGGED_OUT", "critical first");
+    assert_eq!(all["alerts"][0]["state"], "firing");
+    assert_eq!(
+        all["alerts"][1]["state"], "pending",
+        "QR_REQUIRED waits its hour"
+    );
+    assert_eq!(app.get_json("/alerts?state=pending", 200).await["total"], 1);
+    assert_eq!(
+        app.get_json("/alerts?level=critical", 200).await["total"],
+        1
+    );
+    assert_eq!(
+        app.get_json("/alerts?code=QR_REQUIRED", 200).await["total"],
+        1
+    );
+    let by_label = app.get_json("/alerts?label=tenant:acme", 200).await;
+    assert_eq!(by_label["total"], 1);
+    assert_eq!(by_label["alerts"][0]["session"], "a");
+    for (query, field) in [
+        ("level=ok", "level"),
+        ("state=resolved", "state"),
+        ("label=tenant", "label"),
+    ] {
+        let e = app.get_json(&format!("/alerts?{query}"), 400).await;
+        assert_eq!(e["field"], field, "{query}: {e}");
+    }
+    let e = app.get_json("/alerts?colour=red", 400).await;
+    assert!(e["error"].as_str().unwrap().contains("colour"), "{e}");
+    let e = app.get_json("/alerts/history?limit=0", 400).await;
+    assert_eq!(e["field"], "limit");
+    // Paging: one entry per page, following `next`.
+    let page = app.get_json("/alerts/history?limit=1", 200).await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_i64().unwrap();
+    let older = app
+        .get_json(&format!("/alerts/history?limit=1&before={next}"), 200)
+        .await;
+    assert!(older["entries"][0]["seq"].as_i64().unwrap() < next);
+    // /api/health's rollup comes from the evaluator.
+    let health = app.get_json("/api/health", 200).await;
+    assert_eq!(health["sessions"]["byLevel"]["critical"], 1, "{health}");
+    assert_eq!(health["alerting"]["firing"], 1);
+    assert_eq!(health["alerting"]["pending"], 1);
+}

@@ -1,0 +1,379 @@
+//! Stand-ins for Slack, PagerDuty and webhook receivers: local HTTP
+//! servers that check every payload against the documented shape (an
+//! invalid one is answered 400, as the real service does, and recorded as
+//! a violation) and answer with scripted faults: 5xx, 429 with
+//! `Retry-After`, a hang past the client's timeout, a permanent 400.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// What the stand-in checks.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// Slack incoming webhook: `{text, blocks}`.
+    Slack,
+    /// PagerDuty Events API v2.
+    PagerDuty,
+    /// Standard Webhooks, signature verified with this secret.
+    Webhook(Option<String>),
+}
+
+/// How to answer one request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// This status.
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    RateLimited(u64),
+    /// No answer for this long (then 200).
+    Hang(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub answered: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+struct Inner {
+    kind: Kind,
+    script: Mutex<VecDeque<Fault>>,
+    default: Mutex<Fault>,
+    received: Mutex<Vec<Received>>,
+    violations: Mutex<Vec<String>>,
+}
+
+pub struct FakeReceiver {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn check_slack(body: &Value) -> Result<(), String> {
+    let text = body["text"].as_str().ok_or("text: missing")?;
+    if text.is_empty() {
+        return Err("text: empty".into());
+    }
+    let blocks = body["blocks"].as_array().ok_or("blocks: missing")?;
+    if blocks.is_empty() || blocks.len() > 50 {
+        return Err(format!("blocks: {} (1..=50)", blocks.len()));
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        let kind = b["type"]
+            .as_str()
+            .ok_or(format!("blocks[{i}].type missing"))?;
+        match kind {
+            "header" => {
+                let t = &b["text"];
+                if t["type"] != "plain_text" {
+                    return Err(format!("blocks[{i}]: a header's text is plain_text"));
+                }
+                let n = t["text"].as_str().unwrap_or("").chars().count();
+                if n == 0 || n > 150 {
+                    return Err(format!("blocks[{i}]: header text of {n} chars (1..=150)"));
+                }
+            }
+            "section" => {
+                if let Some(t) = b["text"]["text"].as_str()
+                    && t.chars().count() > 3000
+                {
+                    return Err(format!("blocks[{i}]: section text over 3000"));
+                }
+                if let Some(fields) = b["fields"].as_array() {
+                    if fields.len() > 10 {
+                        return Err(format!("blocks[{i}]: more than 10 fields"));
+                    }
+                    for f in fields {
+                        if f["text"].as_str().unwrap_or("").chars().count() > 2000 {
+                            return Err(format!("blocks[{i}]: a field over 2000"));
+                        }
+                    }
+                }
+                if b["text"].is_null() && b["fields"].is_null() {
+                    return Err(format!("blocks[{i}]: a section needs text or fields"));
+                }
+            }
+            "context" => {
+                if b["elements"].as_array().is_none_or(|e| e.is_empty()) {
+                    return Err(format!("blocks[{i}]: context without elements"));
+                }
+            }
+            other => return Err(format!("blocks[{i}]: unexpected type {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn check_pagerduty(body: &Value) -> Result<(), String> {
+    if body["routing_key"].as_str().is_none_or(str::is_empty) {
+        return Err("routing_key: missing".into());
+    }
+    let action = body["event_action"]
+        .as_str()
+        .ok_or("event_action: missing")?;
+    let dedup = body["dedup_key"].as_str();
+    if dedup.is_some_and(|d| d.len() > 255) {
+        return Err("dedup_key: over 255".into());
+    }
+    match action {
+        "trigger" => {
+            let p = &body["payload"];
+            let summary = p["summary"].as_str().ok_or("payload.summary: missing")?;
+            if summary.is_empty() || summary.chars().count() > 1024 {
+                return Err("payload.summary: 1..=1024 chars".into());
+            }
+            if p["source"].as_str().is_none_or(str::is_empty) {
+                return Err("payload.source: missing".into());
+            }
+            let sev = p["severity"].as_str().unwrap_or("");
+            if !["critical", "error", "warning", "info"].contains(&sev) {
+                return Err(format!("payload.severity: `{sev}`"));
+            }
+            if let Some(ts) = p["timestamp"].as_str() {
+                wapulse_core::Timestamp::parse_rfc3339(ts).map_err(|e| e.to_string())?;
+            }
+        }
+        "acknowledge" | "resolve" => {
+            if dedup.is_none() {
+                return Err(format!("{action} without dedup_key"));
+            }
+        }
+        other => return Err(format!("event_action: `{other}`")),
+    }
+    Ok(())
+}
+
+/// Verifies a Standard Webhooks signature as a receiver must: the
+/// timestamp within 5 minutes, the HMAC compared in constant time.
+pub fn verify_webhook(headers: &HeaderMap, raw: &[u8], secret: &str) -> Result<(), String> {
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(format!("{n}: missing"))
+    };
+    let id = get("webhook-id")?;
+    let ts: i64 = get("webhook-timestamp")?
+        .parse()
+        .map_err(|_| "webhook-timestamp: not a number")?;
+    let now = wapulse::clock::now().as_millis() / 1000;
+    if (now - ts).abs() > 300 {
+        return Err("webhook-timestamp: too old or in the future".into());
+    }
+    let key = match secret.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| "secret: bad base64")?,
+        None => secret.as_bytes().to_vec(),
+    };
+    let signatures = get("webhook-signature")?;
+    for sig in signatures.split(' ') {
+        let Some(b64) = sig.strip_prefix("v1,") else {
+            continue;
+        };
+        let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            continue;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(raw);
+        if mac.verify_slice(&expected).is_ok() {
+            return Ok(());
+        }
+    }
+    Err("webhook-signature: no valid v1 signature".into())
+}
+
+fn check_webhook(
+    headers: &HeaderMap,
+    raw: &[u8],
+    body: &Value,
+    secret: &Option<String>,
+) -> Result<(), String> {
+    if headers.get("webhook-id").is_none() || headers.get("webhook-timestamp").is_none() {
+        return Err("webhook-id / webhook-timestamp: missing".into());
+    }
+    if let Some(secret) = secret {
+        verify_webhook(headers, raw, secret)?;
+    }
+    for field in ["version", "status", "groupKey"] {
+        if !body[field].is_string() {
+            return Err(format!("{field}: missing"));
+        }
+    }
+    if !body["firing"].is_array() || !body["resolved"].is_array() {
+        return Err("firing / resolved: missing".into());
+    }
+    Ok(())
+}
+
+async fn answer(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let checked = match &inner.kind {
+        _ if !json => Err("content-type is not application/json".to_owned()),
+        Kind::Slack => check_slack(&body),
+        Kind::PagerDuty => check_pagerduty(&body),
+        Kind::Webhook(secret) => check_webhook(&headers, &raw, &body, secret),
+    };
+    let fault = inner
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| inner.default.lock().unwrap().clone());
+    let ok = if matches!(inner.kind, Kind::PagerDuty) {
+        202
+    } else {
+        200
+    };
+    let (status, retry_after) = match (&checked, &fault) {
+        (Err(v), _) => {
+            inner.violations.lock().unwrap().push(v.clone());
+            (400, None)
+        }
+        (Ok(()), Fault::Status(s)) => (*s, None),
+        (Ok(()), Fault::RateLimited(secs)) => (429, Some(*secs)),
+        (Ok(()), Fault::Hang(d)) => {
+            tokio::time::sleep(*d).await;
+            (ok, None)
+        }
+    };
+    let status = if status == 200 { ok } else { status };
+    inner.received.lock().unwrap().push(Received {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        answered: status,
+    });
+    let mut response = (
+        StatusCode::from_u16(status).unwrap(),
+        if status == 400 {
+            "invalid_payload"
+        } else {
+            "ok"
+        },
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
+    }
+    response
+}
+
+impl FakeReceiver {
+    pub async fn start(kind: Kind) -> Self {
+        Self::start_on(0, kind).await
+    }
+
+    /// Listens on `port` (0: any free port).
+    pub async fn start_on(port: u16, kind: Kind) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the stand-in receiver");
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            kind,
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(Fault::Status(200)),
+            received: Mutex::new(Vec::new()),
+            violations: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            inner,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The next answers, in order; then the default.
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.inner.script.lock().unwrap().extend(faults);
+    }
+
+    /// The answer once the script is spent.
+    pub fn answer_with(&self, fault: Fault) {
+        *self.inner.default.lock().unwrap() = fault;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().unwrap().clone()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.violations.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `done` holds for what was received.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.received();
+            if done(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}; received {:#?}; violations {:?}",
+                got.iter()
+                    .map(|r| (&r.answered, &r.body))
+                    .collect::<Vec<_>>(),
+                self.violations()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
