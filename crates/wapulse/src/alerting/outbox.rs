@@ -132,12 +132,16 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>) {
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
-            send_one(&spec, &d, row).await;
+            if !send_one(&spec, &d, row).await {
+                // In order: what follows waits for this one's retry.
+                break;
+            }
         }
     }
 }
 
-async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) {
+/// Sends one row and records the outcome; false when it must be retried.
+async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) -> bool {
     let outcome = match serde_json::from_str::<Payload>(&row.body) {
         Ok(payload) => receivers::send(spec, &d.client, &row, &payload, &d.settings).await,
         Err(e) => Outcome::Permanent(format!("unreadable outbox row: {e}")),
@@ -162,6 +166,7 @@ async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) {
     }
     let id = row.id;
     let attempts = row.attempts;
+    let settled = !matches!(outcome, Outcome::Retry { .. });
     let receiver = spec.name.clone();
     let result = blocking(&d.store, move |s| -> Result<(), crate::store::StoreError> {
         match outcome {
@@ -186,5 +191,7 @@ async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) {
     .await;
     if let Err(e) = result {
         tracing::error!(receiver = %spec.name, error = %e, "cannot record a delivery outcome; the notification may be sent again");
+        return false;
     }
+    settled
 }

@@ -187,8 +187,11 @@ impl AlertStore {
         tx.commit().map_err(err)
     }
 
-    /// Up to `limit` pending notifications of `receiver` due at `now`,
-    /// oldest first.
+    /// Up to `limit` pending notifications of `receiver` that are due at
+    /// `now`, oldest first, stopping at the first that is not: a receiver
+    /// gets its messages in the order they were written, so a resolve never
+    /// overtakes the firing message it ends while that one waits for a
+    /// retry.
     pub fn due(
         &self,
         receiver: &str,
@@ -198,32 +201,43 @@ impl AlertStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, receiver, body, attempts, created_ms FROM outbox
-                 WHERE state = 'pending' AND receiver = ?1 AND next_ms <= ?2
-                 ORDER BY id LIMIT ?3",
+                "SELECT id, receiver, body, attempts, created_ms, next_ms FROM outbox
+                 WHERE state = 'pending' AND receiver = ?1
+                 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![receiver, millis(now), limit as i64], |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                receiver: r.get(1)?,
-                body: r.get(2)?,
-                attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
-                created: Timestamp::from_millis(r.get(4)?),
+        let rows: Vec<(OutboxRow, i64)> = stmt
+            .query_map(params![receiver, limit as i64], |r| {
+                Ok((
+                    OutboxRow {
+                        id: r.get(0)?,
+                        receiver: r.get(1)?,
+                        body: r.get(2)?,
+                        attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                        created: Timestamp::from_millis(r.get(4)?),
+                    },
+                    r.get(5)?,
+                ))
             })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.err(e))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .take_while(|(_, next)| *next <= millis(now))
+            .map(|(row, _)| row)
+            .collect())
     }
 
-    /// When `receiver`'s next pending notification is due, if any.
+    /// When `receiver`'s oldest pending notification is due, if any.
     pub fn next_due(&self, receiver: &str) -> Result<Option<Timestamp>, StoreError> {
         self.conn
             .query_row(
-                "SELECT min(next_ms) FROM outbox WHERE state = 'pending' AND receiver = ?1",
+                "SELECT next_ms FROM outbox WHERE state = 'pending' AND receiver = ?1
+                 ORDER BY id LIMIT 1",
                 params![receiver],
-                |r| r.get::<_, Option<i64>>(0),
+                |r| r.get::<_, i64>(0),
             )
+            .optional()
             .map(|v| v.map(Timestamp::from_millis))
             .map_err(|e| self.err(e))
     }

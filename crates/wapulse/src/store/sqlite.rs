@@ -66,7 +66,7 @@ fn migrations() -> Migrations<'static> {
              last_error TEXT,
              done_ms INTEGER
          ) STRICT;
-         CREATE INDEX outbox_due ON outbox (state, receiver, next_ms);
+         CREATE INDEX outbox_due ON outbox (receiver, state, id);
          CREATE TABLE alert_history (
              seq INTEGER PRIMARY KEY,
              at_ms INTEGER NOT NULL,

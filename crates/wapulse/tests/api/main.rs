@@ -2,6 +2,7 @@
 //! requests as a gateway, a load balancer, Prometheus or an operator would
 //! make them. One test binary (one link).
 
+mod alertmanager;
 mod alerts;
 mod auth;
 mod cli;

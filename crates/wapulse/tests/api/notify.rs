@@ -755,3 +755,135 @@ async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named()
     assert_eq!(health["alerting"]["firing"], 1);
     assert_eq!(health["alerting"]["pending"], 1);
 }
+
+/// `wapulse serve` on `data` with `config`, killed on drop.
+fn serve_on(data: &std::path::Path, config: &std::path::Path) -> (crate::cli::Running, u16) {
+    let port = crate::cli::free_port();
+    let log = std::fs::File::create(data.join(format!("output-{port}.log"))).unwrap();
+    let child = crate::cli::wapulse(&["serve"])
+        .env("PORT", port.to_string())
+        .env("WAPULSE_DATA_DIR", data.join("data"))
+        .env("WAPULSE_CONFIG", config)
+        .stderr(log.try_clone().unwrap())
+        .stdout(log)
+        .spawn()
+        .unwrap();
+    let running = crate::cli::Running(child);
+    crate::cli::wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
+    (running, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_down() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    hook.answer_with(Fault::Status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wapulse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [thresholds]
+            validation_window = "6s"
+            [alerting]
+            for = "0s"
+            group_wait = "0s"
+            group_interval = "1s"
+            [[receivers]]
+            name = "hook"
+            kind = "webhook"
+            url = "{}"
+            "#,
+            hook.url("/")
+        ),
+    )
+    .unwrap();
+    let (mut first, port) = serve_on(dir.path(), &config);
+    // A failed integrity check 1 s ago: SESSION_CORRUPTION (until a valid
+    // check) and VALIDATION_FAILURES (for the 6 s window: it clears by
+    // itself, while wapulse is down).
+    let failed_at = wapulse::clock::now().minus(wapulse_core::DurationMs::from_secs(1));
+    let events = json!([
+        {"session": "s1", "type": "state", "state": "connected"},
+        {"session": "s1", "type": "validation", "valid": false, "at": failed_at.to_rfc3339()},
+    ])
+    .to_string();
+    let (code, body) = crate::cli::reqwest::send(
+        &format!("http://127.0.0.1:{port}/v1/events"),
+        "POST",
+        Some(&events),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    // The first message tried and refused, both pending: owed.
+    hook.wait_until("a refused attempt", WAIT, |r| !r.is_empty())
+        .await;
+    let db = dir.path().join("data").join("wapulse.db");
+    let deadline = std::time::Instant::now() + WAIT;
+    let owed: std::collections::BTreeSet<String> = loop {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM outbox WHERE state = 'pending' ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if ids.len() == 2 {
+            break ids.iter().map(|id| format!("msg_wapulse_{id}")).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pending rows: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    // Down past the validation window; the receiver recovers.
+    let clears = failed_at.plus(wapulse_core::DurationMs::from_secs(6));
+    while wapulse::clock::now() <= clears {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hook.answer_with(Fault::Status(200));
+    let (_second, _) = serve_on(dir.path(), &config);
+
+    let got = hook
+        .wait_until("the owed pages and the resolve", WAIT, |r| {
+            let delivered: std::collections::BTreeSet<&str> = r
+                .iter()
+                .filter(|x| x.answered == 200)
+                .map(|x| x.header("webhook-id"))
+                .collect();
+            owed.iter().all(|id| delivered.contains(id.as_str()))
+                && r.iter().any(|x| {
+                    x.answered == 200
+                        && x.body["status"] == "resolved"
+                        && x.body["resolved"][0]["code"] == "VALIDATION_FAILURES"
+                })
+        })
+        .await;
+    for id in &owed {
+        let delivered = got
+            .iter()
+            .filter(|r| r.answered == 200 && r.header("webhook-id") == id)
+            .count();
+        assert!(
+            (1..=2).contains(&delivered),
+            "{id}: delivered {delivered} times (at most one duplicate)"
+        );
+    }
+    // In order: the resolve of VALIDATION_FAILURES came after its firing.
+    let position = |pred: &dyn Fn(&crate::receivers::Received) -> bool| {
+        got.iter()
+            .position(|r| r.answered == 200 && pred(r))
+            .unwrap()
+    };
+    let fired = position(&|r| r.body["firing"].to_string().contains("VALIDATION_FAILURES"));
+    let resolved = position(&|r| r.body["status"] == "resolved");
+    assert!(fired < resolved, "firing first, then its resolve");
+    assert!(hook.violations().is_empty(), "{:?}", hook.violations());
+}

@@ -284,3 +284,62 @@ impl Drop for BlackHole {
         self.task.abort();
     }
 }
+
+/// A Prometheus Alertmanager of our own (Debian `prometheus-alertmanager`),
+/// no gossip port, its own storage dir; it routes everything to a receiver
+/// that sends nothing.
+pub struct AlertmanagerServer {
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl AlertmanagerServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: 'null'\n  group_wait: 1s\nreceivers:\n  - name: 'null'\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "prometheus-alertmanager not found: install the Debian package \
+                 prometheus-alertmanager (.ci/run does)",
+            );
+        let server = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        wait_for("alertmanager", Duration::from_secs(20), || {
+            crate::cli::reqwest::blocking_get_status(&ready) == Some(200)
+        });
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for AlertmanagerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

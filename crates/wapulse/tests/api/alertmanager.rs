@@ -1,0 +1,101 @@
+//! A real Alertmanager: wapulse's alerts arrive with the documented
+//! labels, stay active while firing across resends, end on resolve, and
+//! two wapulse processes sending the same alert make one alert.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::notify::spawn_alerting;
+use crate::servers::AlertmanagerServer;
+
+async fn active(am: &AlertmanagerServer, alertname: &str) -> Vec<Value> {
+    let url = format!(
+        "{}/api/v2/alerts?active=true&filter=alertname%3D%22{alertname}%22",
+        am.url()
+    );
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn wait_active(
+    am: &AlertmanagerServer,
+    alertname: &str,
+    what: &str,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let alerts = active(am, alertname).await;
+        if done(&alerts) {
+            return alerts;
+        }
+        assert!(Instant::now() < deadline, "{what}: {alerts:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
+    let am = AlertmanagerServer::start();
+    let config = format!(
+        r#"
+        [[receivers]]
+        name = "am"
+        kind = "alertmanager"
+        url = ["{}"]
+        interval = "500ms"
+        "#,
+        am.url()
+    );
+    let one = spawn_alerting(&config).await;
+    let two = spawn_alerting(&config).await;
+    let events = json!([
+        {"session": "s1", "type": "labels", "labels": {"region": "eu-1", "tenant": "acme"}},
+        {"session": "s1", "type": "state", "state": "connected"},
+        {"session": "s1", "type": "state", "state": "logged_out"},
+    ]);
+    one.ingest(events.clone()).await;
+    two.ingest(events).await;
+
+    let alerts = wait_active(&am, "LOGGED_OUT", "the alert arrives", |a| !a.is_empty()).await;
+    assert_eq!(alerts.len(), 1, "two senders, one alert: {alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(
+        a["labels"],
+        json!({"alertname": "LOGGED_OUT", "session": "s1", "severity": "critical", "region": "eu-1", "tenant": "acme"}),
+        "documented labels, nothing replica-specific"
+    );
+    assert!(
+        a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("logged out")
+    );
+    let watchdog = wait_active(&am, "Watchdog", "the Watchdog", |a| !a.is_empty()).await;
+    assert_eq!(watchdog.len(), 1, "one Watchdog from both: {watchdog:#?}");
+
+    // Firing alerts are sent again every 500 ms with endsAt 2 s ahead:
+    // watch it updated over more than 4 intervals, still active.
+    let mut seen = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    wait_active(&am, "LOGGED_OUT", "resent while firing", |a| {
+        if let Some(u) = a.first().and_then(|x| x["updatedAt"].as_str()) {
+            seen.insert(u.to_owned());
+        }
+        a.len() == 1 && seen.len() >= 6 && started.elapsed() > Duration::from_millis(2500)
+    })
+    .await;
+    let ends = wapulse_core::Timestamp::parse_rfc3339(
+        active(&am, "LOGGED_OUT").await[0]["endsAt"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(ends > wapulse::clock::now(), "endsAt is ahead while firing");
+
+    // Resolved explicitly: gone from the active alerts.
+    let back = json!([{"session": "s1", "type": "state", "state": "connected"}]);
+    one.ingest(back.clone()).await;
+    two.ingest(back).await;
+    wait_active(&am, "LOGGED_OUT", "the resolve", |a| a.is_empty()).await;
+}
