@@ -213,7 +213,7 @@ impl AlertingSettings {
     /// newcomer sees the loop (fire, group, notify, resolve) in minutes.
     pub fn demo() -> Self {
         let mut s = Self {
-            for_: DurationMs::from_secs(10),
+            for_: DurationMs::from_secs(5),
             ..Self::default()
         };
         s.receivers.push(ReceiverSpec {
@@ -227,7 +227,7 @@ impl AlertingSettings {
             receiver: 0,
             group_by: vec!["code".into()],
             timing: GroupTiming {
-                group_wait: DurationMs::from_secs(5),
+                group_wait: DurationMs::from_secs(2),
                 group_interval: DurationMs::from_secs(30),
                 repeat_interval: DurationMs::from_mins(10),
             },
@@ -519,4 +519,152 @@ fn check_receiver(r: RawReceiver) -> Result<ReceiverSpec> {
         timeout: Duration::from_millis(r.timeout.unwrap_or(DurationMs::from_secs(10)).as_millis()),
         rate_per_second,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<AlertingSettings> {
+        #[derive(Deserialize)]
+        struct File {
+            alerting: Option<RawAlerting>,
+            #[serde(default)]
+            receivers: Vec<RawReceiver>,
+            #[serde(default)]
+            routes: Vec<RawRoute>,
+        }
+        let f: File = toml::from_str(text)?;
+        AlertingSettings::check(f.alerting, f.receivers, f.routes)
+    }
+
+    #[test]
+    fn without_routes_every_receiver_gets_every_alert_grouped_by_code() {
+        let s = check(
+            "[[receivers]]\nname = \"a\"\nkind = \"log\"\n[[receivers]]\nname = \"b\"\nkind = \"log\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.routes.len(), 2);
+        assert!(
+            s.routes
+                .iter()
+                .all(|r| r.matchers.is_empty() && r.continue_ && r.group_by == ["code"])
+        );
+        assert_eq!(s.routes[0].timing, GroupTiming::default());
+    }
+
+    #[test]
+    fn facts_fire_at_once_and_for_code_overrides() {
+        let s =
+            check("[alerting]\nfor = \"2m\"\nfor_code = { HEARTBEAT_DEAD = \"0s\" }\n").unwrap();
+        assert_eq!(s.rules(AlertCode::LoggedOut).for_, DurationMs::ZERO);
+        assert_eq!(
+            s.rules(AlertCode::HeartbeatStale).for_,
+            DurationMs::from_mins(2)
+        );
+        assert_eq!(s.rules(AlertCode::HeartbeatDead).for_, DurationMs::ZERO);
+    }
+
+    #[test]
+    fn pagerduty_defaults_to_the_public_events_url_and_its_rate() {
+        let s = check("[[receivers]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"k\"\n")
+            .unwrap();
+        match &s.receivers[0].kind {
+            ReceiverKind::PagerDuty { url, .. } => {
+                assert_eq!(url, "https://events.pagerduty.com/v2/enqueue")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.receivers[0].rate_per_second, 2.0);
+    }
+
+    #[test]
+    fn mistakes_name_the_table_and_the_field() {
+        let cases = [
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"email\"\n",
+                "receivers[0] (name \"x\")",
+                "kind",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"slack\"\n",
+                "receivers[0]",
+                "url: required",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"pagerduty\"\n",
+                "receivers[0]",
+                "routing_key",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"ftp://h/\"\n",
+                "receivers[0]",
+                "url",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"slack\"\nurl = \"https://h/\"\nsecret = \"s\"\n",
+                "receivers[0]",
+                "secret",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[receivers]]\nname = \"x\"\nkind = \"log\"\n",
+                "receivers[1]",
+                "used twice",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"y\"\n",
+                "routes[0]",
+                "\"y\"",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"x\"\nmatch_re = { region = \"(\" }\n",
+                "routes[0]",
+                "regular expression",
+            ),
+            (
+                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"x\"\ngroup_by = [\"a-b\"]\n",
+                "routes[0].group_by",
+                "a-b",
+            ),
+            (
+                "[alerting]\nfor_code = { NOPE = \"1m\" }\n",
+                "alerting.for_code",
+                "NOPE",
+            ),
+            (
+                "[alerting]\nincident_min_share = 1.5\n",
+                "alerting.incident_min_share",
+                "1.5",
+            ),
+            (
+                "[alerting]\nincident_by = [\"bad label\"]\n",
+                "alerting.incident_by",
+                "bad label",
+            ),
+        ];
+        for (text, at, what) in cases {
+            let err = format!("{:#}", check(text).unwrap_err());
+            assert!(err.contains(at) && err.contains(what), "{text}\n=> {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = check(
+            "[[receivers]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/S3CR3TSLACK\"\n\
+             [[receivers]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"S3CR3TKEY\"\n\
+             [[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://h/?token=S3CR3TTOKEN\"\nsecret = \"S3CR3TSIGN\"\n\
+             [[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = [\"http://user:S3CR3TPASS@am:9093\"]\n",
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+        // A bad URL's error does not show it either.
+        let err = format!(
+            "{:#}",
+            check("[[receivers]]\nname = \"x\"\nkind = \"slack\"\nurl = \"not a url S3CR3T\"\n")
+                .unwrap_err()
+        );
+        assert!(!err.contains("S3CR3T"), "{err}");
+    }
 }

@@ -358,5 +358,30 @@ fn demo_serves_a_troubled_fleet() {
     assert!(alerts.contains("LONG_DISCONNECTION"), "{alerts}");
     let (_, alerts) = reqwest::body(&format!("{base}/sessions/demo-010/alerts")).unwrap();
     assert!(alerts.contains("LOCK_HELD_TOO_LONG"), "{alerts}");
+    // The whole loop with no service: the demo's console receiver prints
+    // the grouped notification.
+    let stdout = running.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let notified = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("[notify console] 🔴 FIRING") => break line,
+            Ok(_) => {}
+            Err(_) => panic!("the demo printed no notification within 60 s"),
+        }
+    };
+    assert!(notified.contains("session"), "{notified}");
     assert_eq!(terminate(&mut running.0), 0);
 }

@@ -887,3 +887,39 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
     assert!(fired < resolved, "firing first, then its resolve");
     assert!(hook.violations().is_empty(), "{:?}", hook.violations());
 }
+
+#[tokio::test]
+async fn the_dead_mans_switch_is_pinged_while_wapulse_is_healthy() {
+    let switch = FakeReceiver::start(Kind::Any).await;
+    let _app = spawn_alerting(&format!(
+        r#"
+        [[receivers]]
+        name = "switch"
+        kind = "deadman"
+        url = "{}"
+        interval = "200ms"
+        "#,
+        switch.url("/ping/abc")
+    ))
+    .await;
+    let got = switch
+        .wait_until("three pings", WAIT, |r| r.len() >= 3)
+        .await;
+    assert!(got.iter().all(|r| r.path == "/ping/abc"));
+}
+
+#[tokio::test]
+async fn alert_metrics_pass_promtool() {
+    let app = spawn_alerting("[[receivers]]\nname = \"c\"\nkind = \"log\"\n").await;
+    app.ingest(json!([logged_out("s1")])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let (_, text) = app.get_text("/metrics").await;
+        if text.contains("wa_alerts_firing{") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    crate::metrics::promtool_check(&text);
+}

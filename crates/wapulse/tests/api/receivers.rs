@@ -27,6 +27,8 @@ pub enum Kind {
     PagerDuty,
     /// Standard Webhooks, signature verified with this secret.
     Webhook(Option<String>),
+    /// Anything (a dead-man's switch ping).
+    Any,
 }
 
 /// How to answer one request.
@@ -247,6 +249,7 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let checked = match &inner.kind {
+        Kind::Any => Ok(()),
         _ if !json => Err("content-type is not application/json".to_owned()),
         Kind::Slack => check_slack(&body),
         Kind::PagerDuty => check_pagerduty(&body),

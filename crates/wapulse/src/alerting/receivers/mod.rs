@@ -199,3 +199,119 @@ pub fn session_list(alerts: &[wapulse_core::grouping::NotifiedAlert], max: usize
     }
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use wapulse_core::grouping::NotifiedAlert;
+    use wapulse_core::{Level, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn answers_sort_into_delivered_retry_and_give_up() {
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        assert_eq!(classify(s(200), None, ""), Outcome::Delivered);
+        assert_eq!(classify(s(202), None, ""), Outcome::Delivered);
+        for code in [408, 429, 500, 502, 503] {
+            assert!(
+                matches!(classify(s(code), None, ""), Outcome::Retry { .. }),
+                "{code}"
+            );
+        }
+        match classify(s(429), Some("7"), "slow down") {
+            Outcome::Retry { after, reason } => {
+                assert_eq!(after, Some(Duration::from_secs(7)));
+                assert!(reason.contains("429") && reason.contains("slow down"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for code in [400, 401, 403, 404, 410] {
+            assert!(
+                matches!(classify(s(code), None, ""), Outcome::Permanent(_)),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        use crate::alerting::outbox::backoff;
+        for attempts in 0..12u32 {
+            let d = backoff(attempts, None);
+            let base = Duration::from_secs(1u64 << attempts.min(9)).min(Duration::from_secs(300));
+            assert!(
+                d >= base.mul_f64(0.5) && d < base.mul_f64(1.5),
+                "{attempts}: {d:?}"
+            );
+        }
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(99_999))),
+            Duration::from_secs(3600)
+        );
+    }
+
+    fn message(group_labels: BTreeMap<String, String>, n: usize) -> GroupMessage {
+        let alert = |i: usize| NotifiedAlert {
+            session: format!("session-{i:05}"),
+            code: "HEARTBEAT_DEAD".into(),
+            level: Level::Critical,
+            status: Status::Firing,
+            starts_at: Timestamp::from_millis(1_770_000_000_000),
+            ends_at: None,
+            summary: "No heartbeat for 5m".into(),
+            action: "Force a reconnect".into(),
+            flapping: false,
+            labels: BTreeMap::new(),
+            sessions: Vec::new(),
+            affected: None,
+        };
+        GroupMessage {
+            group_key: "k".repeat(400),
+            group_labels,
+            status: Status::Firing,
+            firing: (0..n).map(alert).collect(),
+            resolved: Vec::new(),
+            repeat: false,
+        }
+    }
+
+    #[test]
+    fn slack_stays_within_its_limits_for_a_huge_group() {
+        let labels: BTreeMap<String, String> = [("region".to_owned(), "r".repeat(500))]
+            .into_iter()
+            .collect();
+        let body = slack::render(&message(labels, 5000), &AlertingSettings::default());
+        let blocks = body["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
+        for b in blocks {
+            if let Some(t) = b["text"]["text"].as_str() {
+                assert!(t.chars().count() <= 3000);
+            }
+        }
+        let listed = body.to_string();
+        assert!(listed.contains("+4980 more"), "capped at 20 sessions");
+        assert!(body["text"].as_str().unwrap().contains("5000 sessions"));
+    }
+
+    #[test]
+    fn pagerduty_keys_stay_stable_and_short() {
+        let m = message(BTreeMap::new(), 1);
+        let body = pagerduty::render(&m, "rk", &AlertingSettings::default());
+        let key = body["dedup_key"].as_str().unwrap();
+        assert!(key.len() <= 255);
+        assert_eq!(
+            key,
+            pagerduty::dedup_key(&m.group_key),
+            "the same for every message of a group"
+        );
+        assert_eq!(pagerduty::dedup_key("a/b"), "wapulse/a/b");
+        assert!(body["payload"]["summary"].as_str().unwrap().chars().count() <= 1024);
+    }
+}
