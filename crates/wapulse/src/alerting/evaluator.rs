@@ -102,6 +102,11 @@ pub struct Evaluator {
     metrics: AlertMetrics,
     wake: Arc<tokio::sync::Notify>,
     sessions: HashMap<SessionId, Entry>,
+    /// Sessions with a lifecycle state (pending, firing, or remembered for
+    /// flapping): what `/alerts` lists and a silence change re-sends.
+    with_lives: HashSet<SessionId>,
+    /// Sessions judged (the rollup's total).
+    evaluated: usize,
     incidents: BTreeMap<String, IncidentEntry>,
     tracker: IncidentTracker,
     folded: HashMap<String, Vec<Trouble>>,
@@ -172,6 +177,8 @@ impl Evaluator {
             metrics,
             wake,
             sessions: HashMap::new(),
+            with_lives: HashSet::new(),
+            evaluated: 0,
             incidents: BTreeMap::new(),
             tracker: IncidentTracker::new(),
             folded: HashMap::new(),
@@ -214,6 +221,7 @@ impl Evaluator {
                     },
                 );
             } else if let (Ok(id), Some(code)) = (SessionId::parse(&session), parse_code(&code)) {
+                me.with_lives.insert(id.clone());
                 me.sessions.entry(id).or_default().lives.push((code, saved));
             }
         }
@@ -348,6 +356,15 @@ impl Evaluator {
         }
         self.flush_groups(now);
         self.persist(now);
+        if self.queue.len() > 2 * self.sessions.len() + 1024 {
+            // Superseded deadlines pile up under steady heartbeats (each
+            // moves a session's deadline): rebuild from the current ones.
+            self.queue = self
+                .sessions
+                .iter()
+                .filter_map(|(id, e)| e.due.map(|d| Reverse((d, id.clone()))))
+                .collect();
+        }
         self.publish(now, &snap);
         self.last_pass = now;
         self.metrics
@@ -369,6 +386,7 @@ impl Evaluator {
         if entry.evaluated {
             self.by_level[entry.level as usize] -= 1;
             self.alerts -= entry.alerts;
+            self.evaluated -= 1;
         }
         let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
         let mut lives = std::mem::take(&mut entry.lives);
@@ -442,6 +460,11 @@ impl Evaluator {
             keep
         });
         entry.lives = lives;
+        if entry.lives.is_empty() {
+            self.with_lives.remove(id);
+        } else {
+            self.with_lives.insert(id.clone());
+        }
         let Some(session) = session else {
             // Gone from the model: forget it once nothing is owed.
             if let Some(t) = entry.troubles.take() {
@@ -455,6 +478,7 @@ impl Evaluator {
         };
         let verdict = verdict.unwrap_or_default();
         entry.evaluated = true;
+        self.evaluated += 1;
         entry.level = verdict.level;
         entry.alerts = verdict.alerts.len();
         self.by_level[entry.level as usize] += 1;
@@ -716,7 +740,10 @@ impl Evaluator {
         let now = clock::now();
         let snap = (self.snapshot)();
         let mut out = Vec::new();
-        for (id, e) in &self.sessions {
+        for id in &self.with_lives {
+            let Some(e) = self.sessions.get(id) else {
+                continue;
+            };
             let labels = snap
                 .get(id.as_str())
                 .map(|s| session_labels(s))
@@ -902,7 +929,7 @@ impl Evaluator {
         self.firing_series.extend(firing.into_keys());
         self.view.store(Arc::new(AlertsView {
             evaluated_at: Some(now),
-            sessions: self.sessions.values().filter(|e| e.evaluated).count(),
+            sessions: self.evaluated,
             by_level: self.by_level,
             alerts: self.alerts,
             active,
@@ -912,7 +939,10 @@ impl Evaluator {
 
     fn active(&self, now: Timestamp, snap: &FleetSnapshot) -> Vec<ActiveAlert> {
         let mut out = Vec::new();
-        for (id, e) in &self.sessions {
+        for id in &self.with_lives {
+            let Some(e) = self.sessions.get(id) else {
+                continue;
+            };
             let labels = snap
                 .get(id.as_str())
                 .map(|s| session_labels(s))

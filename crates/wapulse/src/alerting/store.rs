@@ -382,3 +382,66 @@ impl AlertStore {
             .map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wapulse_core::DurationMs;
+
+    fn open() -> (tempfile::TempDir, AlertStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal =
+            crate::store::sqlite::SqliteStore::open(dir.path(), Durability::Process, None).unwrap();
+        let store = AlertStore::open(journal.path(), Durability::Process).unwrap();
+        (dir, store)
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_millis(1_770_000_000_000 + secs * 1000)
+    }
+
+    #[test]
+    fn due_rows_come_in_order_and_a_waiting_row_holds_back_the_rest() {
+        let (_dir, mut s) = open();
+        let w = PassWrite {
+            outbox: vec![
+                ("r".into(), "one".into()),
+                ("r".into(), "two".into()),
+                ("other".into(), "x".into()),
+            ],
+            ..PassWrite::default()
+        };
+        s.write(&w, t(0)).unwrap();
+        let due = s.due("r", t(0), 10).unwrap();
+        assert_eq!(
+            due.iter().map(|r| r.body.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        s.retry(due[0].id, t(30), "HTTP 503").unwrap();
+        assert!(
+            s.due("r", t(10), 10).unwrap().is_empty(),
+            "two waits behind one"
+        );
+        assert_eq!(s.next_due("r").unwrap(), Some(t(30)));
+        let again = s.due("r", t(30), 10).unwrap();
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(s.pending().unwrap().get("r"), Some(&2));
+    }
+
+    #[test]
+    fn pruning_drops_old_settled_rows_and_history_but_never_pending_ones() {
+        let (_dir, mut s) = open();
+        let w = PassWrite {
+            outbox: vec![("r".into(), "a".into()), ("r".into(), "b".into())],
+            history: vec![("transition", "{}".into())],
+            ..PassWrite::default()
+        };
+        s.write(&w, t(0)).unwrap();
+        let rows = s.due("r", t(0), 10).unwrap();
+        s.delivered(rows[0].id, t(1)).unwrap();
+        let dropped = s.prune(t(0).plus(DurationMs::from_secs(3600))).unwrap();
+        assert_eq!(dropped, 2, "the delivered row and the history entry");
+        assert_eq!(s.pending().unwrap().get("r"), Some(&1), "b is still owed");
+        assert!(s.history(10, None).unwrap().is_empty());
+    }
+}

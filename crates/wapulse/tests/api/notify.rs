@@ -923,3 +923,162 @@ async fn alert_metrics_pass_promtool() {
     };
     crate::metrics::promtool_check(&text);
 }
+
+#[tokio::test]
+async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    // 20 sessions connected 10 minutes ago and silent since: all of them
+    // fire HEARTBEAT_DEAD now, together.
+    let events: Vec<Value> = (0..20)
+        .map(|i| json!({"session": format!("d{i:02}"), "type": "state", "state": "connected", "at": ago(600)}))
+        .collect();
+    app.ingest(Value::Array(events)).await;
+    let got = hook
+        .wait_until("the incident", WAIT, |r| !r.is_empty())
+        .await;
+    let alert = &got[0].body["firing"][0];
+    assert_eq!(alert["code"], "FLEET_INCIDENT", "{}", got[0].body);
+    assert_eq!(alert["labels"]["trouble"], "HEARTBEAT_DEAD");
+    assert_eq!(alert["affected"], 20);
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap()
+            .contains("fire HEARTBEAT_DEAD"),
+        "{alert}"
+    );
+    let dead = app.get_json("/alerts?code=HEARTBEAT_DEAD", 200).await;
+    assert_eq!(dead["total"], 20);
+    assert!(
+        dead["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["folded"] == true)
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let config = format!(
+        r#"
+        [alerting]
+        for = "1h"
+        group_wait = "0s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    );
+    let app = spawn_alerting(&config).await;
+    app.ingest(json!([
+        logged_out("gone"),
+        {"session": "waiting", "type": "state", "state": "qr_required"},
+    ]))
+    .await;
+    hook.wait_until("LOGGED_OUT", WAIT, |r| r.len() == 1).await;
+    let before = app.get_json("/alerts", 200).await;
+    assert_eq!(before["total"], 2, "{before}");
+    let data = app.stop().await;
+
+    let loaded = alerting_from(&config);
+    let app = spawn_in(data, move |s| s.alerting = loaded.alerting).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let after = loop {
+        let after = app.get_json("/alerts", 200).await;
+        if after["evaluatedAt"].is_string() {
+            break after;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let keep = |v: &Value| -> Vec<(Value, Value, Value, Value)> {
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["session"].clone(),
+                    a["state"].clone(),
+                    a["since"].clone(),
+                    a["firedAt"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(keep(&after), keep(&before), "same states, same instants");
+    // A marker in a group of its own: once it arrives, anything the
+    // restart queued has gone out.
+    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
+        .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["firing"].to_string().contains("marker"))
+        })
+        .await;
+    let pages_for_gone = got
+        .iter()
+        .filter(|r| {
+            r.body["firing"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["session"] == "gone")
+                && r.body["repeat"] == false
+        })
+        .count();
+    assert_eq!(pages_for_gone, 1, "not paged again by the restart");
+}
+
+#[tokio::test]
+async fn a_receiver_is_sent_no_faster_than_its_rate() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        rate_per_second = 4
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    // Four codes, four groups, four messages at once.
+    app.ingest(json!([
+        logged_out("a"),
+        {"session": "b", "type": "validation", "valid": false},
+        {"session": "c", "type": "circuit_breaker", "open": true},
+    ]))
+    .await;
+    let started = std::time::Instant::now();
+    hook.wait_until("four messages", WAIT, |r| r.len() == 4)
+        .await;
+    // Four sends at most 4 a second take at least 3 gaps of 250 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+}
