@@ -552,6 +552,9 @@ impl Evaluator {
             });
         let active = entry.saved.life.phase == Phase::Firing;
         let holds = check.is_some_and(|c| c.holds(active, incident_rules));
+        // Compared in full: the saved list is capped, and a session beyond
+        // the cap joining must still be folded.
+        let mut list_changed = false;
         let before = entry.saved.clone();
         if let (true, Some(c)) = (holds, check) {
             entry.saved.summary = c.summary();
@@ -572,7 +575,10 @@ impl Evaluator {
             entry.saved.labels = labels;
             entry.saved.sessions = c.sessions.iter().take(SAVED_SESSIONS).cloned().collect();
             entry.saved.affected = Some(c.current as u64);
-            entry.covered = c.sessions.clone();
+            if entry.covered != c.sessions {
+                entry.covered = c.sessions.clone();
+                list_changed = true;
+            }
         }
         let transitions = entry
             .saved
@@ -582,7 +588,7 @@ impl Evaluator {
         let covered_changed = transitions
             .iter()
             .any(|t| matches!(t, Transition::Fired | Transition::Resolved))
-            || (firing && before.sessions != entry.saved.sessions);
+            || (firing && list_changed);
         if before != entry.saved {
             self.dirty_lives
                 .insert((String::new(), format!("FLEET_INCIDENT|{set}|{trouble}")));

@@ -1082,3 +1082,74 @@ async fn a_receiver_is_sent_no_faster_than_its_rate() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn sessions_joining_a_running_incident_are_folded_too() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("a{i:04}"))
+        .chain((0..200).map(|i| format!("b{i:03}")))
+        .collect();
+    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
+        .await;
+    let fail = |ids: &[String]| -> Value {
+        Value::Array(
+            ids.iter()
+                .flat_map(|id| {
+                    std::iter::repeat_n(
+                        json!({"session": id, "type": "state", "state": "reconnecting"}),
+                        3,
+                    )
+                })
+                .collect(),
+        )
+    };
+    // The first thousand make the incident; the next two hundred join it
+    // (beyond the thousand sessions an incident keeps in its saved state).
+    app.ingest(fail(&ids[..1000])).await;
+    hook.wait_until("the incident", WAIT, |r| !r.is_empty())
+        .await;
+    app.ingest(fail(&ids[1000..])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let alerts = app
+            .get_json("/alerts?session=b199&code=RECONNECT_ATTEMPTS", 200)
+            .await;
+        if alerts["total"] == 1 {
+            assert_eq!(alerts["alerts"][0]["folded"], true, "{alerts}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{alerts}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.ingest(json!([{"session": "marker", "type": "validation", "valid": false}]))
+        .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|r| r.body["groupLabels"]["code"] != "RECONNECT_ATTEMPTS"),
+        "{:#?}",
+        got.iter()
+            .map(|r| &r.body["groupLabels"])
+            .collect::<Vec<_>>()
+    );
+}
