@@ -105,14 +105,21 @@ struct Entry {
 }
 
 impl Entry {
-    fn changed(&self) -> bool {
+    /// Whether the next message must say something new about it. A muted
+    /// (silenced) firing alert says nothing; a resolve owed is always said.
+    fn changed(&self, muted: bool) -> bool {
         let now = (self.alert.status, self.alert.level, self.alert.flapping);
         match self.notified {
-            None => self.alert.status == Status::Firing,
+            None => self.alert.status == Status::Firing && !muted,
+            Some(_) if muted && self.alert.status == Status::Firing => false,
             Some(said) => said != now,
         }
     }
 }
+
+/// Most alerts one message carries in each list; the totals say how many
+/// there are (a message about 100,000 sessions stays a small request).
+pub const MAX_ALERTS_PER_MESSAGE: usize = 500;
 
 /// One message of a group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +135,13 @@ pub struct GroupMessage {
     pub firing: Vec<NotifiedAlert>,
     /// Alerts resolved since the last message.
     pub resolved: Vec<NotifiedAlert>,
+    /// How many alerts fire (the list holds at most
+    /// [`MAX_ALERTS_PER_MESSAGE`]).
+    #[serde(default)]
+    pub firing_total: usize,
+    /// How many resolved.
+    #[serde(default)]
+    pub resolved_total: usize,
     /// Whether it only repeats the previous message.
     pub repeat: bool,
 }
@@ -169,19 +183,33 @@ impl Group {
     }
 
     fn alert_key(a: &NotifiedAlert) -> String {
-        format!("{}\u{0}{}", a.session, a.code)
+        // An incident has no session: its labels (set, trouble) tell it apart.
+        let mut key = format!("{}\u{0}{}", a.session, a.code);
+        if a.session.is_empty() {
+            for (k, v) in &a.labels {
+                key.push('\u{0}');
+                key.push_str(k);
+                key.push('=');
+                key.push_str(v);
+            }
+        }
+        key
     }
 
-    /// Adds or updates an alert. A resolved alert whose firing was never
-    /// said leaves at once.
-    pub fn update(&mut self, alert: NotifiedAlert) {
+    /// Adds or updates an alert; true when the group changed. A resolved
+    /// alert whose firing was never said leaves at once.
+    pub fn update(&mut self, alert: NotifiedAlert) -> bool {
         let key = Self::alert_key(&alert);
         match self.alerts.get_mut(&key) {
             Some(entry) => {
                 if alert.status == Status::Resolved && entry.notified.is_none() {
                     self.alerts.remove(&key);
-                } else {
+                    true
+                } else if entry.alert != alert {
                     entry.alert = alert;
+                    true
+                } else {
+                    false
                 }
             }
             None if alert.status == Status::Firing => {
@@ -192,16 +220,19 @@ impl Group {
                         notified: None,
                     },
                 );
+                true
             }
-            None => {}
+            None => false,
         }
     }
 
     /// Drops firing alerts never said that `folded` selects (they are now
-    /// covered by a fleet incident).
-    pub fn drop_unsaid(&mut self, folded: impl Fn(&NotifiedAlert) -> bool) {
+    /// covered by a fleet incident); true when any was dropped.
+    pub fn drop_unsaid(&mut self, folded: impl Fn(&NotifiedAlert) -> bool) -> bool {
+        let before = self.alerts.len();
         self.alerts
             .retain(|_, e| e.notified.is_some() || !folded(&e.alert));
+        self.alerts.len() != before
     }
 
     /// Whether the group holds nothing (it can be forgotten).
@@ -222,30 +253,45 @@ impl Group {
             .filter(|a| a.status == Status::Firing)
     }
 
-    /// When the group should next send, if ever.
-    pub fn next_flush(&self, timing: &GroupTiming) -> Option<Timestamp> {
+    /// When the group should next send, if ever; `muted` selects alerts
+    /// a silence mutes (they neither make nor join a message).
+    pub fn next_flush(
+        &self,
+        timing: &GroupTiming,
+        muted: impl Fn(&NotifiedAlert) -> bool,
+    ) -> Option<Timestamp> {
         if self.alerts.is_empty() {
             return None;
         }
-        let changed = self.alerts.values().any(Entry::changed);
+        let changed = self.alerts.values().any(|e| e.changed(muted(&e.alert)));
+        let audible = self
+            .alerts
+            .values()
+            .any(|e| e.alert.status == Status::Firing && !muted(&e.alert));
         match self.last_flush {
             None if changed => Some(self.first_at.plus(timing.group_wait)),
             None => None,
             Some(last) if changed => Some(last.plus(timing.group_interval)),
-            Some(last) if self.firing().next().is_some() => Some(last.plus(timing.repeat_interval)),
+            Some(last) if audible => Some(last.plus(timing.repeat_interval)),
             Some(_) => None,
         }
     }
 
     /// Builds the message due at `now` and marks it said, or `None` when
-    /// there is nothing to say. Resolved alerts leave the group.
-    pub fn flush(&mut self, now: Timestamp) -> Option<GroupMessage> {
-        let changed = self.alerts.values().any(Entry::changed);
+    /// there is nothing to say. Resolved alerts leave the group; muted
+    /// firing alerts are left out (and stay as they were said).
+    pub fn flush(
+        &mut self,
+        now: Timestamp,
+        muted: impl Fn(&NotifiedAlert) -> bool,
+    ) -> Option<GroupMessage> {
+        let changed = self.alerts.values().any(|e| e.changed(muted(&e.alert)));
         let mut firing: Vec<NotifiedAlert> = Vec::new();
         let mut resolved: Vec<NotifiedAlert> = Vec::new();
         for e in self.alerts.values() {
             match e.alert.status {
-                Status::Firing => firing.push(e.alert.clone()),
+                Status::Firing if !muted(&e.alert) => firing.push(e.alert.clone()),
+                Status::Firing => {}
                 Status::Resolved if e.notified.is_some_and(|n| n.0 == Status::Firing) => {
                     resolved.push(e.alert.clone())
                 }
@@ -254,7 +300,9 @@ impl Group {
         }
         self.alerts.retain(|_, e| e.alert.status == Status::Firing);
         for e in self.alerts.values_mut() {
-            e.notified = Some((e.alert.status, e.alert.level, e.alert.flapping));
+            if !muted(&e.alert) {
+                e.notified = Some((e.alert.status, e.alert.level, e.alert.flapping));
+            }
         }
         if firing.is_empty() && resolved.is_empty() {
             return None;
@@ -267,6 +315,9 @@ impl Group {
                 .then_with(|| a.session.cmp(&b.session))
         });
         resolved.sort_by(|a, b| a.code.cmp(&b.code).then_with(|| a.session.cmp(&b.session)));
+        let (firing_total, resolved_total) = (firing.len(), resolved.len());
+        firing.truncate(MAX_ALERTS_PER_MESSAGE);
+        resolved.truncate(MAX_ALERTS_PER_MESSAGE);
         Some(GroupMessage {
             group_key: self.key.clone(),
             group_labels: self.labels.clone(),
@@ -277,6 +328,8 @@ impl Group {
             },
             firing,
             resolved,
+            firing_total,
+            resolved_total,
             repeat: !changed,
         })
     }

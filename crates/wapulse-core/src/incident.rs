@@ -57,6 +57,8 @@ impl IncidentRules {
 
     /// The set a session with these labels belongs to: `name=value` pairs
     /// of the `by` labels, comma-separated (empty for the whole fleet).
+    /// `%`, `,`, `=` and `|` in values are percent-encoded, so
+    /// [`set_labels`] reads every set back exactly.
     pub fn set_of<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> String {
         let mut key = String::new();
         for name in &self.by {
@@ -65,10 +67,33 @@ impl IncidentRules {
             }
             key.push_str(name);
             key.push('=');
-            key.push_str(label(name).unwrap_or(""));
+            for c in label(name).unwrap_or("").chars() {
+                match c {
+                    '%' => key.push_str("%25"),
+                    ',' => key.push_str("%2C"),
+                    '=' => key.push_str("%3D"),
+                    '|' => key.push_str("%7C"),
+                    c => key.push(c),
+                }
+            }
         }
         key
     }
+}
+
+/// The labels of a set made by [`IncidentRules::set_of`].
+pub fn set_labels(set: &str) -> BTreeMap<String, String> {
+    set.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let value = v
+                .replace("%7C", "|")
+                .replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%25", "%");
+            (k.to_owned(), value)
+        })
+        .collect()
 }
 
 /// The kind of trouble sessions share.
@@ -164,7 +189,11 @@ impl IncidentCheck {
         let scope = if self.set.is_empty() {
             "sessions".to_owned()
         } else {
-            format!("sessions in {}", self.set)
+            let shown: Vec<String> = set_labels(&self.set)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("sessions in {}", shown.join(", "))
         };
         match self.trouble {
             Trouble::NotConnected => format!(

@@ -51,6 +51,7 @@ impl Application {
             settings.thresholds.clone(),
             &settings.data_dir.join(crate::store::sqlite::FILE_NAME),
             settings.durability,
+            settings.max_store_bytes,
             &model,
             telemetry.alerts.clone(),
         )

@@ -216,6 +216,9 @@ fn alert(session: &str, code: &str, status: Status) -> NotifiedAlert {
     }
 }
 
+/// No alert is muted.
+const LOUD: fn(&NotifiedAlert) -> bool = |_| false;
+
 fn timing() -> GroupTiming {
     GroupTiming {
         group_wait: DurationMs::from_secs(30),
@@ -229,20 +232,20 @@ fn a_group_waits_then_says_all_its_alerts_in_one_message() {
     let t = timing();
     let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
     g.update(alert("a", "HEARTBEAT_DEAD", Status::Firing));
-    assert_eq!(g.next_flush(&t), Some(at(30.0)));
+    assert_eq!(g.next_flush(&t, LOUD), Some(at(30.0)));
     g.update(alert("b", "HEARTBEAT_DEAD", Status::Firing));
     assert_eq!(
-        g.next_flush(&t),
+        g.next_flush(&t, LOUD),
         Some(at(30.0)),
         "a second alert does not restart the wait"
     );
-    let m = g.flush(at(30.0)).unwrap();
+    let m = g.flush(at(30.0), LOUD).unwrap();
     assert_eq!(m.firing.len(), 2);
     assert_eq!(m.status, Status::Firing);
     assert!(!m.repeat);
     // Unchanged: the next message is the repeat.
-    assert_eq!(g.next_flush(&t), Some(at(30.0 + 4.0 * 3600.0)));
-    let again = g.flush(at(30.0 + 4.0 * 3600.0)).unwrap();
+    assert_eq!(g.next_flush(&t, LOUD), Some(at(30.0 + 4.0 * 3600.0)));
+    let again = g.flush(at(30.0 + 4.0 * 3600.0), LOUD).unwrap();
     assert!(again.repeat);
 }
 
@@ -252,18 +255,18 @@ fn a_change_waits_for_the_group_interval_and_a_resolve_is_said_once() {
     let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
     g.update(alert("a", "X", Status::Firing));
     g.update(alert("b", "X", Status::Firing));
-    g.flush(at(30.0)).unwrap();
+    g.flush(at(30.0), LOUD).unwrap();
     g.update(alert("a", "X", Status::Resolved));
-    assert_eq!(g.next_flush(&t), Some(at(330.0)));
-    let m = g.flush(at(330.0)).unwrap();
+    assert_eq!(g.next_flush(&t, LOUD), Some(at(330.0)));
+    let m = g.flush(at(330.0), LOUD).unwrap();
     assert_eq!(m.resolved.len(), 1);
     assert_eq!(m.resolved[0].session, "a");
     assert_eq!(m.firing.len(), 1);
     g.update(alert("b", "X", Status::Resolved));
-    let last = g.flush(at(630.0)).unwrap();
+    let last = g.flush(at(630.0), LOUD).unwrap();
     assert_eq!(last.status, Status::Resolved);
     assert!(g.is_empty());
-    assert_eq!(g.next_flush(&t), None);
+    assert_eq!(g.next_flush(&t, LOUD), None);
 }
 
 #[test]
@@ -273,15 +276,66 @@ fn an_alert_resolved_before_it_was_said_leaves_without_a_word() {
     g.update(alert("a", "X", Status::Firing));
     g.update(alert("a", "X", Status::Resolved));
     assert!(g.is_empty());
-    assert_eq!(g.next_flush(&t), None);
-    assert_eq!(g.flush(at(30.0)), None);
+    assert_eq!(g.next_flush(&t, LOUD), None);
+    assert_eq!(g.flush(at(30.0), LOUD), None);
+}
+
+#[test]
+fn a_muted_alert_makes_no_message_joins_none_and_is_said_once_unmuted() {
+    let t = timing();
+    let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
+    let quiet = |a: &NotifiedAlert| a.session == "q";
+    g.update(alert("q", "X", Status::Firing));
+    assert_eq!(g.next_flush(&t, quiet), None, "nothing audible to say");
+    g.update(alert("a", "X", Status::Firing));
+    let m = g.flush(at(30.0), quiet).unwrap();
+    assert_eq!(m.firing.len(), 1, "the muted one is left out");
+    assert_eq!(m.firing[0].session, "a");
+    // Once unmuted it is news: said at the next group interval.
+    assert_eq!(g.next_flush(&t, LOUD), Some(at(330.0)));
+    let m = g.flush(at(330.0), LOUD).unwrap();
+    assert!(!m.repeat);
+    assert_eq!(m.firing.len(), 2);
+    // Muted again after it was said: the reminder leaves it out, and a
+    // resolve owed is still said.
+    let again = g.flush(at(330.0 + 4.0 * 3600.0), quiet).unwrap();
+    assert_eq!(again.firing.len(), 1);
+    g.update(alert("q", "X", Status::Resolved));
+    assert!(g.next_flush(&t, quiet).is_some());
+    let last = g.flush(at(99_999.0), quiet).unwrap();
+    assert_eq!(last.resolved.len(), 1);
+}
+
+#[test]
+fn a_message_carries_at_most_500_alerts_and_the_totals() {
+    let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
+    for i in 0..1200 {
+        g.update(alert(&format!("s{i:04}"), "X", Status::Firing));
+    }
+    let m = g.flush(at(30.0), LOUD).unwrap();
+    assert_eq!(
+        m.firing.len(),
+        wapulse_core::grouping::MAX_ALERTS_PER_MESSAGE
+    );
+    assert_eq!(m.firing_total, 1200);
+}
+
+#[test]
+fn incidents_of_different_sets_are_different_alerts_in_one_group() {
+    let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
+    for region in ["eu-1", "us-1"] {
+        let mut a = alert("", "FLEET_INCIDENT", Status::Firing);
+        a.labels.insert("region".into(), region.into());
+        g.update(a);
+    }
+    assert_eq!(g.len(), 2);
 }
 
 #[test]
 fn folded_alerts_never_said_are_dropped_and_said_ones_kept() {
     let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
     g.update(alert("a", "X", Status::Firing));
-    g.flush(at(30.0));
+    g.flush(at(30.0), LOUD);
     g.update(alert("b", "X", Status::Firing));
     g.drop_unsaid(|_| true);
     assert_eq!(g.len(), 1, "a was said: its resolve is still owed");
@@ -346,6 +400,16 @@ fn sets_are_counted_apart() {
     labels.insert("region".to_owned(), "eu-1".to_owned());
     let set = rules.set_of(|n| labels.get(n).map(String::as_str));
     assert_eq!(set, "region=eu-1");
+    // Values with the key's own separators read back exactly.
+    let odd = IncidentRules {
+        by: vec!["a".into(), "b".into()],
+        ..IncidentRules::default()
+    };
+    let values: BTreeMap<&str, &str> = [("a", "x=1,y|2%"), ("b", "")].into();
+    let key = odd.set_of(|n| values.get(n).copied());
+    let back = wapulse_core::incident::set_labels(&key);
+    assert_eq!(back.get("a").map(String::as_str), Some("x=1,y|2%"));
+    assert_eq!(back.get("b").map(String::as_str), Some(""));
     let mut tr = IncidentTracker::new();
     for i in 0..10 {
         tr.update(&format!("eu{i}"), None, Some(&troubled("region=eu-1", 0.0)));

@@ -33,6 +33,7 @@ pub struct RawAlerting {
     incident_min_share: Option<f64>,
     incident_min_sessions: Option<usize>,
     incident_window: Option<DurationMs>,
+    incident_for: Option<DurationMs>,
     max_listed_sessions: Option<usize>,
     outbox_retention: Option<DurationMs>,
     external_url: Option<String>,
@@ -176,6 +177,9 @@ pub struct AlertingSettings {
     pub flap_quiet: DurationMs,
     /// Fleet incidents.
     pub incidents: IncidentRules,
+    /// How long an incident's condition holds before it fires (while it
+    /// waits, it already folds the alerts it covers).
+    pub incident_for: DurationMs,
     /// Receivers.
     pub receivers: Vec<ReceiverSpec>,
     /// Routes (one per receiver, grouped by code, when none is written).
@@ -198,6 +202,7 @@ impl Default for AlertingSettings {
             flap_window: DurationMs::from_hours(1),
             flap_quiet: DurationMs::from_mins(15),
             incidents: IncidentRules::default(),
+            incident_for: DurationMs::from_mins(1),
             receivers: Vec::new(),
             routes: Vec::new(),
             max_listed_sessions: 20,
@@ -214,6 +219,7 @@ impl AlertingSettings {
     pub fn demo() -> Self {
         let mut s = Self {
             for_: DurationMs::from_secs(5),
+            incident_for: DurationMs::from_secs(30),
             ..Self::default()
         };
         s.receivers.push(ReceiverSpec {
@@ -252,10 +258,10 @@ impl AlertingSettings {
         }
     }
 
-    /// The lifecycle rules of a fleet incident: fires at once.
+    /// The lifecycle rules of a fleet incident.
     pub fn incident_rules(&self) -> LifeRules {
         LifeRules {
-            for_: DurationMs::ZERO,
+            for_: self.incident_for,
             ..self.rules(AlertCode::LoggedOut)
         }
     }
@@ -310,6 +316,9 @@ impl AlertingSettings {
         }
         if let Some(v) = raw.incident_window {
             s.incidents.window = v;
+        }
+        if let Some(v) = raw.incident_for {
+            s.incident_for = v;
         }
         if let Some(v) = raw.max_listed_sessions {
             s.max_listed_sessions = v.max(1);
@@ -510,8 +519,14 @@ fn check_receiver(r: RawReceiver) -> Result<ReceiverSpec> {
         bail!("secret: only a webhook receiver takes one");
     }
     let rate_per_second = r.rate_per_second.unwrap_or(rate);
-    if rate_per_second.is_nan() || rate_per_second <= 0.0 {
-        bail!("rate_per_second: must be above 0");
+    if !(0.001..=10_000.0).contains(&rate_per_second) {
+        bail!("rate_per_second: {rate_per_second} is not between 0.001 and 10000");
+    }
+    if let Some(secret) = r.secret.as_deref()
+        && let Some(b64) = secret.strip_prefix("whsec_")
+        && base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).is_err()
+    {
+        bail!("secret: a whsec_ secret must be base64 after the prefix");
     }
     Ok(ReceiverSpec {
         name: r.name,

@@ -11,9 +11,14 @@
 //! and the incident counts are kept up to date by difference, so the
 //! health endpoints read them instead of evaluating every session.
 //!
-//! Every pass writes what changed (lifecycle states, groups, new outbox
-//! rows, history) in one transaction before anything is sent; a pass whose
-//! write fails keeps its changes and writes them with the next pass.
+//! An alert keeps the labels it fired with until it resolves: its resolve
+//! goes to the group (and the Alertmanager identity) its firing went to,
+//! even if the session's labels change in between.
+//!
+//! Every pass publishes its view, then writes what changed (lifecycle
+//! states, groups, new outbox rows, history) in one transaction before
+//! anything is sent; a pass whose write fails keeps its changes and
+//! writes them with the next pass.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert, Status};
-use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble, Troubles};
+use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble, Troubles, set_labels};
 use wapulse_core::{
     AlertCode, AlertLife, FleetSnapshot, Level, Phase, Session, SessionId, Silence, Thresholds,
     Timestamp, Transition, evaluate, next_change,
@@ -50,8 +55,9 @@ pub enum Msg {
     Stop,
 }
 
-/// A lifecycle state as saved: the core's state and what the alert said
-/// when it last held (so a resolve can still say what resolved).
+/// A lifecycle state as saved: the core's state, what the alert said when
+/// it last held (so a resolve can still say what resolved), and the labels
+/// it goes by (frozen while it fires).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Saved {
@@ -84,9 +90,29 @@ struct IncidentEntry {
     covered: Vec<String>,
 }
 
+impl IncidentEntry {
+    /// Pending or firing: it folds the alerts it covers.
+    fn folds(&self) -> bool {
+        matches!(self.saved.life.phase, Phase::Pending | Phase::Firing)
+    }
+}
+
 struct GroupEntry {
     group: Group,
     timing: GroupTiming,
+}
+
+/// Where an alert's change goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Groups and Alertmanager.
+    All,
+    /// Groups only: a fresher text for an unchanged alert (an incident's
+    /// count), which Alertmanager gets with its next resend anyway.
+    Groups,
+    /// Alertmanager only: the explicit end of an alert under its old
+    /// labels (a level change changes `severity`, part of its identity).
+    Alertmanager,
 }
 
 /// Most sessions an incident keeps in its saved state.
@@ -103,7 +129,7 @@ pub struct Evaluator {
     wake: Arc<tokio::sync::Notify>,
     sessions: HashMap<SessionId, Entry>,
     /// Sessions with a lifecycle state (pending, firing, or remembered for
-    /// flapping): what `/alerts` lists and a silence change re-sends.
+    /// flapping): what `/alerts` lists.
     with_lives: HashSet<SessionId>,
     /// Sessions judged (the rollup's total).
     evaluated: usize,
@@ -117,7 +143,9 @@ pub struct Evaluator {
     silences: Vec<Silence>,
     dirty_lives: HashSet<(String, String)>,
     dirty_groups: HashSet<(String, String)>,
-    outbox: Vec<(String, String)>,
+    /// Alerts for each Alertmanager receiver, one outbox row per pass.
+    alertmanager: BTreeMap<String, Vec<NotifiedAlert>>,
+    outbox: Vec<(String, String, String)>,
     history: Vec<(&'static str, String)>,
     active_dirty: bool,
     last_pass: Timestamp,
@@ -129,11 +157,8 @@ fn incident_key(set: &str, trouble: Trouble) -> String {
     format!("{set}|{trouble}")
 }
 
-fn set_labels(set: &str) -> BTreeMap<String, String> {
-    set.split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+fn incident_code(set: &str, trouble: Trouble) -> String {
+    format!("FLEET_INCIDENT|{set}|{trouble}")
 }
 
 fn session_labels(s: &Session) -> BTreeMap<String, String> {
@@ -155,8 +180,36 @@ fn parse_trouble(text: &str) -> Option<Trouble> {
     }
 }
 
+/// A session alert as notifications show it.
+fn notified(
+    session: &str,
+    code: AlertCode,
+    saved: &Saved,
+    status: Status,
+    now: Timestamp,
+) -> NotifiedAlert {
+    NotifiedAlert {
+        session: session.to_owned(),
+        code: code.as_str().to_owned(),
+        level: saved.life.level,
+        status,
+        starts_at: saved.life.fired_at.unwrap_or(now),
+        ends_at: (status == Status::Resolved)
+            .then_some(saved.life.resolved_at)
+            .flatten(),
+        summary: saved.summary.clone(),
+        action: saved.action.clone(),
+        flapping: saved.life.flapping,
+        labels: saved.labels.clone(),
+        sessions: Vec::new(),
+        affected: None,
+    }
+}
+
 impl Evaluator {
-    /// Loads the saved lifecycle states and groups.
+    /// Loads the saved lifecycle states and groups. Groups and pending
+    /// notifications of receivers no longer configured are given up (and
+    /// said so in the log): nothing would ever send them.
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         settings: Arc<AlertingSettings>,
@@ -189,6 +242,7 @@ impl Evaluator {
             silences,
             dirty_lives: HashSet::new(),
             dirty_groups: HashSet::new(),
+            alertmanager: BTreeMap::new(),
             outbox: Vec::new(),
             history: Vec::new(),
             active_dirty: true,
@@ -197,10 +251,11 @@ impl Evaluator {
             firing_series: HashSet::new(),
         };
         let store = me.store.clone();
-        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
         for (session, code, body) in store.lives()? {
             let Ok(saved) = serde_json::from_str::<Saved>(&body) else {
                 tracing::warn!(session, code, "unreadable alert state dropped");
+                me.dirty_lives.insert((session, code));
                 continue;
             };
             if session.is_empty() {
@@ -209,6 +264,7 @@ impl Evaluator {
                     .and_then(|rest| rest.rsplit_once('|'))
                     .and_then(|(set, t)| Some((set.to_owned(), parse_trouble(t)?)))
                 else {
+                    me.dirty_lives.insert((session, code));
                     continue;
                 };
                 me.incidents.insert(
@@ -225,14 +281,37 @@ impl Evaluator {
                 me.sessions.entry(id).or_default().lives.push((code, saved));
             }
         }
+        let known: Vec<String> = me
+            .settings
+            .receivers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
         for (receiver, key, body) in store.groups()? {
+            if !known.contains(&receiver) {
+                tracing::warn!(
+                    receiver,
+                    group = key,
+                    "the receiver is no longer configured: its alert group is dropped"
+                );
+                me.dirty_groups.insert((receiver, key));
+                continue;
+            }
             let Ok(group) = serde_json::from_str::<Group>(&body) else {
                 tracing::warn!(receiver, key, "unreadable alert group dropped");
+                me.dirty_groups.insert((receiver, key));
                 continue;
             };
             let timing = me.timing_of(&receiver, &group);
             me.groups
                 .insert((receiver, key), GroupEntry { group, timing });
+        }
+        let abandoned = store.abandon_unknown(&known, clock::now())?;
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "pending notifications of receivers no longer configured were given up"
+            );
         }
         drop(store);
         me.refold();
@@ -260,7 +339,7 @@ impl Evaluator {
             let mut changed: Vec<SessionId> = Vec::new();
             if !full {
                 let wait = self
-                    .next_wake()
+                    .next_wake(now)
                     .map_or(Duration::from_secs(1), |at| {
                         Duration::from_millis(at.since(now).as_millis())
                     })
@@ -292,20 +371,22 @@ impl Evaluator {
         match msg {
             Msg::Changed(ids) => changed.extend(ids),
             Msg::Silences(s) => {
+                // Silenced alerts stay in their groups, muted: the next
+                // pass sends what a lifted silence hid.
                 self.silences = s;
-                self.resync();
+                self.active_dirty = true;
             }
             Msg::Stop => return true,
         }
         false
     }
 
-    fn next_wake(&self) -> Option<Timestamp> {
+    fn next_wake(&self, now: Timestamp) -> Option<Timestamp> {
         let queued = self.queue.peek().map(|Reverse((t, _))| *t);
         let groups = self
             .groups
             .values()
-            .filter_map(|g| g.group.next_flush(&g.timing))
+            .filter_map(|g| g.group.next_flush(&g.timing, |a| self.is_silenced(a, now)))
             .min();
         let silences = self
             .silences
@@ -344,18 +425,18 @@ impl Evaluator {
             .flat_map(|s| [s.starts_at, s.ends_at])
             .any(|t| t > self.last_pass && t <= now)
         {
-            self.resync();
+            self.active_dirty = true;
         }
         let mut out = Vec::new();
         for id in &ids {
             self.evaluate_session(&snap, id, now, &mut out);
         }
         self.judge_incidents(now, &mut out);
-        for a in out {
-            self.route(a, now);
+        for (a, scope) in out {
+            self.route(a, scope, now);
         }
+        self.queue_alertmanager();
         self.flush_groups(now);
-        self.persist(now);
         if self.queue.len() > 2 * self.sessions.len() + 1024 {
             // Superseded deadlines pile up under steady heartbeats (each
             // moves a session's deadline): rebuild from the current ones.
@@ -365,7 +446,10 @@ impl Evaluator {
                 .filter_map(|(id, e)| e.due.map(|d| Reverse((d, id.clone()))))
                 .collect();
         }
-        self.publish(now, &snap);
+        // The view first: what the delivery tasks send next is never
+        // newer than what the Alertmanager resend reads.
+        self.publish(now);
+        self.persist(now);
         self.last_pass = now;
         self.metrics
             .evaluator_duration
@@ -377,7 +461,7 @@ impl Evaluator {
         snap: &FleetSnapshot,
         id: &SessionId,
         now: Timestamp,
-        out: &mut Vec<NotifiedAlert>,
+        out: &mut Vec<(NotifiedAlert, Scope)>,
     ) {
         let mut entry = self.sessions.remove(id).unwrap_or_default();
         let session = snap.get(id.as_str());
@@ -405,13 +489,17 @@ impl Evaluator {
             };
             let rules = self.settings.rules(code);
             let saved = &mut lives[idx].1;
-            let before = saved.life.clone();
+            let before = (saved.life.clone(), saved.labels.clone());
             if let Some(a) = alert {
                 saved.summary = a.message();
                 saved.action = a.action().to_owned();
             }
+            if saved.life.phase != Phase::Firing {
+                // Frozen once it fires: its resolve must find its group.
+                saved.labels = labels.clone();
+            }
             let transitions = saved.life.step(alert.map(|a| a.level), now, &rules);
-            if saved.life != before {
+            if (&saved.life, &saved.labels) != (&before.0, &before.1) {
                 self.dirty_lives
                     .insert((id.as_str().to_owned(), code.as_str().to_owned()));
                 self.active_dirty = true;
@@ -428,24 +516,15 @@ impl Evaluator {
                     })
                     .to_string(),
                 ));
+                if let Transition::LevelChanged { from } = t {
+                    let mut old = notified(id.as_str(), code, saved, Status::Resolved, now);
+                    old.level = *from;
+                    old.ends_at = Some(now);
+                    out.push((old, Scope::Alertmanager));
+                }
             }
             if let Some(status) = notify_status(&transitions) {
-                out.push(NotifiedAlert {
-                    session: id.as_str().to_owned(),
-                    code: code.as_str().to_owned(),
-                    level: saved.life.level,
-                    status,
-                    starts_at: saved.life.fired_at.unwrap_or(now),
-                    ends_at: (status == Status::Resolved)
-                        .then_some(saved.life.resolved_at)
-                        .flatten(),
-                    summary: saved.summary.clone(),
-                    action: saved.action.clone(),
-                    flapping: saved.life.flapping,
-                    labels: labels.clone(),
-                    sessions: Vec::new(),
-                    affected: None,
-                });
+                out.push((notified(id.as_str(), code, saved, status, now), Scope::All));
             }
             if let Some(d) = saved.life.deadline(&rules) {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
@@ -504,15 +583,24 @@ impl Evaluator {
         self.sessions.insert(id.clone(), entry);
     }
 
-    fn judge_incidents(&mut self, now: Timestamp, out: &mut Vec<NotifiedAlert>) {
+    fn judge_incidents(&mut self, now: Timestamp, out: &mut Vec<(NotifiedAlert, Scope)>) {
         let rules = self.settings.incidents.clone();
         let checks = self.tracker.checks(now, &rules);
         let mut seen = HashSet::new();
-        let mut changed_cover = false;
+        let mut refold = false;
+        let mut unfold: Vec<String> = Vec::new();
         for c in &checks {
             let key = incident_key(&c.set, c.trouble);
             seen.insert(key.clone());
-            changed_cover |= self.step_incident(key, c.set.clone(), c.trouble, Some(c), now, out);
+            refold |= self.step_incident(
+                key,
+                c.set.clone(),
+                c.trouble,
+                Some(c),
+                now,
+                out,
+                &mut unfold,
+            );
         }
         let gone: Vec<(String, String, Trouble)> = self
             .incidents
@@ -521,14 +609,36 @@ impl Evaluator {
             .map(|(k, e)| (k.clone(), e.set.clone(), e.trouble))
             .collect();
         for (key, set, trouble) in gone {
-            changed_cover |= self.step_incident(key, set, trouble, None, now, out);
+            refold |= self.step_incident(key, set, trouble, None, now, out, &mut unfold);
         }
-        if changed_cover {
+        if refold {
             self.refold();
+        }
+        // What a shrinking, cancelled or resolved incident no longer
+        // covers and still fires is said now, one by one.
+        unfold.sort_unstable();
+        unfold.dedup();
+        for s in unfold {
+            let Ok(id) = SessionId::parse(&s) else {
+                continue;
+            };
+            let Some(e) = self.sessions.get(&id) else {
+                continue;
+            };
+            for (code, saved) in &e.lives {
+                if saved.life.phase == Phase::Firing {
+                    let a = notified(&s, *code, saved, Status::Firing, now);
+                    if !self.is_folded(&a) {
+                        out.push((a, Scope::All));
+                    }
+                }
+            }
         }
     }
 
-    /// Steps one incident; true when the sessions it covers changed.
+    /// Steps one incident; true when the sessions it folds changed. The
+    /// sessions it stops covering are added to `unfold`.
+    #[allow(clippy::too_many_arguments)]
     fn step_incident(
         &mut self,
         key: String,
@@ -536,7 +646,8 @@ impl Evaluator {
         trouble: Trouble,
         check: Option<&IncidentCheck>,
         now: Timestamp,
-        out: &mut Vec<NotifiedAlert>,
+        out: &mut Vec<(NotifiedAlert, Scope)>,
+        unfold: &mut Vec<String>,
     ) -> bool {
         let rules = self.settings.incident_rules();
         let incident_rules = &self.settings.incidents;
@@ -552,10 +663,10 @@ impl Evaluator {
             });
         let active = entry.saved.life.phase == Phase::Firing;
         let holds = check.is_some_and(|c| c.holds(active, incident_rules));
-        // Compared in full: the saved list is capped, and a session beyond
-        // the cap joining must still be folded.
-        let mut list_changed = false;
         let before = entry.saved.clone();
+        let folded_before = entry.folds();
+        let mut left: Vec<String> = Vec::new();
+        let mut list_changed = false;
         if let (true, Some(c)) = (holds, check) {
             entry.saved.summary = c.summary();
             entry.saved.action = match trouble {
@@ -575,7 +686,16 @@ impl Evaluator {
             entry.saved.labels = labels;
             entry.saved.sessions = c.sessions.iter().take(SAVED_SESSIONS).cloned().collect();
             entry.saved.affected = Some(c.current as u64);
+            // Compared in full: the saved list is capped, and a session
+            // beyond the cap joining must still be folded.
             if entry.covered != c.sessions {
+                let now_covered: HashSet<&String> = c.sessions.iter().collect();
+                left = entry
+                    .covered
+                    .iter()
+                    .filter(|s| !now_covered.contains(s))
+                    .cloned()
+                    .collect();
                 entry.covered = c.sessions.clone();
                 list_changed = true;
             }
@@ -585,13 +705,10 @@ impl Evaluator {
             .life
             .step(holds.then_some(Level::Critical), now, &rules);
         let firing = entry.saved.life.phase == Phase::Firing;
-        let covered_changed = transitions
-            .iter()
-            .any(|t| matches!(t, Transition::Fired | Transition::Resolved))
-            || (firing && list_changed);
+        let folds = entry.folds();
         if before != entry.saved {
             self.dirty_lives
-                .insert((String::new(), format!("FLEET_INCIDENT|{set}|{trouble}")));
+                .insert((String::new(), incident_code(&set, trouble)));
             self.active_dirty = true;
         }
         for t in &transitions {
@@ -608,12 +725,10 @@ impl Evaluator {
                 .to_string(),
             ));
         }
-        let status = notify_status(&transitions)
-            .or((firing && before.affected != entry.saved.affected).then_some(Status::Firing));
-        if let Some(status) = status {
+        let incident = |status: Status, entry: &IncidentEntry| {
             let mut sessions = entry.saved.sessions.clone();
             sessions.truncate(max_listed);
-            out.push(NotifiedAlert {
+            NotifiedAlert {
                 session: String::new(),
                 code: FLEET_INCIDENT.to_owned(),
                 level: Level::Critical,
@@ -628,57 +743,35 @@ impl Evaluator {
                 labels: entry.saved.labels.clone(),
                 sessions,
                 affected: entry.saved.affected,
-            });
-        }
-        let resolved = transitions.contains(&Transition::Resolved);
-        let covered = std::mem::take(&mut entry.covered);
-        if resolved {
-            // Unfold: what still fires of the covered sessions is said now.
-            let snap = (self.snapshot)();
-            for s in &covered {
-                let Ok(id) = SessionId::parse(s) else {
-                    continue;
-                };
-                let Some(e) = self.sessions.get(&id) else {
-                    continue;
-                };
-                for (code, saved) in &e.lives {
-                    if saved.life.phase == Phase::Firing {
-                        out.push(NotifiedAlert {
-                            session: s.clone(),
-                            code: code.as_str().to_owned(),
-                            level: saved.life.level,
-                            status: Status::Firing,
-                            starts_at: saved.life.fired_at.unwrap_or(now),
-                            ends_at: None,
-                            summary: saved.summary.clone(),
-                            action: saved.action.clone(),
-                            flapping: saved.life.flapping,
-                            labels: snap
-                                .get(s.as_str())
-                                .map(|x| session_labels(x))
-                                .unwrap_or_default(),
-                            sessions: Vec::new(),
-                            affected: None,
-                        });
-                    }
-                }
             }
+        };
+        if let Some(status) = notify_status(&transitions) {
+            out.push((incident(status, entry), Scope::All));
+        } else if firing && before.affected != entry.saved.affected {
+            out.push((incident(Status::Firing, entry), Scope::Groups));
         }
-        let forget = !firing && entry.saved.life.is_forgettable(now, &rules);
-        if forget {
+        if folded_before && !folds {
+            // Cancelled or resolved: everything it covered is on its own.
+            unfold.extend(std::mem::take(&mut entry.covered));
+        } else if folds {
+            unfold.extend(left);
+        }
+        if !folds && !firing && entry.saved.life.is_forgettable(now, &rules) {
             self.incidents.remove(&key);
-        } else if let Some(e) = self.incidents.get_mut(&key) {
-            e.covered = if firing { covered } else { Vec::new() };
+            self.dirty_lives
+                .insert((String::new(), incident_code(&set, trouble)));
+        } else if !folds {
+            entry.covered.clear();
         }
-        covered_changed
+        folded_before != folds || (folds && list_changed)
     }
 
-    /// Rebuilds which sessions' alerts are folded into a firing incident.
+    /// Rebuilds which sessions' alerts are folded into a pending or firing
+    /// incident.
     fn refold(&mut self) {
         self.folded.clear();
         for e in self.incidents.values() {
-            if e.saved.life.phase == Phase::Firing {
+            if e.folds() {
                 let list = if e.covered.is_empty() {
                     &e.saved.sessions
                 } else {
@@ -689,6 +782,7 @@ impl Evaluator {
                 }
             }
         }
+        self.active_dirty = true;
     }
 
     fn is_folded(&self, a: &NotifiedAlert) -> bool {
@@ -707,22 +801,29 @@ impl Evaluator {
             .any(|s| s.silences(now, |n| label(a, n)))
     }
 
-    fn route(&mut self, a: NotifiedAlert, now: Timestamp) {
+    fn route(&mut self, a: NotifiedAlert, scope: Scope, now: Timestamp) {
         let settings = self.settings.clone();
         for r in routes_for(&settings, &a) {
             let receiver = &settings.receivers[r.receiver];
             match &receiver.kind {
                 ReceiverKind::Alertmanager { .. } => {
-                    let sends = a.status == Status::Resolved
-                        || !(self.is_folded(&a) || self.is_silenced(&a, now));
+                    let sends = match scope {
+                        Scope::Groups => false,
+                        Scope::Alertmanager => true,
+                        Scope::All => {
+                            a.status == Status::Resolved
+                                || !(self.is_folded(&a) || self.is_silenced(&a, now))
+                        }
+                    };
                     if sends {
-                        let payload = Payload::Alerts {
-                            alerts: vec![a.clone()],
-                        };
-                        self.outbox.push((receiver.name.clone(), payload.to_json()));
+                        self.alertmanager
+                            .entry(receiver.name.clone())
+                            .or_default()
+                            .push(a.clone());
                     }
                 }
                 ReceiverKind::Deadman { .. } => {}
+                _ if scope == Scope::Alertmanager => {}
                 _ => {
                     let (key, labels) = group_of(&settings, r, &a);
                     let id = (receiver.name.clone(), key.clone());
@@ -730,75 +831,25 @@ impl Evaluator {
                         group: Group::new(key, labels, now),
                         timing: r.timing,
                     });
-                    entry.group.update(a.clone());
+                    if entry.group.update(a.clone()) {
+                        self.dirty_groups.insert(id.clone());
+                    }
                     if entry.group.is_empty() {
                         self.groups.remove(&id);
+                        self.dirty_groups.insert(id);
                     }
-                    self.dirty_groups.insert(id);
                 }
             }
         }
     }
 
-    /// Puts every firing alert back into its groups (after the silences
-    /// changed, so what a lifted silence hid is said).
-    fn resync(&mut self) {
-        let now = clock::now();
-        let snap = (self.snapshot)();
-        let mut out = Vec::new();
-        for id in &self.with_lives {
-            let Some(e) = self.sessions.get(id) else {
-                continue;
-            };
-            let labels = snap
-                .get(id.as_str())
-                .map(|s| session_labels(s))
-                .unwrap_or_default();
-            for (code, saved) in &e.lives {
-                if saved.life.phase == Phase::Firing {
-                    out.push(NotifiedAlert {
-                        session: id.as_str().to_owned(),
-                        code: code.as_str().to_owned(),
-                        level: saved.life.level,
-                        status: Status::Firing,
-                        starts_at: saved.life.fired_at.unwrap_or(now),
-                        ends_at: None,
-                        summary: saved.summary.clone(),
-                        action: saved.action.clone(),
-                        flapping: saved.life.flapping,
-                        labels: labels.clone(),
-                        sessions: Vec::new(),
-                        affected: None,
-                    });
-                }
-            }
+    /// One outbox row per Alertmanager receiver for this pass's alerts.
+    fn queue_alertmanager(&mut self) {
+        for (receiver, alerts) in std::mem::take(&mut self.alertmanager) {
+            let payload = Payload::Alerts { alerts };
+            self.outbox
+                .push((receiver, String::new(), payload.to_json()));
         }
-        let settings = self.settings.clone();
-        for a in out {
-            // Only grouped receivers: Alertmanager gets every firing alert
-            // with its next resend anyway.
-            for r in routes_for(&settings, &a) {
-                let receiver = &settings.receivers[r.receiver];
-                if matches!(
-                    receiver.kind,
-                    ReceiverKind::Alertmanager { .. } | ReceiverKind::Deadman { .. }
-                ) {
-                    continue;
-                }
-                let (key, labels) = group_of(&settings, r, &a);
-                let id = (receiver.name.clone(), key.clone());
-                let entry = self.groups.entry(id.clone()).or_insert_with(|| GroupEntry {
-                    group: Group::new(key, labels, now),
-                    timing: r.timing,
-                });
-                let before = entry.group.len();
-                entry.group.update(a.clone());
-                if entry.group.len() != before {
-                    self.dirty_groups.insert(id);
-                }
-            }
-        }
-        self.active_dirty = true;
     }
 
     fn flush_groups(&mut self, now: Timestamp) {
@@ -807,16 +858,13 @@ impl Evaluator {
             let Some(mut entry) = self.groups.remove(&id) else {
                 continue;
             };
-            let before = entry.group.len();
-            entry
-                .group
-                .drop_unsaid(|a| self.is_folded(a) || self.is_silenced(a, now));
-            let mut dirty = entry.group.len() != before;
+            let mut dirty = entry.group.drop_unsaid(|a| self.is_folded(a));
+            let muted = |a: &NotifiedAlert| self.is_silenced(a, now);
             if entry
                 .group
-                .next_flush(&entry.timing)
+                .next_flush(&entry.timing, muted)
                 .is_some_and(|t| t <= now)
-                && let Some(message) = entry.group.flush(now)
+                && let Some(message) = entry.group.flush(now, muted)
             {
                 self.history.push((
                     "notification",
@@ -824,19 +872,22 @@ impl Evaluator {
                         "receiver": id.0,
                         "groupKey": message.group_key,
                         "status": message.status,
-                        "firing": message.firing.len(),
-                        "resolved": message.resolved.len(),
+                        "firing": message.firing_total,
+                        "resolved": message.resolved_total,
                         "repeat": message.repeat,
                         "at": now.to_rfc3339(),
                         "outcome": "queued",
                     })
                     .to_string(),
                 ));
-                self.outbox
-                    .push((id.0.clone(), Payload::Group { message }.to_json()));
+                self.outbox.push((
+                    id.0.clone(),
+                    message.group_key.clone(),
+                    Payload::Group { message }.to_json(),
+                ));
                 dirty = true;
             }
-            if dirty {
+            if dirty || entry.group.is_empty() {
                 self.dirty_groups.insert(id.clone());
             }
             if !entry.group.is_empty() {
@@ -890,7 +941,9 @@ impl Evaluator {
             Ok(()) => {
                 self.dirty_lives.clear();
                 self.dirty_groups.clear();
-                self.store_error = None;
+                if self.store_error.take().is_some() {
+                    tracing::info!("alert state written again");
+                }
                 if !w.outbox.is_empty() {
                     self.wake.notify_waiters();
                 }
@@ -906,56 +959,66 @@ impl Evaluator {
         }
     }
 
-    fn publish(&mut self, now: Timestamp, snap: &FleetSnapshot) {
+    fn publish(&mut self, now: Timestamp) {
         let previous = self.view.load_full();
         let active = if self.active_dirty {
             self.active_dirty = false;
-            Arc::new(self.active(now, snap))
+            Arc::new(self.active(now))
         } else {
             previous.active.clone()
         };
         let mut firing: HashMap<(String, Level), i64> = HashMap::new();
-        for a in active.iter().filter(|a| a.state == Phase::Firing) {
-            *firing.entry((a.code.clone(), a.level)).or_insert(0) += 1;
+        let mut counts = super::AlertCounts::default();
+        for a in active.iter() {
+            match a.state {
+                Phase::Firing => {
+                    counts.firing += 1;
+                    *firing.entry((a.code.clone(), a.level)).or_insert(0) += 1;
+                }
+                Phase::Pending => counts.pending += 1,
+                Phase::Inactive => {}
+            }
+            counts.incidents += usize::from(a.code == FLEET_INCIDENT);
+            counts.silenced += usize::from(a.silenced);
         }
-        for key in self.firing_series.iter() {
-            if !firing.contains_key(key) {
+        if !Arc::ptr_eq(&active, &previous.active) || previous.evaluated_at.is_none() {
+            for key in self.firing_series.iter() {
+                if !firing.contains_key(key) {
+                    self.metrics
+                        .alerts_firing
+                        .with_label_values(&[key.0.as_str(), key.1.as_str()])
+                        .set(0);
+                }
+            }
+            for ((code, level), n) in &firing {
                 self.metrics
                     .alerts_firing
-                    .with_label_values(&[key.0.as_str(), key.1.as_str()])
-                    .set(0);
+                    .with_label_values(&[code.as_str(), level.as_str()])
+                    .set(*n);
             }
+            self.firing_series.extend(firing.into_keys());
         }
-        for ((code, level), n) in &firing {
-            self.metrics
-                .alerts_firing
-                .with_label_values(&[code.as_str(), level.as_str()])
-                .set(*n);
-        }
-        self.firing_series.extend(firing.into_keys());
         self.view.store(Arc::new(AlertsView {
             evaluated_at: Some(now),
             sessions: self.evaluated,
             by_level: self.by_level,
             alerts: self.alerts,
+            counts,
             active,
             store_error: self.store_error.clone(),
         }));
     }
 
-    fn active(&self, now: Timestamp, snap: &FleetSnapshot) -> Vec<ActiveAlert> {
+    fn active(&self, now: Timestamp) -> Vec<ActiveAlert> {
         let mut out = Vec::new();
         for id in &self.with_lives {
             let Some(e) = self.sessions.get(id) else {
                 continue;
             };
-            let labels = snap
-                .get(id.as_str())
-                .map(|s| session_labels(s))
-                .unwrap_or_default();
             for (code, saved) in &e.lives {
                 if matches!(saved.life.phase, Phase::Pending | Phase::Firing) {
-                    let mut a = ActiveAlert {
+                    let n = notified(id.as_str(), *code, saved, Status::Firing, now);
+                    out.push(ActiveAlert {
                         session: id.as_str().to_owned(),
                         code: code.as_str().to_owned(),
                         level: saved.life.level,
@@ -966,17 +1029,13 @@ impl Evaluator {
                             .fired_at
                             .filter(|_| saved.life.phase == Phase::Firing),
                         flapping: saved.life.flapping,
-                        silenced: false,
-                        folded: false,
+                        silenced: self.is_silenced(&n, now),
+                        folded: self.is_folded(&n),
                         summary: saved.summary.clone(),
-                        labels: labels.clone(),
+                        labels: saved.labels.clone(),
                         sessions: Vec::new(),
                         affected: None,
-                    };
-                    let n = a.as_notified();
-                    a.silenced = self.is_silenced(&n, now);
-                    a.folded = self.is_folded(&n);
-                    out.push(a);
+                    });
                 }
             }
         }

@@ -110,10 +110,33 @@ pub struct AlertsView {
     pub by_level: [usize; 3],
     /// Conditions holding over all sessions.
     pub alerts: usize,
+    /// Counts over `active`.
+    pub counts: AlertCounts,
     /// Pending and firing alerts and incidents, worst first.
     pub active: Arc<Vec<ActiveAlert>>,
     /// Why the last write of alert state failed, if it did.
     pub store_error: Option<String>,
+}
+
+/// Counts of the active alerts, kept with the view (reads never count).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct AlertCounts {
+    /// Firing alerts and incidents.
+    pub firing: usize,
+    /// Pending alerts.
+    pub pending: usize,
+    /// Firing fleet incidents.
+    pub incidents: usize,
+    /// Silenced alerts.
+    pub silenced: usize,
+}
+
+impl AlertsView {
+    /// Whether the evaluator passed within `within` of `now` (it passes at
+    /// least every second while it runs).
+    pub fn is_fresh(&self, now: Timestamp, within: wapulse_core::DurationMs) -> bool {
+        self.evaluated_at.is_some_and(|at| now.since(at) < within)
+    }
 }
 
 /// The alerting metrics (registered in the service's registry).
@@ -135,7 +158,8 @@ pub struct AlertMetrics {
 pub struct ReceiverHealth {
     /// The kind.
     pub kind: &'static str,
-    /// `ok`, or `failing` after a permanent error or while retrying.
+    /// `ok`; `retrying` while its last attempt failed and is retried;
+    /// `failing` when its last message was given up (a permanent error).
     pub status: &'static str,
     /// Delivered since start.
     pub delivered: u64,
@@ -176,11 +200,12 @@ impl ReceiverBoard {
         });
     }
 
-    /// Records a failed attempt.
-    pub fn failed(&self, name: &str, reason: &str, _permanent: bool) {
+    /// Records a failed attempt: `failing` after a permanent error (a
+    /// message was given up), `retrying` after one that is retried.
+    pub fn failed(&self, name: &str, reason: &str, permanent: bool) {
         self.with(name, |h| {
             h.failures += 1;
-            h.status = "failing";
+            h.status = if permanent { "failing" } else { "retrying" };
             h.reason = Some(reason.to_owned());
         });
     }
@@ -215,17 +240,28 @@ impl Alerting {
         thresholds: Thresholds,
         db: &Path,
         durability: Durability,
+        max_store_bytes: Option<u64>,
         model: &Model,
         metrics: AlertMetrics,
     ) -> Result<Self, StoreError> {
         let settings = Arc::new(settings);
-        let store = Arc::new(Mutex::new(AlertStore::open(db, durability)?));
+        let store = Arc::new(Mutex::new(AlertStore::open(
+            db,
+            durability,
+            max_store_bytes,
+        )?));
         let silences: Vec<Silence> = store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .silences()?
             .into_iter()
-            .filter_map(|(_, body)| serde_json::from_str(&body).ok())
+            .filter_map(|(id, body)| match serde_json::from_str(&body) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(silence = id, error = %e, "unreadable silence ignored");
+                    None
+                }
+            })
             .collect();
         let view = Arc::new(ArcSwap::from_pointee(AlertsView::default()));
         let wake = Arc::new(Notify::new());
@@ -318,21 +354,23 @@ impl Alerting {
                         self.stop.subscribe(),
                     )));
                 }
-                ReceiverKind::Alertmanager { urls, resend } => {
-                    tasks.push(Box::pin(outbox::deliver(spec.clone(), delivery.clone())));
-                    tasks.push(Box::pin(resend_firing(
+                ReceiverKind::Alertmanager { resend, .. } => {
+                    tasks.push(Box::pin(outbox::deliver(
                         spec.clone(),
-                        urls.clone(),
-                        *resend,
-                        client.clone(),
-                        self.view.clone(),
-                        self.settings.clone(),
-                        self.started_at,
-                        self.metrics.clone(),
-                        self.stop.subscribe(),
+                        delivery.clone(),
+                        Some(outbox::Resend {
+                            view: self.view.clone(),
+                            every: *resend,
+                            started: self.started_at,
+                            healthy: healthy.clone(),
+                        }),
                     )));
                 }
-                _ => tasks.push(Box::pin(outbox::deliver(spec.clone(), delivery.clone()))),
+                _ => tasks.push(Box::pin(outbox::deliver(
+                    spec.clone(),
+                    delivery.clone(),
+                    None,
+                ))),
             }
         }
         let store = self.store.clone();
@@ -451,14 +489,13 @@ impl Alerting {
         })
         .await
         .unwrap_or_else(|e| Err(StoreError::Failed(e.to_string())))?;
-        let all = {
-            let mut list = self.silences.lock().unwrap_or_else(|p| p.into_inner());
-            list.retain(|s| s.id != silence.id);
-            list.push(silence);
-            list.sort_by(|a, b| a.id.cmp(&b.id));
-            list.clone()
-        };
-        self.send(Msg::Silences(all));
+        // Sent under the lock: two silences saved at once reach the
+        // evaluator in the order their lists were made.
+        let mut list = self.silences.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|s| s.id != silence.id);
+        list.push(silence);
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        self.send(Msg::Silences(list.clone()));
         Ok(())
     }
 
@@ -486,60 +523,6 @@ impl Alerting {
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
-    }
-}
-
-/// Sends every firing alert routed to an Alertmanager receiver, and the
-/// `Watchdog`, every `resend`.
-#[allow(clippy::too_many_arguments)]
-async fn resend_firing(
-    spec: config::ReceiverSpec,
-    urls: Vec<crate::config::Secret>,
-    resend: Duration,
-    client: reqwest::Client,
-    view: Arc<ArcSwap<AlertsView>>,
-    settings: Arc<AlertingSettings>,
-    started: Timestamp,
-    metrics: AlertMetrics,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let v = view.load_full();
-        if v.evaluated_at.is_some() {
-            let now = clock::now();
-            let mut body = vec![receivers::alertmanager::watchdog(started, now, resend)];
-            for a in v.active.iter() {
-                if a.state != Phase::Firing || a.silenced || a.folded {
-                    continue;
-                }
-                let n = a.as_notified();
-                let routed = routing::routes_for(&settings, &n)
-                    .iter()
-                    .any(|r| settings.receivers[r.receiver].name == spec.name);
-                if routed {
-                    body.push(receivers::alertmanager::alert(&n, now, resend, &settings));
-                }
-            }
-            let outcome = receivers::alertmanager::post_all(
-                &client,
-                &urls,
-                &serde_json::Value::Array(body),
-                spec.timeout,
-            )
-            .await;
-            let label = match outcome {
-                receivers::Outcome::Delivered => "resent",
-                _ => "resend_failed",
-            };
-            metrics
-                .notifications
-                .with_label_values(&[spec.name.as_str(), "alertmanager", label])
-                .inc();
-        }
-        tokio::select! {
-            () = tokio::time::sleep(resend) => {}
-            _ = stop.changed() => return,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use wapulse_core::Timestamp;
-use wapulse_core::grouping::{GroupMessage, NotifiedAlert};
+use wapulse_core::grouping::{GroupMessage, NotifiedAlert, Status};
 
 use super::config::{AlertingSettings, ReceiverSpec};
 use super::receivers::{self, Outcome};
@@ -88,11 +88,47 @@ pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
     base.mul_f64(0.5 + fastrand::f64())
 }
 
-/// Sends `spec`'s notifications until shutdown.
-pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>) {
+/// What an Alertmanager receiver's task resends every `interval`.
+pub struct Resend {
+    /// The evaluator's published view.
+    pub view: Arc<arc_swap::ArcSwap<super::AlertsView>>,
+    /// How often.
+    pub every: Duration,
+    /// When wapulse started (the Watchdog's `startsAt`).
+    pub started: Timestamp,
+    /// Whether wapulse is healthy (no Watchdog, no resend otherwise: a
+    /// frozen evaluator must not keep stale alerts alive).
+    pub healthy: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// Alerts an Alertmanager was told fire: they are resent until resolved,
+/// even once folded or silenced (else Alertmanager would end them by
+/// itself and say "resolved" while the trouble lasts).
+type Told = std::collections::HashSet<(String, String, Vec<(String, String)>)>;
+
+fn told_key(a: &NotifiedAlert) -> (String, String, Vec<(String, String)>) {
+    (
+        a.session.clone(),
+        a.code.clone(),
+        a.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// Sends `spec`'s notifications until shutdown: its outbox rows, and for
+/// an Alertmanager receiver the periodic resend, in one task so a resend
+/// never overtakes a resolve.
+pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend>) {
     let mut stop = d.stop.clone();
     let gap = Duration::from_secs_f64(1.0 / spec.rate_per_second);
     let mut next_send = tokio::time::Instant::now();
+    let mut next_resend = tokio::time::Instant::now();
+    let mut told = Told::new();
+    // Sent, but the outcome not yet written (the store refused): never
+    // sent again, the write retried.
+    let mut unrecorded: Vec<(OutboxRow, Outcome)> = Vec::new();
     loop {
         if *stop.borrow() {
             return;
@@ -100,11 +136,28 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>) {
         let notified = d.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if !unrecorded.is_empty() {
+            let pending = std::mem::take(&mut unrecorded);
+            for (row, outcome) in pending {
+                if let Err(outcome) = record(&spec, &d, &row, outcome).await {
+                    unrecorded.push((row, outcome));
+                }
+            }
+        }
+        if let Some(r) = &resend
+            && tokio::time::Instant::now() >= next_resend
+        {
+            next_resend = tokio::time::Instant::now() + r.every;
+            resend_firing(&spec, &d, r, &told).await;
+        }
         let name = spec.name.clone();
         let now = clock::now();
         let rows = blocking(&d.store, move |s| s.due(&name, now, 32)).await;
-        let rows = match rows {
-            Ok(rows) => rows,
+        let rows: Vec<OutboxRow> = match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|r| !unrecorded.iter().any(|(u, _)| u.id == r.id))
+                .collect(),
             Err(e) => {
                 tracing::error!(receiver = %spec.name, error = %e, "cannot read the outbox");
                 Vec::new()
@@ -116,9 +169,12 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>) {
                 .await
                 .ok()
                 .flatten();
-            let wait = next.map_or(Duration::from_secs(1), |t| {
+            let mut wait = next.map_or(Duration::from_secs(1), |t| {
                 Duration::from_millis(t.since(clock::now()).as_millis())
             });
+            if resend.is_some() {
+                wait = wait.min(next_resend.saturating_duration_since(tokio::time::Instant::now()));
+            }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(wait.min(Duration::from_secs(1))) => {}
@@ -132,42 +188,78 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>) {
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
-            if !send_one(&spec, &d, row).await {
-                // In order: what follows waits for this one's retry.
-                break;
+            let (outcome, payload) = send(&spec, &d, &row).await;
+            count(&spec, &d, &row, &outcome);
+            if outcome == Outcome::Delivered
+                && let Some(Payload::Alerts { alerts }) = &payload
+            {
+                for a in alerts {
+                    match a.status {
+                        Status::Firing => told.insert(told_key(a)),
+                        Status::Resolved => told.remove(&told_key(a)),
+                    };
+                }
+            }
+            if let Err(outcome) = record(&spec, &d, &row, outcome).await {
+                unrecorded.push((row, outcome));
             }
         }
     }
 }
 
-/// Sends one row and records the outcome; false when it must be retried.
-async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) -> bool {
-    let outcome = match serde_json::from_str::<Payload>(&row.body) {
-        Ok(payload) => receivers::send(spec, &d.client, &row, &payload, &d.settings).await,
-        Err(e) => Outcome::Permanent(format!("unreadable outbox row: {e}")),
-    };
+/// Sends one row; the outcome and the payload it carried.
+async fn send(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow) -> (Outcome, Option<Payload>) {
+    match serde_json::from_str::<Payload>(&row.body) {
+        Ok(payload) => (
+            receivers::send(spec, &d.client, row, &payload, &d.settings).await,
+            Some(payload),
+        ),
+        Err(e) => (
+            Outcome::Permanent(format!("unreadable outbox row: {e}")),
+            None,
+        ),
+    }
+}
+
+/// Counts and logs the outcome of a send (once per send).
+fn count(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow, outcome: &Outcome) {
     let now = clock::now();
     let kind = spec.kind.name();
-    let (label, health) = match &outcome {
-        Outcome::Delivered => ("delivered", None),
-        Outcome::Retry { reason, .. } => ("retry", Some((false, reason.clone()))),
-        Outcome::Permanent(reason) => ("failed", Some((true, reason.clone()))),
+    let label = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Permanent(_) => "failed",
     };
     d.metrics
         .notifications
         .with_label_values(&[spec.name.as_str(), kind, label])
         .inc();
-    match &health {
-        None => d.board.delivered(&spec.name, now),
-        Some((permanent, reason)) => {
-            tracing::warn!(receiver = %spec.name, kind, attempt = row.attempts + 1, permanent, reason = %reason, "notification not delivered");
-            d.board.failed(&spec.name, reason, *permanent);
+    match outcome {
+        Outcome::Delivered => d.board.delivered(&spec.name, now),
+        Outcome::Retry { reason, .. } => {
+            tracing::warn!(receiver = %spec.name, kind, attempt = row.attempts + 1, reason = %reason, "notification not delivered; will retry");
+            d.board.failed(&spec.name, reason, false);
+        }
+        Outcome::Permanent(reason) => {
+            tracing::warn!(receiver = %spec.name, kind, attempt = row.attempts + 1, reason = %reason, "notification given up: the receiver refused it");
+            d.board.failed(&spec.name, reason, true);
         }
     }
+}
+
+/// Writes the outcome of a send; gives it back when the store refused
+/// (the caller keeps it and writes it again, without sending again).
+async fn record(
+    spec: &ReceiverSpec,
+    d: &Delivery,
+    row: &OutboxRow,
+    outcome: Outcome,
+) -> Result<(), Outcome> {
+    let now = clock::now();
     let id = row.id;
     let attempts = row.attempts;
-    let settled = !matches!(outcome, Outcome::Retry { .. });
     let receiver = spec.name.clone();
+    let kept = outcome.clone();
     let result = blocking(&d.store, move |s| -> Result<(), crate::store::StoreError> {
         match outcome {
             Outcome::Delivered => {
@@ -189,9 +281,56 @@ async fn send_one(spec: &ReceiverSpec, d: &Delivery, row: OutboxRow) -> bool {
         }
     })
     .await;
-    if let Err(e) = result {
-        tracing::error!(receiver = %spec.name, error = %e, "cannot record a delivery outcome; the notification may be sent again");
-        return false;
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::error!(receiver = %spec.name, error = %e, "cannot record a delivery outcome; kept, and written again before anything else is sent");
+            Err(kept)
+        }
     }
-    settled
+}
+
+/// Sends every firing alert routed to this Alertmanager receiver (and
+/// those it was told fire), and the `Watchdog`.
+async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend, told: &Told) {
+    let super::config::ReceiverKind::Alertmanager { urls, .. } = &spec.kind else {
+        return;
+    };
+    let v = r.view.load_full();
+    if v.evaluated_at.is_none() || !(r.healthy)() {
+        return;
+    }
+    let now = clock::now();
+    let settings = &d.settings;
+    let mut body = vec![receivers::alertmanager::watchdog(r.started, now, r.every)];
+    for a in v.active.iter() {
+        if a.state != wapulse_core::Phase::Firing {
+            continue;
+        }
+        let n = a.as_notified();
+        if (a.silenced || a.folded) && !told.contains(&told_key(&n)) {
+            continue;
+        }
+        let routed = super::routing::routes_for(settings, &n)
+            .iter()
+            .any(|route| settings.receivers[route.receiver].name == spec.name);
+        if routed {
+            body.push(receivers::alertmanager::alert(&n, now, r.every, settings));
+        }
+    }
+    let outcome = receivers::alertmanager::post_all(
+        &d.client,
+        urls,
+        &serde_json::Value::Array(body),
+        spec.timeout,
+    )
+    .await;
+    let label = match outcome {
+        Outcome::Delivered => "resent",
+        _ => "resend_failed",
+    };
+    d.metrics
+        .notifications
+        .with_label_values(&[spec.name.as_str(), "alertmanager", label])
+        .inc();
 }

@@ -22,6 +22,8 @@ pub struct OutboxRow {
     pub id: i64,
     /// The receiver's name.
     pub receiver: String,
+    /// The group it speaks for (its messages leave in order).
+    pub group_key: String,
     /// What to send (see `outbox::Payload`).
     pub body: String,
     /// Attempts made so far.
@@ -50,8 +52,8 @@ pub struct PassWrite {
     pub lives: Vec<(String, String, Option<String>)>,
     /// (receiver, group key, group JSON or `None` to forget).
     pub groups: Vec<(String, String, Option<String>)>,
-    /// (receiver, payload JSON) to send.
-    pub outbox: Vec<(String, String)>,
+    /// (receiver, group key, payload JSON) to send.
+    pub outbox: Vec<(String, String, String)>,
     /// (kind, JSON) history entries.
     pub history: Vec<(&'static str, String)>,
 }
@@ -81,9 +83,22 @@ fn millis(t: Timestamp) -> i64 {
 }
 
 impl AlertStore {
-    /// Opens the database the journal lives in (its migrations have run).
-    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+    /// Opens the database the journal lives in (its migrations have run),
+    /// under the same size cap as the journal.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(|e| failed(path, e))?;
+        if let Some(bytes) = max_bytes {
+            let page: i64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(|e| failed(path, e))?;
+            let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+            conn.pragma_update(None, "max_page_count", pages)
+                .map_err(|e| failed(path, e))?;
+        }
         let sync = match durability {
             Durability::Power => "FULL",
             Durability::Process => "NORMAL",
@@ -168,12 +183,12 @@ impl AlertStore {
             }
             let mut out = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (receiver, created_ms, body, state, next_ms)
-                     VALUES (?1, ?2, ?3, 'pending', ?2)",
+                    "INSERT INTO outbox (receiver, group_key, created_ms, body, state, next_ms)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?3)",
                 )
                 .map_err(err)?;
-            for (receiver, body) in &w.outbox {
-                out.execute(params![receiver, millis(now), body])
+            for (receiver, group, body) in &w.outbox {
+                out.execute(params![receiver, group, millis(now), body])
                     .map_err(err)?;
             }
             let mut hist = tx
@@ -187,59 +202,95 @@ impl AlertStore {
         tx.commit().map_err(err)
     }
 
+    /// The oldest pending rows of `receiver` with their due times.
+    fn pending_rows(&self, receiver: &str) -> Result<Vec<(OutboxRow, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, receiver, group_key, body, attempts, created_ms, next_ms FROM outbox
+                 WHERE receiver = ?1 AND state = 'pending'
+                 ORDER BY id LIMIT 1000",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![receiver], |r| {
+            Ok((
+                OutboxRow {
+                    id: r.get(0)?,
+                    receiver: r.get(1)?,
+                    group_key: r.get(2)?,
+                    body: r.get(3)?,
+                    attempts: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+                    created: Timestamp::from_millis(r.get(5)?),
+                },
+                r.get(6)?,
+            ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
     /// Up to `limit` pending notifications of `receiver` that are due at
-    /// `now`, oldest first, stopping at the first that is not: a receiver
-    /// gets its messages in the order they were written, so a resolve never
-    /// overtakes the firing message it ends while that one waits for a
-    /// retry.
+    /// `now`, oldest first. Within a group, messages leave in the order
+    /// written: a row waiting for its retry holds back the later rows of
+    /// its group (a resolve never overtakes the firing message it ends),
+    /// and only those.
     pub fn due(
         &self,
         receiver: &str,
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, receiver, body, attempts, created_ms, next_ms FROM outbox
-                 WHERE state = 'pending' AND receiver = ?1
-                 ORDER BY id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(OutboxRow, i64)> = stmt
-            .query_map(params![receiver, limit as i64], |r| {
-                Ok((
-                    OutboxRow {
-                        id: r.get(0)?,
-                        receiver: r.get(1)?,
-                        body: r.get(2)?,
-                        attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
-                        created: Timestamp::from_millis(r.get(4)?),
-                    },
-                    r.get(5)?,
-                ))
-            })
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))?;
-        Ok(rows
-            .into_iter()
-            .take_while(|(_, next)| *next <= millis(now))
-            .map(|(row, _)| row)
-            .collect())
+        let mut blocked = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (row, next) in self.pending_rows(receiver)? {
+            if blocked.contains(&row.group_key) {
+                continue;
+            }
+            blocked.insert(row.group_key.clone());
+            if next > millis(now) {
+                continue;
+            }
+            out.push(row);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
-    /// When `receiver`'s oldest pending notification is due, if any.
+    /// When `receiver`'s next message can leave: the earliest due time of
+    /// the first pending row of each group.
     pub fn next_due(&self, receiver: &str) -> Result<Option<Timestamp>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT next_ms FROM outbox WHERE state = 'pending' AND receiver = ?1
-                 ORDER BY id LIMIT 1",
-                params![receiver],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|v| v.map(Timestamp::from_millis))
-            .map_err(|e| self.err(e))
+        let mut seen = std::collections::HashSet::new();
+        Ok(self
+            .pending_rows(receiver)?
+            .into_iter()
+            .filter(|(row, _)| seen.insert(row.group_key.clone()))
+            .map(|(_, next)| Timestamp::from_millis(next))
+            .min())
+    }
+
+    /// Gives up the pending notifications of receivers no longer in the
+    /// configuration (nothing would ever send them); returns how many.
+    pub fn abandon_unknown(&mut self, known: &[String], now: Timestamp) -> Result<u64, StoreError> {
+        let receivers: Vec<String> = self
+            .conn
+            .prepare("SELECT DISTINCT receiver FROM outbox WHERE state = 'pending'")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))?;
+        let mut dropped = 0;
+        for r in receivers.iter().filter(|r| !known.contains(r)) {
+            dropped += self
+                .conn
+                .execute(
+                    "UPDATE outbox SET state = 'failed', done_ms = ?2,
+                     last_error = 'the receiver is no longer in the configuration'
+                     WHERE state = 'pending' AND receiver = ?1",
+                    params![r, millis(now)],
+                )
+                .map_err(|e| self.err(e))? as u64;
+        }
+        Ok(dropped)
     }
 
     /// Marks a notification delivered.
@@ -291,8 +342,8 @@ impl AlertStore {
             .map_err(|e| self.err(e))
     }
 
-    /// Forgets delivered and failed notifications, and history, older than
-    /// `before`. Returns the rows dropped.
+    /// Forgets delivered and failed notifications, history, and silences
+    /// that ended, older than `before`. Returns the rows dropped.
     pub fn prune(&mut self, before: Timestamp) -> Result<u64, StoreError> {
         let a = self
             .conn
@@ -308,7 +359,14 @@ impl AlertStore {
                 params![millis(before)],
             )
             .map_err(|e| self.err(e))?;
-        Ok((a + b) as u64)
+        let c = self
+            .conn
+            .execute(
+                "DELETE FROM silences WHERE ends_ms < ?1",
+                params![millis(before)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((a + b + c) as u64)
     }
 
     /// History, newest first, below `before` (a sequence number).
@@ -392,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal =
             crate::store::sqlite::SqliteStore::open(dir.path(), Durability::Process, None).unwrap();
-        let store = AlertStore::open(journal.path(), Durability::Process).unwrap();
+        let store = AlertStore::open(journal.path(), Durability::Process, None).unwrap();
         (dir, store)
     }
 
@@ -405,9 +463,10 @@ mod tests {
         let (_dir, mut s) = open();
         let w = PassWrite {
             outbox: vec![
-                ("r".into(), "one".into()),
-                ("r".into(), "two".into()),
-                ("other".into(), "x".into()),
+                ("r".into(), "g1".into(), "one".into()),
+                ("r".into(), "g1".into(), "two".into()),
+                ("r".into(), "g2".into(), "three".into()),
+                ("other".into(), "g1".into(), "x".into()),
             ],
             ..PassWrite::default()
         };
@@ -415,24 +474,35 @@ mod tests {
         let due = s.due("r", t(0), 10).unwrap();
         assert_eq!(
             due.iter().map(|r| r.body.as_str()).collect::<Vec<_>>(),
-            ["one", "two"]
+            ["one", "three"],
+            "the first of each group"
         );
         s.retry(due[0].id, t(30), "HTTP 503").unwrap();
+        s.delivered(due[1].id, t(0)).unwrap();
         assert!(
             s.due("r", t(10), 10).unwrap().is_empty(),
             "two waits behind one"
         );
         assert_eq!(s.next_due("r").unwrap(), Some(t(30)));
         let again = s.due("r", t(30), 10).unwrap();
+        assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 1);
         assert_eq!(s.pending().unwrap().get("r"), Some(&2));
+        s.delivered(again[0].id, t(30)).unwrap();
+        assert_eq!(s.due("r", t(30), 10).unwrap()[0].body, "two");
+        // A receiver gone from the configuration: its rows are given up.
+        assert_eq!(s.abandon_unknown(&["r".to_owned()], t(31)).unwrap(), 1);
+        assert!(s.due("other", t(31), 10).unwrap().is_empty());
     }
 
     #[test]
     fn pruning_drops_old_settled_rows_and_history_but_never_pending_ones() {
         let (_dir, mut s) = open();
         let w = PassWrite {
-            outbox: vec![("r".into(), "a".into()), ("r".into(), "b".into())],
+            outbox: vec![
+                ("r".into(), "g".into(), "a".into()),
+                ("r".into(), "h".into(), "b".into()),
+            ],
             history: vec![("transition", "{}".into())],
             ..PassWrite::default()
         };

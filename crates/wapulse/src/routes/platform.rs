@@ -60,19 +60,26 @@ fn checks(state: &Shared) -> Vec<Check> {
         },
     ];
     let view = state.alerting.view();
+    // The evaluator passes at least every second; a view this old means it
+    // stopped, and with it every notification.
+    let fresh = view.is_fresh(clock::now(), wapulse_core::DurationMs::from_secs(30));
     out.push(Check {
         name: "alerting".into(),
-        ok: view.store_error.is_none(),
+        ok: view.store_error.is_none() && (fresh || view.evaluated_at.is_none()),
         readiness: false,
-        detail: match &view.store_error {
-            Some(e) => format!("alert state not written: {e}"),
-            None => format!("{} alerts pending or firing", view.active.len()),
+        detail: match (&view.store_error, fresh, view.evaluated_at) {
+            (Some(e), _, _) => format!("alert state not written: {e}"),
+            (None, false, Some(at)) => format!("the alert evaluator last ran at {at}"),
+            _ => format!(
+                "{} alerts firing, {} pending",
+                view.counts.firing, view.counts.pending
+            ),
         },
     });
     for (name, r) in state.alerting.receivers() {
         out.push(Check {
             name: format!("receiver:{name}"),
-            ok: r.status != "failing",
+            ok: r.status == "ok",
             readiness: false,
             detail: r
                 .reason
@@ -242,15 +249,12 @@ fn sessions_summary(state: &Shared) -> Value {
 
 fn alerting_summary(state: &Shared) -> Value {
     let view = state.alerting.view();
-    let count = |f: &dyn Fn(&crate::alerting::ActiveAlert) -> bool| {
-        view.active.iter().filter(|a| f(a)).count()
-    };
     json!({
         "evaluatedAt": view.evaluated_at.map(|t| t.to_rfc3339()),
-        "firing": count(&|a| a.state == wapulse_core::Phase::Firing),
-        "pending": count(&|a| a.state == wapulse_core::Phase::Pending),
-        "incidents": count(&|a| a.code == crate::alerting::FLEET_INCIDENT),
-        "silenced": count(&|a| a.silenced),
+        "firing": view.counts.firing,
+        "pending": view.counts.pending,
+        "incidents": view.counts.incidents,
+        "silenced": view.counts.silenced,
     })
 }
 

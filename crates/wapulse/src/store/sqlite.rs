@@ -56,8 +56,9 @@ fn migrations() -> Migrations<'static> {
              PRIMARY KEY (receiver, key)
          ) STRICT;
          CREATE TABLE outbox (
-             id INTEGER PRIMARY KEY,
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
              receiver TEXT NOT NULL,
+             group_key TEXT NOT NULL,
              created_ms INTEGER NOT NULL,
              body TEXT NOT NULL,
              state TEXT NOT NULL,
@@ -68,11 +69,12 @@ fn migrations() -> Migrations<'static> {
          ) STRICT;
          CREATE INDEX outbox_due ON outbox (receiver, state, id);
          CREATE TABLE alert_history (
-             seq INTEGER PRIMARY KEY,
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
              at_ms INTEGER NOT NULL,
              kind TEXT NOT NULL,
              body TEXT NOT NULL
          ) STRICT;
+         CREATE INDEX alert_history_at ON alert_history (at_ms);
          CREATE TABLE silences (
              id TEXT PRIMARY KEY,
              ends_ms INTEGER NOT NULL,

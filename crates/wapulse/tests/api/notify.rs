@@ -359,6 +359,7 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
         r#"
         [alerting]
         for = "0s"
+        incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
         incident_by = ["region"]
@@ -931,6 +932,7 @@ async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
         r#"
         [alerting]
         for = "0s"
+        incident_for = "0s"
         group_wait = "0s"
         [[receivers]]
         name = "hook"
@@ -1090,6 +1092,7 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
         r#"
         [alerting]
         for = "0s"
+        incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
         [[receivers]]

@@ -11,12 +11,18 @@ pub fn print(receiver: &str, message: &GroupMessage) {
     if message.repeat {
         text.push_str(" (reminder)");
     }
-    let list = |alerts| session_list(alerts, 5).replace('\n', "\n    ");
+    let list = |alerts, total| session_list(alerts, total, 5).replace('\n', "\n    ");
     if !message.firing.is_empty() {
-        text.push_str(&format!("\n    {}", list(&message.firing)));
+        text.push_str(&format!(
+            "\n    {}",
+            list(&message.firing, message.firing_total)
+        ));
     }
     if !message.resolved.is_empty() {
-        text.push_str(&format!("\n    resolved: {}", list(&message.resolved)));
+        text.push_str(&format!(
+            "\n    resolved: {}",
+            list(&message.resolved, message.resolved_total)
+        ));
     }
     println!("{text}");
 }

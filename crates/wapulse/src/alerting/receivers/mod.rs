@@ -44,15 +44,27 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Ou
         || status.is_server_error()
     {
         Outcome::Retry {
-            after: retry_after
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
+            after: retry_after.and_then(parse_retry_after),
             reason: format!("HTTP {status}: {snippet}"),
         }
     } else {
         Outcome::Permanent(format!("HTTP {status}: {snippet}"))
     }
+}
+
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110), capped at an
+/// hour; nonsense is ignored (the backoff applies).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+            let now = jiff::Timestamp::now();
+            Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(Duration::from_secs(3600)))
 }
 
 /// Sends a request and classifies the answer; network errors and timeouts
@@ -133,6 +145,10 @@ pub async fn send(
 
 /// "37 sessions" / "1 session" / "2 incidents".
 pub fn count_sessions(message: &GroupMessage) -> usize {
+    let beyond = message.firing_total.saturating_sub(message.firing.len())
+        + message
+            .resolved_total
+            .saturating_sub(message.resolved.len());
     let mut sessions: Vec<&str> = message
         .firing
         .iter()
@@ -142,7 +158,7 @@ pub fn count_sessions(message: &GroupMessage) -> usize {
         .collect();
     sessions.sort_unstable();
     sessions.dedup();
-    sessions.len()
+    sessions.len() + beyond
 }
 
 /// The one-line title of a message: "🔴 FIRING · 37 sessions ·
@@ -181,8 +197,13 @@ pub fn title(message: &GroupMessage) -> String {
     parts.join(" · ")
 }
 
-/// The sessions of a list of alerts, capped at `max` with "+N more".
-pub fn session_list(alerts: &[wapulse_core::grouping::NotifiedAlert], max: usize) -> String {
+/// The sessions of a list of alerts, capped at `max` with "+N more"
+/// (`total`: how many there are, the list may hold fewer).
+pub fn session_list(
+    alerts: &[wapulse_core::grouping::NotifiedAlert],
+    total: usize,
+    max: usize,
+) -> String {
     let mut lines: Vec<String> = alerts
         .iter()
         .take(max)
@@ -194,8 +215,9 @@ pub fn session_list(alerts: &[wapulse_core::grouping::NotifiedAlert], max: usize
             }
         })
         .collect();
-    if alerts.len() > max {
-        lines.push(format!("+{} more", alerts.len() - max));
+    let total = total.max(alerts.len());
+    if total > max.min(alerts.len()) {
+        lines.push(format!("+{} more", total - max.min(alerts.len())));
     }
     lines.join("\n")
 }
@@ -277,6 +299,8 @@ mod tests {
             status: Status::Firing,
             firing: (0..n).map(alert).collect(),
             resolved: Vec::new(),
+            firing_total: n,
+            resolved_total: 0,
             repeat: false,
         }
     }

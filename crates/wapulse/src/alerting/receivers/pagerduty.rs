@@ -71,8 +71,8 @@ pub fn render(message: &GroupMessage, routing_key: &str, settings: &AlertingSett
             "class": lead.map(|a| a.code.clone()),
             "custom_details": {
                 "firing": firing,
-                "firing_count": message.firing.len(),
-                "more": message.firing.len().saturating_sub(max),
+                "firing_count": message.firing_total,
+                "more": message.firing_total.saturating_sub(max.min(message.firing.len())),
                 "action": lead.map(|a| a.action.clone()),
             }
         }

@@ -51,13 +51,13 @@ pub fn render(message: &GroupMessage, settings: &AlertingSettings) -> Value {
     if !message.firing.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", session_list(&message.firing, max)), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", session_list(&message.firing, message.firing_total, max)), 3000)}
         }));
     }
     if !message.resolved.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", session_list(&message.resolved, max)), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", session_list(&message.resolved, message.resolved_total, max)), 3000)}
         }));
     }
     let mut context = format!("wapulse · group {}", message.group_key);

@@ -46,6 +46,8 @@ pub fn body(receiver: &str, message: &GroupMessage) -> serde_json::Value {
         "repeat": message.repeat,
         "firing": message.firing,
         "resolved": message.resolved,
+        "firingTotal": message.firing_total,
+        "resolvedTotal": message.resolved_total,
     })
 }
 
