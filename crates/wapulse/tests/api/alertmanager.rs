@@ -99,3 +99,58 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
     two.ingest(back).await;
     wait_active(&am, "LOGGED_OUT", "the resolve", |a| a.is_empty()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_is_explicit_and_a_level_change_ends_the_old_severity() {
+    let am = AlertmanagerServer::start();
+    // Resent every minute: endsAt is 4 minutes ahead, so an alert gone
+    // within seconds was resolved by wapulse, not expired by Alertmanager.
+    let app = spawn_alerting(&format!(
+        r#"
+        [thresholds]
+        reconnect_latency_warning = "1s"
+        reconnect_latency_critical = "3s"
+        [alerting]
+        for = "0s"
+        [[receivers]]
+        name = "am"
+        kind = "alertmanager"
+        url = "{}"
+        interval = "1m"
+        "#,
+        am.url()
+    ))
+    .await;
+    app.ingest(json!([
+        {"session": "s1", "type": "state", "state": "connected"},
+        {"session": "s1", "type": "state", "state": "reconnecting"},
+    ]))
+    .await;
+    // SLOW_RECONNECT: warning after 1 s, critical after 3 s.
+    let warning = wait_active(&am, "SLOW_RECONNECT", "the warning", |a| {
+        a.iter().any(|x| x["labels"]["severity"] == "warning")
+    })
+    .await;
+    assert_eq!(warning.len(), 1);
+    let critical = wait_active(&am, "SLOW_RECONNECT", "the critical, alone", |a| {
+        a.len() == 1 && a[0]["labels"]["severity"] == "critical"
+    })
+    .await;
+    assert_eq!(critical[0]["labels"]["session"], "s1");
+    let started = Instant::now();
+    // Connected, then a quick reconnect: the last reconnect is fast again.
+    app.ingest(json!([
+        {"session": "s1", "type": "state", "state": "connected"},
+        {"session": "s1", "type": "state", "state": "reconnecting"},
+        {"session": "s1", "type": "state", "state": "connected"},
+    ]))
+    .await;
+    wait_active(&am, "SLOW_RECONNECT", "the explicit resolve", |a| {
+        a.is_empty()
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "gone long before its endsAt"
+    );
+}

@@ -282,6 +282,13 @@ async fn faults_are_retried_with_the_same_id_and_a_permanent_error_stops() {
         .await;
     let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert!(got.len() >= 3, "{ids:?}");
+    // The 429 asked for 1 s: the next attempt waited at least that.
+    let limited = got.iter().position(|r| r.answered == 429).unwrap();
+    let waited = got[limited + 1].at.duration_since(got[limited].at);
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 honoured: {waited:?}"
+    );
     assert!(
         ids.iter().all(|id| *id == ids[0]),
         "every retry carries the same id: {ids:?}"
@@ -971,6 +978,18 @@ async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
             .iter()
             .all(|a| a["folded"] == true)
     );
+    app.ingest(json!([logged_out("marker")])).await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "LOGGED_OUT")
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|r| r.body["groupLabels"]["code"] != "HEARTBEAT_DEAD"),
+        "no per-session page"
+    );
 }
 
 #[tokio::test]
@@ -981,6 +1000,7 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
         [alerting]
         for = "1h"
         group_wait = "0s"
+        group_interval = "1s"
         [[receivers]]
         name = "hook"
         kind = "webhook"
@@ -1048,6 +1068,13 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
         })
         .count();
     assert_eq!(pages_for_gone, 1, "not paged again by the restart");
+    // The group came back too: the resolve goes where the firing went.
+    app.ingest(json!([connected("gone")])).await;
+    hook.wait_until("the resolve after the restart", WAIT, |r| {
+        r.iter()
+            .any(|x| x.body["status"] == "resolved" && x.body["resolved"][0]["session"] == "gone")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1074,15 +1101,15 @@ async fn a_receiver_is_sent_no_faster_than_its_rate() {
         {"session": "c", "type": "circuit_breaker", "open": true},
     ]))
     .await;
-    let started = std::time::Instant::now();
-    hook.wait_until("four messages", WAIT, |r| r.len() == 4)
+    let got = hook
+        .wait_until("four messages", WAIT, |r| r.len() == 4)
         .await;
-    // Four sends at most 4 a second take at least 3 gaps of 250 ms.
-    assert!(
-        started.elapsed() >= Duration::from_millis(700),
-        "{:?}",
-        started.elapsed()
-    );
+    // At most 4 a second: every gap is at least 250 ms (less a little for
+    // the timer's granularity).
+    for pair in got.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(240), "{gap:?}");
+    }
 }
 
 #[tokio::test]
@@ -1155,4 +1182,155 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
             .map(|r| &r.body["groupLabels"])
             .collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        group_wait = "0s"
+        group_interval = "1s"
+        group_by = ["team"]
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    app.ingest(json!([
+        {"session": "s1", "type": "labels", "labels": {"team": "pay"}},
+        logged_out("s1"),
+    ]))
+    .await;
+    let got = hook.wait_until("firing", WAIT, |r| !r.is_empty()).await;
+    assert_eq!(got[0].body["groupLabels"], json!({"team": "pay"}));
+    app.ingest(json!([
+        {"session": "s1", "type": "labels", "labels": {"team": "ops"}},
+        connected("s1"),
+    ]))
+    .await;
+    let got = hook.wait_until("resolved", WAIT, |r| r.len() >= 2).await;
+    assert_eq!(got[1].body["status"], "resolved");
+    assert_eq!(
+        got[1].body["groupLabels"],
+        json!({"team": "pay"}),
+        "the group that was told it fires"
+    );
+    assert_eq!(got[1].body["resolved"][0]["labels"], json!({"team": "pay"}));
+}
+
+#[tokio::test]
+async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        incident_for = "0s"
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
+        .await;
+    let mut down: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"session": id, "type": "state", "state": "reconnecting"}))
+        .collect();
+    down.push(json!({"session": "s00", "type": "validation", "valid": false}));
+    app.ingest(Value::Array(down)).await;
+    let got = hook
+        .wait_until("the incident", WAIT, |r| !r.is_empty())
+        .await;
+    assert_eq!(got[0].body["groupLabels"]["code"], "FLEET_INCIDENT");
+    // s00 reconnects: no longer covered, and its corruption still fires.
+    app.ingest(json!([connected("s00")])).await;
+    let got = hook
+        .wait_until("s00's own page", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
+        })
+        .await;
+    let page = got
+        .iter()
+        .find(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
+        .unwrap();
+    assert_eq!(page.body["firing"][0]["session"], "s00");
+    let incident = app.get_json("/alerts?code=FLEET_INCIDENT", 200).await;
+    assert_eq!(
+        incident["alerts"][0]["affected"], 19,
+        "the incident goes on without it"
+    );
+}
+
+#[tokio::test]
+async fn a_silenced_incident_is_said_when_its_silence_ends() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        incident_for = "0s"
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "hook"
+        kind = "webhook"
+        url = "{}"
+        "#,
+        hook.url("/")
+    ))
+    .await;
+    let (code, created) = app
+        .post_to(
+            "/v1/silences",
+            json!({
+                "matchers": [{"name": "alertname", "value": "FLEET_INCIDENT"}],
+                "endsAt": in_future(3600), "createdBy": "ops", "comment": "planned carrier work",
+            }),
+        )
+        .await;
+    assert_eq!(code, 200, "{created}");
+    let ids: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
+    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
+        .await;
+    app.ingest(Value::Array(
+        ids.iter()
+            .map(|id| json!({"session": id, "type": "state", "state": "disconnected"}))
+            .collect(),
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let a = app.get_json("/alerts?code=FLEET_INCIDENT", 200).await;
+        if a["total"] == 1 {
+            assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{a}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = created["id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/silences/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = hook
+        .wait_until("the incident", WAIT, |r| !r.is_empty())
+        .await;
+    assert_eq!(got[0].body["firing"][0]["code"], "FLEET_INCIDENT");
+    assert_eq!(got.len(), 1, "nothing was sent while silenced");
 }

@@ -44,6 +44,8 @@ pub enum Fault {
 
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// When the request arrived.
+    pub at: Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
@@ -243,6 +245,7 @@ async fn answer(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let arrived = Instant::now();
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -280,6 +283,7 @@ async fn answer(
     };
     let status = if status == 200 { ok } else { status };
     inner.received.lock().unwrap().push(Received {
+        at: arrived,
         path: uri.path().to_owned(),
         headers,
         body,

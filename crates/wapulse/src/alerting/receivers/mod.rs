@@ -325,6 +325,65 @@ mod tests {
     }
 
     #[test]
+    fn slack_markup_in_labels_and_summaries_is_escaped() {
+        let labels: BTreeMap<String, String> = [(
+            "team".to_owned(),
+            "<!channel> & <https://evil|click>".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let mut m = message(labels, 1);
+        m.firing[0].summary = "<!here>".into();
+        let body = slack::render(&m, &AlertingSettings::default());
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<!here>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"),
+            "{text}"
+        );
+        for b in body["blocks"].as_array().unwrap().iter().skip(1) {
+            let t = b.to_string();
+            assert!(!t.contains("<!here>") && !t.contains("<!channel>"), "{t}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_ignores_nonsense() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("99999999999999999999"),
+            None,
+            "not a u64: not a date either"
+        );
+        assert_eq!(
+            parse_retry_after("86400"),
+            Some(Duration::from_secs(3600)),
+            "capped"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("1e20"),
+            None,
+            "no float parsing, no overflow"
+        );
+        let past = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(past, Some(Duration::ZERO), "a date in the past: now");
+        let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let text = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&ahead)
+            .unwrap();
+        let wait = parse_retry_after(&text).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
     fn pagerduty_keys_stay_stable_and_short() {
         let m = message(BTreeMap::new(), 1);
         let body = pagerduty::render(&m, "rk", &AlertingSettings::default());

@@ -8,6 +8,15 @@ use wapulse_core::grouping::{GroupMessage, Status};
 use super::{session_list, title};
 use crate::alerting::config::AlertingSettings;
 
+/// Escapes what Slack's mrkdwn reads as markup (`&`, `<`, `>`): a label
+/// value of `<!channel>` must not ping a channel, nor `<url|x>` make a
+/// link.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
@@ -20,7 +29,9 @@ fn clip(text: &str, max: usize) -> String {
 
 /// The request body for one group message.
 pub fn render(message: &GroupMessage, settings: &AlertingSettings) -> Value {
-    let title = title(message);
+    // The header is plain_text (no markup read); everything else mrkdwn.
+    let plain_title = title(message);
+    let title = escape(&plain_title);
     let max = settings.max_listed_sessions;
     let firing = message.status == Status::Firing;
     let lead = if firing {
@@ -31,11 +42,11 @@ pub fn render(message: &GroupMessage, settings: &AlertingSettings) -> Value {
     let mut text = title.clone();
     if let Some(a) = lead {
         text.push_str(": ");
-        text.push_str(&a.summary);
+        text.push_str(&escape(&a.summary));
     }
     let mut blocks = vec![json!({
         "type": "header",
-        "text": {"type": "plain_text", "text": clip(&title, 150), "emoji": true}
+        "text": {"type": "plain_text", "text": clip(&plain_title, 150), "emoji": true}
     })];
     if let Some(a) = lead {
         blocks.push(json!({
@@ -43,24 +54,24 @@ pub fn render(message: &GroupMessage, settings: &AlertingSettings) -> Value {
             "fields": [
                 {"type": "mrkdwn", "text": clip(&format!("*Level*\n{}", a.level), 2000)},
                 {"type": "mrkdwn", "text": clip(&format!("*Since*\n{}", a.starts_at), 2000)},
-                {"type": "mrkdwn", "text": clip(&format!("*What*\n{}", a.summary), 2000)},
-                {"type": "mrkdwn", "text": clip(&format!("*Action*\n{}", if a.action.is_empty() { "-" } else { &a.action }), 2000)},
+                {"type": "mrkdwn", "text": clip(&format!("*What*\n{}", escape(&a.summary)), 2000)},
+                {"type": "mrkdwn", "text": clip(&format!("*Action*\n{}", if a.action.is_empty() { "-".to_owned() } else { escape(&a.action) }), 2000)},
             ]
         }));
     }
     if !message.firing.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", session_list(&message.firing, message.firing_total, max)), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", escape(&session_list(&message.firing, message.firing_total, max))), 3000)}
         }));
     }
     if !message.resolved.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", session_list(&message.resolved, message.resolved_total, max)), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", escape(&session_list(&message.resolved, message.resolved_total, max))), 3000)}
         }));
     }
-    let mut context = format!("wapulse · group {}", message.group_key);
+    let mut context = format!("wapulse · group {}", escape(&message.group_key));
     if message.repeat {
         context.push_str(" · reminder");
     }
