@@ -160,8 +160,9 @@ pub struct IncidentCheck {
     pub current: usize,
     /// Of those, sessions that entered it within the window.
     pub recent: usize,
-    /// The sessions in the trouble, in id order.
-    pub sessions: Vec<String>,
+    /// Changes whenever a session joins or leaves this (set, trouble):
+    /// [`IncidentTracker::sessions`] needs reading again only then.
+    pub version: u64,
 }
 
 impl IncidentCheck {
@@ -212,11 +213,23 @@ impl IncidentCheck {
     }
 }
 
+/// The sessions in one (set, trouble).
+#[derive(Clone, Debug, Default)]
+struct Troubled {
+    sessions: BTreeMap<String, Timestamp>,
+    /// How many sessions entered the trouble at each instant (for counting
+    /// the recent ones without visiting every session).
+    starts: BTreeMap<Timestamp, usize>,
+    version: u64,
+}
+
 /// Counts sessions per set and troubled sessions per (set, trouble).
 #[derive(Clone, Debug, Default)]
 pub struct IncidentTracker {
     totals: HashMap<String, usize>,
-    troubled: HashMap<(String, Trouble), BTreeMap<String, Timestamp>>,
+    troubled: HashMap<(String, Trouble), Troubled>,
+    /// Changes with every membership change anywhere.
+    version: u64,
 }
 
 impl IncidentTracker {
@@ -228,6 +241,8 @@ impl IncidentTracker {
     /// Records that `session`'s troubles went from `before` to `after`
     /// (`None`: not tracked, e.g. before its first evaluation).
     pub fn update(&mut self, session: &str, before: Option<&Troubles>, after: Option<&Troubles>) {
+        self.version += 1;
+        let version = self.version;
         if let Some(b) = before {
             if let Some(n) = self.totals.get_mut(&b.set) {
                 *n -= 1;
@@ -237,9 +252,17 @@ impl IncidentTracker {
             }
             for (kind, _) in &b.kinds {
                 let key = (b.set.clone(), *kind);
-                if let Some(map) = self.troubled.get_mut(&key) {
-                    map.remove(session);
-                    if map.is_empty() {
+                if let Some(t) = self.troubled.get_mut(&key) {
+                    if let Some(since) = t.sessions.remove(session)
+                        && let Some(n) = t.starts.get_mut(&since)
+                    {
+                        *n -= 1;
+                        if *n == 0 {
+                            t.starts.remove(&since);
+                        }
+                    }
+                    t.version = version;
+                    if t.sessions.is_empty() {
                         self.troubled.remove(&key);
                     }
                 }
@@ -248,10 +271,17 @@ impl IncidentTracker {
         if let Some(a) = after {
             *self.totals.entry(a.set.clone()).or_insert(0) += 1;
             for (kind, since) in &a.kinds {
-                self.troubled
-                    .entry((a.set.clone(), *kind))
-                    .or_default()
-                    .insert(session.to_owned(), *since);
+                let t = self.troubled.entry((a.set.clone(), *kind)).or_default();
+                if let Some(old) = t.sessions.insert(session.to_owned(), *since)
+                    && let Some(n) = t.starts.get_mut(&old)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        t.starts.remove(&old);
+                    }
+                }
+                *t.starts.entry(*since).or_insert(0) += 1;
+                t.version = version;
             }
         }
     }
@@ -261,27 +291,38 @@ impl IncidentTracker {
         self.totals.get(set).copied().unwrap_or(0)
     }
 
-    /// Every (set, trouble) with a troubled session, as it stands at `now`.
+    /// Changes with every membership change: checks made at the same
+    /// version differ only by sessions ageing out of the window.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Every (set, trouble) with a troubled session, as it stands at
+    /// `now`. Costs the number of (set, trouble) pairs and of distinct
+    /// entry instants within the window, never a copy of the sessions.
     pub fn checks(&self, now: Timestamp, rules: &IncidentRules) -> Vec<IncidentCheck> {
         let horizon = now.minus(rules.window);
         let mut out: Vec<IncidentCheck> = self
             .troubled
             .iter()
-            .map(|((set, trouble), sessions)| IncidentCheck {
+            .map(|((set, trouble), t)| IncidentCheck {
                 set: set.clone(),
                 trouble: *trouble,
                 total: self.total(set),
-                current: sessions.len(),
-                recent: sessions.values().filter(|since| **since >= horizon).count(),
-                sessions: sessions.keys().cloned().collect(),
+                current: t.sessions.len(),
+                recent: t.starts.range(horizon..).map(|(_, n)| n).sum(),
+                version: t.version,
             })
             .collect();
         out.sort_by(|a, b| a.set.cmp(&b.set).then(a.trouble.cmp(&b.trouble)));
         out
     }
 
-    /// The (set, trouble) pairs with a troubled session.
-    pub fn keys(&self) -> impl Iterator<Item = (&str, Trouble)> {
-        self.troubled.keys().map(|(s, t)| (s.as_str(), *t))
+    /// The sessions in `trouble` in `set`, in id order.
+    pub fn sessions(&self, set: &str, trouble: Trouble) -> Vec<String> {
+        self.troubled
+            .get(&(set.to_owned(), trouble))
+            .map(|t| t.sessions.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -100,10 +100,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn steady_fleet(n: usize, window: Duration) {
-    let (state, base, _dir) = start(|_| {}).await;
+/// `n` sessions named `{prefix}000000…`, connected with a heartbeat now,
+/// each judged once by the evaluator.
+async fn connected_fleet(
+    state: &wapulse::routes::Shared,
+    prefix: &str,
+    n: usize,
+) -> Vec<SessionId> {
     let ids: Vec<SessionId> = (0..n)
-        .map(|i| SessionId::parse(&format!("s{i:06}")).unwrap())
+        .map(|i| SessionId::parse(&format!("{prefix}{i:06}")).unwrap())
         .collect();
     let now = wapulse::clock::now();
     for chunk in ids.chunks(10_000) {
@@ -118,7 +123,21 @@ async fn steady_fleet(n: usize, window: Duration) {
             .collect();
         state.model.ingest(events, now).await.unwrap();
     }
-    wait_evaluated(&state, n).await;
+    wait_evaluated(state, n).await;
+    ids
+}
+
+/// Settings with the alerting of this TOML text.
+fn alerting(toml: &str) -> wapulse::alerting::config::AlertingSettings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(&path, toml).unwrap();
+    Settings::load(Some(&path), |_| None).unwrap().alerting
+}
+
+async fn steady_fleet(n: usize, window: Duration) {
+    let (state, base, _dir) = start(|_| {}).await;
+    let ids = connected_fleet(&state, "s", n).await;
 
     // /api/health at n sessions.
     let client = reqwest::Client::new();
@@ -195,11 +214,8 @@ async fn event_to_receiver(rounds: usize) {
     let toml = format!(
         "[alerting]\ngroup_wait = \"0s\"\ngroup_by = [\"session\"]\n[[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\nrate_per_second = 1000\n"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.toml");
-    std::fs::write(&path, toml).unwrap();
-    let loaded = Settings::load(Some(&path), |_| None).unwrap();
-    let (_state, base, _d) = start(move |s| s.alerting = loaded.alerting).await;
+    let loaded = alerting(&toml);
+    let (_state, base, _d) = start(move |s| s.alerting = loaded).await;
     let client = reqwest::Client::new();
     let mut times = Vec::new();
     for i in 0..rounds {
@@ -234,28 +250,9 @@ async fn event_to_receiver(rounds: usize) {
 async fn mass_failure(fleet: usize, failing: usize, over: Duration) {
     let (url, inbox) = receiver().await;
     let toml = format!("[[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\n");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.toml");
-    std::fs::write(&path, toml).unwrap();
-    let loaded = Settings::load(Some(&path), |_| None).unwrap();
-    let (state, _base, _d) = start(move |s| s.alerting = loaded.alerting).await;
-    let ids: Vec<SessionId> = (0..fleet)
-        .map(|i| SessionId::parse(&format!("m{i:06}")).unwrap())
-        .collect();
-    let now = wapulse::clock::now();
-    for chunk in ids.chunks(10_000) {
-        let events: Vec<Event> = chunk
-            .iter()
-            .flat_map(|id| {
-                [
-                    ev(id, now, st(SessionState::Connected)),
-                    ev(id, now, EventKind::Heartbeat { rtt_ms: None }),
-                ]
-            })
-            .collect();
-        state.model.ingest(events, now).await.unwrap();
-    }
-    wait_evaluated(&state, fleet).await;
+    let loaded = alerting(&toml);
+    let (state, _base, _d) = start(move |s| s.alerting = loaded).await;
+    let ids = connected_fleet(&state, "m", fleet).await;
     // `failing` sessions are logged out, evenly over `over` (default
     // timers: for 0 for LOGGED_OUT, group_wait 30 s, group_interval 5 m).
     let started = Instant::now();

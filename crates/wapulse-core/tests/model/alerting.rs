@@ -8,7 +8,7 @@ use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert, Status};
 use wapulse_core::incident::{IncidentRules, IncidentTracker, Trouble, Troubles};
 use wapulse_core::{
     AlertCode, AlertLife, DurationMs, EventKind, Level, LifeRules, Matcher, Phase, SessionState,
-    Silence, Thresholds, Transition, evaluate, next_change,
+    Silence, Thresholds, Timestamp, Transition, evaluate, next_change,
 };
 
 use crate::support::*;
@@ -573,5 +573,58 @@ proptest! {
             let codes = |x: &wapulse_core::Assessment| x.alerts.iter().map(|a| (a.code, a.level)).collect::<Vec<_>>();
             prop_assert_eq!(codes(&a), codes(&b));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Kept by difference, the tracker's counts always equal counting the
+    /// sessions' current troubles from scratch; its version moves with
+    /// every membership change.
+    #[test]
+    fn incident_counts_kept_by_difference_equal_a_recount(
+        moves in proptest::collection::vec((0usize..12, 0usize..3, 0usize..3, 0u32..600), 1..120),
+        now in 0u32..900,
+    ) {
+        let rules = IncidentRules::default();
+        let sets = ["", "region=eu-1", "region=us-1"];
+        let mut tracker = IncidentTracker::new();
+        let mut current: BTreeMap<String, Troubles> = BTreeMap::new();
+        for (session, set, kind, since) in moves {
+            let id = format!("s{session}");
+            let after = Troubles {
+                set: sets[set].to_owned(),
+                kinds: match kind {
+                    0 => vec![],
+                    1 => vec![(Trouble::NotConnected, at(f64::from(since)))],
+                    _ => vec![(Trouble::Code(AlertCode::HeartbeatDead), at(f64::from(since)))],
+                },
+            };
+            let version = tracker.version();
+            tracker.update(&id, current.get(&id), Some(&after));
+            prop_assert!(tracker.version() > version);
+            current.insert(id, after);
+        }
+        let checks = tracker.checks(at(f64::from(now)), &rules);
+        let horizon = at(f64::from(now)).minus(rules.window);
+        for c in &checks {
+            let members: Vec<(&String, Timestamp)> = current
+                .iter()
+                .filter(|(_, t)| t.set == c.set)
+                .flat_map(|(id, t)| t.kinds.iter().filter(|k| k.0 == c.trouble).map(move |k| (id, k.1)))
+                .collect();
+            prop_assert_eq!(c.current, members.len());
+            prop_assert_eq!(c.recent, members.iter().filter(|m| m.1 >= horizon).count());
+            prop_assert_eq!(c.total, current.values().filter(|t| t.set == c.set).count());
+            let listed = tracker.sessions(&c.set, c.trouble);
+            let expected: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+            prop_assert_eq!(listed, expected);
+        }
+        let troubled_pairs: std::collections::BTreeSet<(String, Trouble)> = current
+            .values()
+            .flat_map(|t| t.kinds.iter().map(move |k| (t.set.clone(), k.0)))
+            .collect();
+        prop_assert_eq!(checks.len(), troubled_pairs.len());
     }
 }

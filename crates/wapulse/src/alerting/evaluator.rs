@@ -88,6 +88,8 @@ struct IncidentEntry {
     saved: Saved,
     /// Every covered session (the saved list is capped).
     covered: Vec<String>,
+    /// The tracker's version of `covered` (read again only when it moves).
+    covered_version: u64,
 }
 
 impl IncidentEntry {
@@ -135,6 +137,8 @@ pub struct Evaluator {
     evaluated: usize,
     incidents: BTreeMap<String, IncidentEntry>,
     tracker: IncidentTracker,
+    /// The last counts, with the tracker version and instant they were made.
+    checks: Option<(u64, Timestamp, Vec<IncidentCheck>)>,
     folded: HashMap<String, Vec<Trouble>>,
     queue: BinaryHeap<Reverse<(Timestamp, SessionId)>>,
     by_level: [usize; 3],
@@ -234,6 +238,7 @@ impl Evaluator {
             evaluated: 0,
             incidents: BTreeMap::new(),
             tracker: IncidentTracker::new(),
+            checks: None,
             folded: HashMap::new(),
             queue: BinaryHeap::new(),
             by_level: [0; 3],
@@ -271,6 +276,7 @@ impl Evaluator {
                     incident_key(&set, trouble),
                     IncidentEntry {
                         covered: saved.sessions.clone(),
+                        covered_version: 0,
                         set,
                         trouble,
                         saved,
@@ -584,8 +590,24 @@ impl Evaluator {
     }
 
     fn judge_incidents(&mut self, now: Timestamp, out: &mut Vec<(NotifiedAlert, Scope)>) {
-        let rules = self.settings.incidents.clone();
-        let checks = self.tracker.checks(now, &rules);
+        // Recounted when membership changed, else at most every second
+        // (between, only sessions ageing out of the window differ, which
+        // can delay the start of an incident by that second, never cause
+        // one).
+        let version = self.tracker.version();
+        let stale = self
+            .checks
+            .as_ref()
+            .is_none_or(|(v, at, _)| *v != version || now.since(*at).as_millis() >= 1000);
+        if stale {
+            let fresh = self.tracker.checks(now, &self.settings.incidents);
+            self.checks = Some((version, now, fresh));
+        }
+        let checks = self
+            .checks
+            .as_ref()
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default();
         let mut seen = HashSet::new();
         let mut refold = false;
         let mut unfold: Vec<String> = Vec::new();
@@ -660,6 +682,7 @@ impl Evaluator {
                 trouble,
                 saved: Saved::default(),
                 covered: Vec::new(),
+                covered_version: 0,
             });
         let active = entry.saved.life.phase == Phase::Firing;
         let holds = check.is_some_and(|c| c.holds(active, incident_rules));
@@ -684,20 +707,25 @@ impl Evaluator {
             let mut labels = set_labels(&set);
             labels.insert("trouble".to_owned(), trouble.to_string());
             entry.saved.labels = labels;
-            entry.saved.sessions = c.sessions.iter().take(SAVED_SESSIONS).cloned().collect();
             entry.saved.affected = Some(c.current as u64);
-            // Compared in full: the saved list is capped, and a session
-            // beyond the cap joining must still be folded.
-            if entry.covered != c.sessions {
-                let now_covered: HashSet<&String> = c.sessions.iter().collect();
-                left = entry
-                    .covered
-                    .iter()
-                    .filter(|s| !now_covered.contains(s))
-                    .cloned()
-                    .collect();
-                entry.covered = c.sessions.clone();
-                list_changed = true;
+            // Read again only when membership moved; compared in full: the
+            // saved list is capped, and a session beyond the cap joining
+            // must still be folded.
+            if entry.covered_version != c.version {
+                entry.covered_version = c.version;
+                let sessions = self.tracker.sessions(&set, trouble);
+                if entry.covered != sessions {
+                    let now_covered: HashSet<&String> = sessions.iter().collect();
+                    left = entry
+                        .covered
+                        .iter()
+                        .filter(|s| !now_covered.contains(s))
+                        .cloned()
+                        .collect();
+                    entry.saved.sessions = sessions.iter().take(SAVED_SESSIONS).cloned().collect();
+                    entry.covered = sessions;
+                    list_changed = true;
+                }
             }
         }
         let transitions = entry
@@ -762,6 +790,7 @@ impl Evaluator {
                 .insert((String::new(), incident_code(&set, trouble)));
         } else if !folds {
             entry.covered.clear();
+            entry.covered_version = 0;
         }
         folded_before != folds || (folds && list_changed)
     }

@@ -30,6 +30,31 @@ pub async fn spawn_alerting(toml_text: &str) -> TestApp {
     .await
 }
 
+/// A stand-in webhook receiver named `hook` (unsigned) and an app sending
+/// to it, with these `[alerting]` settings.
+async fn hook_app(alerting: &str) -> (FakeReceiver, TestApp) {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        "[alerting]\n{alerting}\n[[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/")
+    ))
+    .await;
+    (hook, app)
+}
+
+/// Polls `/alerts?{query}` (bounded) until `done` holds; returns the body.
+async fn wait_alerts(app: &TestApp, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let v = app.get_json(&format!("/alerts?{query}"), 200).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "/alerts?{query}: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn logged_out(session: &str) -> Value {
     json!({"session": session, "type": "state", "state": "logged_out"})
 }
@@ -361,22 +386,15 @@ async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
 
 #[tokio::test]
 async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         for = "0s"
         incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
         incident_by = ["region"]
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     let region = |i: usize| if i < 300 { "eu-1" } else { "us-1" };
     let mut up = Vec::new();
@@ -710,15 +728,7 @@ async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named()
         {"session": "b", "type": "state", "state": "qr_required"},
     ]))
     .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    let all = loop {
-        let all = app.get_json("/alerts", 200).await;
-        if all["total"] == 2 {
-            break all;
-        }
-        assert!(std::time::Instant::now() < deadline, "{all}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let all = wait_alerts(&app, "", |v| v["total"] == 2).await;
     assert_eq!(all["alerts"][0]["code"], "LOGGED_OUT", "critical first");
     assert_eq!(all["alerts"][0]["state"], "firing");
     assert_eq!(
@@ -934,20 +944,13 @@ async fn alert_metrics_pass_promtool() {
 
 #[tokio::test]
 async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         for = "0s"
         incident_for = "0s"
         group_wait = "0s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     // 20 sessions connected 10 minutes ago and silent since: all of them
     // fire HEARTBEAT_DEAD now, together.
@@ -1021,15 +1024,7 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
 
     let loaded = alerting_from(&config);
     let app = spawn_in(data, move |s| s.alerting = loaded.alerting).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    let after = loop {
-        let after = app.get_json("/alerts", 200).await;
-        if after["evaluatedAt"].is_string() {
-            break after;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let after = wait_alerts(&app, "", |v| v["evaluatedAt"].is_string()).await;
     let keep = |v: &Value| -> Vec<(Value, Value, Value, Value)> {
         v["alerts"]
             .as_array()
@@ -1114,21 +1109,14 @@ async fn a_receiver_is_sent_no_faster_than_its_rate() {
 
 #[tokio::test]
 async fn sessions_joining_a_running_incident_are_folded_too() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         for = "0s"
         incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     let ids: Vec<String> = (0..1000)
         .map(|i| format!("a{i:04}"))
@@ -1154,18 +1142,11 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
     hook.wait_until("the incident", WAIT, |r| !r.is_empty())
         .await;
     app.ingest(fail(&ids[1000..])).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let alerts = app
-            .get_json("/alerts?session=b199&code=RECONNECT_ATTEMPTS", 200)
-            .await;
-        if alerts["total"] == 1 {
-            assert_eq!(alerts["alerts"][0]["folded"], true, "{alerts}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{alerts}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let alerts = wait_alerts(&app, "session=b199&code=RECONNECT_ATTEMPTS", |v| {
+        v["total"] == 1
+    })
+    .await;
+    assert_eq!(alerts["alerts"][0]["folded"], true, "{alerts}");
     app.ingest(json!([{"session": "marker", "type": "validation", "valid": false}]))
         .await;
     let got = hook
@@ -1186,20 +1167,13 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
 
 #[tokio::test]
 async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         group_wait = "0s"
         group_interval = "1s"
         group_by = ["team"]
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     app.ingest(json!([
         {"session": "s1", "type": "labels", "labels": {"team": "pay"}},
@@ -1225,21 +1199,14 @@ async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed()
 
 #[tokio::test]
 async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         for = "0s"
         incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
     app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
@@ -1276,20 +1243,13 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
 
 #[tokio::test]
 async fn a_silenced_incident_is_said_when_its_silence_ends() {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
+    let (hook, app) = hook_app(
         r#"
-        [alerting]
         incident_for = "0s"
         group_wait = "0s"
         group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
         "#,
-        hook.url("/")
-    ))
+    )
     .await;
     let (code, created) = app
         .post_to(
@@ -1310,16 +1270,8 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
             .collect(),
     ))
     .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let a = app.get_json("/alerts?code=FLEET_INCIDENT", 200).await;
-        if a["total"] == 1 {
-            assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{a}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let a = wait_alerts(&app, "code=FLEET_INCIDENT", |v| v["total"] == 1).await;
+    assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
     let id = created["id"].as_str().unwrap();
     let r = app
         .client
