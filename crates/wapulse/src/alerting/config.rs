@@ -202,7 +202,7 @@ impl Default for AlertingSettings {
             flap_window: DurationMs::from_hours(1),
             flap_quiet: DurationMs::from_mins(15),
             incidents: IncidentRules::default(),
-            incident_for: DurationMs::from_mins(1),
+            incident_for: DurationMs::from_secs(30),
             receivers: Vec::new(),
             routes: Vec::new(),
             max_listed_sessions: 20,
@@ -219,7 +219,6 @@ impl AlertingSettings {
     pub fn demo() -> Self {
         let mut s = Self {
             for_: DurationMs::from_secs(5),
-            incident_for: DurationMs::from_secs(30),
             ..Self::default()
         };
         s.receivers.push(ReceiverSpec {
