@@ -110,11 +110,10 @@ pub(super) async fn history(
             format!("limit {limit} is not between 1 and 1000"),
         ));
     }
-    let rows = state
-        .alerting
-        .history(limit, q.before)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let rows = state.alerting.history(limit, q.before).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read the alert history");
+        ApiError::Internal("the alert history could not be read; the server log says why".into())
+    })?;
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
