@@ -81,6 +81,20 @@ pub fn render(
     )
 }
 
+/// `{base}/api/v2/alerts`, keeping the base's path prefix and query
+/// (an Alertmanager behind a proxy at `https://h/am?x=1`).
+pub fn endpoint(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(mut url) => {
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.pop_if_empty().extend(["api", "v2", "alerts"]);
+            }
+            url.to_string()
+        }
+        Err(_) => format!("{base}/api/v2/alerts"),
+    }
+}
+
 /// Posts to every Alertmanager: delivered only when every one took it
 /// (they deduplicate, so a retry that repeats it to one that had it is
 /// harmless).
@@ -92,13 +106,7 @@ pub async fn post_all(
 ) -> Outcome {
     let mut worst = Outcome::Delivered;
     for url in urls {
-        let outcome = exchange(
-            client
-                .post(format!("{}/api/v2/alerts", url.expose()))
-                .json(body),
-            timeout,
-        )
-        .await;
+        let outcome = exchange(client.post(endpoint(url.expose())).json(body), timeout).await;
         match (&worst, outcome) {
             (_, Outcome::Delivered) => {}
             (Outcome::Permanent(_), _) => {}
@@ -106,4 +114,19 @@ pub async fn post_all(
         }
     }
     worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn the_endpoint_keeps_the_base_path_and_query() {
+        assert_eq!(endpoint("http://am:9093"), "http://am:9093/api/v2/alerts");
+        assert_eq!(endpoint("http://am:9093/"), "http://am:9093/api/v2/alerts");
+        assert_eq!(
+            endpoint("https://h/am/?token=x"),
+            "https://h/am/api/v2/alerts?token=x"
+        );
+    }
 }
