@@ -102,6 +102,11 @@ struct Entry {
     alert: NotifiedAlert,
     /// What the last message said of it (status, level, flapping).
     notified: Option<(Status, Level, bool)>,
+    /// Whether the last message left it out because it was muted: once
+    /// unmuted it must be said again (that message may even have resolved
+    /// the whole group downstream).
+    #[serde(default)]
+    omitted: bool,
 }
 
 impl Entry {
@@ -112,7 +117,7 @@ impl Entry {
         match self.notified {
             None => self.alert.status == Status::Firing && !muted,
             Some(_) if muted && self.alert.status == Status::Firing => false,
-            Some(said) => said != now,
+            Some(said) => said != now || (self.omitted && !muted),
         }
     }
 }
@@ -218,6 +223,7 @@ impl Group {
                     Entry {
                         alert,
                         notified: None,
+                        omitted: false,
                     },
                 );
                 true
@@ -299,13 +305,16 @@ impl Group {
             }
         }
         self.alerts.retain(|_, e| e.alert.status == Status::Firing);
-        for e in self.alerts.values_mut() {
-            if !muted(&e.alert) {
-                e.notified = Some((e.alert.status, e.alert.level, e.alert.flapping));
-            }
-        }
         if firing.is_empty() && resolved.is_empty() {
             return None;
+        }
+        for e in self.alerts.values_mut() {
+            if muted(&e.alert) {
+                e.omitted = true;
+            } else {
+                e.notified = Some((e.alert.status, e.alert.level, e.alert.flapping));
+                e.omitted = false;
+            }
         }
         self.last_flush = Some(now);
         firing.sort_by(|a, b| {

@@ -307,6 +307,31 @@ fn a_muted_alert_makes_no_message_joins_none_and_is_said_once_unmuted() {
 }
 
 #[test]
+fn a_group_resolved_while_its_last_alert_was_muted_says_it_again_when_unmuted() {
+    let t = timing();
+    let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
+    g.update(alert("a", "X", Status::Firing));
+    g.update(alert("b", "X", Status::Firing));
+    g.flush(at(30.0), LOUD).unwrap();
+    // b is silenced, then a resolves: downstream the group is resolved.
+    let quiet = |x: &NotifiedAlert| x.session == "b";
+    g.update(alert("a", "X", Status::Resolved));
+    let m = g.flush(at(330.0), quiet).unwrap();
+    assert_eq!(m.status, Status::Resolved);
+    assert_eq!(
+        g.next_flush(&t, quiet),
+        None,
+        "nothing to say while b is muted"
+    );
+    // The silence lifts: b fires and must be said again.
+    assert_eq!(g.next_flush(&t, LOUD), Some(at(630.0)));
+    let m = g.flush(at(630.0), LOUD).unwrap();
+    assert_eq!(m.status, Status::Firing);
+    assert_eq!(m.firing[0].session, "b");
+    assert!(!m.repeat);
+}
+
+#[test]
 fn a_message_carries_at_most_500_alerts_and_the_totals() {
     let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
     for i in 0..1200 {

@@ -319,6 +319,14 @@ impl AlertingSettings {
         if let Some(v) = raw.incident_for {
             s.incident_for = v;
         }
+        if s.incident_for >= s.incidents.window {
+            bail!(
+                "alerting.incident_for: {} must be shorter than incident_window ({}), \
+                 or sessions entering together would age out before an incident fires",
+                s.incident_for.formatted(),
+                s.incidents.window.formatted()
+            );
+        }
         if let Some(v) = raw.max_listed_sessions {
             s.max_listed_sessions = v.max(1);
         }
@@ -654,6 +662,11 @@ mod tests {
                 "[alerting]\nincident_by = [\"bad label\"]\n",
                 "alerting.incident_by",
                 "bad label",
+            ),
+            (
+                "[alerting]\nincident_for = \"10m\"\n",
+                "alerting.incident_for",
+                "incident_window",
             ),
         ];
         for (text, at, what) in cases {

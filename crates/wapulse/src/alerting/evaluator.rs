@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert, Status};
+use wapulse_core::grouping::{Group, GroupTiming, MAX_ALERTS_PER_MESSAGE, NotifiedAlert, Status};
 use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble, Troubles, set_labels};
 use wapulse_core::{
     AlertCode, AlertLife, FleetSnapshot, Level, Phase, Session, SessionId, Silence, Thresholds,
@@ -70,6 +70,11 @@ struct Saved {
     sessions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     affected: Option<u64>,
+    /// Whether an Alertmanager was sent it firing (it is then resent until
+    /// it resolves, even once folded or silenced: Alertmanager would end
+    /// it by itself otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    told: bool,
 }
 
 #[derive(Default)]
@@ -112,9 +117,6 @@ enum Scope {
     /// Groups only: a fresher text for an unchanged alert (an incident's
     /// count), which Alertmanager gets with its next resend anyway.
     Groups,
-    /// Alertmanager only: the explicit end of an alert under its old
-    /// labels (a level change changes `severity`, part of its identity).
-    Alertmanager,
 }
 
 /// Most sessions an incident keeps in its saved state.
@@ -523,11 +525,18 @@ impl Evaluator {
                     .to_string(),
                 ));
                 if let Transition::LevelChanged { from } = t {
+                    // The old level ends everywhere it was said: a route or
+                    // group by level (PagerDuty for critical only) must not
+                    // keep it firing; where both levels share a group, the
+                    // new firing that follows replaces it.
                     let mut old = notified(id.as_str(), code, saved, Status::Resolved, now);
                     old.level = *from;
                     old.ends_at = Some(now);
-                    out.push((old, Scope::Alertmanager));
+                    out.push((old, Scope::All));
                 }
+            }
+            if transitions.contains(&Transition::Resolved) {
+                saved.told = false;
             }
             if let Some(status) = notify_status(&transitions) {
                 out.push((notified(id.as_str(), code, saved, status, now), Scope::All));
@@ -674,6 +683,7 @@ impl Evaluator {
         let rules = self.settings.incident_rules();
         let incident_rules = &self.settings.incidents;
         let max_listed = self.settings.max_listed_sessions;
+        let existed = self.incidents.contains_key(&key);
         let entry = self
             .incidents
             .entry(key.clone())
@@ -684,7 +694,10 @@ impl Evaluator {
                 covered: Vec::new(),
                 covered_version: 0,
             });
-        let active = entry.saved.life.phase == Phase::Firing;
+        // Pending or firing: kept while the sessions still in trouble reach
+        // the bound (sessions entering slowly may age out of the window
+        // while `incident_for` runs; they are still in trouble).
+        let active = entry.saved.life.phase != Phase::Inactive;
         let holds = check.is_some_and(|c| c.holds(active, incident_rules));
         let before = entry.saved.clone();
         let folded_before = entry.folds();
@@ -786,8 +799,13 @@ impl Evaluator {
         }
         if !folds && !firing && entry.saved.life.is_forgettable(now, &rules) {
             self.incidents.remove(&key);
-            self.dirty_lives
-                .insert((String::new(), incident_code(&set, trouble)));
+            let row = (String::new(), incident_code(&set, trouble));
+            if existed {
+                self.dirty_lives.insert(row);
+            } else {
+                // Made and dropped in this step: nothing was ever saved.
+                self.dirty_lives.remove(&row);
+            }
         } else if !folds {
             entry.covered.clear();
             entry.covered_version = 0;
@@ -836,15 +854,13 @@ impl Evaluator {
             let receiver = &settings.receivers[r.receiver];
             match &receiver.kind {
                 ReceiverKind::Alertmanager { .. } => {
-                    let sends = match scope {
-                        Scope::Groups => false,
-                        Scope::Alertmanager => true,
-                        Scope::All => {
-                            a.status == Status::Resolved
-                                || !(self.is_folded(&a) || self.is_silenced(&a, now))
-                        }
-                    };
+                    let sends = scope == Scope::All
+                        && (a.status == Status::Resolved
+                            || !(self.is_folded(&a) || self.is_silenced(&a, now)));
                     if sends {
+                        if a.status == Status::Firing {
+                            self.mark_told(&a);
+                        }
                         self.alertmanager
                             .entry(receiver.name.clone())
                             .or_default()
@@ -852,7 +868,6 @@ impl Evaluator {
                     }
                 }
                 ReceiverKind::Deadman { .. } => {}
-                _ if scope == Scope::Alertmanager => {}
                 _ => {
                     let (key, labels) = group_of(&settings, r, &a);
                     let id = (receiver.name.clone(), key.clone());
@@ -872,12 +887,36 @@ impl Evaluator {
         }
     }
 
-    /// One outbox row per Alertmanager receiver for this pass's alerts.
+    /// Notes that an Alertmanager is told this session alert fires.
+    fn mark_told(&mut self, a: &NotifiedAlert) {
+        let (Ok(id), Some(code)) = (SessionId::parse(&a.session), parse_code(&a.code)) else {
+            return;
+        };
+        if let Some(saved) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|e| e.lives.iter_mut().find(|(c, _)| *c == code))
+            .map(|(_, s)| s)
+            && !saved.told
+        {
+            saved.told = true;
+            self.dirty_lives.insert((a.session.clone(), a.code.clone()));
+            self.active_dirty = true;
+        }
+    }
+
+    /// Outbox rows for this pass's Alertmanager alerts: at most
+    /// [`MAX_ALERTS_PER_MESSAGE`] each (the end of a large outage must not
+    /// be one request too large to be taken).
     fn queue_alertmanager(&mut self) {
         for (receiver, alerts) in std::mem::take(&mut self.alertmanager) {
-            let payload = Payload::Alerts { alerts };
-            self.outbox
-                .push((receiver, String::new(), payload.to_json()));
+            for chunk in alerts.chunks(MAX_ALERTS_PER_MESSAGE) {
+                let payload = Payload::Alerts {
+                    alerts: chunk.to_vec(),
+                };
+                self.outbox
+                    .push((receiver.clone(), String::new(), payload.to_json()));
+            }
         }
     }
 
@@ -1064,6 +1103,7 @@ impl Evaluator {
                         labels: saved.labels.clone(),
                         sessions: Vec::new(),
                         affected: None,
+                        told: saved.told,
                     });
                 }
             }
@@ -1090,6 +1130,7 @@ impl Evaluator {
                         .cloned()
                         .collect(),
                     affected: e.saved.affected,
+                    told: false,
                 };
                 a.silenced = self.is_silenced(&a.as_notified(), now);
                 out.push(a);

@@ -77,6 +77,9 @@ pub struct ActiveAlert {
     /// For an incident: how many sessions it covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affected: Option<u64>,
+    /// Whether an Alertmanager was told it fires (resent until resolved).
+    #[serde(skip)]
+    pub told: bool,
 }
 
 impl ActiveAlert {

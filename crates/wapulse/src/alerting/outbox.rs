@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use wapulse_core::Timestamp;
-use wapulse_core::grouping::{GroupMessage, NotifiedAlert, Status};
+use wapulse_core::grouping::{GroupMessage, NotifiedAlert};
 
 use super::config::{AlertingSettings, ReceiverSpec};
 use super::receivers::{self, Outcome};
@@ -80,7 +80,8 @@ async fn blocking<T: Send + 'static>(
 /// back in step; a `Retry-After` from the receiver wins (up to an hour).
 pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
     if let Some(after) = retry_after {
-        return after.min(Duration::from_secs(3600));
+        // At least a second: `Retry-After: 0` must not make a hot loop.
+        return after.clamp(Duration::from_secs(1), Duration::from_secs(3600));
     }
     let base = Duration::from_secs(1)
         .saturating_mul(1u32 << attempts.min(9))
@@ -101,22 +102,6 @@ pub struct Resend {
     pub healthy: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
-/// Alerts an Alertmanager was told fire: they are resent until resolved,
-/// even once folded or silenced (else Alertmanager would end them by
-/// itself and say "resolved" while the trouble lasts).
-type Told = std::collections::HashSet<(String, String, Vec<(String, String)>)>;
-
-fn told_key(a: &NotifiedAlert) -> (String, String, Vec<(String, String)>) {
-    (
-        a.session.clone(),
-        a.code.clone(),
-        a.labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
-}
-
 /// Sends `spec`'s notifications until shutdown: its outbox rows, and for
 /// an Alertmanager receiver the periodic resend, in one task so a resend
 /// never overtakes a resolve.
@@ -125,7 +110,6 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
     let gap = Duration::from_secs_f64(1.0 / spec.rate_per_second);
     let mut next_send = tokio::time::Instant::now();
     let mut next_resend = tokio::time::Instant::now();
-    let mut told = Told::new();
     // Sent, but the outcome not yet written (the store refused): never
     // sent again, the write retried.
     let mut unrecorded: Vec<(OutboxRow, Outcome)> = Vec::new();
@@ -148,7 +132,7 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
             && tokio::time::Instant::now() >= next_resend
         {
             next_resend = tokio::time::Instant::now() + r.every;
-            resend_firing(&spec, &d, r, &told).await;
+            resend_firing(&spec, &d, r).await;
         }
         let name = spec.name.clone();
         let now = clock::now();
@@ -172,6 +156,11 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
             let mut wait = next.map_or(Duration::from_secs(1), |t| {
                 Duration::from_millis(t.since(clock::now()).as_millis())
             });
+            if !unrecorded.is_empty() {
+                // The store refuses writes: try again in a second, not in
+                // a loop (the kept rows are still due in its eyes).
+                wait = wait.max(Duration::from_secs(1));
+            }
             if resend.is_some() {
                 wait = wait.min(next_resend.saturating_duration_since(tokio::time::Instant::now()));
             }
@@ -188,18 +177,8 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
-            let (outcome, payload) = send(&spec, &d, &row).await;
+            let outcome = send(&spec, &d, &row).await;
             count(&spec, &d, &row, &outcome);
-            if outcome == Outcome::Delivered
-                && let Some(Payload::Alerts { alerts }) = &payload
-            {
-                for a in alerts {
-                    match a.status {
-                        Status::Firing => told.insert(told_key(a)),
-                        Status::Resolved => told.remove(&told_key(a)),
-                    };
-                }
-            }
             if let Err(outcome) = record(&spec, &d, &row, outcome).await {
                 unrecorded.push((row, outcome));
             }
@@ -207,17 +186,11 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
     }
 }
 
-/// Sends one row; the outcome and the payload it carried.
-async fn send(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow) -> (Outcome, Option<Payload>) {
+/// Sends one row.
+async fn send(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow) -> Outcome {
     match serde_json::from_str::<Payload>(&row.body) {
-        Ok(payload) => (
-            receivers::send(spec, &d.client, row, &payload, &d.settings).await,
-            Some(payload),
-        ),
-        Err(e) => (
-            Outcome::Permanent(format!("unreadable outbox row: {e}")),
-            None,
-        ),
+        Ok(payload) => receivers::send(spec, &d.client, row, &payload, &d.settings).await,
+        Err(e) => Outcome::Permanent(format!("unreadable outbox row: {e}")),
     }
 }
 
@@ -265,7 +238,12 @@ async fn record(
             Outcome::Delivered => {
                 s.delivered(id, now)?;
                 let note = serde_json::json!({"receiver": receiver, "outbox": id, "outcome": "delivered", "at": now.to_rfc3339()});
-                s.note(now, "notification", &note.to_string())
+                // History is a record, not the state: its failure must not make a
+                // settled row look unrecorded.
+                if let Err(e) = s.note(now, "notification", &note.to_string()) {
+                    tracing::warn!(error = %e, "notification history not written");
+                }
+                Ok(())
             }
             Outcome::Retry { after, reason } => {
                 let next: Timestamp = now.plus(wapulse_core::DurationMs::from_millis(
@@ -276,7 +254,10 @@ async fn record(
             Outcome::Permanent(reason) => {
                 s.failed(id, now, &reason)?;
                 let note = serde_json::json!({"receiver": receiver, "outbox": id, "outcome": "failed", "reason": reason, "at": now.to_rfc3339()});
-                s.note(now, "notification", &note.to_string())
+                if let Err(e) = s.note(now, "notification", &note.to_string()) {
+                    tracing::warn!(error = %e, "notification history not written");
+                }
+                Ok(())
             }
         }
     })
@@ -292,7 +273,7 @@ async fn record(
 
 /// Sends every firing alert routed to this Alertmanager receiver (and
 /// those it was told fire), and the `Watchdog`.
-async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend, told: &Told) {
+async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend) {
     let super::config::ReceiverKind::Alertmanager { urls, .. } = &spec.kind else {
         return;
     };
@@ -308,7 +289,7 @@ async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend, told: &Tol
             continue;
         }
         let n = a.as_notified();
-        if (a.silenced || a.folded) && !told.contains(&told_key(&n)) {
+        if (a.silenced || a.folded) && !a.told {
             continue;
         }
         let routed = super::routing::routes_for(settings, &n)

@@ -1209,8 +1209,9 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
     )
     .await;
     let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
-    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
-        .await;
+    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
+    up.push(connected("marker"));
+    app.ingest(Value::Array(up)).await;
     let mut down: Vec<Value> = ids
         .iter()
         .map(|id| json!({"session": id, "type": "state", "state": "reconnecting"}))
@@ -1221,6 +1222,21 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
         .wait_until("the incident", WAIT, |r| !r.is_empty())
         .await;
     assert_eq!(got[0].body["groupLabels"]["code"], "FLEET_INCIDENT");
+    // Folded while s00 is down: a marker queued after it arrives, and the
+    // corruption has not been said.
+    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
+        .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "CIRCUIT_BREAKER_OPEN")
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|x| x.body["groupLabels"]["code"] != "SESSION_CORRUPTION"),
+        "folded while s00 is covered"
+    );
     // s00 reconnects: no longer covered, and its corruption still fires.
     app.ingest(json!([connected("s00")])).await;
     let got = hook
@@ -1262,8 +1278,9 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
         .await;
     assert_eq!(code, 200, "{created}");
     let ids: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
-    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
-        .await;
+    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
+    up.push(connected("marker"));
+    app.ingest(Value::Array(up)).await;
     app.ingest(Value::Array(
         ids.iter()
             .map(|id| json!({"session": id, "type": "state", "state": "disconnected"}))
@@ -1272,6 +1289,21 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
     .await;
     let a = wait_alerts(&app, "code=FLEET_INCIDENT", |v| v["total"] == 1).await;
     assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
+    // A marker in a group of its own, queued after the incident: once it
+    // arrives, the incident would have too, had the silence not held it.
+    app.ingest(json!([{"session": "marker", "type": "validation", "valid": false}]))
+        .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
+        })
+        .await;
+    assert!(
+        got.iter()
+            .all(|r| r.body["groupLabels"]["code"] != "FLEET_INCIDENT"),
+        "nothing of the incident while silenced"
+    );
     let id = created["id"].as_str().unwrap();
     let r = app
         .client
@@ -1280,9 +1312,157 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let got = hook
-        .wait_until("the incident", WAIT, |r| !r.is_empty())
+    hook.wait_until("the incident once unsilenced", WAIT, |r| {
+        r.iter()
+            .any(|x| x.body["groupLabels"]["code"] == "FLEET_INCIDENT")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_incident_that_never_fires_unfolds_what_it_held_back() {
+    // incident_for far away: the incident stays pending, folding; then
+    // most sessions come back, it is cancelled, and what still fires is
+    // sent one by one, once.
+    let (hook, app) = hook_app(
+        r#"
+        for = "0s"
+        incident_for = "4m"
+        group_wait = "0s"
+        group_interval = "1s"
+        "#,
+    )
+    .await;
+    let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
+    up.push(connected("marker"));
+    app.ingest(Value::Array(up)).await;
+    let down = |ids: &[String]| -> Value {
+        Value::Array(
+            ids.iter()
+                .flat_map(|id| {
+                    std::iter::repeat_n(
+                        json!({"session": id, "type": "state", "state": "reconnecting"}),
+                        3,
+                    )
+                })
+                .collect(),
+        )
+    };
+    app.ingest(down(&ids)).await;
+    let folded = wait_alerts(&app, "code=RECONNECT_ATTEMPTS", |v| v["total"] == 20).await;
+    assert!(
+        folded["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["folded"] == true),
+        "folded while the incident is pending: {folded}"
+    );
+    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
         .await;
-    assert_eq!(got[0].body["firing"][0]["code"], "FLEET_INCIDENT");
-    assert_eq!(got.len(), 1, "nothing was sent while silenced");
+    let got = hook.wait_until("the marker", WAIT, |r| !r.is_empty()).await;
+    assert_eq!(got.len(), 1, "nothing but the marker while pending");
+    // 15 come back: 5 still down is below the bound; the incident is
+    // cancelled and the 5 are paged.
+    app.ingest(Value::Array(
+        ids[5..].iter().map(|id| connected(id)).collect(),
+    ))
+    .await;
+    let got = hook
+        .wait_until("the five", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "RECONNECT_ATTEMPTS")
+        })
+        .await;
+    let page = got
+        .iter()
+        .find(|x| x.body["groupLabels"]["code"] == "RECONNECT_ATTEMPTS")
+        .unwrap();
+    let mut sessions: Vec<&str> = page.body["firing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["session"].as_str().unwrap())
+        .collect();
+    sessions.sort_unstable();
+    assert_eq!(sessions, ["s00", "s01", "s02", "s03", "s04"]);
+    assert!(
+        got.iter()
+            .all(|x| x.body["groupLabels"]["code"] != "FLEET_INCIDENT"),
+        "the incident never fired"
+    );
+}
+
+#[tokio::test]
+async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
+    // MISSED_HEARTBEATS critical (14 missed in a 5 s window), then warning
+    // (3) when the bigger gap leaves the window, then resolved. Critical
+    // goes to `oncall` only; `oncall` must hear it end when it turns
+    // warning, not keep it firing.
+    let oncall = FakeReceiver::start(Kind::Webhook(None)).await;
+    let chat = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [thresholds]
+        heartbeat_interval = "1s"
+        missed_heartbeat_window = "5s"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        group_interval = "1s"
+        [[receivers]]
+        name = "oncall"
+        kind = "webhook"
+        url = "{}"
+        [[receivers]]
+        name = "chat"
+        kind = "webhook"
+        url = "{}"
+        [[routes]]
+        receiver = "oncall"
+        match = {{ level = "critical" }}
+        continue = true
+        [[routes]]
+        receiver = "chat"
+        "#,
+        oncall.url("/"),
+        chat.url("/")
+    ))
+    .await;
+    let now = wapulse::clock::now();
+    let at = |secs: f64| {
+        now.minus(wapulse_core::DurationMs::from_millis(
+            (secs * 1000.0) as u64,
+        ))
+        .to_rfc3339()
+    };
+    app.ingest(json!([
+        {"session": "s1", "type": "state", "state": "connected", "at": at(30.0)},
+        {"session": "s1", "type": "heartbeat", "at": at(15.0)},
+        {"session": "s1", "type": "heartbeat", "at": at(4.0)},
+        {"session": "s1", "type": "heartbeat", "at": at(0.5)},
+    ]))
+    .await;
+    let got = oncall
+        .wait_until("critical at oncall", WAIT, |r| !r.is_empty())
+        .await;
+    assert_eq!(got[0].body["firing"][0]["code"], "MISSED_HEARTBEATS");
+    assert_eq!(got[0].body["firing"][0]["level"], "critical");
+    let got = oncall
+        .wait_until("its end at oncall", WAIT, |r| {
+            r.iter().any(|x| x.body["status"] == "resolved")
+        })
+        .await;
+    let end = got.iter().find(|x| x.body["status"] == "resolved").unwrap();
+    assert_eq!(end.body["resolved"][0]["level"], "critical");
+    // chat heard it all: critical, then warning, then resolved.
+    chat.wait_until("warning at chat", WAIT, |r| {
+        r.iter().any(|x| {
+            x.body["firing"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|a| a["level"] == "warning"))
+        })
+    })
+    .await;
 }
