@@ -21,7 +21,14 @@ fn bad(field: &'static str, message: String) -> ApiError {
     }
 }
 
-/// `GET /alerts?level=&code=&state=&session=&label=name:value`.
+/// Alerts one page of `/alerts` holds by default, and at most.
+const DEFAULT_PAGE: usize = 500;
+const MAX_PAGE: usize = 5000;
+
+/// `GET /alerts?level=&code=&state=&session=&label=name:value&limit=&offset=`:
+/// worst first; a page of `limit` (500) from `offset`, with `total` and
+/// `nextOffset` (the list is the evaluator's latest view, so pages taken
+/// while alerts change may overlap or skip one).
 pub(super) async fn list(
     State(state): State<Shared>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -32,6 +39,8 @@ pub(super) async fn list(
     let mut phase = None;
     let mut session = None;
     let mut labels = Vec::new();
+    let mut limit = DEFAULT_PAGE;
+    let mut offset = 0usize;
     for (key, value) in pairs {
         match key.as_str() {
             "level" => {
@@ -61,9 +70,29 @@ pub(super) async fn list(
             }
             "session" => session = Some(value),
             "label" => labels.push(label_filter(&value)?),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            "limit",
+                            format!("limit `{value}` is not between 1 and {MAX_PAGE}"),
+                        )
+                    })?
+            }
+            "offset" => {
+                offset = value.parse::<usize>().map_err(|_| {
+                    bad(
+                        "offset",
+                        format!("offset `{value}` is not a non-negative integer"),
+                    )
+                })?
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{other}` (level, code, state, session, label)"
+                    "unknown query parameter `{other}` (level, code, state, session, label, limit, offset)"
                 )));
             }
         }
@@ -82,10 +111,14 @@ pub(super) async fn list(
                 .all(|(n, v)| a.labels.get(n).is_some_and(|x| x == v))
         })
         .collect();
+    let page: Vec<_> = alerts.iter().skip(offset).take(limit).collect();
+    let next = offset + page.len();
     Ok(Json(json!({
         "evaluatedAt": view.evaluated_at.map(Timestamp::to_rfc3339),
         "total": alerts.len(),
-        "alerts": alerts,
+        "count": page.len(),
+        "nextOffset": (next < alerts.len()).then_some(next),
+        "alerts": page,
     })))
 }
 

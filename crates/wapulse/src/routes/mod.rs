@@ -303,7 +303,7 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             "/alerts",
-            "Pending and firing alerts and fleet incidents, worst first (?level=&code=&state=&session=&label=name:value)",
+            "Pending and firing alerts and fleet incidents, worst first (?level=&code=&state=&session=&label=name:value&limit=&offset=)",
             Read,
             &[OK, (400, "bad filter"), UNAUTHORIZED],
             JSON,

@@ -755,6 +755,25 @@ async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named()
         let e = app.get_json(&format!("/alerts?{query}"), 400).await;
         assert_eq!(e["field"], field, "{query}: {e}");
     }
+    // Paging: one at a time, worst first, with the next offset.
+    let first = app.get_json("/alerts?limit=1", 200).await;
+    assert_eq!(
+        (first["total"].as_u64(), first["count"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(first["alerts"][0]["code"], "LOGGED_OUT");
+    assert_eq!(first["nextOffset"], 1);
+    let second = app.get_json("/alerts?limit=1&offset=1", 200).await;
+    assert_eq!(second["alerts"][0]["code"], "QR_REQUIRED");
+    assert!(second["nextOffset"].is_null());
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=9999", "limit"),
+        ("offset=-1", "offset"),
+    ] {
+        let e = app.get_json(&format!("/alerts?{query}"), 400).await;
+        assert_eq!(e["field"], field, "{query}: {e}");
+    }
     let e = app.get_json("/alerts?colour=red", 400).await;
     assert!(e["error"].as_str().unwrap().contains("colour"), "{e}");
     let e = app.get_json("/alerts/history?limit=0", 400).await;
