@@ -119,6 +119,9 @@ enum Scope {
     Groups,
 }
 
+/// Most history entries held in memory while the store refuses writes.
+const MAX_HISTORY_HELD: usize = 100_000;
+
 /// Most sessions an incident keeps in its saved state.
 const SAVED_SESSIONS: usize = 1000;
 
@@ -910,12 +913,25 @@ impl Evaluator {
     /// be one request too large to be taken).
     fn queue_alertmanager(&mut self) {
         for (receiver, alerts) in std::mem::take(&mut self.alertmanager) {
-            for chunk in alerts.chunks(MAX_ALERTS_PER_MESSAGE) {
-                let payload = Payload::Alerts {
-                    alerts: chunk.to_vec(),
-                };
-                self.outbox
-                    .push((receiver.clone(), String::new(), payload.to_json()));
+            let urls = self
+                .settings
+                .receivers
+                .iter()
+                .find(|r| r.name == receiver)
+                .map_or(1, |r| match &r.kind {
+                    ReceiverKind::Alertmanager { urls, .. } => urls.len(),
+                    _ => 1,
+                });
+            for url in 0..urls {
+                for chunk in alerts.chunks(MAX_ALERTS_PER_MESSAGE) {
+                    let payload = Payload::Alerts {
+                        alerts: chunk.to_vec(),
+                        url: Some(url),
+                    };
+                    // One ordered group per Alertmanager.
+                    self.outbox
+                        .push((receiver.clone(), format!("am{url}"), payload.to_json()));
+                }
             }
         }
     }
@@ -1023,6 +1039,16 @@ impl Evaluator {
                 self.store_error = Some(e.to_string());
                 self.outbox = w.outbox;
                 self.history = w.history;
+                // History is a record: while the store refuses writes, keep
+                // its newest entries only (notifications are never dropped).
+                let excess = self.history.len().saturating_sub(MAX_HISTORY_HELD);
+                if excess > 0 {
+                    self.history.drain(..excess);
+                    tracing::warn!(
+                        dropped = excess,
+                        "alert history not written while the store fails; oldest entries dropped"
+                    );
+                }
             }
         }
     }

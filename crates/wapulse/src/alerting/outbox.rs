@@ -37,6 +37,10 @@ pub enum Payload {
     Alerts {
         /// The alerts.
         alerts: Vec<NotifiedAlert>,
+        /// Which of the receiver's Alertmanagers (its `url` list): one row
+        /// per Alertmanager, so one that is down holds back only its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<usize>,
     },
 }
 

@@ -154,3 +154,27 @@ async fn a_resolve_is_explicit_and_a_level_change_ends_the_old_severity() {
         "gone long before its endsAt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alertmanager_down_does_not_hold_back_the_other() {
+    let am = AlertmanagerServer::start();
+    let down = crate::cli::free_port();
+    // Resent every minute: what arrives here came through the outbox.
+    let app = spawn_alerting(&format!(
+        r#"
+        [[receivers]]
+        name = "am"
+        kind = "alertmanager"
+        url = ["http://127.0.0.1:{down}", "{}"]
+        interval = "1m"
+        "#,
+        am.url()
+    ))
+    .await;
+    app.ingest(json!([{"session": "s1", "type": "state", "state": "logged_out"}]))
+        .await;
+    wait_active(&am, "LOGGED_OUT", "the alert at the live one", |a| a.len() == 1).await;
+    app.ingest(json!([{"session": "s1", "type": "state", "state": "connected"}]))
+        .await;
+    wait_active(&am, "LOGGED_OUT", "its resolve at the live one", |a| a.is_empty()).await;
+}

@@ -132,9 +132,16 @@ pub async fn send(
             );
             exchange(request, spec.timeout).await
         }
-        (ReceiverKind::Alertmanager { urls, resend }, Payload::Alerts { alerts }) => {
+        (ReceiverKind::Alertmanager { urls, resend }, Payload::Alerts { alerts, url }) => {
             let body = alertmanager::render(alerts, crate::clock::now(), *resend, settings);
-            alertmanager::post_all(client, urls, &body, spec.timeout).await
+            match url {
+                // The URL list changed since the row was written: send to
+                // every one (they deduplicate).
+                Some(i) if *i < urls.len() => {
+                    alertmanager::post_all(client, &urls[*i..=*i], &body, spec.timeout).await
+                }
+                _ => alertmanager::post_all(client, urls, &body, spec.timeout).await,
+            }
         }
         (kind, _) => Outcome::Permanent(format!(
             "a {} receiver cannot send this notification (the configuration changed since it was queued)",
