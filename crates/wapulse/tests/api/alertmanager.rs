@@ -173,8 +173,14 @@ async fn one_alertmanager_down_does_not_hold_back_the_other() {
     .await;
     app.ingest(json!([{"session": "s1", "type": "state", "state": "logged_out"}]))
         .await;
-    wait_active(&am, "LOGGED_OUT", "the alert at the live one", |a| a.len() == 1).await;
+    wait_active(&am, "LOGGED_OUT", "the alert at the live one", |a| {
+        a.len() == 1
+    })
+    .await;
     app.ingest(json!([{"session": "s1", "type": "state", "state": "connected"}]))
         .await;
-    wait_active(&am, "LOGGED_OUT", "its resolve at the live one", |a| a.is_empty()).await;
+    wait_active(&am, "LOGGED_OUT", "its resolve at the live one", |a| {
+        a.is_empty()
+    })
+    .await;
 }
