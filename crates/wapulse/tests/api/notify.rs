@@ -1485,3 +1485,74 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_flapping_session_is_said_to_flap_once_then_pages_no_more() {
+    let (hook, app) = hook_app(
+        r#"
+        group_wait = "0s"
+        group_interval = "1s"
+        flap_threshold = 3
+        "#,
+    )
+    .await;
+    // Each step waits until the evaluator has seen it, so every bounce is
+    // its own transition.
+    for round in 0..3 {
+        app.ingest(json!([logged_out("s1")])).await;
+        wait_alerts(&app, "session=s1", |v| v["total"] == 1).await;
+        if round < 2 {
+            app.ingest(json!([connected("s1")])).await;
+            wait_alerts(&app, "session=s1", |v| v["total"] == 0).await;
+        }
+    }
+    let shown = wait_alerts(&app, "session=s1", |v| v["alerts"][0]["flapping"] == true).await;
+    assert_eq!(shown["alerts"][0]["state"], "firing");
+    hook.wait_until("the flapping message", WAIT, |r| {
+        r.iter().any(|x| x.body["firing"][0]["flapping"] == true)
+    })
+    .await;
+    // More bounces: held firing, nothing more is said about s1.
+    for _ in 0..3 {
+        app.ingest(json!([connected("s1")])).await;
+        app.ingest(json!([logged_out("s1")])).await;
+    }
+    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
+        .await;
+    let got = hook
+        .wait_until("the marker", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "CIRCUIT_BREAKER_OPEN")
+        })
+        .await;
+    let about_s1: Vec<String> = got
+        .iter()
+        .filter(|x| x.body["groupLabels"]["code"] == "LOGGED_OUT")
+        .map(|x| {
+            format!(
+                "{}{}",
+                x.body["status"].as_str().unwrap(),
+                if x.body["firing"][0]["flapping"] == true {
+                    "+flapping"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    // Bounces quicker than group_interval fold into the group's next
+    // message; what matters: flapping is said once, and after it nothing
+    // more about s1.
+    let flapping_at = about_s1
+        .iter()
+        .position(|m| m == "firing+flapping")
+        .expect("the flapping is said");
+    assert_eq!(
+        flapping_at + 1,
+        about_s1.len(),
+        "nothing after the flapping message: {about_s1:?}"
+    );
+    assert_eq!(about_s1[0], "firing", "{about_s1:?}");
+    let still = app.get_json("/alerts?session=s1", 200).await;
+    assert_eq!(still["alerts"][0]["state"], "firing", "held while flapping");
+}
