@@ -123,6 +123,16 @@ impl Direction {
     }
 }
 
+/// Whether `text` is an identifier as Prometheus names metrics and labels:
+/// `[A-Za-z_][A-Za-z0-9_]*` (metric names, label names, matcher names).
+pub fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// A platform counter or gauge name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128
 /// characters, so that it is a valid Prometheus metric name as well.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -132,12 +142,7 @@ pub struct MetricName(Box<str>);
 impl MetricName {
     /// Parses a metric name; `None` when it is not one.
     pub fn parse(text: &str) -> Option<Self> {
-        let mut chars = text.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        (first_ok && rest_ok && text.len() <= 128).then(|| Self(text.into()))
+        (is_identifier(text) && text.len() <= 128).then(|| Self(text.into()))
     }
 
     /// The name as text.

@@ -111,12 +111,7 @@ fn shortened(text: &str) -> String {
 
 /// Checks a label name: syntax, length, reserved names.
 pub fn check_name(name: &str) -> Result<(), LabelError> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !(first_ok && rest_ok && name.len() <= MAX_NAME_LEN) {
+    if !(crate::event::is_identifier(name) && name.len() <= MAX_NAME_LEN) {
         return Err(LabelError::BadName {
             name: shortened(name),
         });

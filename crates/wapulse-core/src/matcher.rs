@@ -27,15 +27,6 @@ pub enum MatcherError {
     },
 }
 
-/// Whether `name` is a label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Selects alerts by one label.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "MatcherWire")]
@@ -80,7 +71,7 @@ impl Matcher {
         is_regex: bool,
     ) -> Result<Self, MatcherError> {
         let (name, value) = (name.into(), value.into());
-        if !is_label_name(&name) {
+        if !crate::event::is_identifier(&name) {
             return Err(MatcherError::BadName(name));
         }
         let regex = if is_regex {

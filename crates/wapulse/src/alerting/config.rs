@@ -409,7 +409,7 @@ impl AlertingSettings {
 }
 
 fn label_name(at: &str, name: &str) -> Result<()> {
-    if !wapulse_core::matcher::is_label_name(name) {
+    if !wapulse_core::event::is_identifier(name) {
         bail!("{at}: `{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)");
     }
     Ok(())
