@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use wapulse_core::Timestamp;
 
+use crate::store::sqlite::{classify, tune};
 use crate::store::{Durability, StoreError};
 
 /// One notification waiting to be sent.
@@ -74,10 +75,6 @@ pub struct AlertStore {
     path: PathBuf,
 }
 
-fn failed(path: &Path, e: rusqlite::Error) -> StoreError {
-    StoreError::Failed(format!("{}: {e}", path.display()))
-}
-
 fn millis(t: Timestamp) -> i64 {
     t.as_millis()
 }
@@ -90,23 +87,9 @@ impl AlertStore {
         durability: Durability,
         max_bytes: Option<u64>,
     ) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(|e| failed(path, e))?;
-        if let Some(bytes) = max_bytes {
-            let page: i64 = conn
-                .pragma_query_value(None, "page_size", |r| r.get(0))
-                .map_err(|e| failed(path, e))?;
-            let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-            conn.pragma_update(None, "max_page_count", pages)
-                .map_err(|e| failed(path, e))?;
-        }
-        let sync = match durability {
-            Durability::Power => "FULL",
-            Durability::Process => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(|e| failed(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| failed(path, e))?;
+        let fail = |e| classify(path, e);
+        let conn = Connection::open(path).map_err(fail)?;
+        tune(&conn, durability, max_bytes).map_err(fail)?;
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -114,10 +97,7 @@ impl AlertStore {
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
-            _ => failed(&self.path, e),
-        }
+        classify(&self.path, e)
     }
 
     /// Every saved lifecycle state: (session, code, JSON).
@@ -145,10 +125,7 @@ impl AlertStore {
     /// Writes one pass: all of it or nothing.
     pub fn write(&mut self, w: &PassWrite, now: Timestamp) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |e: rusqlite::Error| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
-            _ => failed(&path, e),
-        };
+        let err = |e: rusqlite::Error| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut put = tx

@@ -107,7 +107,33 @@ pub struct SqliteStore {
     snapshot_seq: Option<u64>,
 }
 
-fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+/// Sets what every connection that writes the store needs: WAL (readers
+/// never block the writer), `synchronous` for `durability` (FULL syncs the
+/// WAL on every commit: power loss; NORMAL leaves it to the OS: a killed
+/// process), how long to wait for the other writer, and the size cap.
+pub(crate) fn tune(
+    conn: &Connection,
+    durability: Durability,
+    max_bytes: Option<u64>,
+) -> rusqlite::Result<()> {
+    let sync = match durability {
+        Durability::Power => "FULL",
+        Durability::Process => "NORMAL",
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", sync)?;
+    // The journal's writer and the alerting side share the file.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if let Some(bytes) = max_bytes {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+/// A rusqlite error as a [`StoreError`] (full, corrupt, or failed).
+pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
@@ -142,27 +168,7 @@ impl SqliteStore {
             other => other,
         };
         let mut conn = Connection::open(&path).map_err(fail)?;
-        // WAL: readers never block the writer. `synchronous` decides what a
-        // commit survives: FULL syncs the WAL on every commit (power loss),
-        // NORMAL leaves it to the OS (a killed process).
-        let sync = match durability {
-            Durability::Power => "FULL",
-            Durability::Process => "NORMAL",
-        };
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(fail)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(fail)?;
-        if let Some(bytes) = max_bytes {
-            let page: i64 = conn
-                .pragma_query_value(None, "page_size", |r| r.get(0))
-                .map_err(fail)?;
-            let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-            conn.pragma_update(None, "max_page_count", pages)
-                .map_err(fail)?;
-        }
+        tune(&conn, durability, max_bytes).map_err(fail)?;
         migrations().to_latest(&mut conn).map_err(|e| match e {
             rusqlite_migration::Error::RusqliteError { err, .. } => fail(err),
             other => StoreError::Corrupt {
