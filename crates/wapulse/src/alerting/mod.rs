@@ -181,16 +181,35 @@ pub struct ReceiverHealth {
     pub last_delivered_at: Option<Timestamp>,
 }
 
-/// Receiver health by name.
+/// Receiver health by name: written by the delivery tasks, read by
+/// `/api/health` without a lock.
 #[derive(Default)]
-pub struct ReceiverBoard(Mutex<BTreeMap<String, ReceiverHealth>>);
+pub struct ReceiverBoard(ArcSwap<BTreeMap<String, ReceiverHealth>>);
 
 impl ReceiverBoard {
-    fn with(&self, name: &str, f: impl FnOnce(&mut ReceiverHealth)) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = map.get_mut(name) {
-            f(h);
-        }
+    fn new(receivers: &[config::ReceiverSpec]) -> Self {
+        let map = receivers
+            .iter()
+            .map(|r| {
+                let health = ReceiverHealth {
+                    kind: r.kind.name(),
+                    status: "ok",
+                    ..ReceiverHealth::default()
+                };
+                (r.name.clone(), health)
+            })
+            .collect();
+        Self(ArcSwap::from_pointee(map))
+    }
+
+    fn with(&self, name: &str, f: impl Fn(&mut ReceiverHealth)) {
+        self.0.rcu(|map| {
+            let mut map = BTreeMap::clone(map);
+            if let Some(h) = map.get_mut(name) {
+                f(h);
+            }
+            map
+        });
     }
 
     /// Records a delivery.
@@ -213,9 +232,9 @@ impl ReceiverBoard {
         });
     }
 
-    /// Every receiver's health.
-    pub fn all(&self) -> BTreeMap<String, ReceiverHealth> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Every receiver's health. Lock-free.
+    pub fn all(&self) -> Arc<BTreeMap<String, ReceiverHealth>> {
+        self.0.load_full()
     }
 }
 
@@ -231,7 +250,9 @@ pub struct Alerting {
     metrics: AlertMetrics,
     stop: watch::Sender<bool>,
     notifier: Mutex<Option<JoinHandle<()>>>,
-    silences: Mutex<Vec<Silence>>,
+    silences: ArcSwap<Vec<Silence>>,
+    /// Serializes silence writes (reads take `silences` without it).
+    saving: Mutex<()>,
     started_at: Timestamp,
 }
 
@@ -268,20 +289,7 @@ impl Alerting {
             .collect();
         let view = Arc::new(ArcSwap::from_pointee(AlertsView::default()));
         let wake = Arc::new(Notify::new());
-        let board = Arc::new(ReceiverBoard::default());
-        {
-            let mut map = board.0.lock().unwrap_or_else(|p| p.into_inner());
-            for r in &settings.receivers {
-                map.insert(
-                    r.name.clone(),
-                    ReceiverHealth {
-                        kind: r.kind.name(),
-                        status: "ok",
-                        ..ReceiverHealth::default()
-                    },
-                );
-            }
-        }
+        let board = Arc::new(ReceiverBoard::new(&settings.receivers));
         let published = model.published();
         let evaluator = Evaluator::load(
             settings.clone(),
@@ -314,7 +322,8 @@ impl Alerting {
             metrics,
             stop,
             notifier: Mutex::new(None),
-            silences: Mutex::new(silences),
+            silences: ArcSwap::from_pointee(silences),
+            saving: Mutex::new(()),
             started_at: clock::now(),
         })
     }
@@ -411,7 +420,9 @@ impl Alerting {
                             .outbox_pending
                             .with_label_values(&[name.as_str()])
                             .set(n as i64);
-                        board.with(name, |h| h.pending = n);
+                        if board.all().get(name).is_some_and(|h| h.pending != n) {
+                            board.with(name, |h| h.pending = n);
+                        }
                     }
                 }
                 tokio::select! {
@@ -444,14 +455,9 @@ impl Alerting {
         self.view.load_full()
     }
 
-    /// Receiver health.
-    pub fn receivers(&self) -> BTreeMap<String, ReceiverHealth> {
+    /// Receiver health. Lock-free.
+    pub fn receivers(&self) -> Arc<BTreeMap<String, ReceiverHealth>> {
         self.board.all()
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &AlertingSettings {
-        &self.settings
     }
 
     /// History entries, newest first.
@@ -460,45 +466,28 @@ impl Alerting {
         limit: usize,
         before: Option<i64>,
     ) -> Result<Vec<store::HistoryRow>, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .history(limit, before)
-        })
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Failed(e.to_string())))
+        store::call(&self.store, move |s| s.history(limit, before)).await
     }
 
-    /// Every silence.
-    pub fn silences(&self) -> Vec<Silence> {
-        self.silences
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// Every silence. Lock-free.
+    pub fn silences(&self) -> Arc<Vec<Silence>> {
+        self.silences.load_full()
     }
 
     /// Saves a silence (new or changed) and tells the evaluator.
     pub async fn put_silence(&self, silence: Silence) -> Result<(), StoreError> {
-        let store = self.store.clone();
         let body = serde_json::to_string(&silence).expect("silences serialize");
         let (id, ends) = (silence.id.clone(), silence.ends_at);
-        tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .put_silence(&id, ends, &body)
-        })
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Failed(e.to_string())))?;
-        // Sent under the lock: two silences saved at once reach the
-        // evaluator in the order their lists were made.
-        let mut list = self.silences.lock().unwrap_or_else(|p| p.into_inner());
+        store::call(&self.store, move |s| s.put_silence(&id, ends, &body)).await?;
+        // Under the lock: two silences saved at once reach the evaluator
+        // in the order their lists were made.
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = Vec::clone(&self.silences.load());
         list.retain(|s| s.id != silence.id);
         list.push(silence);
         list.sort_by(|a, b| a.id.cmp(&b.id));
         self.send(Msg::Silences(list.clone()));
+        self.silences.store(Arc::new(list));
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use wapulse_core::grouping::{GroupMessage, NotifiedAlert};
 
 use super::config::{AlertingSettings, ReceiverSpec};
 use super::receivers::{self, Outcome};
-use super::store::{AlertStore, OutboxRow};
+use super::store::{AlertStore, OutboxRow, call};
 use super::{AlertMetrics, ReceiverBoard};
 use crate::clock;
 
@@ -67,16 +67,6 @@ pub struct Delivery {
     pub settings: Arc<AlertingSettings>,
     /// Turns true at shutdown.
     pub stop: watch::Receiver<bool>,
-}
-
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Mutex<AlertStore>>,
-    f: impl FnOnce(&mut AlertStore) -> T + Send + 'static,
-) -> T {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
-        .await
-        .expect("store calls do not panic")
 }
 
 /// How long to wait before attempt `attempts + 1`: 1 s doubling up to
@@ -140,7 +130,7 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
         }
         let name = spec.name.clone();
         let now = clock::now();
-        let rows = blocking(&d.store, move |s| s.due(&name, now, 32)).await;
+        let rows = call(&d.store, move |s| s.due(&name, now, 32)).await;
         let rows: Vec<OutboxRow> = match rows {
             Ok(rows) => rows
                 .into_iter()
@@ -153,7 +143,7 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
         };
         if rows.is_empty() {
             let name = spec.name.clone();
-            let next = blocking(&d.store, move |s| s.next_due(&name))
+            let next = call(&d.store, move |s| s.next_due(&name))
                 .await
                 .ok()
                 .flatten();
@@ -237,7 +227,7 @@ async fn record(
     let attempts = row.attempts;
     let receiver = spec.name.clone();
     let kept = outcome.clone();
-    let result = blocking(&d.store, move |s| -> Result<(), crate::store::StoreError> {
+    let result = call(&d.store, move |s| -> Result<(), crate::store::StoreError> {
         match outcome {
             Outcome::Delivered => {
                 s.delivered(id, now)?;

@@ -8,12 +8,25 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use wapulse_core::Timestamp;
 
 use crate::store::sqlite::{classify, tune};
 use crate::store::{Durability, StoreError};
+
+/// Runs `f` on the store from async code: on tokio's blocking pool,
+/// under the store's mutex (never on an async worker).
+pub async fn call<T: Send + 'static>(
+    store: &Arc<Mutex<AlertStore>>,
+    f: impl FnOnce(&mut AlertStore) -> T + Send + 'static,
+) -> T {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+        .await
+        .expect("store calls do not panic")
+}
 
 /// One notification waiting to be sent.
 #[derive(Clone, Debug)]

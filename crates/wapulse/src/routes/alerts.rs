@@ -294,7 +294,13 @@ pub(super) async fn expire(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = clock::now();
-    let Some(mut s) = state.alerting.silences().into_iter().find(|s| s.id == id) else {
+    let Some(mut s) = state
+        .alerting
+        .silences()
+        .iter()
+        .find(|s| s.id == id)
+        .cloned()
+    else {
         return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
     };
     if s.ends_at > now {

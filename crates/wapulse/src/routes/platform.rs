@@ -76,7 +76,7 @@ fn checks(state: &Shared) -> Vec<Check> {
             ),
         },
     });
-    for (name, r) in state.alerting.receivers() {
+    for (name, r) in state.alerting.receivers().iter() {
         out.push(Check {
             name: format!("receiver:{name}"),
             ok: r.status == "ok",
