@@ -187,16 +187,17 @@ impl Group {
         }
     }
 
+    /// An alert's identity in the group: its session, code and labels
+    /// (an incident has no session: its labels, set and trouble, tell it
+    /// apart; a session alert keeps the labels it fired with until it
+    /// resolves, so every update of it lands on the same entry).
     fn alert_key(a: &NotifiedAlert) -> String {
-        // An incident has no session: its labels (set, trouble) tell it apart.
         let mut key = format!("{}\u{0}{}", a.session, a.code);
-        if a.session.is_empty() {
-            for (k, v) in &a.labels {
-                key.push('\u{0}');
-                key.push_str(k);
-                key.push('=');
-                key.push_str(v);
-            }
+        for (k, v) in &a.labels {
+            key.push('\u{0}');
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
         }
         key
     }

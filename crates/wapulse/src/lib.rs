@@ -24,8 +24,8 @@
 //! **Architecture invariant:** request handlers read the published
 //! snapshot only; they never wait on a lock held by a writer, on disk, or
 //! on the network. The exceptions are ingest, which waits for its commit,
-//! and `/sessions/{id}/events`, which reads the journal off the async
-//! workers.
+//! `/v1/silences` writes, which wait for theirs, and `/sessions/{id}/events`
+//! and `/alerts/history`, which read the store off the async workers.
 #![forbid(unsafe_code)]
 
 pub mod alerting;

@@ -190,16 +190,18 @@ fn parse_trouble(text: &str) -> Option<Trouble> {
 }
 
 /// A session alert as notifications show it.
+/// An alert (of a session, or a fleet incident with `session` empty) as
+/// notifications show it.
 fn notified(
     session: &str,
-    code: AlertCode,
+    code: &str,
     saved: &Saved,
     status: Status,
     now: Timestamp,
 ) -> NotifiedAlert {
     NotifiedAlert {
         session: session.to_owned(),
-        code: code.as_str().to_owned(),
+        code: code.to_owned(),
         level: saved.life.level,
         status,
         starts_at: saved.life.fired_at.unwrap_or(now),
@@ -210,8 +212,8 @@ fn notified(
         action: saved.action.clone(),
         flapping: saved.life.flapping,
         labels: saved.labels.clone(),
-        sessions: Vec::new(),
-        affected: None,
+        sessions: saved.sessions.clone(),
+        affected: saved.affected,
     }
 }
 
@@ -532,7 +534,8 @@ impl Evaluator {
                     // group by level (PagerDuty for critical only) must not
                     // keep it firing; where both levels share a group, the
                     // new firing that follows replaces it.
-                    let mut old = notified(id.as_str(), code, saved, Status::Resolved, now);
+                    let mut old =
+                        notified(id.as_str(), code.as_str(), saved, Status::Resolved, now);
                     old.level = *from;
                     old.ends_at = Some(now);
                     out.push((old, Scope::All));
@@ -542,7 +545,10 @@ impl Evaluator {
                 saved.told = false;
             }
             if let Some(status) = notify_status(&transitions) {
-                out.push((notified(id.as_str(), code, saved, status, now), Scope::All));
+                out.push((
+                    notified(id.as_str(), code.as_str(), saved, status, now),
+                    Scope::All,
+                ));
             }
             if let Some(d) = saved.life.deadline(&rules) {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
@@ -661,7 +667,7 @@ impl Evaluator {
             };
             for (code, saved) in &e.lives {
                 if saved.life.phase == Phase::Firing {
-                    let a = notified(&s, *code, saved, Status::Firing, now);
+                    let a = notified(&s, code.as_str(), saved, Status::Firing, now);
                     if !self.is_folded(&a) {
                         out.push((a, Scope::All));
                     }
@@ -770,24 +776,9 @@ impl Evaluator {
             ));
         }
         let incident = |status: Status, entry: &IncidentEntry| {
-            let mut sessions = entry.saved.sessions.clone();
-            sessions.truncate(max_listed);
-            NotifiedAlert {
-                session: String::new(),
-                code: FLEET_INCIDENT.to_owned(),
-                level: Level::Critical,
-                status,
-                starts_at: entry.saved.life.fired_at.unwrap_or(now),
-                ends_at: (status == Status::Resolved)
-                    .then_some(entry.saved.life.resolved_at)
-                    .flatten(),
-                summary: entry.saved.summary.clone(),
-                action: entry.saved.action.clone(),
-                flapping: entry.saved.life.flapping,
-                labels: entry.saved.labels.clone(),
-                sessions,
-                affected: entry.saved.affected,
-            }
+            let mut a = notified("", FLEET_INCIDENT, &entry.saved, status, now);
+            a.sessions.truncate(max_listed);
+            a
         };
         if let Some(status) = notify_status(&transitions) {
             out.push((incident(status, entry), Scope::All));
@@ -1111,7 +1102,7 @@ impl Evaluator {
             };
             for (code, saved) in &e.lives {
                 if matches!(saved.life.phase, Phase::Pending | Phase::Firing) {
-                    let n = notified(id.as_str(), *code, saved, Status::Firing, now);
+                    let n = notified(id.as_str(), code.as_str(), saved, Status::Firing, now);
                     out.push(ActiveAlert {
                         session: id.as_str().to_owned(),
                         code: code.as_str().to_owned(),
