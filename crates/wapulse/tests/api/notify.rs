@@ -55,6 +55,37 @@ async fn wait_alerts(app: &TestApp, query: &str, done: impl Fn(&Value) -> bool) 
     }
 }
 
+/// Posts `marker` (an event that fires `code` in a group of its own) and
+/// waits until its message arrives: the outbox sends in order, so by then
+/// everything queued before it has been sent, and what has not arrived was
+/// not sent.
+async fn after_marker(
+    hook: &FakeReceiver,
+    app: &TestApp,
+    marker: Value,
+    code: &str,
+) -> Vec<crate::receivers::Received> {
+    app.ingest(marker).await;
+    hook.wait_until("the marker", WAIT, |r| {
+        r.iter().any(|x| x.body["groupLabels"]["code"] == code)
+    })
+    .await
+}
+
+/// Each session goes `reconnecting` three times (RECONNECT_ATTEMPTS fires).
+fn reconnecting_thrice(ids: &[String]) -> Value {
+    Value::Array(
+        ids.iter()
+            .flat_map(|id| {
+                std::iter::repeat_n(
+                    json!({"session": id, "type": "state", "state": "reconnecting"}),
+                    3,
+                )
+            })
+            .collect(),
+    )
+}
+
 fn logged_out(session: &str) -> Value {
     json!({"session": session, "type": "state", "state": "logged_out"})
 }
@@ -406,15 +437,8 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
     app.ingest(Value::Array(up)).await;
     // All 300 of eu-1 fall over together, three attempts each
     // (RECONNECT_ATTEMPTS fires for every one of them).
-    let mut down = Vec::new();
-    for i in 0..300 {
-        for _ in 0..3 {
-            down.push(
-                json!({"session": format!("s{i:03}"), "type": "state", "state": "reconnecting"}),
-            );
-        }
-    }
-    app.ingest(Value::Array(down)).await;
+    let eu: Vec<String> = (0..300).map(|i| format!("s{i:03}")).collect();
+    app.ingest(reconnecting_thrice(&eu)).await;
     let got = hook
         .wait_until("the incident", WAIT, |r| !r.is_empty())
         .await;
@@ -437,16 +461,8 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
     );
     // A marker from a session the incident does not cover: once it
     // arrives, everything queued before it has been sent.
-    app.ingest(json!([
-        {"session": "s300", "type": "validation", "valid": false}
-    ]))
-    .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
-        })
-        .await;
+    let marker = json!([{"session": "s300", "type": "validation", "valid": false}]);
+    let got = after_marker(&hook, &app, marker, "SESSION_CORRUPTION").await;
     let codes = |got: &[crate::receivers::Received]| -> Vec<String> {
         got.iter()
             .map(|r| {
@@ -1000,13 +1016,7 @@ async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
             .iter()
             .all(|a| a["folded"] == true)
     );
-    app.ingest(json!([logged_out("marker")])).await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "LOGGED_OUT")
-        })
-        .await;
+    let got = after_marker(&hook, &app, json!([logged_out("marker")]), "LOGGED_OUT").await;
     assert!(
         got.iter()
             .all(|r| r.body["groupLabels"]["code"] != "HEARTBEAT_DEAD"),
@@ -1062,14 +1072,8 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
     assert_eq!(keep(&after), keep(&before), "same states, same instants");
     // A marker in a group of its own: once it arrives, anything the
     // restart queued has gone out.
-    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
-        .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["firing"].to_string().contains("marker"))
-        })
-        .await;
+    let marker = json!([{"session": "marker", "type": "circuit_breaker", "open": true}]);
+    let got = after_marker(&hook, &app, marker, "CIRCUIT_BREAKER_OPEN").await;
     let pages_for_gone = got
         .iter()
         .filter(|r| {
@@ -1143,37 +1147,24 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
         .collect();
     app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
         .await;
-    let fail = |ids: &[String]| -> Value {
-        Value::Array(
-            ids.iter()
-                .flat_map(|id| {
-                    std::iter::repeat_n(
-                        json!({"session": id, "type": "state", "state": "reconnecting"}),
-                        3,
-                    )
-                })
-                .collect(),
-        )
-    };
     // The first thousand make the incident; the next two hundred join it
     // (beyond the thousand sessions an incident keeps in its saved state).
-    app.ingest(fail(&ids[..1000])).await;
+    app.ingest(reconnecting_thrice(&ids[..1000])).await;
     hook.wait_until("the incident", WAIT, |r| !r.is_empty())
         .await;
-    app.ingest(fail(&ids[1000..])).await;
+    app.ingest(reconnecting_thrice(&ids[1000..])).await;
     let alerts = wait_alerts(&app, "session=b199&code=RECONNECT_ATTEMPTS", |v| {
         v["total"] == 1
     })
     .await;
     assert_eq!(alerts["alerts"][0]["folded"], true, "{alerts}");
-    app.ingest(json!([{"session": "marker", "type": "validation", "valid": false}]))
-        .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
-        })
-        .await;
+    let got = after_marker(
+        &hook,
+        &app,
+        json!([{"session": "marker", "type": "validation", "valid": false}]),
+        "SESSION_CORRUPTION",
+    )
+    .await;
     assert!(
         got.iter()
             .all(|r| r.body["groupLabels"]["code"] != "RECONNECT_ATTEMPTS"),
@@ -1243,14 +1234,13 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
     assert_eq!(got[0].body["groupLabels"]["code"], "FLEET_INCIDENT");
     // Folded while s00 is down: a marker queued after it arrives, and the
     // corruption has not been said.
-    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
-        .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "CIRCUIT_BREAKER_OPEN")
-        })
-        .await;
+    let got = after_marker(
+        &hook,
+        &app,
+        json!([{"session": "marker", "type": "circuit_breaker", "open": true}]),
+        "CIRCUIT_BREAKER_OPEN",
+    )
+    .await;
     assert!(
         got.iter()
             .all(|x| x.body["groupLabels"]["code"] != "SESSION_CORRUPTION"),
@@ -1310,14 +1300,13 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
     assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
     // A marker in a group of its own, queued after the incident: once it
     // arrives, the incident would have too, had the silence not held it.
-    app.ingest(json!([{"session": "marker", "type": "validation", "valid": false}]))
-        .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
-        })
-        .await;
+    let got = after_marker(
+        &hook,
+        &app,
+        json!([{"session": "marker", "type": "validation", "valid": false}]),
+        "SESSION_CORRUPTION",
+    )
+    .await;
     assert!(
         got.iter()
             .all(|r| r.body["groupLabels"]["code"] != "FLEET_INCIDENT"),
@@ -1356,19 +1345,7 @@ async fn an_incident_that_never_fires_unfolds_what_it_held_back() {
     let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
     up.push(connected("marker"));
     app.ingest(Value::Array(up)).await;
-    let down = |ids: &[String]| -> Value {
-        Value::Array(
-            ids.iter()
-                .flat_map(|id| {
-                    std::iter::repeat_n(
-                        json!({"session": id, "type": "state", "state": "reconnecting"}),
-                        3,
-                    )
-                })
-                .collect(),
-        )
-    };
-    app.ingest(down(&ids)).await;
+    app.ingest(reconnecting_thrice(&ids)).await;
     let folded = wait_alerts(&app, "code=RECONNECT_ATTEMPTS", |v| v["total"] == 20).await;
     assert!(
         folded["alerts"]
@@ -1517,14 +1494,13 @@ async fn a_flapping_session_is_said_to_flap_once_then_pages_no_more() {
         app.ingest(json!([connected("s1")])).await;
         app.ingest(json!([logged_out("s1")])).await;
     }
-    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
-        .await;
-    let got = hook
-        .wait_until("the marker", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "CIRCUIT_BREAKER_OPEN")
-        })
-        .await;
+    let got = after_marker(
+        &hook,
+        &app,
+        json!([{"session": "marker", "type": "circuit_breaker", "open": true}]),
+        "CIRCUIT_BREAKER_OPEN",
+    )
+    .await;
     let about_s1: Vec<String> = got
         .iter()
         .filter(|x| x.body["groupLabels"]["code"] == "LOGGED_OUT")
