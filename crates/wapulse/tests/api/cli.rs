@@ -184,6 +184,20 @@ fn config_check_validates_a_file() {
 }
 
 /// Runs `wapulse config check` on a config file with this text.
+/// `wapulse store export` of a data directory: its journal as NDJSON.
+pub fn export_journal(data: &std::path::Path) -> String {
+    let export = wapulse(&["store", "export"])
+        .env("WAPULSE_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    String::from_utf8(export.stdout).unwrap()
+}
+
 pub fn config_check(toml_text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wapulse.toml");

@@ -146,6 +146,16 @@ impl TestApp {
         self.get(path).await.json().await.expect("JSON body")
     }
 
+    /// `wapulse_events_applied_total` from `/metrics`.
+    pub async fn events_applied(&self) -> u64 {
+        let (_, text) = self.get_text("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("wapulse_events_applied_total "))
+            .expect("events counter")
+            .parse()
+            .unwrap()
+    }
+
     /// Posts events that must be accepted.
     pub async fn ingest(&self, body: Value) {
         let (code, answer) = self.post_events(body).await;

@@ -5,15 +5,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn events_applied(app: &TestApp) -> u64 {
-    let (_, text) = app.get_text("/metrics").await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("wapulse_events_applied_total "))
-        .expect("events counter")
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn json_array_single_object_and_ndjson_are_accepted() {
     let app = spawn_app().await;
@@ -84,7 +75,7 @@ async fn bad_input_is_rejected_whole_with_index_and_field() {
     let app = spawn_app().await;
     app.ingest(json!([{"type": "state", "state": "connected"}]))
         .await;
-    let before_events = events_applied(&app).await;
+    let before_events = app.events_applied().await;
     let before = app.get_json("/session/observe", 200).await;
     let good = json!({"type": "state", "state": "reconnecting"});
     let cases: Vec<(Value, usize, &str, &str)> = vec![
@@ -152,7 +143,7 @@ async fn bad_input_is_rejected_whole_with_index_and_field() {
     assert_eq!(r.status(), 415);
 
     // Nothing of any rejected batch was applied.
-    assert_eq!(events_applied(&app).await, before_events);
+    assert_eq!(app.events_applied().await, before_events);
     let after = app.get_json("/session/observe", 200).await;
     assert_eq!(after["reconnect"], before["reconnect"]);
     assert_eq!(after["session"]["state"], "connected");
@@ -180,5 +171,5 @@ async fn oversized_body_and_batch_get_413() {
         e["error"].as_str().unwrap().contains("max_batch_events"),
         "{e}"
     );
-    assert_eq!(events_applied(&app).await, 0);
+    assert_eq!(app.events_applied().await, 0);
 }

@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::wapulse;
 use crate::helpers::*;
 use crate::metrics::promtool_check;
 
@@ -19,15 +18,6 @@ fn ids(list: &Value) -> Vec<&str> {
         .iter()
         .map(|s| s["id"].as_str().unwrap())
         .collect()
-}
-
-async fn events_applied(app: &TestApp) -> u64 {
-    let (_, text) = app.get_text("/metrics").await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("wapulse_events_applied_total "))
-        .expect("events counter")
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -160,7 +150,7 @@ async fn bad_labels_are_refused_naming_the_key_and_nothing_is_applied() {
         (0..15).map(|i| (format!("k{i:02}"), json!("v"))).collect();
     app.ingest(json!([{"session": "full", "type": "labels", "labels": fifteen}]))
         .await;
-    let before_events = events_applied(&app).await;
+    let before_events = app.events_applied().await;
     let before_full = app.get_json("/sessions/full/observe", 200).await;
     let seventeen: serde_json::Map<String, Value> =
         (0..17).map(|i| (format!("n{i:02}"), json!("v"))).collect();
@@ -248,7 +238,7 @@ async fn bad_labels_are_refused_naming_the_key_and_nothing_is_applied() {
     assert!(e["error"].as_str().unwrap().contains("labels.code"), "{e}");
 
     // Nothing of any refused batch was applied.
-    assert_eq!(events_applied(&app).await, before_events);
+    assert_eq!(app.events_applied().await, before_events);
     app.get_json("/sessions/fresh/observe", 404).await;
     let after_full = app.get_json("/sessions/full/observe", 200).await;
     assert_eq!(labels_of(&after_full), labels_of(&before_full));
@@ -354,12 +344,7 @@ async fn labels_survive_a_restart_from_the_snapshot_and_from_the_journal() {
     // And the exported journal re-posts (null removals included) into an
     // identical model.
     let data = app.stop().await;
-    let export = wapulse(&["store", "export"])
-        .env("WAPULSE_DATA_DIR", data.path())
-        .output()
-        .unwrap();
-    assert!(export.status.success());
-    let ndjson = String::from_utf8(export.stdout).unwrap();
+    let ndjson = crate::cli::export_journal(data.path());
     assert!(ndjson.contains(r#""old":null"#), "{ndjson}");
     let fresh = spawn_app().await;
     let r = fresh.post_raw("application/x-ndjson", ndjson).await;

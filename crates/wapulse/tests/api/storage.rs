@@ -349,12 +349,7 @@ async fn export_replays_into_an_identical_model() {
         text.contains("journal: 15 events") && text.trim_end().ends_with("ok"),
         "{text}"
     );
-    let export = wapulse(&["store", "export"])
-        .env("WAPULSE_DATA_DIR", data.path())
-        .output()
-        .unwrap();
-    assert!(export.status.success());
-    let ndjson = String::from_utf8(export.stdout).unwrap();
+    let ndjson = crate::cli::export_journal(data.path());
     assert_eq!(ndjson.lines().count(), 15);
     let fresh = spawn_with(|s| s.metrics_token = secret("t")).await;
     let r = fresh.post_raw("application/x-ndjson", ndjson).await;
