@@ -138,8 +138,6 @@ pub struct Evaluator {
     /// Sessions with a lifecycle state (pending, firing, or remembered for
     /// flapping): what `/alerts` lists.
     with_lives: HashSet<SessionId>,
-    /// Sessions judged (the rollup's total).
-    evaluated: usize,
     incidents: BTreeMap<String, IncidentEntry>,
     tracker: IncidentTracker,
     /// The last counts, with the tracker version and instant they were made.
@@ -166,8 +164,9 @@ fn incident_key(set: &str, trouble: Trouble) -> String {
     format!("{set}|{trouble}")
 }
 
+/// The `code` column of an incident's saved state (its `session` is empty).
 fn incident_code(set: &str, trouble: Trouble) -> String {
-    format!("FLEET_INCIDENT|{set}|{trouble}")
+    format!("{FLEET_INCIDENT}|{}", incident_key(set, trouble))
 }
 
 fn session_labels(s: &Session) -> BTreeMap<String, String> {
@@ -242,7 +241,6 @@ impl Evaluator {
             wake,
             sessions: HashMap::new(),
             with_lives: HashSet::new(),
-            evaluated: 0,
             incidents: BTreeMap::new(),
             tracker: IncidentTracker::new(),
             checks: None,
@@ -483,7 +481,6 @@ impl Evaluator {
         if entry.evaluated {
             self.by_level[entry.level as usize] -= 1;
             self.alerts -= entry.alerts;
-            self.evaluated -= 1;
         }
         let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
         let mut lives = std::mem::take(&mut entry.lives);
@@ -581,7 +578,6 @@ impl Evaluator {
         };
         let verdict = verdict.unwrap_or_default();
         entry.evaluated = true;
-        self.evaluated += 1;
         entry.level = verdict.level;
         entry.alerts = verdict.alerts.len();
         self.by_level[entry.level as usize] += 1;
@@ -1085,7 +1081,6 @@ impl Evaluator {
         }
         self.view.store(Arc::new(AlertsView {
             evaluated_at: Some(now),
-            sessions: self.evaluated,
             by_level: self.by_level,
             alerts: self.alerts,
             counts,

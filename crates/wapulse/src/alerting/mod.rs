@@ -107,8 +107,6 @@ impl ActiveAlert {
 pub struct AlertsView {
     /// When the last pass ran (`None` before the first).
     pub evaluated_at: Option<Timestamp>,
-    /// Sessions judged.
-    pub sessions: usize,
     /// Sessions per level (`ok`, `warning`, `critical`) as last judged.
     pub by_level: [usize; 3],
     /// Conditions holding over all sessions.
@@ -135,6 +133,11 @@ pub struct AlertCounts {
 }
 
 impl AlertsView {
+    /// Sessions judged (each counted at its level).
+    pub fn sessions(&self) -> usize {
+        self.by_level.iter().sum()
+    }
+
     /// Whether the evaluator passed within `within` of `now` (it passes at
     /// least every second while it runs).
     pub fn is_fresh(&self, now: Timestamp, within: wapulse_core::DurationMs) -> bool {
