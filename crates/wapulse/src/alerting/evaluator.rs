@@ -477,7 +477,8 @@ impl Evaluator {
         let mut entry = self.sessions.remove(id).unwrap_or_default();
         let session = snap.get(id.as_str());
         let verdict = session.map(|s| evaluate(s, &self.thresholds, now));
-        let labels = session.map(|s| session_labels(s)).unwrap_or_default();
+        // Built once, and only for a session with an alert to label.
+        let mut labels: Option<BTreeMap<String, String>> = None;
         if entry.evaluated {
             self.by_level[entry.level as usize] -= 1;
             self.alerts -= entry.alerts;
@@ -506,7 +507,9 @@ impl Evaluator {
             }
             if saved.life.phase != Phase::Firing {
                 // Frozen once it fires: its resolve must find its group.
-                saved.labels = labels.clone();
+                saved.labels = labels
+                    .get_or_insert_with(|| session.map(|s| session_labels(s)).unwrap_or_default())
+                    .clone();
             }
             let transitions = saved.life.step(alert.map(|a| a.level), now, &rules);
             if (&saved.life, &saved.labels) != (&before.0, &before.1) {
@@ -1042,15 +1045,30 @@ impl Evaluator {
 
     fn publish(&mut self, now: Timestamp) {
         let previous = self.view.load_full();
-        let active = if self.active_dirty {
+        // Counted (and the firing gauges set) only when the list changed;
+        // most passes reuse the previous list and its counts.
+        let (active, counts) = if self.active_dirty || previous.evaluated_at.is_none() {
             self.active_dirty = false;
-            Arc::new(self.active(now))
+            let active = Arc::new(self.active(now));
+            (active.clone(), self.count(&active))
         } else {
-            previous.active.clone()
+            (previous.active.clone(), previous.counts)
         };
+        self.view.store(Arc::new(AlertsView {
+            evaluated_at: Some(now),
+            by_level: self.by_level,
+            alerts: self.alerts,
+            counts,
+            active,
+            store_error: self.store_error.clone(),
+        }));
+    }
+
+    /// Counts the active list and sets `wa_alerts_firing` from it.
+    fn count(&mut self, active: &[ActiveAlert]) -> super::AlertCounts {
         let mut firing: HashMap<(String, Level), i64> = HashMap::new();
         let mut counts = super::AlertCounts::default();
-        for a in active.iter() {
+        for a in active {
             match a.state {
                 Phase::Firing => {
                     counts.firing += 1;
@@ -1062,31 +1080,22 @@ impl Evaluator {
             counts.incidents += usize::from(a.code == FLEET_INCIDENT);
             counts.silenced += usize::from(a.silenced);
         }
-        if !Arc::ptr_eq(&active, &previous.active) || previous.evaluated_at.is_none() {
-            for key in self.firing_series.iter() {
-                if !firing.contains_key(key) {
-                    self.metrics
-                        .alerts_firing
-                        .with_label_values(&[key.0.as_str(), key.1.as_str()])
-                        .set(0);
-                }
-            }
-            for ((code, level), n) in &firing {
+        for key in self.firing_series.iter() {
+            if !firing.contains_key(key) {
                 self.metrics
                     .alerts_firing
-                    .with_label_values(&[code.as_str(), level.as_str()])
-                    .set(*n);
+                    .with_label_values(&[key.0.as_str(), key.1.as_str()])
+                    .set(0);
             }
-            self.firing_series.extend(firing.into_keys());
         }
-        self.view.store(Arc::new(AlertsView {
-            evaluated_at: Some(now),
-            by_level: self.by_level,
-            alerts: self.alerts,
-            counts,
-            active,
-            store_error: self.store_error.clone(),
-        }));
+        for ((code, level), n) in &firing {
+            self.metrics
+                .alerts_firing
+                .with_label_values(&[code.as_str(), level.as_str()])
+                .set(*n);
+        }
+        self.firing_series.extend(firing.into_keys());
+        counts
     }
 
     fn active(&self, now: Timestamp) -> Vec<ActiveAlert> {
