@@ -409,10 +409,46 @@ async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
         !error.contains(&port.to_string()),
         "errors carry no URL: {error}"
     );
+    let health = app.get_json("/api/health", 200).await;
+    assert_eq!(
+        health["receivers"]["later"]["status"], "retrying",
+        "{health}"
+    );
+    assert_eq!(health["status"], "degraded");
     let hook = FakeReceiver::start_on(port, Kind::Webhook(None)).await;
     hook.wait_until("delivery once the receiver listens", WAIT, |r| r.len() == 1)
         .await;
     wait_outbox(&app, "delivered", |rows| rows[0].1 == "delivered").await;
+    let health = app.get_json("/api/health", 200).await;
+    assert_eq!(health["receivers"]["later"]["status"], "ok", "{health}");
+}
+
+#[tokio::test]
+async fn what_is_owed_to_a_receiver_removed_from_the_config_is_given_up_at_start() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    hook.answer_with(Fault::Status(503));
+    let config = format!(
+        "[alerting]\ngroup_wait = \"0s\"\n[[receivers]]\nname = \"gone\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/")
+    );
+    let app = spawn_alerting(&config).await;
+    app.ingest(json!([logged_out("s1")])).await;
+    wait_outbox(&app, "a refused attempt", |rows| {
+        rows.first().is_some_and(|r| r.2 >= 1)
+    })
+    .await;
+    let data = app.stop().await;
+    // Restarted without that receiver: its row is given up, with the reason.
+    let app = spawn_in(data, |_| {}).await;
+    let rows = wait_outbox(&app, "given up", |rows| rows[0].1 == "failed").await;
+    assert!(
+        rows[0]
+            .3
+            .as_deref()
+            .unwrap()
+            .contains("no longer in the configuration"),
+        "{rows:?}"
+    );
 }
 
 #[tokio::test]
