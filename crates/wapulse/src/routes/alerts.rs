@@ -13,14 +13,6 @@ use super::session::label_filter;
 use super::{ApiError, Shared};
 use crate::clock;
 
-fn bad(field: &'static str, message: String) -> ApiError {
-    ApiError::BadRequest {
-        message,
-        index: None,
-        field: Some(field),
-    }
-}
-
 /// Alerts one page of `/alerts` holds by default, and at most.
 const DEFAULT_PAGE: usize = 500;
 const MAX_PAGE: usize = 5000;
@@ -48,7 +40,7 @@ pub(super) async fn list(
                     Level::parse(&value)
                         .filter(|l| *l != Level::Ok)
                         .ok_or_else(|| {
-                            bad(
+                            ApiError::invalid(
                                 "level",
                                 format!("level `{value}` is not warning or critical"),
                             )
@@ -61,7 +53,7 @@ pub(super) async fn list(
                     "pending" => Phase::Pending,
                     "firing" => Phase::Firing,
                     _ => {
-                        return Err(bad(
+                        return Err(ApiError::invalid(
                             "state",
                             format!("state `{value}` is not pending or firing"),
                         ));
@@ -76,7 +68,7 @@ pub(super) async fn list(
                     .ok()
                     .filter(|n| (1..=MAX_PAGE).contains(n))
                     .ok_or_else(|| {
-                        bad(
+                        ApiError::invalid(
                             "limit",
                             format!("limit `{value}` is not between 1 and {MAX_PAGE}"),
                         )
@@ -84,7 +76,7 @@ pub(super) async fn list(
             }
             "offset" => {
                 offset = value.parse::<usize>().map_err(|_| {
-                    bad(
+                    ApiError::invalid(
                         "offset",
                         format!("offset `{value}` is not a non-negative integer"),
                     )
@@ -138,7 +130,7 @@ pub(super) async fn history(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(bad(
+        return Err(ApiError::invalid(
             "limit",
             format!("limit {limit} is not between 1 and 1000"),
         ));
@@ -214,38 +206,42 @@ pub(super) async fn create(
     let Json(n) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let now = clock::now();
     let raw = n.matchers.filter(|m| !m.is_empty()).ok_or_else(|| {
-        bad(
-            "matchers",
-            "matchers: at least one matcher is required".into(),
-        )
+        ApiError::invalid("matchers", "matchers: at least one matcher is required")
     })?;
     let mut matchers = Vec::new();
     for (i, m) in raw.into_iter().enumerate() {
         matchers.push(
             Matcher::new(m.name, m.value, m.is_regex)
-                .map_err(|e| bad("matchers", format!("matchers[{i}]: {e}")))?,
+                .map_err(|e| ApiError::invalid("matchers", format!("matchers[{i}]: {e}")))?,
         );
     }
     let time = |field: &'static str, text: Option<String>| -> Result<Option<Timestamp>, ApiError> {
-        text.map(|t| Timestamp::parse_rfc3339(&t).map_err(|e| bad(field, format!("{field}: {e}"))))
-            .transpose()
+        text.map(|t| {
+            Timestamp::parse_rfc3339(&t)
+                .map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
+        })
+        .transpose()
     };
     let starts_at = time("startsAt", n.starts_at)?.unwrap_or(now);
     let ends_at = time("endsAt", n.ends_at)?
-        .ok_or_else(|| bad("endsAt", "endsAt: required (RFC 3339)".into()))?;
+        .ok_or_else(|| ApiError::invalid("endsAt", "endsAt: required (RFC 3339)"))?;
     if ends_at <= starts_at {
-        return Err(bad("endsAt", "endsAt: must be after startsAt".into()));
+        return Err(ApiError::invalid(
+            "endsAt",
+            "endsAt: must be after startsAt",
+        ));
     }
     if ends_at <= now {
-        return Err(bad("endsAt", "endsAt: must be in the future".into()));
+        return Err(ApiError::invalid("endsAt", "endsAt: must be in the future"));
     }
     let text = |field: &'static str, v: Option<String>| -> Result<String, ApiError> {
         match v {
             Some(t) if !t.trim().is_empty() && t.chars().count() <= 1024 => Ok(t),
-            Some(t) if !t.trim().is_empty() => {
-                Err(bad(field, format!("{field}: at most 1024 characters")))
-            }
-            _ => Err(bad(field, format!("{field}: required"))),
+            Some(t) if !t.trim().is_empty() => Err(ApiError::invalid(
+                field,
+                format!("{field}: at most 1024 characters"),
+            )),
+            _ => Err(ApiError::invalid(field, format!("{field}: required"))),
         }
     };
     let created_by = text("createdBy", n.created_by)?;

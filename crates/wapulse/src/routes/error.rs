@@ -41,6 +41,15 @@ impl ApiError {
             field: None,
         }
     }
+
+    /// A 400 naming the parameter or field at fault.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            index: None,
+            field: Some(field),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

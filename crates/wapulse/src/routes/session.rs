@@ -504,11 +504,7 @@ impl ListQuery {
 
 /// One `label=name:value` filter.
 pub(super) fn label_filter(text: &str) -> Result<(String, String), ApiError> {
-    let bad = |why: String| ApiError::BadRequest {
-        message: format!("label `{text}`: {why}"),
-        index: None,
-        field: Some("label"),
-    };
+    let bad = |why: String| ApiError::invalid("label", format!("label `{text}`: {why}"));
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| bad("must be name:value, e.g. label=region:eu-1".into()))?;
