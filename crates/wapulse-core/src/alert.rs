@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::disconnect::{KNOWN_REASONS, KnownReason};
 use crate::event::SessionState;
 use crate::session::Session;
 use crate::thresholds::Thresholds;
@@ -66,6 +67,11 @@ pub enum AlertCode {
     HeartbeatDead,
     /// Reconnect attempts at the warning threshold.
     ReconnectAttempts,
+    /// Connected, but no inbound message for longer than its own rate
+    /// makes likely: a deaf session.
+    InboundSilence,
+    /// Repeated "connection replaced" closes: two clients run the session.
+    SessionConflict,
     /// No heartbeat for the warning heartbeat age.
     HeartbeatStale,
     /// Credentials not persisted for too long.
@@ -86,13 +92,15 @@ pub enum AlertCode {
 
 impl AlertCode {
     /// Every code.
-    pub const ALL: [AlertCode; 14] = [
+    pub const ALL: [AlertCode; 16] = [
         AlertCode::CircuitBreakerOpen,
         AlertCode::SessionCorruption,
         AlertCode::LongDisconnection,
         AlertCode::ExcessiveReconnects,
         AlertCode::HeartbeatDead,
         AlertCode::ReconnectAttempts,
+        AlertCode::InboundSilence,
+        AlertCode::SessionConflict,
         AlertCode::HeartbeatStale,
         AlertCode::CredentialAge,
         AlertCode::MissedHeartbeats,
@@ -112,6 +120,8 @@ impl AlertCode {
             AlertCode::ExcessiveReconnects => "EXCESSIVE_RECONNECTS",
             AlertCode::HeartbeatDead => "HEARTBEAT_DEAD",
             AlertCode::ReconnectAttempts => "RECONNECT_ATTEMPTS",
+            AlertCode::InboundSilence => "INBOUND_SILENCE",
+            AlertCode::SessionConflict => "SESSION_CONFLICT",
             AlertCode::HeartbeatStale => "HEARTBEAT_STALE",
             AlertCode::CredentialAge => "CREDENTIAL_AGE",
             AlertCode::MissedHeartbeats => "MISSED_HEARTBEATS",
@@ -134,6 +144,7 @@ impl AlertCode {
                 | AlertCode::CredentialAge
                 | AlertCode::SlowReconnect
                 | AlertCode::LockHeldTooLong
+                | AlertCode::InboundSilence
         )
     }
 }
@@ -163,14 +174,50 @@ pub struct Alert {
     pub threshold: u64,
     /// Since when the condition holds, where known.
     pub since: Option<Timestamp>,
-    /// Context for the message (the reconnect limit, or whether a slow
-    /// reconnect is still running).
+    /// Context for the message (the reconnect limit, whether a slow
+    /// reconnect is still running, a window, the usual inbound gap).
     pub context: u64,
+    /// The close code of the session's last disconnect, when the gateway
+    /// gave one: messages and actions name it (a 401 and a 403 logout
+    /// need different actions).
+    pub cause: Option<u16>,
 }
 
 impl Alert {
     /// The operator-facing message, like the seed's `No heartbeat for 65s`.
     pub fn message(&self) -> String {
+        let d = |ms: u64| DurationMs::from_millis(ms).formatted();
+        let base = self.bare_message();
+        match (self.code, self.cause()) {
+            (AlertCode::LoggedOut, Some(k)) => {
+                format!(
+                    "Session logged out by WhatsApp ({} {})",
+                    k.code, k.explanation
+                )
+            }
+            (
+                AlertCode::LongDisconnection
+                | AlertCode::ExcessiveReconnects
+                | AlertCode::ReconnectAttempts
+                | AlertCode::CircuitBreakerOpen,
+                Some(k),
+            ) => format!("{base} (last close: {} {})", k.code, k.explanation),
+            (AlertCode::InboundSilence, _) => format!(
+                "No inbound message for {}; this session usually receives one every {}",
+                d(self.value),
+                d(about(self.context))
+            ),
+            _ => base,
+        }
+    }
+
+    /// The named close code behind this alert, if any.
+    pub fn cause(&self) -> Option<&'static KnownReason> {
+        let code = self.cause?;
+        KNOWN_REASONS.iter().find(|k| k.code == code)
+    }
+
+    fn bare_message(&self) -> String {
         let d = |ms: u64| DurationMs::from_millis(ms).formatted();
         match self.code {
             AlertCode::CircuitBreakerOpen => format!(
@@ -209,11 +256,28 @@ impl Alert {
             AlertCode::LockHeldTooLong => format!("Session lock held for {}", d(self.value)),
             AlertCode::LoggedOut => "Session logged out by WhatsApp".to_owned(),
             AlertCode::QrRequired => "Session waiting for a QR scan".to_owned(),
+            AlertCode::InboundSilence => format!("No inbound message for {}", d(self.value)),
+            AlertCode::SessionConflict => format!(
+                "{} \"connection replaced\" closes in the last {}: another client keeps taking \
+                 this session over",
+                self.value,
+                d(self.context)
+            ),
         }
     }
 
     /// What the operator should do.
     pub fn action(&self) -> &'static str {
+        if let (
+            AlertCode::LoggedOut
+            | AlertCode::LongDisconnection
+            | AlertCode::ExcessiveReconnects
+            | AlertCode::CircuitBreakerOpen,
+            Some(k),
+        ) = (self.code, self.cause())
+        {
+            return k.action;
+        }
         match self.code {
             AlertCode::CircuitBreakerOpen => {
                 "Reconnects are paused: check the gateway's network and logs, then reset the breaker"
@@ -247,8 +311,23 @@ impl Alert {
             }
             AlertCode::LoggedOut => "Re-pair the device (QR code or pairing code)",
             AlertCode::QrRequired => "Scan the QR code or enter a pairing code to re-pair",
+            AlertCode::InboundSilence => {
+                "The session looks connected but hears nothing: send it a test message; \
+                 restart its socket if it stays deaf"
+            }
+            AlertCode::SessionConflict => {
+                "Make sure exactly one gateway instance runs this session (check deployments, \
+                 replicas and the session lock)"
+            }
         }
     }
+}
+
+/// A rate's usual gap, rounded as a person says it: whole minutes from
+/// two minutes on, whole seconds below.
+fn about(ms: u64) -> u64 {
+    let unit = if ms >= 120_000 { 60_000 } else { 1_000 };
+    ((ms + unit / 2) / unit).max(1) * unit
 }
 
 /// The verdict on one session at one instant.
@@ -263,6 +342,11 @@ pub struct Assessment {
 /// Judges `session` against `t` at `now`.
 pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment {
     let mut alerts = Vec::new();
+    let cause = session
+        .liveness
+        .last_disconnect
+        .as_ref()
+        .and_then(|d| d.read().code);
     let mut fire = |code, level, value: u64, threshold: u64, since, context| {
         alerts.push(Alert {
             code,
@@ -271,6 +355,7 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             threshold,
             since,
             context,
+            cause,
         })
     };
     let ms = |d: DurationMs| d.as_millis();
@@ -330,9 +415,10 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         );
     }
     if session.is_connected()
-        && let Some(age) = session.heartbeat_age(now)
+        && let Some(since) = session.keepalive_reference()
     {
-        let since = session.heartbeat.last_at.max(session.connected_since);
+        let age = now.since(since);
+        let since = Some(since);
         if age >= t.heartbeat_age_critical {
             fire(
                 AlertCode::HeartbeatDead,
@@ -447,6 +533,46 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             );
         }
     }
+    let conflicts = session.liveness.conflicts(now, t.session_conflict_window);
+    let conflict_level = if conflicts >= t.session_conflict_critical {
+        Some((Level::Critical, t.session_conflict_critical))
+    } else if conflicts >= t.session_conflict_warning {
+        Some((Level::Warning, t.session_conflict_warning))
+    } else {
+        None
+    };
+    if let Some((level, threshold)) = conflict_level {
+        fire(
+            AlertCode::SessionConflict,
+            level,
+            u64::from(conflicts),
+            u64::from(threshold),
+            None,
+            ms(t.session_conflict_window),
+        );
+    }
+    if let (true, Some(connected)) = (session.is_connected(), session.connected_since)
+        && let Some(bar) = session.liveness.inbound.bar(connected, t)
+    {
+        let silent = now.since(bar.since);
+        let level = if silent >= bar.critical_after {
+            Some((Level::Critical, bar.critical_after))
+        } else if silent >= bar.warning_after {
+            Some((Level::Warning, bar.warning_after))
+        } else {
+            None
+        };
+        if let Some((level, threshold)) = level {
+            fire(
+                AlertCode::InboundSilence,
+                level,
+                ms(silent),
+                ms(threshold),
+                Some(bar.since),
+                ms(bar.usual_gap),
+            );
+        }
+    }
     match session.state {
         SessionState::LoggedOut => fire(
             AlertCode::LoggedOut,
@@ -491,10 +617,21 @@ pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<
         consider(down.plus(t.disconnection_critical));
     }
     if session.is_connected()
-        && let Some(reference) = session.heartbeat.last_at.max(session.connected_since)
+        && let Some(reference) = session.keepalive_reference()
     {
         consider(reference.plus(t.heartbeat_age_warning));
         consider(reference.plus(t.heartbeat_age_critical));
+    }
+    if let (true, Some(connected)) = (session.is_connected(), session.connected_since)
+        && let Some(bar) = session.liveness.inbound.bar(connected, t)
+    {
+        consider(bar.since.plus(bar.warning_after));
+        consider(bar.since.plus(bar.critical_after));
+    }
+    if let Some(conflicts) = &session.liveness.conflicts
+        && let Some(at) = conflicts.next_expiry(now, t.session_conflict_window)
+    {
+        consider(at);
     }
     if let Some(written) = session.credentials_written_at {
         consider(written.plus(t.credential_age_warning));

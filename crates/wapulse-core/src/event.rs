@@ -84,6 +84,8 @@ pub enum AuthMethod {
     PairingCode,
     /// Stored credentials were restored.
     SessionRestore,
+    /// A passkey was confirmed (WAHA's PASSKEY_* flow).
+    Passkey,
 }
 
 impl AuthMethod {
@@ -93,13 +95,19 @@ impl AuthMethod {
             AuthMethod::QrScan => "qr_scan",
             AuthMethod::PairingCode => "pairing_code",
             AuthMethod::SessionRestore => "session_restore",
+            AuthMethod::Passkey => "passkey",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::QrScan, Self::PairingCode, Self::SessionRestore]
-            .into_iter()
-            .find(|m| m.as_str() == text)
+        [
+            Self::QrScan,
+            Self::PairingCode,
+            Self::SessionRestore,
+            Self::Passkey,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
     }
 }
 
@@ -168,6 +176,15 @@ pub enum EventKind {
         /// Its round-trip time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_ms: Option<u32>,
+    },
+    /// A keepalive went unanswered (whatsmeow's `KeepAliveTimeout`): the
+    /// keepalive is failing until the next heartbeat.
+    HeartbeatFailed,
+    /// Whether the session's source sends regular keepalives (it is
+    /// expected to until told otherwise).
+    Keepalives {
+        /// `false` for a source that sends none (WAHA, Evolution webhooks).
+        expected: bool,
     },
     /// Authentication completed.
     Auth {
@@ -255,6 +272,8 @@ impl EventKind {
         match self {
             EventKind::State { .. } => "state",
             EventKind::Heartbeat { .. } => "heartbeat",
+            EventKind::HeartbeatFailed => "heartbeat_failed",
+            EventKind::Keepalives { .. } => "keepalives",
             EventKind::Auth { .. } => "auth",
             EventKind::CredentialsWritten { .. } => "credentials_written",
             EventKind::Validation { .. } => "validation",
@@ -404,6 +423,7 @@ pub struct RawEvent {
     #[serde(rename = "kind")]
     pub error_kind: Option<WireValue>,
     pub labels: Option<WireLabels>,
+    pub expected: Option<WireValue>,
 }
 
 /// What [`RawEvent::parse`] needs to know about the receiving side.
@@ -442,8 +462,9 @@ pub const MAX_TEXT_LEN: usize = 1024;
 /// Longest short label (lock holder, operation, store, error kind, id).
 pub const MAX_LABEL_LEN: usize = 256;
 
-const EVENT_TYPES: &str = "state, heartbeat, auth, credentials_written, validation, \
-lock_acquired, lock_released, circuit_breaker, message, error, counter, gauge, labels";
+const EVENT_TYPES: &str = "state, heartbeat, heartbeat_failed, keepalives, auth, \
+credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, error, \
+counter, gauge, labels";
 
 fn truncate_for_error(text: &str) -> String {
     if text.chars().count() > 64 {
@@ -630,13 +651,26 @@ impl RawEvent {
                         ),
                     )
                 })?;
-                EventKind::State {
-                    state,
-                    reason: text("reason", self.reason, MAX_TEXT_LEN)?,
-                }
+                // A gateway close code may come as a number (Baileys'
+                // statusCode, Evolution's statusReason): kept as its text.
+                let reason = match self.reason {
+                    Some(WireValue::Int(code)) => Some(code.to_string().into_boxed_str()),
+                    other => text("reason", other, MAX_TEXT_LEN).map_err(|e| {
+                        EventError::new(
+                            "reason",
+                            e.problem
+                                .replace("a string", "a string or a close code number"),
+                        )
+                    })?,
+                };
+                EventKind::State { state, reason }
             }
             "heartbeat" => EventKind::Heartbeat {
                 rtt_ms: count("rtt_ms", self.rtt_ms)?,
+            },
+            "heartbeat_failed" => EventKind::HeartbeatFailed,
+            "keepalives" => EventKind::Keepalives {
+                expected: boolean("expected", self.expected)?,
             },
             "auth" => {
                 let raw = required_text("method", self.method, 64)?;
@@ -645,7 +679,7 @@ impl RawEvent {
                         "method",
                         format!(
                             "\"{}\" is not an auth method (one of qr_scan, pairing_code, \
-                             session_restore)",
+                             session_restore, passkey)",
                             truncate_for_error(&raw)
                         ),
                     )
@@ -758,6 +792,10 @@ mod tests {
         let cases = [
             r#"{"type":"state","state":"connected","reason":"open"}"#,
             r#"{"type":"heartbeat","rtt_ms":42}"#,
+            r#"{"type":"heartbeat_failed"}"#,
+            r#"{"type":"keepalives","expected":false}"#,
+            r#"{"type":"auth","method":"passkey"}"#,
+            r#"{"type":"state","state":"disconnected","reason":440}"#,
             r#"{"type":"auth","method":"pairing_code"}"#,
             r#"{"type":"credentials_written","store":"s3"}"#,
             r#"{"type":"validation","valid":false,"detail":"bad mac"}"#,

@@ -24,7 +24,7 @@ use crate::event::{
 };
 use crate::id::SessionId;
 use crate::labels::Labels;
-use crate::session::Session;
+use crate::session::{Liveness, Session};
 use crate::thresholds::Thresholds;
 use crate::time::Timestamp;
 
@@ -426,25 +426,47 @@ impl FleetStateRef<'_> {
             .map(|s| (s.id(), &s.labels))
             .collect()
     }
+
+    /// The liveness of every session that has any, in id order (format
+    /// 3's section: the session serde form leaves it out).
+    pub fn liveness(&self) -> Vec<(&SessionId, &Liveness)> {
+        self.sessions
+            .iter()
+            .filter(|s| !s.liveness.is_empty())
+            .map(|s| (s.id(), &s.liveness))
+            .collect()
+    }
 }
 
 impl FleetState {
     /// Gives the sessions back the labels [`FleetStateRef::labels`] listed;
     /// an error names a session the state does not hold.
     pub fn restore_labels(&mut self, labels: Vec<(SessionId, Labels)>) -> Result<(), String> {
-        if labels.is_empty() {
+        self.restore_section(labels, |s, l| s.labels = l)
+    }
+
+    /// Gives the sessions back the liveness [`FleetStateRef::liveness`]
+    /// listed; an error names a session the state does not hold.
+    pub fn restore_liveness(&mut self, liveness: Vec<(SessionId, Liveness)>) -> Result<(), String> {
+        self.restore_section(liveness, |s, l| s.liveness = l)
+    }
+
+    fn restore_section<T>(
+        &mut self,
+        items: Vec<(SessionId, T)>,
+        set: impl Fn(&mut Session, T),
+    ) -> Result<(), String> {
+        if items.is_empty() {
             return Ok(());
         }
-        let mut by_id: HashMap<SessionId, Labels> = labels.into_iter().collect();
+        let mut by_id: HashMap<SessionId, T> = items.into_iter().collect();
         for session in &mut self.sessions {
-            if let Some(l) = by_id.remove(session.id()) {
-                Arc::make_mut(session).labels = l;
+            if let Some(item) = by_id.remove(session.id()) {
+                set(Arc::make_mut(session), item);
             }
         }
         match by_id.keys().next() {
-            Some(id) => Err(format!(
-                "labels for session `{id}`, which the snapshot does not hold"
-            )),
+            Some(id) => Err(format!("session `{id}`, which the snapshot does not hold")),
             None => Ok(()),
         }
     }

@@ -25,10 +25,12 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod disconnect;
 pub mod event;
 pub mod fleet;
 pub mod grouping;
 pub mod id;
+pub mod inbound;
 pub mod incident;
 pub mod labels;
 pub mod lifecycle;
@@ -50,6 +52,6 @@ pub use id::{SessionId, SessionIdError};
 pub use labels::Labels;
 pub use lifecycle::{AlertLife, LifeRules, Phase, Transition};
 pub use matcher::{Matcher, Silence};
-pub use session::Session;
+pub use session::{Liveness, Session};
 pub use thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
 pub use time::{DurationMs, Timestamp};

@@ -12,8 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::disconnect::{DisconnectReason, LastDisconnect};
 use crate::event::{AuthMethod, Direction, Event, EventKind, SessionState};
 use crate::id::SessionId;
+use crate::inbound::InboundBaseline;
 use crate::labels::Labels;
 use crate::thresholds::Thresholds;
 use crate::time::{DurationMs, Timestamp};
@@ -137,6 +139,47 @@ pub struct Traffic {
     pub errors: u64,
 }
 
+/// What a session's gateway tells about its liveness beyond the seed's
+/// figures: the last disconnect reason, connection-replaced closes, the
+/// inbound baseline and whether keepalives are expected.
+///
+/// Kept apart from the session's serde form: snapshots store it in a
+/// section of their own for the sessions that have any (format 3), so
+/// format-1 and format-2 snapshots still decode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Liveness {
+    /// The last reason given for not being connected.
+    pub last_disconnect: Option<LastDisconnect>,
+    /// "Connection replaced" closes (440), by time; allocated at the
+    /// first one only.
+    pub conflicts: Option<Box<WindowCount>>,
+    /// Connection-replaced closes over the session's life.
+    pub conflicts_total: u64,
+    /// The inbound message rate baseline.
+    pub inbound: InboundBaseline,
+    /// Whether the source said it sends no regular keepalives
+    /// (`keepalives {expected: false}`, set by the WAHA and Evolution
+    /// webhooks).
+    pub keepalives_off: bool,
+    /// When `keepalives` was last set, for ordering late events.
+    pub keepalives_set_at: Option<Timestamp>,
+    /// Since when the keepalive has been failing (`heartbeat_failed`
+    /// with no heartbeat since).
+    pub keepalive_failing_since: Option<Timestamp>,
+}
+
+impl Liveness {
+    /// Whether it holds nothing worth storing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Connection-replaced closes within `window` before `now`.
+    pub fn conflicts(&self, now: Timestamp, window: DurationMs) -> u32 {
+        self.conflicts.as_ref().map_or(0, |w| w.count(now, window))
+    }
+}
+
 /// Everything wapulse knows about one session, folded from its events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -196,6 +239,10 @@ pub struct Session {
     /// own (see `wapulse::model`), so format-1 snapshots still decode.
     #[serde(skip)]
     pub labels: Labels,
+    /// Disconnect reasons, conflicts, inbound baseline, keepalive
+    /// expectations. Not part of the serde form either (see [`Liveness`]).
+    #[serde(skip)]
+    pub liveness: Liveness,
 }
 
 impl Session {
@@ -226,6 +273,7 @@ impl Session {
             breaker: Breaker::default(),
             traffic: Traffic::default(),
             labels: Labels::default(),
+            liveness: Liveness::default(),
         }
     }
 
@@ -259,6 +307,20 @@ impl Session {
         Some(now.since(reference))
     }
 
+    /// Since when the heartbeat rules (HEARTBEAT_STALE, HEARTBEAT_DEAD)
+    /// measure silence, or `None` when they do not judge this session:
+    /// the latest heartbeat or connect for a session expected to send
+    /// keepalives (the default); for a source that said it sends none,
+    /// only a failing keepalive (`heartbeat_failed`) counts, from when it
+    /// started failing.
+    pub fn keepalive_reference(&self) -> Option<Timestamp> {
+        if !self.liveness.keepalives_off {
+            self.heartbeat.last_at.max(self.connected_since)
+        } else {
+            self.liveness.keepalive_failing_since
+        }
+    }
+
     /// Missed heartbeats within the configured window.
     pub fn missed_heartbeats(&self, t: &Thresholds, now: Timestamp) -> u32 {
         self.heartbeat.missed.count(now, t.missed_heartbeat_window)
@@ -276,8 +338,31 @@ impl Session {
         self.events += 1;
         self.last_event_at = self.last_event_at.max(at);
         match &event.kind {
-            EventKind::State { state, reason } => self.apply_state(*state, reason, at),
+            EventKind::State { state, reason } => self.apply_state(*state, reason, at, t),
             EventKind::Heartbeat { rtt_ms } => self.apply_heartbeat(*rtt_ms, at, t),
+            EventKind::HeartbeatFailed => {
+                self.heartbeat
+                    .missed
+                    .record(at, 1, t.missed_heartbeat_window);
+                self.heartbeat.missed_total += 1;
+                if self.liveness.keepalive_failing_since.is_none()
+                    && self.heartbeat.last_at.is_none_or(|last| at >= last)
+                {
+                    self.liveness.keepalive_failing_since = Some(at);
+                }
+            }
+            EventKind::Keepalives { expected } => {
+                if self
+                    .liveness
+                    .keepalives_set_at
+                    .is_none_or(|prev| at >= prev)
+                {
+                    self.liveness.keepalives_set_at = Some(at);
+                    self.liveness.keepalives_off = !*expected;
+                } else {
+                    self.late_events += 1;
+                }
+            }
             EventKind::Auth { method } => {
                 if self.auth_at.is_none_or(|prev| at >= prev) {
                     self.auth_at = Some(at);
@@ -329,7 +414,12 @@ impl Session {
                 }
             }
             EventKind::Message { direction, count } => match direction {
-                Direction::Inbound => self.traffic.inbound += u64::from(*count),
+                Direction::Inbound => {
+                    self.traffic.inbound += u64::from(*count);
+                    self.liveness
+                        .inbound
+                        .record(*count, at, t.inbound_baseline_window);
+                }
                 Direction::Outbound => self.traffic.outbound += u64::from(*count),
             },
             EventKind::Error { .. } => self.traffic.errors += 1,
@@ -354,7 +444,23 @@ impl Session {
         self.breaker.changed_at = Some(at);
     }
 
-    fn apply_state(&mut self, new: SessionState, reason: &Option<Box<str>>, at: Timestamp) {
+    fn apply_state(
+        &mut self,
+        new: SessionState,
+        reason: &Option<Box<str>>,
+        at: Timestamp,
+        t: &Thresholds,
+    ) {
+        if let (false, Some(reason)) = (new == SessionState::Connected, reason) {
+            // Counted whenever it happened: a late close is still a close.
+            if DisconnectReason::read(reason).is_conflict() {
+                self.liveness
+                    .conflicts
+                    .get_or_insert_with(Default::default)
+                    .record(at, 1, t.session_conflict_window);
+                self.liveness.conflicts_total += 1;
+            }
+        }
         if !self.state_seen {
             // The first real state: the assumed `connecting` was no state
             // change, so the session's history starts here.
@@ -415,6 +521,20 @@ impl Session {
             self.state_changed_at = at;
         }
         self.state_reason = reason.clone();
+        if let (false, Some(reason)) = (new == SessionState::Connected, reason) {
+            self.liveness.last_disconnect = Some(LastDisconnect {
+                reason: reason.clone(),
+                at,
+            });
+        }
+        if new == SessionState::Connected || prev == SessionState::Connected {
+            self.liveness.keepalive_failing_since = None;
+        }
+        self.liveness.inbound.set_connected(
+            new == SessionState::Connected,
+            at,
+            t.inbound_baseline_window,
+        );
     }
 
     fn apply_heartbeat(&mut self, rtt_ms: Option<u32>, at: Timestamp, t: &Thresholds) {
@@ -424,10 +544,20 @@ impl Session {
             self.late_events += 1;
             return;
         }
+        if self
+            .liveness
+            .keepalive_failing_since
+            .is_some_and(|since| at >= since)
+        {
+            self.liveness.keepalive_failing_since = None;
+        }
         // Gaps are measured on the connection: from the previous heartbeat
         // or from the moment of connecting, whichever is later, so a long
-        // disconnection is not counted as hundreds of missed beats.
-        if let Some(reference) = self.heartbeat.last_at.max(self.connected_since) {
+        // disconnection is not counted as hundreds of missed beats. A
+        // source that sends no regular keepalives has no gaps to count.
+        if !self.liveness.keepalives_off
+            && let Some(reference) = self.heartbeat.last_at.max(self.connected_since)
+        {
             let gap = at.since(reference).as_millis();
             let interval = t.heartbeat_interval.as_millis();
             if gap.saturating_mul(2) > interval.saturating_mul(3) {

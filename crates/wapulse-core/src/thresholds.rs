@@ -12,7 +12,7 @@ use crate::time::DurationMs;
 /// Every threshold and timing parameter, as written in configuration.
 /// Defaults are the seed's warning and critical tables plus the rules
 /// PRODUCT.md adds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThresholdsConfig {
     /// HEARTBEAT_STALE: no heartbeat for this long (warning). Seed: 60s.
@@ -55,6 +55,28 @@ pub struct ThresholdsConfig {
     pub validation_window: DurationMs,
     /// The gateway's reconnect attempt limit (`maxAttempts`). 10.
     pub max_reconnect_attempts: u32,
+    /// SESSION_CONFLICT warning: this many "connection replaced" closes
+    /// (440) within `session_conflict_window`. 2.
+    pub session_conflict_warning: u32,
+    /// SESSION_CONFLICT critical. 5.
+    pub session_conflict_critical: u32,
+    /// The sliding window over which conflicts count. 10m.
+    pub session_conflict_window: DurationMs,
+    /// INBOUND_SILENCE warning: a silence whose chance under the session's
+    /// own inbound rate is below this (0.001 = 0.1 %).
+    pub inbound_silence_warning_chance: f64,
+    /// INBOUND_SILENCE critical: chance below this (0.000001 = 0.0001 %).
+    pub inbound_silence_critical_chance: f64,
+    /// Never judge a silence shorter than this. 10m.
+    pub inbound_silence_min_gap: DurationMs,
+    /// Time constant of the inbound rate baseline. 6h.
+    pub inbound_baseline_window: DurationMs,
+    /// A session is judged only once its baseline rests on this many
+    /// (weighted) messages. 30: a session receiving fewer than ~5 an hour
+    /// is quiet and never judged.
+    pub inbound_baseline_min_messages: u32,
+    /// … and on this much connected time. 2h.
+    pub inbound_baseline_min_history: DurationMs,
 }
 
 impl Default for ThresholdsConfig {
@@ -79,12 +101,21 @@ impl Default for ThresholdsConfig {
             missed_heartbeat_window: DurationMs::from_hours(1),
             validation_window: DurationMs::from_hours(24),
             max_reconnect_attempts: 10,
+            session_conflict_warning: 2,
+            session_conflict_critical: 5,
+            session_conflict_window: DurationMs::from_mins(10),
+            inbound_silence_warning_chance: 0.001,
+            inbound_silence_critical_chance: 0.000_001,
+            inbound_silence_min_gap: DurationMs::from_mins(10),
+            inbound_baseline_window: DurationMs::from_hours(6),
+            inbound_baseline_min_messages: 30,
+            inbound_baseline_min_history: DurationMs::from_hours(2),
         }
     }
 }
 
 /// Why a threshold configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ThresholdError {
     /// A warning level was not below its critical level.
     #[error(
@@ -106,11 +137,30 @@ pub enum ThresholdError {
         /// The field.
         field: &'static str,
     },
+    /// A chance was not strictly between 0 and 1.
+    #[error("thresholds.{field} ({value}) must be a chance between 0 and 1 (0.001 = 0.1 %)")]
+    NotAChance {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// The critical chance was not below the warning one.
+    #[error(
+        "thresholds.inbound_silence_critical_chance ({critical}) must be below \
+         thresholds.inbound_silence_warning_chance ({warning}): a critical silence is the rarer one"
+    )]
+    CriticalChanceNotRarer {
+        /// The warning chance.
+        warning: f64,
+        /// The critical chance.
+        critical: f64,
+    },
 }
 
 /// A validated [`ThresholdsConfig`]: every warning below its critical,
 /// every duration and count positive.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Thresholds(ThresholdsConfig);
 
@@ -166,6 +216,8 @@ impl TryFrom<ThresholdsConfig> for Thresholds {
             ("heartbeat_interval", c.heartbeat_interval),
             ("missed_heartbeat_window", c.missed_heartbeat_window),
             ("validation_window", c.validation_window),
+            ("session_conflict_window", c.session_conflict_window),
+            ("inbound_baseline_window", c.inbound_baseline_window),
         ] {
             positive(field, value == zero)?;
         }
@@ -175,9 +227,34 @@ impl TryFrom<ThresholdsConfig> for Thresholds {
             ("validation_failures_warning", c.validation_failures_warning),
             ("circuit_breaker_threshold", c.circuit_breaker_threshold),
             ("max_reconnect_attempts", c.max_reconnect_attempts),
+            ("session_conflict_warning", c.session_conflict_warning),
         ] {
             positive(field, value == 0)?;
         }
+        for (field, value) in [
+            (
+                "inbound_silence_warning_chance",
+                c.inbound_silence_warning_chance,
+            ),
+            (
+                "inbound_silence_critical_chance",
+                c.inbound_silence_critical_chance,
+            ),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(ThresholdError::NotAChance { field, value });
+            }
+        }
+        if c.inbound_silence_critical_chance >= c.inbound_silence_warning_chance {
+            return Err(ThresholdError::CriticalChanceNotRarer {
+                warning: c.inbound_silence_warning_chance,
+                critical: c.inbound_silence_critical_chance,
+            });
+        }
+        ordered(
+            ("session_conflict_warning", c.session_conflict_warning),
+            ("session_conflict_critical", c.session_conflict_critical),
+        )?;
         ordered(
             ("heartbeat_age_warning", c.heartbeat_age_warning),
             ("heartbeat_age_critical", c.heartbeat_age_critical),
@@ -257,6 +334,46 @@ mod tests {
                 field: "heartbeat_interval"
             }
         );
+    }
+
+    #[test]
+    fn chances_must_be_chances_and_critical_the_rarer() {
+        for bad in [0.0, 1.0, -0.5, 2.0, f64::NAN] {
+            let c = ThresholdsConfig {
+                inbound_silence_warning_chance: bad,
+                ..Default::default()
+            };
+            assert!(
+                matches!(
+                    Thresholds::try_from(c),
+                    Err(ThresholdError::NotAChance {
+                        field: "inbound_silence_warning_chance",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        let c = ThresholdsConfig {
+            inbound_silence_critical_chance: 0.01,
+            ..Default::default()
+        };
+        let err = Thresholds::try_from(c).unwrap_err().to_string();
+        assert!(
+            err.contains("inbound_silence_critical_chance (0.01)"),
+            "{err}"
+        );
+        let c = ThresholdsConfig {
+            session_conflict_critical: 2,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Thresholds::try_from(c),
+            Err(ThresholdError::WarningNotBelowCritical {
+                critical: "session_conflict_critical",
+                ..
+            })
+        ));
     }
 
     #[test]

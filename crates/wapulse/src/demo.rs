@@ -43,9 +43,13 @@ enum Role {
     Flaky,
     /// Another replica died holding the session lock.
     StuckLock,
+    /// Connected, keepalives flowing, but inbound messages stopped: deaf.
+    Deaf,
+    /// Two gateway instances run it: "connection replaced" closes.
+    Conflict,
 }
 
-const TROUBLE: [Role; 10] = [
+const TROUBLE: [Role; 12] = [
     Role::Stall,
     Role::Storm,
     Role::Corruption,
@@ -56,6 +60,8 @@ const TROUBLE: [Role; 10] = [
     Role::AncientCredentials,
     Role::Flaky,
     Role::StuckLock,
+    Role::Deaf,
+    Role::Conflict,
 ];
 
 struct Simulated {
@@ -85,6 +91,14 @@ fn st(state: SessionState) -> EventKind {
     EventKind::State {
         state,
         reason: None,
+    }
+}
+
+/// A state with the gateway's close code as its reason.
+fn closed(state: SessionState, code: u16) -> EventKind {
+    EventKind::State {
+        state,
+        reason: Some(code.to_string().into()),
     }
 }
 
@@ -160,7 +174,7 @@ impl Simulation {
                     out.push(ev(
                         id,
                         ago(DurationMs::from_mins(35)),
-                        st(SessionState::Disconnected),
+                        closed(SessionState::Disconnected, 428),
                     ));
                     continue;
                 }
@@ -187,6 +201,29 @@ impl Simulation {
                     for mins in [12, 9, 5] {
                         out.push(ev(id, ago(DurationMs::from_mins(mins)), hb()));
                     }
+                }
+                Role::Deaf => {
+                    // Five hours of a message a minute, silent for the last
+                    // six: INBOUND_SILENCE at ten minutes of silence, then
+                    // critical at ~14 (the rule's floor and its 0.0001 %
+                    // bar), while heartbeats keep flowing.
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_hours(5)),
+                        st(SessionState::Connected),
+                    ));
+                    for mins in (6..300).rev() {
+                        out.push(ev(
+                            id,
+                            ago(DurationMs::from_mins(mins)),
+                            EventKind::Message {
+                                direction: Direction::Inbound,
+                                count: 1,
+                            },
+                        ));
+                    }
+                    out.push(ev(id, now, hb()));
+                    continue;
                 }
                 Role::StuckLock => {
                     out.push(ev(
@@ -236,7 +273,7 @@ impl Simulation {
                 }
                 Role::Storm => {
                     if (30..=75).contains(&t) && t.is_multiple_of(5) {
-                        out.push(ev(id, now, st(SessionState::Reconnecting)));
+                        out.push(ev(id, now, closed(SessionState::Reconnecting, 408)));
                         out.push(ev(
                             id,
                             now,
@@ -304,12 +341,19 @@ impl Simulation {
                 }
                 Role::Logout => {
                     if t == 60 {
-                        out.push(ev(id, now, st(SessionState::LoggedOut)));
+                        out.push(ev(id, now, closed(SessionState::LoggedOut, 401)));
                     }
                     if t == 0 {
                         paired(&mut out, id, now, AuthMethod::PairingCode, false);
                     }
                     beating = !(60..CYCLE).contains(&t);
+                }
+                // Another instance takes the session over three times.
+                Role::Conflict if [100, 130, 160].contains(&t) => {
+                    out.push(ev(id, now, closed(SessionState::Disconnected, 440)));
+                    out.push(ev(id, now, st(SessionState::Reconnecting)));
+                    out.push(ev(id, now, st(SessionState::Connected)));
+                    out.push(ev(id, now, hb()));
                 }
                 Role::LongDown => beating = false,
                 Role::Flaky if t % 120 == 60 => beating = false,
@@ -415,7 +459,7 @@ mod tests {
     use wapulse_core::{Fleet, Thresholds, evaluate};
 
     /// Runs the script at one tick per simulated second and collects every
-    /// alert code seen: all fourteen must appear within one cycle.
+    /// alert code seen: every one must appear within one cycle.
     #[test]
     fn every_alert_code_shows_up_within_one_cycle() {
         let t = Thresholds::default();

@@ -11,12 +11,15 @@
 //! events or `snapshot_interval`, and at shutdown; start-up loads the newest
 //! and replays the journal after it.
 //!
-//! Snapshot body format 2 (written today): one version byte (`2`), the
+//! Snapshot body format 3 (written today): one version byte (`3`), the
 //! postcard encoding of [`wapulse_core::FleetState`], then the postcard
-//! encoding of `Vec<(SessionId, Labels)>`: the labels of every session that
-//! has some, in id order. The session layout is format 1's (labels are not
-//! part of a session's serde form), so format 1 (the version byte `1` and
-//! the state alone) still decodes, with no labels.
+//! encoding of `Vec<(SessionId, Labels)>` (the labels of every session that
+//! has some, in id order), then of `Vec<(SessionId, Liveness)>` (disconnect
+//! reason, conflicts, inbound baseline, keepalive expectation; the sessions
+//! that have any). The session layout is format 1's (labels and liveness
+//! are not part of a session's serde form), so format 2 (no liveness
+//! section) and format 1 (the state alone) still decode: what they lack
+//! starts empty.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use wapulse_core::{
-    BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, FleetState, Labels, SessionId,
+    BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, FleetState, Labels, Liveness, SessionId,
     Thresholds, Timestamp,
 };
 
@@ -37,9 +40,9 @@ use crate::clock;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durability, History, Record, Store, StoreError, StoreFacts};
 
-/// The snapshot body format written today (2: format 1 and a labels
-/// section). Formats 1 and 2 are read.
-pub const SNAPSHOT_FORMAT: u8 = 2;
+/// The snapshot body format written today (3: format 1, a labels section
+/// and a liveness section). Formats 1 and 2 are read.
+pub const SNAPSHOT_FORMAT: u8 = 3;
 
 /// Most events one group commit takes.
 const MAX_GROUP_EVENTS: usize = 50_000;
@@ -305,26 +308,34 @@ fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fleet, StoreEr
     ))
 }
 
-/// Decodes a snapshot body of format 1 or 2, or says what is wrong.
+/// Decodes a snapshot body of format 1, 2 or 3, or says what is wrong.
 fn decode_state(body: &[u8]) -> Result<FleetState, String> {
-    match body.split_first() {
-        Some((&1, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((&2, rest)) => {
-            let (mut state, rest): (FleetState, _) =
-                postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
-            let (labels, rest): (Vec<(SessionId, Labels)>, _) =
-                postcard::take_from_bytes(rest).map_err(|e| format!("labels section: {e}"))?;
-            if !rest.is_empty() {
-                return Err(format!("{} bytes after the labels section", rest.len()));
-            }
-            state
-                .restore_labels(labels)
-                .map_err(|e| format!("labels section: {e}"))?;
-            Ok(state)
-        }
-        Some((other, _)) => Err(format!("unknown snapshot format {other}")),
-        None => Err("empty".into()),
+    let (format, rest) = body.split_first().ok_or("empty")?;
+    if !(1..=3).contains(format) {
+        return Err(format!("unknown snapshot format {format}"));
     }
+    let (mut state, mut rest): (FleetState, _) =
+        postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
+    if *format >= 2 {
+        let (labels, after): (Vec<(SessionId, Labels)>, _) =
+            postcard::take_from_bytes(rest).map_err(|e| format!("labels section: {e}"))?;
+        state
+            .restore_labels(labels)
+            .map_err(|e| format!("labels section: labels for {e}"))?;
+        rest = after;
+    }
+    if *format >= 3 {
+        let (liveness, after): (Vec<(SessionId, Liveness)>, _) =
+            postcard::take_from_bytes(rest).map_err(|e| format!("liveness section: {e}"))?;
+        state
+            .restore_liveness(liveness)
+            .map_err(|e| format!("liveness section: liveness for {e}"))?;
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the last section", rest.len()));
+    }
+    Ok(state)
 }
 
 /// Checks that a snapshot body decodes (for `wapulse store check`).
@@ -336,7 +347,8 @@ pub fn check_snapshot(body: &[u8]) -> Result<(), String> {
 pub fn encode_snapshot(fleet: &Fleet) -> Result<Vec<u8>, String> {
     let state = fleet.state_ref();
     let body = postcard::to_extend(&state, vec![SNAPSHOT_FORMAT]).map_err(|e| e.to_string())?;
-    postcard::to_extend(&state.labels(), body).map_err(|e| e.to_string())
+    let body = postcard::to_extend(&state.labels(), body).map_err(|e| e.to_string())?;
+    postcard::to_extend(&state.liveness(), body).map_err(|e| e.to_string())
 }
 
 impl Writer {
@@ -560,6 +572,18 @@ mod tests {
         )
     }
 
+    /// The fleet as a format-2 snapshot held it (the byte 2, the state,
+    /// the labels section): everything but liveness.
+    fn format_2_body(fleet: &Fleet) -> Vec<u8> {
+        let state = fleet.state_ref();
+        let body = postcard::to_extend(&state, vec![2]).unwrap();
+        postcard::to_extend(&state.labels(), body).unwrap()
+    }
+
+    fn without_liveness(fleet: &Fleet) -> Fleet {
+        restored(&format_2_body(fleet))
+    }
+
     fn same_model(a: &Fleet, b: &Fleet) {
         let sessions = |f: &Fleet| -> Vec<Session> {
             let mut all: Vec<Session> = f.view().sessions().map(|s| Session::clone(s)).collect();
@@ -581,7 +605,9 @@ mod tests {
         assert_eq!(body[0], 1);
         check_snapshot(body).unwrap();
         let fleet = restored(body);
-        same_model(&fleet, &fleet_of(&format_1_events()));
+        // Format 1 knew no liveness: the same events give the same model
+        // but for it.
+        same_model(&fleet, &without_liveness(&fleet_of(&format_1_events())));
         assert_eq!(fleet.view().len(), 2);
         assert!(fleet.view().sessions().all(|s| s.labels.is_empty()));
         // Its idempotency memory came back too.
@@ -591,8 +617,84 @@ mod tests {
         assert!(fleet.is_duplicate(&again));
     }
 
+    /// Labels, a named disconnect, conflicts, an inbound baseline and a
+    /// keepalive expectation over the format-1 events.
+    fn events_with_liveness() -> Vec<Event> {
+        let mut events = format_1_events();
+        let line = |json: serde_json::Value| -> Event { serde_json::from_value(json).unwrap() };
+        events.push(line(serde_json::json!({
+            "session": "a", "at": "2026-02-05T11:09:00Z", "type": "labels", "labels": {"tenant": "acme"}
+        })));
+        for (i, (state, reason)) in [
+            ("disconnected", "440"),
+            ("connected", ""),
+            ("disconnected", "401"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = serde_json::json!({
+                "session": "b", "at": format!("2026-02-05T11:1{i}:00Z"), "type": "state", "state": state
+            });
+            if !reason.is_empty() {
+                e["reason"] = reason.into();
+            }
+            events.push(line(e));
+        }
+        events.push(line(serde_json::json!({
+            "session": "a", "at": "2026-02-05T11:13:00Z", "type": "message", "direction": "inbound", "count": 3
+        })));
+        events.push(line(serde_json::json!({
+            "session": "a", "at": "2026-02-05T11:14:00Z", "type": "keepalives", "expected": false
+        })));
+        events
+    }
+
     #[test]
-    fn format_2_keeps_labels_exactly() {
+    fn format_3_keeps_labels_and_liveness_exactly() {
+        let fleet = fleet_of(&events_with_liveness());
+        let b = fleet.view().get("b").unwrap();
+        assert_eq!(b.liveness.conflicts_total, 1);
+        assert_eq!(
+            b.liveness.last_disconnect.as_ref().unwrap().read().code,
+            Some(401)
+        );
+        let body = encode_snapshot(&fleet).unwrap();
+        assert_eq!(body[0], SNAPSHOT_FORMAT);
+        assert_eq!(SNAPSHOT_FORMAT, 3);
+        check_snapshot(&body).unwrap();
+        let back = restored(&body);
+        same_model(&back, &fleet);
+        let a = back.view().get("a").unwrap();
+        assert!(a.liveness.keepalives_off);
+        assert!(a.liveness.inbound.weight() > 0.0);
+        // Restored exactly: the same events on top give the same model.
+        let mut more = back;
+        let mut original = fleet;
+        let tail = events_with_liveness()[12..].to_vec();
+        more.apply_all(&tail);
+        original.apply_all(&tail);
+        same_model(&more, &original);
+    }
+
+    #[test]
+    fn a_format_2_snapshot_restores_with_empty_liveness() {
+        let fleet = fleet_of(&events_with_liveness());
+        let body = format_2_body(&fleet);
+        check_snapshot(&body).unwrap();
+        let back = restored(&body);
+        assert_eq!(
+            back.view().get("a").unwrap().labels.get("tenant"),
+            Some("acme")
+        );
+        assert!(back.view().sessions().all(|s| s.liveness.is_empty()));
+        let mut expected = Session::clone(fleet.view().get("b").unwrap());
+        expected.liveness = Default::default();
+        assert_eq!(**back.view().get("b").unwrap(), expected);
+    }
+
+    #[test]
+    fn labels_are_kept_exactly() {
         let mut events = format_1_events();
         let labels = |session: &str, json: serde_json::Value| -> Event {
             serde_json::from_value(serde_json::json!({
@@ -612,7 +714,6 @@ mod tests {
         let fleet = fleet_of(&events);
         let body = encode_snapshot(&fleet).unwrap();
         assert_eq!(body[0], SNAPSHOT_FORMAT);
-        assert_eq!(SNAPSHOT_FORMAT, 2);
         check_snapshot(&body).unwrap();
         let back = restored(&body);
         same_model(&back, &fleet);
@@ -626,7 +727,7 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_format_2_body_is_refused() {
+    fn a_damaged_body_is_refused() {
         let fleet = fleet_of(&format_1_events());
         let body = encode_snapshot(&fleet).unwrap();
         let mut longer = body.clone();
@@ -634,7 +735,7 @@ mod tests {
         assert!(
             check_snapshot(&longer)
                 .unwrap_err()
-                .contains("after the labels")
+                .contains("after the last section")
         );
         assert!(check_snapshot(&body[..body.len() - 1]).is_err());
         // Labels for a session the snapshot does not hold.

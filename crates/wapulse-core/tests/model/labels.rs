@@ -161,6 +161,16 @@ fn labels_come_back_from_a_snapshot_state() {
     decoded
         .restore_labels(listed.iter().map(|(id, l)| (sid(id), l.clone())).collect())
         .unwrap();
+    // (The liveness section likewise; it has a test of its own.)
+    decoded
+        .restore_liveness(
+            state_ref
+                .liveness()
+                .into_iter()
+                .map(|(id, l)| (id.clone(), l.clone()))
+                .collect(),
+        )
+        .unwrap();
     let restored = Fleet::from_state(Thresholds::default(), decoded, 10);
     for id in ["s1", "b", "c"] {
         assert_eq!(

@@ -3,6 +3,7 @@
 
 mod alerting;
 mod fleet;
+mod gateways;
 mod labels;
 mod ordering;
 mod properties;

@@ -25,9 +25,12 @@ fn label_changes() -> impl Strategy<Value = LabelChanges> {
 fn kind() -> impl Strategy<Value = EventKind> {
     let state = proptest::sample::select(SessionState::ALL.to_vec());
     prop_oneof![
-        4 => state.prop_map(|state| EventKind::State { state, reason: None }),
+        4 => (state, proptest::sample::select(vec![None, Some("440"), Some("401"), Some("428"), Some("flap")]))
+            .prop_map(|(state, reason)| EventKind::State { state, reason: reason.map(Into::into) }),
         6 => proptest::option::of(0u32..500).prop_map(|rtt_ms| EventKind::Heartbeat { rtt_ms }),
-        1 => proptest::sample::select(vec![AuthMethod::QrScan, AuthMethod::PairingCode, AuthMethod::SessionRestore])
+        1 => Just(EventKind::HeartbeatFailed),
+        1 => any::<bool>().prop_map(|expected| EventKind::Keepalives { expected }),
+        1 => proptest::sample::select(vec![AuthMethod::QrScan, AuthMethod::PairingCode, AuthMethod::SessionRestore, AuthMethod::Passkey])
             .prop_map(|method| EventKind::Auth { method }),
         1 => Just(EventKind::CredentialsWritten { store: None }),
         1 => any::<bool>().prop_map(|valid| EventKind::Validation { valid, detail: None }),
@@ -74,10 +77,11 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
-/// The whole state, labels included (the session's serde form leaves
-/// them out; snapshots store them beside it).
+/// The whole state, labels and liveness included (the session's serde
+/// form leaves them out; snapshots store them beside it).
 fn state_json(fleet: &Fleet) -> String {
-    serde_json::to_string(&(fleet.to_state(), fleet.state_ref().labels())).unwrap()
+    let state = fleet.state_ref();
+    serde_json::to_string(&(fleet.to_state(), state.labels(), state.liveness())).unwrap()
 }
 
 proptest! {
@@ -135,7 +139,7 @@ proptest! {
     fn raising_a_threshold_never_raises_the_level(
         events in events(),
         probe in 0i64..200_000,
-        field in 0usize..13,
+        field in 0usize..16,
         factor in 1u64..20,
     ) {
         let base = ThresholdsConfig::default();
@@ -155,7 +159,13 @@ proptest! {
             9 => upn(&mut raised.missed_heartbeats_critical),
             10 => upn(&mut raised.validation_failures_warning),
             11 => up(&mut raised.disconnection_critical),
-            _ => { up(&mut raised.lock_held_warning); up(&mut raised.lock_held_critical); }
+            12 => { up(&mut raised.lock_held_warning); up(&mut raised.lock_held_critical); }
+            13 => { upn(&mut raised.session_conflict_warning); upn(&mut raised.session_conflict_critical); }
+            14 => up(&mut raised.inbound_silence_min_gap),
+            _ => {
+                raised.inbound_silence_warning_chance /= factor as f64;
+                raised.inbound_silence_critical_chance /= factor as f64;
+            }
         }
         let Ok(raised) = Thresholds::try_from(raised) else {
             // A warning raised past its critical is not a valid setting.

@@ -415,8 +415,16 @@ fn every_alert_has_an_action_and_a_message() {
             threshold: 60_000,
             since: None,
             context: 10,
+            cause: None,
         };
         assert!(!alert.message().is_empty());
         assert!(!alert.action().is_empty());
+        for cause in [401, 403, 440, 499] {
+            let with = wapulse_core::Alert {
+                cause: Some(cause),
+                ..alert
+            };
+            assert!(!with.message().is_empty() && !with.action().is_empty());
+        }
     }
 }

@@ -64,10 +64,12 @@ pub struct HealthView {
     response_time: String,
 }
 
+/// Connected, and the keepalive (when one is expected or failing) is
+/// younger than the warning age.
 fn heartbeat_ok(s: &Session, t: &Thresholds, now: Timestamp) -> bool {
     s.is_connected()
-        && s.heartbeat_age(now)
-            .is_some_and(|age| age < t.heartbeat_age_warning)
+        && s.keepalive_reference()
+            .is_none_or(|since| now.since(since) < t.heartbeat_age_warning)
 }
 
 fn health_response(state: &Shared, s: &Session, started: Instant) -> Response {
@@ -237,12 +239,35 @@ struct SessionSection {
     state_age: u64,
     state_age_formatted: String,
     state_reason: Option<Box<str>>,
+    last_disconnect: Option<LastDisconnectView>,
+    conflicts: ConflictsView,
     init_successful: bool,
     auth_method: Option<&'static str>,
     first_seen_at: String,
     last_event_at: String,
     events: u64,
     late_events: u64,
+}
+
+/// The last reason given for not being connected, named when wapulse
+/// knows the close code.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LastDisconnectView {
+    /// The close code as a number, or the gateway's reason as given.
+    code: serde_json::Value,
+    name: Option<&'static str>,
+    explanation: Option<&'static str>,
+    action: Option<&'static str>,
+    at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConflictsView {
+    recent: u32,
+    window: u64,
+    total: u64,
 }
 
 #[derive(Serialize)]
@@ -279,6 +304,10 @@ struct HeartbeatSection {
     last_rtt_ms: Option<u32>,
     interval: u64,
     healthy: bool,
+    /// Whether the source sends regular keepalives (the heartbeat rules
+    /// judge their silence only then).
+    expected: bool,
+    failing_since: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -331,6 +360,22 @@ struct MessagesSection {
     inbound: u64,
     outbound: u64,
     errors: u64,
+    last_inbound_at: Option<String>,
+    inbound_baseline: BaselineView,
+}
+
+/// The inbound rate INBOUND_SILENCE judges by.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BaselineView {
+    per_hour: Option<f64>,
+    weight: f64,
+    observed: u64,
+    /// Whether it rests on enough messages and time to be judged.
+    judged: bool,
+    usual_gap: Option<u64>,
+    warning_after: Option<u64>,
+    critical_after: Option<u64>,
 }
 
 fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
@@ -364,6 +409,27 @@ fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
             state_age: s.state_age(now).as_millis(),
             state_age_formatted: s.state_age(now).formatted(),
             state_reason: s.state_reason.clone(),
+            last_disconnect: s.liveness.last_disconnect.as_ref().map(|d| {
+                let read = d.read();
+                let known = read.known();
+                LastDisconnectView {
+                    code: match read.code {
+                        Some(code) if known.is_some() || d.reason.trim() == code.to_string() => {
+                            code.into()
+                        }
+                        _ => d.reason.as_ref().into(),
+                    },
+                    name: known.map(|k| k.name),
+                    explanation: known.map(|k| k.explanation),
+                    action: known.map(|k| k.action),
+                    at: d.at.to_rfc3339(),
+                }
+            }),
+            conflicts: ConflictsView {
+                recent: s.liveness.conflicts(now, t.session_conflict_window),
+                window: t.session_conflict_window.as_millis(),
+                total: s.liveness.conflicts_total,
+            },
             init_successful: s.init_successful,
             auth_method: s.auth_method.map(|m| m.as_str()),
             first_seen_at: s.first_seen.to_rfc3339(),
@@ -399,6 +465,8 @@ fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
             last_rtt_ms: s.heartbeat.last_rtt_ms,
             interval: t.heartbeat_interval.as_millis(),
             healthy: heartbeat_ok(s, t, now),
+            expected: !s.liveness.keepalives_off,
+            failing_since: ts(s.liveness.keepalive_failing_since),
         },
         auth: AuthSection {
             method: s.auth_method.map(|m| m.as_str()),
@@ -442,6 +510,20 @@ fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
             inbound: s.traffic.inbound,
             outbound: s.traffic.outbound,
             errors: s.traffic.errors,
+            last_inbound_at: ts(s.liveness.inbound.last_at()),
+            inbound_baseline: {
+                let b = &s.liveness.inbound;
+                let bar = s.connected_since.and_then(|c| b.bar(c, t));
+                BaselineView {
+                    per_hour: b.rate_per_hour().map(|r| (r * 100.0).round() / 100.0),
+                    weight: (b.weight() * 100.0).round() / 100.0,
+                    observed: b.observed().as_millis(),
+                    judged: bar.is_some(),
+                    usual_gap: bar.map(|b| b.usual_gap.as_millis()),
+                    warning_after: bar.map(|b| b.warning_after.as_millis()),
+                    critical_after: bar.map(|b| b.critical_after.as_millis()),
+                }
+            },
         },
         alerts: alert_views(&a),
     }

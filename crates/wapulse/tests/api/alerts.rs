@@ -128,6 +128,34 @@ async fn each_alert_code_through_ingest() {
             "QR_REQUIRED",
             "warning",
         ),
+        (
+            "twice",
+            json!([
+                connected(300),
+                {"type": "state", "state": "disconnected", "reason": 440, "at": ago(200)},
+                {"type": "state", "state": "connected", "at": ago(199)},
+                {"type": "state", "state": "disconnected", "reason": "440", "at": ago(100)},
+                {"type": "state", "state": "connected", "at": ago(99)},
+                {"type": "heartbeat"}
+            ]),
+            "SESSION_CONFLICT",
+            "warning",
+        ),
+        (
+            "deaf",
+            {
+                // A message a minute for four hours, none for the last 15
+                // minutes, keepalives fine.
+                let mut events = vec![connected(4 * 3600)];
+                events.extend((15..4 * 60).rev().map(
+                    |m| json!({"type": "message", "direction": "inbound", "at": ago(m * 60)}),
+                ));
+                events.push(json!({"type": "heartbeat"}));
+                Value::Array(events)
+            },
+            "INBOUND_SILENCE",
+            "critical",
+        ),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (session, events, code, level) in cases {
