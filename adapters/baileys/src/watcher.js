@@ -190,13 +190,14 @@ export class SessionWatcher {
   }
 
   // The first event of a socket: `connecting`, or `reconnecting` when the
-  // socket follows a close the session can come back from.
+  // socket follows a close the session can come back from. The close code
+  // went with the `disconnected` before it (wapulse keeps it as the session's
+  // last disconnect); repeating it here would count a 440 twice as a conflict.
   #start(a) {
     if (a.started) return;
     a.started = true;
     const lc = this.lastClose;
-    if (lc && !lc.loggedOut) this.#state('reconnecting', lc.reason);
-    else this.#state('connecting');
+    this.#state(lc && !lc.loggedOut ? 'reconnecting' : 'connecting');
   }
 
   #onClose(a, u) {

@@ -98,6 +98,7 @@ test('open → connected + session_restore; messages counted exactly; saveCreds 
   assert.equal(u.lastDisconnect.error.output.statusCode, 440);
   const o2 = await observeWhen(session, (o) => o.session.state === 'disconnected', 'disconnected');
   assert.equal(String(o2.session.stateReason), '440');
+  if (o2.session.conflicts) assert.equal(o2.session.conflicts.total, 1, 'one replaced connection, one conflict');
 
   const journal = await wapulse.journal(session);
   assert.deepEqual(stateList(journal), ['connecting', 'connected', 'disconnected:440']);
@@ -138,7 +139,7 @@ test('qr → qr_required; isNewLogin → auth qr_scan; restart 515 → the next 
   assert.equal(o.reconnect.attempts, 0, 'connected resets the attempts');
 
   const journal = await wapulse.journal(session);
-  assert.deepEqual(stateList(journal), ['connecting', 'qr_required', 'disconnected:515', 'reconnecting:515', 'connected']);
+  assert.deepEqual(stateList(journal), ['connecting', 'qr_required', 'disconnected:515', 'reconnecting', 'connected']);
   assert.deepEqual(journal.filter((e) => e.type === 'auth').map((e) => e.method), ['qr_scan']);
 });
 
