@@ -67,6 +67,7 @@ struct FileSettings {
     alerting: Option<RawAlerting>,
     receivers: Option<Vec<RawReceiver>>,
     routes: Option<Vec<RawRoute>>,
+    gateways: Option<crate::gateways::RawGateways>,
 }
 
 /// Everything the service needs, checked.
@@ -119,6 +120,8 @@ pub struct Settings {
     pub probes: Vec<ProbeSpec>,
     /// Alert lifecycle, incidents, receivers and routes.
     pub alerting: AlertingSettings,
+    /// Gateway webhooks (WAHA, Evolution API).
+    pub gateways: crate::gateways::GatewaySettings,
 }
 
 impl Settings {
@@ -148,6 +151,7 @@ impl Settings {
             thresholds: Thresholds::default(),
             probes: Vec::new(),
             alerting: AlertingSettings::default(),
+            gateways: crate::gateways::GatewaySettings::default(),
         }
     }
 
@@ -315,6 +319,8 @@ impl Settings {
             file.receivers.unwrap_or_default(),
             file.routes.unwrap_or_default(),
         )?;
+        s.gateways =
+            crate::gateways::GatewaySettings::check(file.gateways, nonempty("WAHA_HMAC_KEY"))?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
             bail!(
                 "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \

@@ -35,6 +35,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod gateways;
 pub mod lowprio;
 pub mod model;
 pub mod openapi;

@@ -43,7 +43,7 @@ pub fn document() -> Value {
         match r.access {
             Access::Open => {}
             Access::Read => op["security"] = json!([{ "readToken": [] }, {}]),
-            Access::Ingest => op["security"] = json!([{ "ingestToken": [] }, {}]),
+            Access::Ingest | Access::Webhook => op["security"] = json!([{ "ingestToken": [] }, {}]),
             Access::Admin => op["security"] = json!([{ "adminToken": [] }, {}]),
             Access::Metrics => {
                 op["security"] = json!([{ "metricsToken": [] }, { "metricsQueryToken": [] }])
@@ -53,6 +53,11 @@ pub fn document() -> Value {
             op["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Silence" } } }
+            });
+        } else if let Some(name @ ("WahaWebhook" | "EvolutionWebhook")) = r.request {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } }
             });
         } else if r.request == Some("Events") {
             op["requestBody"] = json!({
@@ -113,16 +118,16 @@ pub fn document() -> Value {
                     "required": ["type"],
                     "properties": {
                         "session": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" },
-                        "type": { "enum": ["state", "heartbeat", "auth", "credentials_written", "validation",
+                        "type": { "enum": ["state", "heartbeat", "heartbeat_failed", "keepalives", "auth", "credentials_written", "validation",
                             "lock_acquired", "lock_released", "circuit_breaker", "message", "error", "counter", "gauge",
                             "labels"] },
                         "at": { "type": "string", "format": "date-time" },
                         "id": { "type": "string", "maxLength": 256 },
                         "state": { "enum": ["connecting", "connected", "reconnecting", "disconnected",
                             "qr_required", "logged_out", "circuit_open"] },
-                        "reason": { "type": "string" },
+                        "reason": { "type": ["string", "integer"] },
                         "rtt_ms": { "type": "integer", "minimum": 0 },
-                        "method": { "enum": ["qr_scan", "pairing_code", "session_restore"] },
+                        "method": { "enum": ["qr_scan", "pairing_code", "session_restore", "passkey"] },
                         "store": { "type": "string" },
                         "valid": { "type": "boolean" },
                         "detail": { "type": "string" },
@@ -149,6 +154,35 @@ pub fn document() -> Value {
         }
     });
     doc["components"]["schemas"]["Silence"] = silence;
+    doc["components"]["schemas"]["Event"]["properties"]["expected"] = json!({
+        "type": "boolean",
+        "description": "keepalives events: whether the source sends regular keepalives"
+    });
+    doc["components"]["schemas"]["WahaWebhook"] = json!({
+        "type": "object",
+        "description": "WAHA's webhook envelope, as WAHA sends it",
+        "required": ["event", "session"],
+        "properties": {
+            "id": { "type": "string" },
+            "timestamp": { "type": "integer" },
+            "session": { "type": "string" },
+            "engine": { "type": "string" },
+            "event": { "type": "string" },
+            "payload": {},
+            "me": { "type": ["object", "null"] }
+        }
+    });
+    doc["components"]["schemas"]["EvolutionWebhook"] = json!({
+        "type": "object",
+        "description": "Evolution API v2's webhook envelope, as Evolution sends it",
+        "required": ["instance"],
+        "properties": {
+            "event": { "type": "string" },
+            "instance": { "type": "string" },
+            "data": {},
+            "date_time": { "type": "string" }
+        }
+    });
     doc
 }
 

@@ -23,6 +23,9 @@ pub struct Telemetry {
     pub ingest_events: IntCounterVec,
     /// Accepted connections by the lane that serves them (read, ingest).
     pub http_connections: IntCounterVec,
+    /// Gateway webhook deliveries by gateway and outcome (mapped,
+    /// duplicate, ignored, rejected).
+    pub webhooks: IntCounterVec,
     /// Alerting: firing alerts, notifications, outbox, evaluator time.
     pub alerts: crate::alerting::AlertMetrics,
 }
@@ -63,6 +66,16 @@ impl Telemetry {
                  connections that start with a POST, served at the ingest priority)",
             ),
             &["lane"],
+        )
+        .expect("valid metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "wapulse_webhooks_total",
+                "Gateway webhook deliveries, by gateway and outcome (mapped: applied; duplicate: \
+                 a retry already applied; ignored: an event wapulse does not map; rejected: \
+                 malformed)",
+            ),
+            &["gateway", "outcome"],
         )
         .expect("valid metric");
         let alerts = crate::alerting::AlertMetrics {
@@ -111,6 +124,7 @@ impl Telemetry {
             Box::new(http_duration.clone()),
             Box::new(ingest_events.clone()),
             Box::new(http_connections.clone()),
+            Box::new(webhooks.clone()),
             Box::new(ReadPriorityCollector::new()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -121,12 +135,18 @@ impl Telemetry {
         for lane in ["read", "ingest"] {
             http_connections.with_label_values(&[lane]);
         }
+        for gateway in ["waha", "evolution"] {
+            for outcome in ["mapped", "duplicate", "ignored", "rejected"] {
+                webhooks.with_label_values(&[gateway, outcome]);
+            }
+        }
         Self {
             registry,
             http_requests,
             http_duration,
             ingest_events,
             http_connections,
+            webhooks,
             alerts,
         }
     }

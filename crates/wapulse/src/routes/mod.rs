@@ -11,6 +11,7 @@ mod fast;
 mod ingest;
 mod platform;
 mod session;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub enum Access {
     Ingest,
     /// `ADMIN_TOKEN`, else `INGEST_TOKEN`, when one is configured.
     Admin,
+    /// `INGEST_TOKEN` when one is configured, as a bearer token, as
+    /// `?token=` (a gateway's webhook URL) or in `gateways.token_header`.
+    Webhook,
 }
 
 /// One route: what the router serves and what `/openapi.json` describes.
@@ -145,6 +149,28 @@ const OK: (u16, &str) = (200, "OK");
 const UNAUTHORIZED: (u16, &str) = (401, "missing or wrong token");
 const NOT_FOUND: (u16, &str) = (404, "unknown session");
 const BAD_ID: (u16, &str) = (400, "malformed session id");
+
+const WEBHOOK: &[(u16, &str)] = &[
+    (
+        200,
+        "mapped to session events and applied (or a retry already applied)",
+    ),
+    (
+        202,
+        "a valid delivery of an event wapulse does not map: ignored, counted",
+    ),
+    (400, "malformed delivery; nothing applied"),
+    (
+        401,
+        "missing or wrong token, or a bad X-Webhook-Hmac signature",
+    ),
+    (413, "body too large"),
+    (415, "unsupported content type"),
+    (
+        503,
+        "the store refused the write; nothing applied (Retry-After)",
+    ),
+];
 
 /// Every route wapulse serves.
 pub fn table() -> Vec<Route> {
@@ -357,6 +383,33 @@ pub fn table() -> Vec<Route> {
             ],
             delete(alerts::expire),
         ),
+        route_as(
+            Method::POST,
+            Some("WahaWebhook"),
+            "/v1/webhooks/waha",
+            "A WAHA webhook delivery, as WAHA sends it (point WAHA's webhook URL here)",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::waha),
+        ),
+        route_as(
+            Method::POST,
+            Some("EvolutionWebhook"),
+            "/v1/webhooks/evolution",
+            "An Evolution API webhook delivery, as Evolution sends it",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::evolution),
+        ),
+        route_as(
+            Method::POST,
+            Some("EvolutionWebhook"),
+            "/v1/webhooks/evolution/{event}",
+            "An Evolution API delivery with \"webhook by events\" on (the event in the path)",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::evolution_by_event),
+        ),
         route(
             "/healthz",
             "Liveness",
@@ -541,10 +594,25 @@ async fn authorize(
                 "INGEST_TOKEN",
             )?,
         },
+        Access::Webhook => {
+            let token = s
+                .gateways
+                .token_header
+                .as_ref()
+                .and_then(|h| req.headers().get(h))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| query_token(&req));
+            check(
+                req.headers(),
+                token.as_deref(),
+                s.ingest_token.as_ref(),
+                false,
+                "INGEST_TOKEN",
+            )?
+        }
         Access::Metrics => {
-            let token = Query::<HashMap<String, String>>::try_from_uri(req.uri())
-                .ok()
-                .and_then(|mut q| q.0.remove("token"));
+            let token = query_token(&req);
             check(
                 req.headers(),
                 token.as_deref(),
@@ -555,6 +623,12 @@ async fn authorize(
         }
     }
     Ok(next.run(req).await)
+}
+
+fn query_token(req: &Request) -> Option<String> {
+    Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .ok()
+        .and_then(|mut q| q.0.remove("token"))
 }
 
 /// Checks a bearer token (or `?token=`) in constant time. With `required`,

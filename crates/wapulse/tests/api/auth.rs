@@ -49,7 +49,7 @@ async fn read_token_guards_every_read_route_and_leaves_health_open() {
                 );
                 assert_eq!(with("m3trics").await.unwrap().status(), 200, "{path}");
             }
-            Access::Ingest => unreachable!("ingest routes are POST"),
+            Access::Ingest | Access::Webhook => unreachable!("ingest routes are POST"),
             // Neither ADMIN_TOKEN nor INGEST_TOKEN is set: open.
             Access::Admin => assert_eq!(bare, 200, "{path}: no admin or ingest token set"),
         }
@@ -61,6 +61,36 @@ async fn read_token_guards_every_read_route_and_leaves_health_open() {
 #[tokio::test]
 async fn ingest_token_guards_writes() {
     let app = spawn_with(|s| s.ingest_token = secret("1ngest")).await;
+    // Every webhook route refuses a missing or wrong token before it
+    // reads the body, and takes the right one as a bearer or `?token=`.
+    for r in table().into_iter().filter(|r| r.access == Access::Webhook) {
+        let path = r.path.replace("{event}", "connection-update");
+        let post = |path: String, token: Option<&str>| {
+            let mut req = app.client.post(app.url(&path)).json(&json!({}));
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            req.send()
+        };
+        assert_eq!(
+            post(path.clone(), None).await.unwrap().status(),
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            post(path.clone(), Some("nope")).await.unwrap().status(),
+            401,
+            "{path}"
+        );
+        // Authorized, the empty body is refused for what it is.
+        assert_eq!(
+            post(path.clone(), Some("1ngest")).await.unwrap().status(),
+            400,
+            "{path}"
+        );
+        let by_query = format!("{path}?token=1ngest");
+        assert_eq!(post(by_query, None).await.unwrap().status(), 400, "{path}");
+    }
     for r in table().into_iter().filter(|r| r.access == Access::Ingest) {
         let path = concrete(r.path);
         let post = |token: Option<&str>| {

@@ -1,0 +1,232 @@
+//! Evolution API v2 webhooks: `POST /v1/webhooks/evolution` and the
+//! per-event sub-paths it appends with "webhook by events"
+//! (`/v1/webhooks/evolution/connection-update`, …).
+//!
+//! The envelope: `{event, instance, data, date_time, sender, server_url,
+//! apikey}`. `date_time` is the server's local time labelled `Z` (right
+//! only on a server running in UTC), so events take wapulse's receive
+//! time. Evolution carries no delivery id: a retry is the same body, so
+//! events are named by a hash of it (messages by their message id).
+//!
+//! | Evolution | wapulse |
+//! |---|---|
+//! | `connection.update` open | `connected` (+ `auth qr_scan` after a QR) |
+//! | `connection.update` connecting | `connecting` (first) / `reconnecting` (after open) |
+//! | `connection.update` close (401, 402, 403, 406) | `logged_out` with `statusReason` |
+//! | `connection.update` close (other codes) | `disconnected` with `statusReason` |
+//! | `connection.update` refused | `qr_required` (QR attempts exhausted) |
+//! | `qrcode.updated` | `qr_required` |
+//! | `status.instance` closed | `disconnected` / `logged_out` with `disconnectionReasonCode` |
+//! | `logout.instance` | `logged_out` |
+//! | `messages.upsert` | `message` (direction from `key.fromMe`) |
+//! | `send.message` | `message` outbound |
+//! | `wuid` | label `me` |
+
+use serde_json::Value;
+use wapulse_core::{AuthMethod, Direction, EventKind, SessionId, SessionState, Timestamp};
+
+use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, is_logout_code, session_id};
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// Evolution names events `connection.update`, `CONNECTION_UPDATE` or, in
+/// a sub-path, `connection-update`: all read as `connection.update`.
+pub fn normalize(event: &str) -> String {
+    event.to_ascii_lowercase().replace(['_', '-'], ".")
+}
+
+/// Maps one delivery; `path_event` is the sub-path's event, if any.
+pub fn map(
+    body: &[u8],
+    path_event: Option<&str>,
+    prefix: &str,
+    prior: impl Fn(&SessionId) -> Prior,
+    received: Timestamp,
+) -> Result<Mapped, Refused> {
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
+    if !envelope.is_object() {
+        return Err(Refused::new(
+            "body",
+            "must be an Evolution API webhook object",
+        ));
+    }
+    let event = match (text(&envelope, "event"), path_event) {
+        (Some(e), _) => normalize(e),
+        (None, Some(p)) => normalize(p),
+        (None, None) => {
+            return Err(Refused::new(
+                "event",
+                "is required (an Evolution event such as connection.update)",
+            ));
+        }
+    };
+    let name = text(&envelope, "instance")
+        .ok_or_else(|| Refused::new("instance", "is required (the Evolution instance name)"))?;
+    let session = session_id("instance", prefix, name)?;
+    let prior = prior(&session);
+    let data = envelope.get("data").unwrap_or(&Value::Null);
+    let mut batch = Batch::new(
+        session.clone(),
+        received,
+        format!("evo:{}", body_digest(body)),
+    );
+    let mut me = None;
+    let mapped = match event.as_str() {
+        "connection.update" => {
+            me = text(data, "wuid");
+            match text(data, "state") {
+                Some("open") => {
+                    if prior.state == Some(SessionState::QrRequired) {
+                        batch.push(EventKind::Auth {
+                            method: AuthMethod::QrScan,
+                        });
+                    }
+                    batch.state(SessionState::Connected, None);
+                }
+                Some("connecting") => batch.state(prior.connecting(), None),
+                Some("close") => closed(&mut batch, code_text(data.get("statusReason"))),
+                Some("refused") => batch.state(
+                    SessionState::QrRequired,
+                    Some("refused: QR code attempts exhausted".into()),
+                ),
+                _ => {
+                    return Err(Refused::new(
+                        "data.state",
+                        "is required for connection.update (open, connecting, close, refused)",
+                    ));
+                }
+            }
+            true
+        }
+        "qrcode.updated" => {
+            batch.state(SessionState::QrRequired, Some("qrcode.updated".into()));
+            true
+        }
+        "status.instance" if text(data, "status") == Some("closed") => {
+            closed(&mut batch, code_text(data.get("disconnectionReasonCode")));
+            true
+        }
+        "logout.instance" => {
+            batch.state(SessionState::LoggedOut, Some("logout.instance".into()));
+            true
+        }
+        "messages.upsert" | "send.message" => {
+            // One message object, or a list of them.
+            let messages: Vec<&Value> = match data {
+                Value::Array(items) => items.iter().collect(),
+                Value::Object(_) => match data.get("messages") {
+                    Some(Value::Array(items)) => items.iter().collect(),
+                    _ => vec![data],
+                },
+                _ => Vec::new(),
+            };
+            for m in &messages {
+                let key = m.get("key").unwrap_or(&Value::Null);
+                let direction = if event == "send.message"
+                    || key.get("fromMe").and_then(Value::as_bool) == Some(true)
+                {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                let kind = EventKind::Message {
+                    direction,
+                    count: 1,
+                };
+                match text(key, "id") {
+                    Some(id) if !id.is_empty() => batch.push_with_id(
+                        kind,
+                        format!("evo-msg:{session}:{id}:{}", direction.as_str()),
+                    ),
+                    _ => batch.push(kind),
+                }
+            }
+            !messages.is_empty()
+        }
+        _ => false,
+    };
+    if !mapped {
+        return Ok(Mapped::Ignored { event });
+    }
+    batch.no_keepalives(&prior);
+    batch.labels(&prior, &[("me", me)]);
+    Ok(batch.finish(event))
+}
+
+fn closed(batch: &mut Batch, code: Option<String>) {
+    let state = if code.as_deref().is_some_and(is_logout_code) {
+        SessionState::LoggedOut
+    } else {
+        SessionState::Disconnected
+    };
+    batch.state(state, code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_read_the_same_in_every_spelling() {
+        for e in [
+            "connection.update",
+            "CONNECTION_UPDATE",
+            "connection-update",
+        ] {
+            assert_eq!(normalize(e), "connection.update");
+        }
+    }
+
+    #[test]
+    fn connecting_after_open_is_a_reconnect_and_retries_keep_their_ids() {
+        let body = serde_json::json!({"event": "connection.update", "instance": "i", "data": {"state": "connecting", "statusReason": 200}}).to_string();
+        let received = Timestamp::from_millis(1_770_000_000_000);
+        let connected = Prior {
+            state: Some(SessionState::Connected),
+            ..Prior::default()
+        };
+        let a = map(
+            body.as_bytes(),
+            None,
+            "evo:",
+            |_| connected.clone(),
+            received,
+        )
+        .unwrap();
+        let b = map(
+            body.as_bytes(),
+            None,
+            "evo:",
+            |_| connected.clone(),
+            received,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        let Mapped::Events {
+            session, events, ..
+        } = a
+        else {
+            panic!()
+        };
+        assert_eq!(session.as_str(), "evo:i");
+        assert_eq!(
+            events[0].kind,
+            EventKind::State {
+                state: SessionState::Reconnecting,
+                reason: None
+            }
+        );
+        let err = map(
+            b"{\"event\":\"connection.update\"}",
+            None,
+            "",
+            |_| Prior::default(),
+            received,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "instance");
+    }
+}

@@ -1,0 +1,365 @@
+//! Gateways that post straight to wapulse: their webhook payloads turned
+//! into session events, so a WAHA or Evolution API user needs no glue code.
+//!
+//! Each gateway has its own file (`waha.rs`, `evolution.rs`) with a pure
+//! `map(envelope, prior, received)`: the payload and what wapulse knows of
+//! the session before it (its state, labels, keepalive expectation) in,
+//! session events out. The HTTP side (auth, signature, ingest) is in
+//! `routes/webhooks.rs`.
+//!
+//! Rules every mapping keeps:
+//! - A gateway retry of the same delivery maps to the same event ids (the
+//!   envelope's id, else a hash of the body), so the model's idempotency
+//!   memory applies it once.
+//! - Sessions fed by these webhooks send no regular keepalives: the first
+//!   delivery for a session says so (`keepalives {expected: false}`), so
+//!   HEARTBEAT_STALE / DEAD never page for them; INBOUND_SILENCE and the
+//!   state do.
+//! - "Connecting" after connected is a reconnect.
+
+pub mod evolution;
+pub mod waha;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use wapulse_core::labels::LabelChanges;
+use wapulse_core::{Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp};
+
+use crate::config::Secret;
+
+/// `[gateways]` as written in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateways {
+    /// A header that may carry `INGEST_TOKEN` (for gateways that can only
+    /// add custom headers, like Evolution API), besides `Authorization:
+    /// Bearer` and `?token=`.
+    pub token_header: Option<String>,
+    /// `[gateways.waha]`.
+    pub waha: Option<RawWaha>,
+    /// `[gateways.evolution]`.
+    pub evolution: Option<RawEvolution>,
+}
+
+/// `[gateways.waha]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaha {
+    /// Prepended to WAHA's session name to make the wapulse session id.
+    pub session_prefix: Option<String>,
+    /// WAHA's webhook HMAC key (`X-Webhook-Hmac`, SHA-512); also
+    /// `WAHA_HMAC_KEY`.
+    pub hmac_key: Option<String>,
+}
+
+/// `[gateways.evolution]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvolution {
+    /// Prepended to Evolution's instance name to make the session id.
+    pub session_prefix: Option<String>,
+}
+
+/// The gateway settings, checked.
+#[derive(Clone, Debug, Default)]
+pub struct GatewaySettings {
+    /// Lower-cased header name that may carry the ingest token.
+    pub token_header: Option<axum::http::HeaderName>,
+    /// WAHA session id prefix.
+    pub waha_prefix: String,
+    /// When set, every WAHA delivery must carry a valid `X-Webhook-Hmac`.
+    pub waha_hmac_key: Option<Secret>,
+    /// Evolution instance id prefix.
+    pub evolution_prefix: String,
+}
+
+impl GatewaySettings {
+    /// Checks `[gateways]`; `env` supplies `WAHA_HMAC_KEY`.
+    pub fn check(raw: Option<RawGateways>, env_hmac_key: Option<String>) -> anyhow::Result<Self> {
+        let raw = raw.unwrap_or_default();
+        let prefix = |field: &str, p: Option<String>| -> anyhow::Result<String> {
+            let p = p.unwrap_or_default();
+            if !p.is_empty() && SessionId::parse(&format!("{p}x")).is_err() {
+                anyhow::bail!(
+                    "gateways.{field}.session_prefix: `{p}` may only hold the characters of a \
+                     session id ([A-Za-z0-9._:@-])"
+                );
+            }
+            Ok(p)
+        };
+        let waha = raw.waha.unwrap_or_default();
+        let token_header = match raw.token_header {
+            None => None,
+            Some(name) => Some(
+                axum::http::HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
+                    anyhow::anyhow!("gateways.token_header: `{name}` is not an HTTP header name")
+                })?,
+            ),
+        };
+        Ok(Self {
+            token_header,
+            waha_prefix: prefix("waha", waha.session_prefix)?,
+            waha_hmac_key: env_hmac_key
+                .filter(|k| !k.is_empty())
+                .or(waha.hmac_key.filter(|k| !k.is_empty()))
+                .map(Secret::new),
+            evolution_prefix: prefix(
+                "evolution",
+                raw.evolution.unwrap_or_default().session_prefix,
+            )?,
+        })
+    }
+}
+
+/// What wapulse knows about a session before a delivery.
+#[derive(Clone, Debug, Default)]
+pub struct Prior {
+    /// Its state, when the session exists.
+    pub state: Option<SessionState>,
+    /// Whether its source already said it sends no keepalives.
+    pub keepalives_off: bool,
+    /// Its labels.
+    pub labels: Labels,
+    /// The reason given with its state.
+    pub reason: Option<Box<str>>,
+    /// Whether it was ever connected.
+    pub was_connected: bool,
+}
+
+impl Prior {
+    /// Reads the session from the model's snapshot.
+    pub fn of(snapshot: &FleetSnapshot, id: &SessionId) -> Self {
+        snapshot
+            .get(id.as_str())
+            .map_or_else(Self::default, |s| Self {
+                state: s.state_seen.then_some(s.state),
+                keepalives_off: s.liveness.keepalives_off,
+                labels: s.labels.clone(),
+                reason: s.state_reason.clone(),
+                was_connected: s.init_successful,
+            })
+    }
+
+    /// `connecting` for a session's first start, `reconnecting` when it
+    /// starts again after it lost a connection (connected, reconnecting,
+    /// or dropped with a close code). A start after a logout or a QR wait
+    /// is a new pairing, not a reconnect.
+    pub fn connecting(&self) -> SessionState {
+        match self.state {
+            Some(SessionState::Connected | SessionState::Reconnecting) => {
+                SessionState::Reconnecting
+            }
+            Some(SessionState::Disconnected | SessionState::CircuitOpen) if self.was_connected => {
+                SessionState::Reconnecting
+            }
+            _ => SessionState::Connecting,
+        }
+    }
+}
+
+/// Why a delivery was refused (a 400 naming the field).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The envelope field at fault.
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Refused {
+    fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// What a delivery became.
+#[derive(Debug, PartialEq)]
+pub enum Mapped {
+    /// These events, for this session.
+    Events {
+        /// The gateway's event name.
+        event: String,
+        /// The session.
+        session: SessionId,
+        /// What to apply.
+        events: Vec<Event>,
+    },
+    /// A valid delivery that wapulse does not map (acknowledged, counted).
+    Ignored {
+        /// The gateway's event name.
+        event: String,
+    },
+}
+
+/// Builds the events of one delivery, with ids derived from the delivery
+/// so that a retry is recognised.
+pub struct Batch {
+    session: SessionId,
+    at: Timestamp,
+    id_base: String,
+    events: Vec<Event>,
+}
+
+impl Batch {
+    /// A batch for `session` at `at`; `id_base` names the delivery.
+    pub fn new(session: SessionId, at: Timestamp, id_base: String) -> Self {
+        Self {
+            session,
+            at,
+            id_base,
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds an event with the next derived id.
+    pub fn push(&mut self, kind: EventKind) {
+        let id = format!("{}:{}", self.id_base, self.events.len());
+        self.push_with_id(kind, id);
+    }
+
+    /// Adds an event with an id of its own (a message id shared by two
+    /// deliveries of the same message).
+    pub fn push_with_id(&mut self, kind: EventKind, id: String) {
+        let id = truncate(&id, wapulse_core::event::MAX_LABEL_LEN);
+        self.events.push(Event {
+            session: self.session.clone(),
+            at: self.at,
+            id: Some(id.into()),
+            kind,
+        });
+    }
+
+    /// A state change with an optional reason.
+    pub fn state(&mut self, state: SessionState, reason: Option<String>) {
+        self.push(EventKind::State {
+            state,
+            reason: reason.map(|r| truncate(&r, wapulse_core::event::MAX_TEXT_LEN).into()),
+        });
+    }
+
+    /// The "no regular keepalives" declaration, once per session.
+    pub fn no_keepalives(&mut self, prior: &Prior) {
+        if !prior.keepalives_off {
+            self.push(EventKind::Keepalives { expected: false });
+        }
+    }
+
+    /// Labels that differ from what the session holds (values cut to 128
+    /// characters; empty values skipped).
+    pub fn labels(&mut self, prior: &Prior, wanted: &[(&str, Option<&str>)]) {
+        let changes: Vec<(&str, Option<String>)> = wanted
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.filter(|v| !v.is_empty())?;
+                let value = truncate(value, 128);
+                (prior.labels.get(name) != Some(value.as_str())).then_some((*name, Some(value)))
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        if let Ok(labels) =
+            LabelChanges::try_from_changes(changes.iter().map(|(n, v)| (*n, v.as_deref())))
+        {
+            // A session already at 16 labels keeps what it has: the check
+            // at ingest would refuse the whole delivery otherwise.
+            if prior.labels.len() + changes.len() <= wapulse_core::labels::MAX_LABELS {
+                self.push(EventKind::Labels { labels });
+            }
+        }
+    }
+
+    /// The events, for `session`.
+    pub fn finish(self, event: String) -> Mapped {
+        Mapped::Events {
+            event,
+            session: self.session,
+            events: self.events,
+        }
+    }
+}
+
+fn truncate(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}
+
+/// A short stable name for a body: the first 16 hex digits of its
+/// SHA-256, for deliveries that carry no id of their own.
+pub fn body_digest(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The session id `prefix + name`, or a refusal naming `field`.
+pub fn session_id(field: &'static str, prefix: &str, name: &str) -> Result<SessionId, Refused> {
+    if name.is_empty() {
+        return Err(Refused::new(field, "is required"));
+    }
+    SessionId::parse(&format!("{prefix}{name}")).map_err(|e| {
+        Refused::new(
+            field,
+            format!("`{}` does not make a session id: {e}", truncate(name, 64)),
+        )
+    })
+}
+
+/// A close code as text, from a JSON number or string.
+pub fn code_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Close codes after which the device must be paired again (Evolution
+/// sends a `close` webhook only for these).
+pub fn is_logout_code(code: &str) -> bool {
+    matches!(
+        wapulse_core::disconnect::DisconnectReason::read(code).code,
+        Some(401 | 402 | 403 | 406 | 411)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_check_prefixes_headers_and_prefer_the_env_key() {
+        let raw: RawGateways = toml::from_str(
+            "token_header = \"X-Api-Key\"\n[waha]\nsession_prefix = \"waha:\"\nhmac_key = \"file\"\n",
+        )
+        .unwrap();
+        let s = GatewaySettings::check(Some(raw), Some("env".into())).unwrap();
+        assert_eq!(s.waha_prefix, "waha:");
+        assert_eq!(s.waha_hmac_key.unwrap().expose(), "env");
+        assert_eq!(s.token_header.unwrap().as_str(), "x-api-key");
+        let bad: RawGateways = toml::from_str("[evolution]\nsession_prefix = \"a b\"\n").unwrap();
+        let err = GatewaySettings::check(Some(bad), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gateways.evolution.session_prefix"), "{err}");
+        let bad: RawGateways = toml::from_str("token_header = \"bad header\"\n").unwrap();
+        let err = GatewaySettings::check(Some(bad), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gateways.token_header"), "{err}");
+    }
+
+    #[test]
+    fn logout_codes_are_the_ones_needing_a_new_pairing() {
+        for code in ["401", "402", "403", "406", "411", "loggedOut"] {
+            assert!(is_logout_code(code), "{code}");
+        }
+        for code in ["408", "428", "440", "500", "515", "whatever"] {
+            assert!(!is_logout_code(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! WAHA (devlikeapro/waha) webhooks: `POST /v1/webhooks/waha`.
+//!
+//! The envelope as WAHA sends it: `{id, timestamp, session, engine, event,
+//! payload, me, …}` (older releases lack `id` and `timestamp`).
+//!
+//! | WAHA | wapulse |
+//! |---|---|
+//! | `session.status` STARTING | `connecting` (first) / `reconnecting` (after it was connected) |
+//! | `session.status` WORKING | `connected` (+ `auth qr_scan` / `passkey` after a QR or passkey wait) |
+//! | `session.status` SCAN_QR_CODE, PASSKEY_* | `qr_required` |
+//! | `session.status` STOPPED | `disconnected` |
+//! | `session.status` FAILED | `logged_out` |
+//! | `engine.event` `connection.update` close (NOWEB) | `disconnected` / `logged_out` with the close code |
+//! | `engine.event` `creds.update` (NOWEB) | `credentials_written` |
+//! | `engine.event` KeepAliveTimeout / KeepAliveRestored (GOWS) | `heartbeat_failed` / `heartbeat` |
+//! | `engine.event` StreamReplaced / LoggedOut / Disconnected / Connected (GOWS) | `disconnected` 440 / `logged_out` / `reconnecting` / `connected` |
+//! | `message`, `message.any` | `message` (direction from `fromMe`; one per message id) |
+//! | `me.id`, `engine` | labels `me`, `engine` |
+
+use serde_json::Value;
+use wapulse_core::{AuthMethod, Direction, EventKind, SessionId, SessionState, Timestamp};
+
+use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, is_logout_code, session_id};
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+/// Maps one delivery. `prior` tells what wapulse knows of a session.
+pub fn map(
+    body: &[u8],
+    prefix: &str,
+    prior: impl Fn(&SessionId) -> Prior,
+    received: Timestamp,
+) -> Result<Mapped, Refused> {
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
+    if !envelope.is_object() {
+        return Err(Refused::new("body", "must be a WAHA webhook object"));
+    }
+    let event = text(&envelope, "event")
+        .ok_or_else(|| Refused::new("event", "is required (a WAHA event name)"))?
+        .to_owned();
+    let name = text(&envelope, "session")
+        .ok_or_else(|| Refused::new("session", "is required (the WAHA session name)"))?;
+    let session = session_id("session", prefix, name)?;
+    // WAHA's own time when it gave one (never ahead of ours); else now.
+    let at = envelope
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .map_or(received, |ms| Timestamp::from_millis(ms).min(received));
+    let id_base = match text(&envelope, "id") {
+        Some(id) if !id.is_empty() => format!("waha:{id}"),
+        _ => format!("waha:{}", body_digest(body)),
+    };
+    let prior = prior(&session);
+    let payload = envelope.get("payload").unwrap_or(&Value::Null);
+    let mut batch = Batch::new(session.clone(), at, id_base);
+    let mapped = match event.as_str() {
+        "session.status" => session_status(&mut batch, &prior, payload)?,
+        "engine.event" => engine_event(&mut batch, &prior, payload),
+        "message" | "message.any" => {
+            let direction = if payload.get("fromMe").and_then(Value::as_bool) == Some(true) {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            };
+            // `message` and `message.any` both carry an inbound message:
+            // one id per message, so it counts once.
+            let kind = EventKind::Message {
+                direction,
+                count: 1,
+            };
+            match text(payload, "id") {
+                Some(id) if !id.is_empty() => batch.push_with_id(
+                    kind,
+                    format!("waha-msg:{session}:{id}:{}", direction.as_str()),
+                ),
+                _ => batch.push(kind),
+            }
+            true
+        }
+        _ => false,
+    };
+    if !mapped {
+        return Ok(Mapped::Ignored { event });
+    }
+    batch.no_keepalives(&prior);
+    let me = envelope.get("me").and_then(|m| text(m, "id"));
+    batch.labels(&prior, &[("me", me), ("engine", text(&envelope, "engine"))]);
+    Ok(batch.finish(event))
+}
+
+fn session_status(batch: &mut Batch, prior: &Prior, payload: &Value) -> Result<bool, Refused> {
+    let status = text(payload, "status").ok_or_else(|| {
+        Refused::new(
+            "payload.status",
+            "is required for session.status (STOPPED, STARTING, SCAN_QR_CODE, WORKING, FAILED)",
+        )
+    })?;
+    match status {
+        "STARTING" => batch.state(prior.connecting(), Some(status.into())),
+        "WORKING" => {
+            if prior.state == Some(SessionState::QrRequired) {
+                let passkey = prior
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("PASSKEY"));
+                batch.push(EventKind::Auth {
+                    method: if passkey {
+                        AuthMethod::Passkey
+                    } else {
+                        AuthMethod::QrScan
+                    },
+                });
+            }
+            batch.state(SessionState::Connected, None);
+        }
+        "SCAN_QR_CODE" | "PASSKEY_REQUIRED" | "PASSKEY_CONFIRMATION_REQUIRED" => {
+            batch.state(SessionState::QrRequired, Some(status.into()))
+        }
+        "STOPPED" => batch.state(SessionState::Disconnected, Some(status.into())),
+        "FAILED" => batch.state(SessionState::LoggedOut, Some(status.into())),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn engine_event(batch: &mut Batch, prior: &Prior, payload: &Value) -> bool {
+    let Some(name) = text(payload, "event") else {
+        return false;
+    };
+    let data = payload.get("data").unwrap_or(&Value::Null);
+    match name.strip_prefix("events.").unwrap_or(name) {
+        // NOWEB: Baileys' own events.
+        "connection.update" => match text(data, "connection") {
+            Some("close") => {
+                let code = code_text(data.pointer("/lastDisconnect/error/output/statusCode"));
+                let state = if code.as_deref().is_some_and(is_logout_code) {
+                    SessionState::LoggedOut
+                } else {
+                    SessionState::Disconnected
+                };
+                batch.state(state, code);
+            }
+            Some("open") => batch.state(SessionState::Connected, None),
+            _ => return false,
+        },
+        "creds.update" => batch.push(EventKind::CredentialsWritten {
+            store: Some("waha".into()),
+        }),
+        // GOWS: whatsmeow's events.
+        "KeepAliveTimeout" => batch.push(EventKind::HeartbeatFailed),
+        "KeepAliveRestored" => batch.push(EventKind::Heartbeat { rtt_ms: None }),
+        "StreamReplaced" => batch.state(SessionState::Disconnected, Some("440".into())),
+        "LoggedOut" => batch.state(
+            SessionState::LoggedOut,
+            Some(code_text(data.get("Reason")).unwrap_or_else(|| "401".into())),
+        ),
+        "Disconnected" => batch.state(prior.connecting(), Some("Disconnected".into())),
+        "Connected" => batch.state(SessionState::Connected, None),
+        _ => return false,
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received() -> Timestamp {
+        Timestamp::from_millis(1_770_000_000_000)
+    }
+
+    fn kinds(mapped: &Mapped) -> Vec<String> {
+        match mapped {
+            Mapped::Events { events, .. } => events
+                .iter()
+                .map(|e| serde_json::to_string(&e.kind).unwrap())
+                .collect(),
+            Mapped::Ignored { event } => vec![format!("ignored {event}")],
+        }
+    }
+
+    fn map_json(json: Value, prior: Prior) -> Result<Mapped, Refused> {
+        map(
+            json.to_string().as_bytes(),
+            "",
+            |_| prior.clone(),
+            received(),
+        )
+    }
+
+    #[test]
+    fn starting_is_a_reconnect_only_after_it_was_connected() {
+        let body = serde_json::json!({"event": "session.status", "session": "s", "payload": {"status": "STARTING"}});
+        let first = map_json(body.clone(), Prior::default()).unwrap();
+        assert!(
+            kinds(&first)[0].contains("\"connecting\""),
+            "{:?}",
+            kinds(&first)
+        );
+        let again = map_json(
+            body,
+            Prior {
+                state: Some(SessionState::Connected),
+                keepalives_off: true,
+                ..Prior::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&again),
+            [r#"{"type":"state","state":"reconnecting","reason":"STARTING"}"#]
+        );
+    }
+
+    #[test]
+    fn a_retry_maps_to_the_same_ids_and_a_bad_envelope_names_its_field() {
+        let body = serde_json::json!({"id": "evt_1", "timestamp": 1_769_999_999_000i64, "event": "session.status", "session": "s", "payload": {"status": "WORKING"}});
+        let a = map_json(body.clone(), Prior::default()).unwrap();
+        let b = map_json(body, Prior::default()).unwrap();
+        assert_eq!(a, b);
+        let Mapped::Events { events, .. } = a else {
+            panic!()
+        };
+        assert_eq!(events[0].id.as_deref(), Some("waha:evt_1:0"));
+        assert_eq!(events[0].at, Timestamp::from_millis(1_769_999_999_000));
+        for (json, field) in [
+            (serde_json::json!({"session": "s"}), "event"),
+            (serde_json::json!({"event": "session.status"}), "session"),
+            (
+                serde_json::json!({"event": "session.status", "session": "s", "payload": {}}),
+                "payload.status",
+            ),
+            (
+                serde_json::json!({"event": "message", "session": "a b"}),
+                "session",
+            ),
+        ] {
+            assert_eq!(map_json(json, Prior::default()).unwrap_err().field, field);
+        }
+        let err = map(b"{", "", |_| Prior::default(), received()).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
+}

@@ -1,0 +1,241 @@
+//! `POST /v1/webhooks/waha` and `POST /v1/webhooks/evolution[/{event}]`:
+//! gateway deliveries, checked, mapped (`crate::gateways`) and applied
+//! like any batch of events.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::json;
+use sha2::Sha512;
+use subtle::ConstantTimeEq;
+use wapulse_core::Timestamp;
+
+use super::{ApiError, Shared};
+use crate::clock;
+use crate::gateways::{self, Mapped, Prior, Refused};
+
+type Body = Result<Bytes, BytesRejection>;
+
+#[derive(Clone, Copy)]
+enum Gateway {
+    Waha,
+    Evolution,
+}
+
+impl Gateway {
+    fn name(self) -> &'static str {
+        match self {
+            Gateway::Waha => "waha",
+            Gateway::Evolution => "evolution",
+        }
+    }
+}
+
+pub(super) async fn waha(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let body = checked_body(&state, &headers, body)?;
+        if let Some(key) = &state.settings.gateways.waha_hmac_key {
+            verify_waha_signature(&headers, &body, key.expose())?;
+        }
+        let received = clock::now();
+        let snapshot = state.model.snapshot();
+        let mapped = gateways::waha::map(
+            &body,
+            &state.settings.gateways.waha_prefix,
+            |id| Prior::of(&snapshot, id),
+            received,
+        );
+        Ok::<_, ApiError>((mapped, received))
+    }
+    .await;
+    finish(&state, Gateway::Waha, result).await
+}
+
+pub(super) async fn evolution(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    evolution_delivery(state, headers, body, None).await
+}
+
+pub(super) async fn evolution_by_event(
+    State(state): State<Shared>,
+    Path(event): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    evolution_delivery(state, headers, body, Some(event)).await
+}
+
+async fn evolution_delivery(
+    state: Shared,
+    headers: HeaderMap,
+    body: Body,
+    path_event: Option<String>,
+) -> Response {
+    let result = checked_body(&state, &headers, body).map(|body| {
+        let received = clock::now();
+        let snapshot = state.model.snapshot();
+        let mapped = gateways::evolution::map(
+            &body,
+            path_event.as_deref(),
+            &state.settings.gateways.evolution_prefix,
+            |id| Prior::of(&snapshot, id),
+            received,
+        );
+        (mapped, received)
+    });
+    finish(&state, Gateway::Evolution, result).await
+}
+
+/// The body, if it is one wapulse reads: within the size limit, JSON.
+fn checked_body(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body is larger than {} bytes (max_body_bytes)",
+                state.settings.max_body_bytes
+            ))
+        } else {
+            ApiError::bad_request(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !matches!(essence, "application/json" | "") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type `{essence}` is not accepted: gateway webhooks are application/json"
+            )));
+        }
+    }
+    Ok(body)
+}
+
+/// WAHA signs with `X-Webhook-Hmac`: the hex HMAC-SHA512 of the raw body.
+fn verify_waha_signature(headers: &HeaderMap, body: &[u8], key: &str) -> Result<(), ApiError> {
+    let Some(given) = headers.get("x-webhook-hmac").and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::Unauthorized(
+            "missing X-Webhook-Hmac: waha_hmac_key is set, so every WAHA delivery must be \
+             signed (set the same key in WAHA's webhook hmac.key)"
+                .into(),
+        ));
+    };
+    if let Some(alg) = headers
+        .get("x-webhook-hmac-algorithm")
+        .and_then(|v| v.to_str().ok())
+        && !alg.eq_ignore_ascii_case("sha512")
+    {
+        return Err(ApiError::Unauthorized(format!(
+            "X-Webhook-Hmac-Algorithm `{alg}` is not supported (sha512)"
+        )));
+    }
+    let mut mac = Hmac::<Sha512>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let given = given.trim().to_ascii_lowercase();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "X-Webhook-Hmac does not match the body: wrong key, or the body was changed".into(),
+        ))
+    }
+}
+
+async fn finish(
+    state: &Shared,
+    gateway: Gateway,
+    result: Result<(Result<Mapped, Refused>, Timestamp), ApiError>,
+) -> Response {
+    let count = |outcome: &str, n: u64| {
+        state
+            .telemetry
+            .webhooks
+            .with_label_values(&[gateway.name(), outcome])
+            .inc_by(n);
+    };
+    let (mapped, received) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            count("rejected", 1);
+            return e.into_response();
+        }
+    };
+    let (event, session, events) = match mapped {
+        Err(refused) => {
+            count("rejected", 1);
+            return ApiError::BadRequest {
+                message: format!(
+                    "{} webhook: `{}` {}",
+                    gateway.name(),
+                    refused.field,
+                    refused.problem
+                ),
+                index: None,
+                field: Some(refused.field),
+            }
+            .into_response();
+        }
+        Ok(Mapped::Ignored { event }) => {
+            count("ignored", 1);
+            return (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "ignored": true,
+                    "event": event,
+                    "message": format!("{} event `{event}` is not mapped to session events; acknowledged and ignored", gateway.name()),
+                })),
+            )
+                .into_response();
+        }
+        Ok(Mapped::Events {
+            event,
+            session,
+            events,
+        }) => (event, session, events),
+    };
+    if let Err((_, e)) = state.model.snapshot().check_labels(&events) {
+        count("rejected", 1);
+        return ApiError::bad_request(format!("{} webhook: {e}", gateway.name())).into_response();
+    }
+    let total = events.len();
+    match state.model.ingest(events, received).await {
+        Ok(outcome) => {
+            let t = &state.telemetry.ingest_events;
+            t.with_label_values(&["accepted"])
+                .inc_by(outcome.accepted as u64);
+            t.with_label_values(&["duplicate"])
+                .inc_by(outcome.duplicates as u64);
+            count(
+                if outcome.accepted == 0 && total > 0 {
+                    "duplicate"
+                } else {
+                    "mapped"
+                },
+                1,
+            );
+            Json(json!({
+                "session": session,
+                "event": event,
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+            }))
+            .into_response()
+        }
+        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+    }
+}
