@@ -323,10 +323,10 @@ impl Alert {
     }
 }
 
-/// A rate's usual gap, rounded as a person says it: whole minutes from
-/// two minutes on, whole seconds below.
+/// A rate's usual gap, rounded as a person says it: whole minutes from a
+/// minute on, whole seconds below.
 fn about(ms: u64) -> u64 {
-    let unit = if ms >= 120_000 { 60_000 } else { 1_000 };
+    let unit = if ms >= 60_000 { 60_000 } else { 1_000 };
     ((ms + unit / 2) / unit).max(1) * unit
 }
 
@@ -551,10 +551,10 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             ms(t.session_conflict_window),
         );
     }
-    if let (true, Some(connected)) = (session.is_connected(), session.connected_since)
-        && let Some(bar) = session.liveness.inbound.bar(connected, t)
+    if session.is_connected()
+        && let Some(bar) = session.liveness.inbound.bar(t)
     {
-        let silent = now.since(bar.since);
+        let silent = bar.silent_for(now);
         let level = if silent >= bar.critical_after {
             Some((Level::Critical, bar.critical_after))
         } else if silent >= bar.warning_after {
@@ -568,7 +568,7 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
                 level,
                 ms(silent),
                 ms(threshold),
-                Some(bar.since),
+                bar.last_inbound,
                 ms(bar.usual_gap),
             );
         }
@@ -622,11 +622,11 @@ pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<
         consider(reference.plus(t.heartbeat_age_warning));
         consider(reference.plus(t.heartbeat_age_critical));
     }
-    if let (true, Some(connected)) = (session.is_connected(), session.connected_since)
-        && let Some(bar) = session.liveness.inbound.bar(connected, t)
+    if session.is_connected()
+        && let Some(bar) = session.liveness.inbound.bar(t)
     {
-        consider(bar.since.plus(bar.warning_after));
-        consider(bar.since.plus(bar.critical_after));
+        consider(bar.reaches(bar.warning_after));
+        consider(bar.reaches(bar.critical_after));
     }
     if let Some(conflicts) = &session.liveness.conflicts
         && let Some(at) = conflicts.next_expiry(now, t.session_conflict_window)

@@ -14,6 +14,11 @@
 //! one: after `ln(1 / chance) / λ` (never before `inbound_silence_min_gap`).
 //! The rate judged is the one the baseline had at the last event, so the
 //! silence never lowers its own bar.
+//!
+//! The silence is connected time since the last inbound message: a
+//! reconnect does not restart it (WAHA NOWEB reconnects every ~30 minutes
+//! on purpose, and a deaf session stays deaf across them) and time spent
+//! down does not count.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +38,9 @@ pub struct InboundBaseline {
     exposure_ms: f64,
     /// Connected time observed in all (ms, not weighted).
     observed_ms: u64,
+    /// Connected time since the latest inbound message, up to
+    /// `updated_at` (ms).
+    silent_ms: u64,
     /// The latest inbound message.
     last_at: Option<Timestamp>,
 }
@@ -40,15 +48,39 @@ pub struct InboundBaseline {
 /// A baseline's verdict on a silence, when it is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SilenceBar {
-    /// Since when the session has received nothing (the latest inbound
-    /// message, or the moment it connected if later).
-    pub since: Timestamp,
+    /// The latest inbound message.
+    pub last_inbound: Option<Timestamp>,
+    /// Connected silence up to `counting_from`.
+    pub silent_before: DurationMs,
+    /// Since when the silence grows with the clock (the last event; the
+    /// session is connected since).
+    pub counting_from: Timestamp,
     /// The usual gap between two inbound messages (1 / rate).
     pub usual_gap: DurationMs,
     /// Silence that fires a warning.
     pub warning_after: DurationMs,
     /// Silence that fires a critical alert.
     pub critical_after: DurationMs,
+}
+
+impl SilenceBar {
+    /// Connected time without an inbound message at `now`.
+    pub fn silent_for(&self, now: Timestamp) -> DurationMs {
+        DurationMs::from_millis(
+            self.silent_before
+                .as_millis()
+                .saturating_add(now.since(self.counting_from).as_millis()),
+        )
+    }
+
+    /// When the silence reaches `after`.
+    pub fn reaches(&self, after: DurationMs) -> Timestamp {
+        self.counting_from.plus(DurationMs::from_millis(
+            after
+                .as_millis()
+                .saturating_sub(self.silent_before.as_millis()),
+        ))
+    }
 }
 
 impl InboundBaseline {
@@ -93,6 +125,7 @@ impl InboundBaseline {
             self.weight *= decay;
             self.exposure_ms = self.exposure_ms * decay + tau * (1.0 - decay);
             self.observed_ms = self.observed_ms.saturating_add(dt);
+            self.silent_ms = self.silent_ms.saturating_add(dt);
         }
         self.updated_at = Some(to);
     }
@@ -110,14 +143,18 @@ impl InboundBaseline {
         self.weight += f64::from(count);
         if count > 0 {
             self.last_at = self.last_at.max(Some(at));
+            // A late message shortens the silence to what followed it.
+            let after = self.updated_at.map_or(0, |u| u.since(at).as_millis());
+            self.silent_ms = self.silent_ms.min(after);
         }
     }
 
     /// The bar a silence must pass, once the baseline rests on enough
-    /// messages and connected time; `None` for a quiet or new session.
-    /// `connected_since` is when the current connection opened.
-    pub fn bar(&self, connected_since: Timestamp, t: &Thresholds) -> Option<SilenceBar> {
-        if self.weight < f64::from(t.inbound_baseline_min_messages)
+    /// messages and connected time; `None` for a quiet or new session, or
+    /// one not connected.
+    pub fn bar(&self, t: &Thresholds) -> Option<SilenceBar> {
+        if !self.connected
+            || self.weight < f64::from(t.inbound_baseline_min_messages)
             || self.observed_ms < t.inbound_baseline_min_history.as_millis()
             || self.exposure_ms <= 0.0
         {
@@ -135,10 +172,9 @@ impl InboundBaseline {
             DurationMs::from_millis(ms.max(t.inbound_silence_min_gap.as_millis()))
         };
         Some(SilenceBar {
-            since: self
-                .last_at
-                .max(Some(connected_since))
-                .unwrap_or(connected_since),
+            last_inbound: self.last_at,
+            silent_before: DurationMs::from_millis(self.silent_ms),
+            counting_from: self.updated_at?,
             usual_gap: DurationMs::from_millis((1.0 / per_ms).round() as u64),
             warning_after: after(t.inbound_silence_warning_chance),
             critical_after: after(t.inbound_silence_critical_chance),

@@ -341,14 +341,16 @@ impl Session {
             EventKind::State { state, reason } => self.apply_state(*state, reason, at, t),
             EventKind::Heartbeat { rtt_ms } => self.apply_heartbeat(*rtt_ms, at, t),
             EventKind::HeartbeatFailed => {
-                self.heartbeat
-                    .missed
-                    .record(at, 1, t.missed_heartbeat_window);
-                self.heartbeat.missed_total += 1;
+                // One missed beat per failing episode: whatsmeow reports
+                // every failed ping until the keepalive is restored.
                 if self.liveness.keepalive_failing_since.is_none()
                     && self.heartbeat.last_at.is_none_or(|last| at >= last)
                 {
                     self.liveness.keepalive_failing_since = Some(at);
+                    self.heartbeat
+                        .missed
+                        .record(at, 1, t.missed_heartbeat_window);
+                    self.heartbeat.missed_total += 1;
                 }
             }
             EventKind::Keepalives { expected } => {
@@ -527,7 +529,8 @@ impl Session {
                 at,
             });
         }
-        if new == SessionState::Connected || prev == SessionState::Connected {
+        if new == SessionState::Connected && prev != SessionState::Connected {
+            // A new connection: whatever failed on the last one is over.
             self.liveness.keepalive_failing_since = None;
         }
         self.liveness.inbound.set_connected(

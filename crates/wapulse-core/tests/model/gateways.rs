@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use wapulse_core::{
-    AlertCode, Direction, Event, EventKind, Level, Session, SessionState, Thresholds, evaluate,
-    next_change,
+    AlertCode, Direction, DurationMs, Event, EventKind, Level, Session, SessionState, Thresholds,
+    evaluate, next_change,
 };
 
 use crate::support::*;
@@ -206,10 +206,22 @@ fn a_failing_keepalive_pages_even_without_regular_ones_until_restored() {
     assert_eq!(fired(&s, 3659.0), Vec::<String>::new());
     assert_eq!(fired(&s, 3660.0), ["HEARTBEAT_STALE:warning"]);
     assert_eq!(fired(&s, 3900.0), ["HEARTBEAT_DEAD:critical"]);
-    // A second failure does not restart the clock.
+    // A second failure does not restart the clock, nor count again: one
+    // missed beat per failing episode.
     let mut twice = base.clone();
     twice.push(ev(3630.0, EventKind::HeartbeatFailed));
-    assert_eq!(fired(&fold(&twice), 3660.0), ["HEARTBEAT_STALE:warning"]);
+    let s2 = fold(&twice);
+    assert_eq!(fired(&s2, 3660.0), ["HEARTBEAT_STALE:warning"]);
+    assert_eq!(s2.heartbeat.missed_total, 1);
+    // WAHA moves the session to STARTING on a keepalive timeout: while it
+    // reconnects nothing is judged, and the new connection starts clean.
+    let mut reconnect = base.clone();
+    reconnect.push(state(3605.0, SessionState::Reconnecting));
+    reconnect.push(ev(3610.0, EventKind::HeartbeatFailed));
+    reconnect.push(state(3620.0, SessionState::Connected));
+    let s3 = fold(&reconnect);
+    assert_eq!(s3.heartbeat.missed_total, 1);
+    assert_eq!(fired(&s3, 90_000.0), Vec::<String>::new());
     // KeepAliveRestored: a heartbeat ends it.
     let mut restored = base;
     restored.push(heartbeat(3650.0));
@@ -234,9 +246,9 @@ fn a_deaf_session_fires_in_the_operators_words_at_its_own_bar() {
     let s = fold(&steady(180.0, 6.0 * 3600.0));
     let last = 6.0 * 3600.0;
     let t = Thresholds::default();
-    let connected = s.connected_since.unwrap();
-    let bar = s.liveness.inbound.bar(connected, &t).unwrap();
-    assert_eq!(bar.since, at(last));
+    let bar = s.liveness.inbound.bar(&t).unwrap();
+    assert_eq!(bar.last_inbound, Some(at(last)));
+    assert_eq!(bar.silent_for(at(last + 60.0)), DurationMs::from_secs(60));
     let usual = bar.usual_gap.as_millis();
     assert!((170_000..=190_000).contains(&usual), "usual gap {usual} ms");
     // ln(1000) ≈ 6.9 usual gaps; ln(10^6) ≈ 13.8.
@@ -266,27 +278,29 @@ fn a_deaf_session_fires_in_the_operators_words_at_its_own_bar() {
         alert_of(&down, last + 3600.0, AlertCode::InboundSilence),
         None
     );
-    // A reconnect measures the silence from the new connection.
-    // (The minute it stayed connected and silent lowered the rate a little.)
-    down.apply(&state(last + 7200.0, SessionState::Connected), &t);
-    let again = down
-        .liveness
-        .inbound
-        .bar(down.connected_since.unwrap(), &t)
-        .unwrap();
-    assert_eq!(again.since, at(last + 7200.0));
+    // A reconnect does not restart the silence, and the hour down does not
+    // count: 60 s silent before the drop, then connected again, the
+    // warning comes `warn - 60 s` after the reconnect. (The minute it
+    // stayed connected and silent lowered the rate a little.)
+    let reconnect = last + 3660.0;
+    down.apply(&state(reconnect, SessionState::Connected), &t);
+    let again = down.liveness.inbound.bar(&t).unwrap();
+    assert_eq!(again.silent_for(at(reconnect)), DurationMs::from_secs(60));
     assert!(again.warning_after > bar.warning_after);
-    let warn = again.warning_after.as_millis() as f64 / 1000.0;
-    assert!(warn < 1.01 * bar.warning_after.as_millis() as f64 / 1000.0);
+    let warn_ms = again.warning_after.as_millis();
+    assert!(warn_ms * 100 < bar.warning_after.as_millis() * 101);
+    let fires_at = reconnect + (warn_ms as f64 / 1000.0) - 60.0;
+    // (After the heartbeat deadlines of the new connection.)
     assert_eq!(
-        alert_of(
-            &down,
-            last + 7200.0 + warn - 0.001,
-            AlertCode::InboundSilence
-        ),
+        next_change(&down, &t, at(reconnect + 400.0)),
+        Some(at(fires_at))
+    );
+    assert_eq!(
+        alert_of(&down, fires_at - 0.001, AlertCode::InboundSilence),
         None
     );
-    assert!(alert_of(&down, last + 7200.0 + warn, AlertCode::InboundSilence).is_some());
+    let w = alert_of(&down, fires_at, AlertCode::InboundSilence).unwrap();
+    assert_eq!((w.level, w.since), (Level::Warning, Some(at(last))));
 }
 
 #[test]
@@ -356,7 +370,7 @@ proptest! {
             let next = now + gap;
             // Whatever fired during the gap still fires at its end.
             let a = evaluate(&s, &t, at(next - 0.001));
-            if s.liveness.inbound.bar(s.connected_since.unwrap(), &t).is_some() {
+            if s.liveness.inbound.bar(&t).is_some() {
                 judged += 1;
             }
             if a.alerts.iter().any(|a| a.code == AlertCode::InboundSilence) {
@@ -386,7 +400,7 @@ proptest! {
                 break;
             }
         }
-        let bar = s.liveness.inbound.bar(s.connected_since.unwrap(), &t);
+        let bar = s.liveness.inbound.bar(&t);
         prop_assume!(bar.is_some());
         let bar = bar.unwrap();
         let usual = bar.usual_gap.as_millis() as f64 / 1000.0;

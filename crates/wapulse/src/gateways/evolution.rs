@@ -12,12 +12,18 @@
 //! |---|---|
 //! | `connection.update` open | `connected` (+ `auth qr_scan` after a QR) |
 //! | `connection.update` connecting | `connecting` (first) / `reconnecting` (after open) |
-//! | `connection.update` close (401, 402, 403, 406) | `logged_out` with `statusReason` |
-//! | `connection.update` close (other codes) | `disconnected` with `statusReason` |
+//! | `connection.update` close | `logged_out` with `statusReason` |
 //! | `connection.update` refused | `qr_required` (QR attempts exhausted) |
-//! | `qrcode.updated` | `qr_required` |
-//! | `status.instance` closed | `disconnected` / `logged_out` with `disconnectionReasonCode` |
-//! | `logout.instance` | `logged_out` |
+//! | `qrcode.updated` | `qr_required` (`pairing_code` when it carries one) |
+//! | `status.instance` closed | `logged_out` with `disconnectionReasonCode` |
+//! | `logout.instance` | `logged_out` (nothing more when already logged out) |
+//!
+//! Evolution reconnects every other drop by itself and sends `close` only
+//! for the codes it does not reconnect (401, 402, 403, 406, 408), after
+//! which it deletes the instance's credentials: every `close` needs a new
+//! pairing. A logout arrives as three concurrent webhooks (`status.instance`,
+//! `logout.instance`, `connection.update` close): whichever order they
+//! land in, the session ends `logged_out` with the close code.
 //! | `messages.upsert` | `message` (direction from `key.fromMe`) |
 //! | `send.message` | `message` outbound |
 //! | `wuid` | label `me` |
@@ -25,7 +31,7 @@
 use serde_json::Value;
 use wapulse_core::{AuthMethod, Direction, EventKind, SessionId, SessionState, Timestamp};
 
-use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, is_logout_code, session_id};
+use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, session_id};
 
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
@@ -80,8 +86,13 @@ pub fn map(
             match text(data, "state") {
                 Some("open") => {
                     if prior.state == Some(SessionState::QrRequired) {
+                        let pairing = prior.reason.as_deref() == Some(PAIRING_CODE);
                         batch.push(EventKind::Auth {
-                            method: AuthMethod::QrScan,
+                            method: if pairing {
+                                AuthMethod::PairingCode
+                            } else {
+                                AuthMethod::QrScan
+                            },
                         });
                     }
                     batch.state(SessionState::Connected, None);
@@ -102,7 +113,16 @@ pub fn map(
             true
         }
         "qrcode.updated" => {
-            batch.state(SessionState::QrRequired, Some("qrcode.updated".into()));
+            let pairing = data
+                .pointer("/qrcode/pairingCode")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.is_empty());
+            let reason = if pairing {
+                PAIRING_CODE
+            } else {
+                "qrcode.updated"
+            };
+            batch.state(SessionState::QrRequired, Some(reason.into()));
             true
         }
         "status.instance" if text(data, "status") == Some("closed") => {
@@ -110,7 +130,10 @@ pub fn map(
             true
         }
         "logout.instance" => {
-            batch.state(SessionState::LoggedOut, Some("logout.instance".into()));
+            // The close that came with it carries the code: keep it.
+            if prior.state != Some(SessionState::LoggedOut) {
+                batch.state(SessionState::LoggedOut, Some("logout.instance".into()));
+            }
             true
         }
         "messages.upsert" | "send.message" => {
@@ -156,13 +179,13 @@ pub fn map(
     Ok(batch.finish(event))
 }
 
+/// The reason a QR wait carries when Evolution offered a pairing code.
+const PAIRING_CODE: &str = "pairing_code";
+
+/// A `close`: Evolution sends one only when it will not reconnect and has
+/// dropped the credentials.
 fn closed(batch: &mut Batch, code: Option<String>) {
-    let state = if code.as_deref().is_some_and(is_logout_code) {
-        SessionState::LoggedOut
-    } else {
-        SessionState::Disconnected
-    };
-    batch.state(state, code);
+    batch.state(SessionState::LoggedOut, code);
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@
 //! | `session.status` WORKING | `connected` (+ `auth qr_scan` / `passkey` after a QR or passkey wait) |
 //! | `session.status` SCAN_QR_CODE, PASSKEY_* | `qr_required` |
 //! | `session.status` STOPPED | `disconnected` |
-//! | `session.status` FAILED | `logged_out` |
+//! | `session.status` FAILED | `logged_out` (nothing after a coded logout; `qr_required` after a QR wait) |
 //! | `engine.event` `connection.update` close (NOWEB) | `disconnected` / `logged_out` with the close code |
 //! | `engine.event` `creds.update` (NOWEB) | `credentials_written` |
 //! | `engine.event` KeepAliveTimeout / KeepAliveRestored (GOWS) | `heartbeat_failed` / `heartbeat` |
-//! | `engine.event` StreamReplaced / LoggedOut / Disconnected / Connected (GOWS) | `disconnected` 440 / `logged_out` / `reconnecting` / `connected` |
+//! | `engine.event` StreamReplaced / LoggedOut / `gows.ConnectedEventData` (GOWS) | `disconnected` 440 / `logged_out` / `connected` |
 //! | `message`, `message.any` | `message` (direction from `fromMe`; one per message id) |
 //! | `me.id`, `engine` | labels `me`, `engine` |
 
@@ -26,9 +26,11 @@ fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
-/// Maps one delivery. `prior` tells what wapulse knows of a session.
+/// Maps one delivery. `delivery` is WAHA's `X-Webhook-Request-Id` (the
+/// same on its retries), `prior` tells what wapulse knows of a session.
 pub fn map(
     body: &[u8],
+    delivery: Option<&str>,
     prefix: &str,
     prior: impl Fn(&SessionId) -> Prior,
     received: Timestamp,
@@ -44,13 +46,18 @@ pub fn map(
     let name = text(&envelope, "session")
         .ok_or_else(|| Refused::new("session", "is required (the WAHA session name)"))?;
     let session = session_id("session", prefix, name)?;
-    // WAHA's own time when it gave one (never ahead of ours); else now.
+    // WAHA's own time when it gave one in milliseconds (never ahead of
+    // ours); else now.
     let at = envelope
         .get("timestamp")
         .and_then(Value::as_i64)
+        .filter(|ms| *ms >= 1_000_000_000_000)
         .map_or(received, |ms| Timestamp::from_millis(ms).min(received));
-    let id_base = match text(&envelope, "id") {
-        Some(id) if !id.is_empty() => format!("waha:{id}"),
+    // The delivery's id names its events: the envelope's `id`, else the
+    // request id WAHA repeats on retries (older releases), else the body.
+    let id_base = match (text(&envelope, "id"), delivery) {
+        (Some(id), _) if !id.is_empty() => format!("waha:{id}"),
+        (_, Some(request)) if !request.is_empty() => format!("waha-req:{request}"),
         _ => format!("waha:{}", body_digest(body)),
     };
     let prior = prior(&session);
@@ -58,7 +65,7 @@ pub fn map(
     let mut batch = Batch::new(session.clone(), at, id_base);
     let mapped = match event.as_str() {
         "session.status" => session_status(&mut batch, &prior, payload)?,
-        "engine.event" => engine_event(&mut batch, &prior, payload),
+        "engine.event" => engine_event(&mut batch, payload),
         "message" | "message.any" => {
             let direction = if payload.get("fromMe").and_then(Value::as_bool) == Some(true) {
                 Direction::Outbound
@@ -120,13 +127,22 @@ fn session_status(batch: &mut Batch, prior: &Prior, payload: &Value) -> Result<b
             batch.state(SessionState::QrRequired, Some(status.into()))
         }
         "STOPPED" => batch.state(SessionState::Disconnected, Some(status.into())),
-        "FAILED" => batch.state(SessionState::LoggedOut, Some(status.into())),
+        // FAILED follows a logout (whose close code, already applied, is
+        // the better reason), ends a QR or passkey wait that timed out, or
+        // says the session cannot start: a logout for the operator.
+        "FAILED" => match prior.state {
+            Some(SessionState::LoggedOut) => {}
+            Some(SessionState::QrRequired) => {
+                batch.state(SessionState::QrRequired, Some(status.into()))
+            }
+            _ => batch.state(SessionState::LoggedOut, Some(status.into())),
+        },
         _ => return Ok(false),
     }
     Ok(true)
 }
 
-fn engine_event(batch: &mut Batch, prior: &Prior, payload: &Value) -> bool {
+fn engine_event(batch: &mut Batch, payload: &Value) -> bool {
     let Some(name) = text(payload, "event") else {
         return false;
     };
@@ -155,10 +171,15 @@ fn engine_event(batch: &mut Batch, prior: &Prior, payload: &Value) -> bool {
         "StreamReplaced" => batch.state(SessionState::Disconnected, Some("440".into())),
         "LoggedOut" => batch.state(
             SessionState::LoggedOut,
-            Some(code_text(data.get("Reason")).unwrap_or_else(|| "401".into())),
+            Some(
+                code_text(data.get("Reason"))
+                    .filter(|r| r != "0")
+                    .unwrap_or_else(|| "401".into()),
+            ),
         ),
-        "Disconnected" => batch.state(prior.connecting(), Some("Disconnected".into())),
-        "Connected" => batch.state(SessionState::Connected, None),
+        // WAHA itself moves the session to STARTING on a whatsmeow
+        // Disconnected: its session.status says the reconnect, once.
+        "gows.ConnectedEventData" | "Connected" => batch.state(SessionState::Connected, None),
         _ => return false,
     }
     true
@@ -185,6 +206,7 @@ mod tests {
     fn map_json(json: Value, prior: Prior) -> Result<Mapped, Refused> {
         map(
             json.to_string().as_bytes(),
+            None,
             "",
             |_| prior.clone(),
             received(),
@@ -240,7 +262,51 @@ mod tests {
         ] {
             assert_eq!(map_json(json, Prior::default()).unwrap_err().field, field);
         }
-        let err = map(b"{", "", |_| Prior::default(), received()).unwrap_err();
+        let err = map(b"{", None, "", |_| Prior::default(), received()).unwrap_err();
         assert_eq!(err.field, "body");
+        // Without an envelope id, WAHA's request id names the delivery:
+        // two identical bodies from two deliveries are both applied.
+        let old = serde_json::json!({"event": "session.status", "session": "s", "payload": {"status": "WORKING"}});
+        let ids = |request: &str| match map(
+            old.to_string().as_bytes(),
+            Some(request),
+            "",
+            |_| Prior::default(),
+            received(),
+        )
+        .unwrap()
+        {
+            Mapped::Events { events, .. } => events[0].id.clone().unwrap(),
+            Mapped::Ignored { .. } => panic!(),
+        };
+        assert_eq!(ids("r1"), ids("r1"));
+        assert_ne!(ids("r1"), ids("r2"));
+    }
+
+    #[test]
+    fn failed_keeps_a_coded_logout_and_ends_a_qr_wait_as_a_qr_wait() {
+        let failed = serde_json::json!({"event": "session.status", "session": "s", "payload": {"status": "FAILED"}});
+        let after = |state| {
+            kinds(
+                &map_json(
+                    failed.clone(),
+                    Prior {
+                        state: Some(state),
+                        keepalives_off: true,
+                        ..Prior::default()
+                    },
+                )
+                .unwrap(),
+            )
+        };
+        assert!(after(SessionState::LoggedOut).is_empty());
+        assert_eq!(
+            after(SessionState::QrRequired),
+            [r#"{"type":"state","state":"qr_required","reason":"FAILED"}"#]
+        );
+        assert_eq!(
+            after(SessionState::Connected),
+            [r#"{"type":"state","state":"logged_out","reason":"FAILED"}"#]
+        );
     }
 }

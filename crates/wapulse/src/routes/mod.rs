@@ -595,21 +595,39 @@ async fn authorize(
             )?,
         },
         Access::Webhook => {
-            let token = s
-                .gateways
-                .token_header
-                .as_ref()
-                .and_then(|h| req.headers().get(h))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| query_token(&req));
-            check(
-                req.headers(),
-                token.as_deref(),
-                s.ingest_token.as_ref(),
-                false,
-                "INGEST_TOKEN",
-            )?
+            // Any of the places a gateway can put it: the configured
+            // header, `?token=` (Evolution's "webhook by events" appends
+            // `/<event>` after the query, so the token ends at a `/`), or
+            // the bearer token. One of them must match.
+            let candidates = [
+                s.gateways
+                    .token_header
+                    .as_ref()
+                    .and_then(|h| req.headers().get(h))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                query_token(&req).map(|t| t.split('/').next().unwrap_or_default().to_owned()),
+            ];
+            let passes = |t: &String| {
+                check(
+                    &HeaderMap::new(),
+                    Some(t),
+                    s.ingest_token.as_ref(),
+                    false,
+                    "INGEST_TOKEN",
+                )
+                .is_ok()
+            };
+            if !candidates.iter().flatten().any(passes) {
+                let fallback = candidates.into_iter().flatten().next();
+                check(
+                    req.headers(),
+                    fallback.as_deref(),
+                    s.ingest_token.as_ref(),
+                    false,
+                    "INGEST_TOKEN",
+                )?
+            }
         }
         Access::Metrics => {
             let token = query_token(&req);

@@ -374,6 +374,8 @@ struct BaselineView {
     /// Whether it rests on enough messages and time to be judged.
     judged: bool,
     usual_gap: Option<u64>,
+    /// Connected time without an inbound message (ms), while judged.
+    silent_for: Option<u64>,
     warning_after: Option<u64>,
     critical_after: Option<u64>,
 }
@@ -513,13 +515,14 @@ fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
             last_inbound_at: ts(s.liveness.inbound.last_at()),
             inbound_baseline: {
                 let b = &s.liveness.inbound;
-                let bar = s.connected_since.and_then(|c| b.bar(c, t));
+                let bar = b.bar(t);
                 BaselineView {
                     per_hour: b.rate_per_hour().map(|r| (r * 100.0).round() / 100.0),
                     weight: (b.weight() * 100.0).round() / 100.0,
                     observed: b.observed().as_millis(),
                     judged: bar.is_some(),
                     usual_gap: bar.map(|b| b.usual_gap.as_millis()),
+                    silent_for: bar.map(|b| b.silent_for(now).as_millis()),
                     warning_after: bar.map(|b| b.warning_after.as_millis()),
                     critical_after: bar.map(|b| b.critical_after.as_millis()),
                 }

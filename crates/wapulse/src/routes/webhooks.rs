@@ -43,8 +43,12 @@ pub(super) async fn waha(State(state): State<Shared>, headers: HeaderMap, body: 
         }
         let received = clock::now();
         let snapshot = state.model.snapshot();
+        let request_id = headers
+            .get("x-webhook-request-id")
+            .and_then(|v| v.to_str().ok());
         let mapped = gateways::waha::map(
             &body,
+            request_id,
             &state.settings.gateways.waha_prefix,
             |id| Prior::of(&snapshot, id),
             received,
@@ -208,6 +212,16 @@ async fn finish(
             events,
         }) => (event, session, events),
     };
+    if events.len() > state.settings.max_batch_events {
+        count("rejected", 1);
+        return ApiError::TooLarge(format!(
+            "{} webhook: one delivery made {} events; the limit is {} (max_batch_events)",
+            gateway.name(),
+            events.len(),
+            state.settings.max_batch_events
+        ))
+        .into_response();
+    }
     if let Err((_, e)) = state.model.snapshot().check_labels(&events) {
         count("rejected", 1);
         return ApiError::bad_request(format!("{} webhook: {e}", gateway.name())).into_response();

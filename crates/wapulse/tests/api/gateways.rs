@@ -196,10 +196,18 @@ async fn a_waha_session_lives_through_its_statuses_messages_and_a_replaced_conne
 }
 
 #[tokio::test]
-async fn gows_keepalive_events_have_heartbeat_semantics_and_replaced_streams_conflict() {
+async fn gows_keepalive_timeouts_count_once_and_replaced_streams_conflict() {
     let app = spawn_app().await;
     let s = "g1";
+    // Every delivery of this session comes from the GOWS engine.
+    let waha = |name: &str, session: &str, ago: u64, tag: &str| {
+        let mut v = waha(name, session, ago, tag);
+        v["engine"] = json!("GOWS");
+        v
+    };
     ok(&app, WAHA, &waha("session.status.WORKING", s, 600, "a")).await;
+    // The real sequence: whatsmeow reports each failed ping, WAHA moves
+    // the session to STARTING at the first, then back to WORKING.
     ok(
         &app,
         WAHA,
@@ -208,28 +216,40 @@ async fn gows_keepalive_events_have_heartbeat_semantics_and_replaced_streams_con
     .await;
     let o = observe(&app, s).await;
     assert!(o["heartbeat"]["failingSince"].is_string(), "{o}");
-    assert_eq!(codes(&app, s).await, ["HEARTBEAT_STALE:warning"]);
+    ok(&app, WAHA, &waha("session.status.STARTING", s, 119, "c")).await;
     ok(
         &app,
         WAHA,
-        &waha("engine.event.GOWS.KeepAliveRestored", s, 100, "c"),
+        &waha("engine.event.GOWS.KeepAliveTimeout", s, 95, "d"),
     )
     .await;
-    assert!(codes(&app, s).await.is_empty());
-    assert!(observe(&app, s).await["heartbeat"]["failingSince"].is_null());
+    ok(
+        &app,
+        WAHA,
+        &waha("engine.event.GOWS.KeepAliveRestored", s, 100, "e"),
+    )
+    .await;
+    ok(&app, WAHA, &waha("session.status.WORKING", s, 90, "f")).await;
+    let o = observe(&app, s).await;
     assert_eq!(
-        observe(&app, s).await["session"]["labels"]["engine"],
-        "GOWS"
+        o["heartbeat"]["missedTotal"], 1,
+        "one episode, one missed beat: {o}"
     );
-
-    ok(
+    assert!(o["heartbeat"]["failingSince"].is_null());
+    assert_eq!(o["reconnect"]["totalAttempts"], 1);
+    assert_eq!(o["reconnect"]["completed"], 1);
+    assert_eq!(o["session"]["labels"]["engine"], "GOWS");
+    assert!(codes(&app, s).await.is_empty());
+    // whatsmeow's Disconnected is WAHA's STARTING: not mapped twice.
+    let (code, _) = deliver(
         &app,
         WAHA,
-        &waha("engine.event.GOWS.Disconnected", s, 90, "d"),
+        &waha("engine.event.GOWS.Disconnected", s, 89, "g"),
+        &[],
     )
     .await;
-    assert_eq!(observe(&app, s).await["session"]["state"], "reconnecting");
-    ok(&app, WAHA, &waha("engine.event.GOWS.Connected", s, 89, "e")).await;
+    assert_eq!(code, 202);
+
     for (i, ago) in [(0, 80), (1, 70)] {
         ok(
             &app,
@@ -240,12 +260,21 @@ async fn gows_keepalive_events_have_heartbeat_semantics_and_replaced_streams_con
         ok(
             &app,
             WAHA,
-            &waha("engine.event.GOWS.Connected", s, ago - 1, &format!("c{i}")),
+            &waha(
+                "engine.event.GOWS.ConnectedEventData",
+                s,
+                ago - 1,
+                &format!("c{i}"),
+            ),
         )
         .await;
     }
+    assert_eq!(observe(&app, s).await["session"]["state"], "connected");
     assert_eq!(codes(&app, s).await, ["SESSION_CONFLICT:warning"]);
+    // LoggedOut (Reason 0 when not on connect reads as 401), then WAHA's
+    // FAILED: the close code stays the reason.
     ok(&app, WAHA, &waha("engine.event.GOWS.LoggedOut", s, 10, "z")).await;
+    ok(&app, WAHA, &waha("session.status.FAILED", s, 9, "y")).await;
     let o = observe(&app, s).await;
     assert_eq!(o["session"]["state"], "logged_out");
     assert_eq!(o["session"]["lastDisconnect"]["code"], 401);
@@ -275,14 +304,17 @@ async fn the_noweb_periodic_restart_over_an_hour_pages_no_one() {
         &waha("session.status.WORKING", s, 3600, "start"),
     )
     .await;
-    // WAHA NOWEB restarts its socket about every 28 minutes.
-    for (i, at) in [3600 - 28 * 60, 3600 - 56 * 60].into_iter().enumerate() {
+    // WAHA NOWEB ends its socket itself about every 30 minutes.
+    for (i, at) in [30 * 60, 20]
+        .into_iter()
+        .enumerate()
+    {
         let tag = |t: &str| format!("{i}{t}");
         ok(
             &app,
             WAHA,
             &waha(
-                "engine.event.NOWEB.connection-close-428",
+                "engine.event.NOWEB.connection-close-auto-restart",
                 s,
                 at,
                 &tag("close"),
@@ -330,14 +362,30 @@ async fn a_waha_session_stuck_in_working_with_no_inbound_messages_is_deaf() {
         m["payload"]["id"] = json!(format!("false_1@c.us_{minute}"));
         ok(&app, WAHA, &m).await;
     }
+    // NOWEB's periodic restart in the middle of the silence hides nothing.
+    ok(
+        &app,
+        WAHA,
+        &waha(
+            "engine.event.NOWEB.connection-close-auto-restart",
+            s,
+            600,
+            "x",
+        ),
+    )
+    .await;
+    ok(&app, WAHA, &waha("session.status.STARTING", s, 600, "y")).await;
+    ok(&app, WAHA, &waha("session.status.WORKING", s, 598, "z")).await;
     let o = observe(&app, s).await;
     assert_eq!(o["messages"]["inbound"], 225);
     assert_eq!(o["messages"]["inboundBaseline"]["judged"], true);
     assert_eq!(codes(&app, s).await, ["INBOUND_SILENCE:critical"]);
     let alerts = app.get_json(&format!("/sessions/{s}/alerts"), 200).await;
     let message = alerts["alerts"][0]["message"].as_str().unwrap();
+    // 15 minutes of silence, less the two seconds the restart was down.
     assert!(
-        message.starts_with("No inbound message for 15m")
+        (message.starts_with("No inbound message for 14m 5")
+            || message.starts_with("No inbound message for 15m"))
             && message.ends_with("; this session usually receives one every 1m"),
         "{message}"
     );
@@ -551,14 +599,26 @@ async fn an_evolution_instance_maps_every_event_as_the_table_says() {
         (Some(1), Some(2))
     );
 
-    ok(&app, EVOLUTION, &evolution("status.instance", s)).await;
-    let o = observe(&app, s).await;
-    assert_eq!(o["session"]["state"], "disconnected");
-    assert_eq!(o["session"]["lastDisconnect"]["code"], 428);
     ok(&app, EVOLUTION, &evolution("connection.update.refused", s)).await;
     assert_eq!(observe(&app, s).await["session"]["state"], "qr_required");
-    ok(&app, EVOLUTION, &evolution("logout.instance", s)).await;
-    assert_eq!(observe(&app, s).await["session"]["state"], "logged_out");
+    // A pairing code this time.
+    ok(
+        &app,
+        EVOLUTION,
+        &evolution("qrcode.updated.pairing-code", s),
+    )
+    .await;
+    ok(&app, EVOLUTION, &evolution("connection.update.open", s)).await;
+    assert_eq!(observe(&app, s).await["auth"]["method"], "pairing_code");
+    ok(&app, EVOLUTION, &evolution("status.instance", s)).await;
+    let o = observe(&app, s).await;
+    assert_eq!(o["session"]["state"], "logged_out");
+    assert_eq!(o["session"]["lastDisconnect"]["code"], 401);
+    ok(&app, EVOLUTION, &evolution("logout.instance", "fresh")).await;
+    assert_eq!(
+        observe(&app, "fresh").await["session"]["state"],
+        "logged_out"
+    );
     assert_eq!(codes(&app, s).await, ["LOGGED_OUT:critical"]);
 }
 
@@ -610,4 +670,50 @@ async fn evolution_by_events_sub_paths_and_a_configured_token_header() {
     );
     let (code, _) = deliver(&app, &path, &body, &[("authorization", "Bearer evo-t")]).await;
     assert_eq!(code, 200);
+    // `?token=` with "webhook by events": Evolution appends the event after
+    // the query string.
+    let full = evolution("connection.update.open", "sub");
+    let (code, e) = deliver(
+        &app,
+        &format!("{EVOLUTION}?token=evo-t/connection-update"),
+        &full,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200, "{e}");
+    // A custom header that matches wins over an unrelated bearer token.
+    let (code, _) = deliver(
+        &app,
+        &path,
+        &body,
+        &[
+            ("authorization", "Bearer something-else"),
+            ("x-wapulse-token", "evo-t"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn a_delivery_making_more_events_than_a_batch_may_hold_is_refused_whole() {
+    let app = spawn_with(|s| s.max_batch_events = 10).await;
+    let one = evolution("messages.upsert", "big")["data"].clone();
+    let mut body = evolution("messages.upsert", "big");
+    body["data"] = Value::Array(
+        (0..11)
+            .map(|i| {
+                let mut m = one.clone();
+                m["key"]["id"] = json!(format!("m{i}"));
+                m
+            })
+            .collect(),
+    );
+    let (code, e) = deliver(&app, EVOLUTION, &body, &[]).await;
+    assert_eq!(code, 413, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("max_batch_events"),
+        "{e}"
+    );
+    assert_eq!(app.get("/sessions/big/observe").await.status(), 404);
 }
