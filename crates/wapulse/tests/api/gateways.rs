@@ -305,10 +305,7 @@ async fn the_noweb_periodic_restart_over_an_hour_pages_no_one() {
     )
     .await;
     // WAHA NOWEB ends its socket itself about every 30 minutes.
-    for (i, at) in [30 * 60, 20]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, at) in [30 * 60, 20].into_iter().enumerate() {
         let tag = |t: &str| format!("{i}{t}");
         ok(
             &app,
