@@ -73,7 +73,7 @@ impl Telemetry {
                 "wapulse_webhooks_total",
                 "Gateway webhook deliveries, by gateway and outcome (mapped: applied; duplicate: \
                  a retry already applied; ignored: an event wapulse does not map; rejected: \
-                 malformed)",
+                 malformed or unauthenticated body; unavailable: the store refused the write)",
             ),
             &["gateway", "outcome"],
         )
@@ -136,7 +136,7 @@ impl Telemetry {
             http_connections.with_label_values(&[lane]);
         }
         for gateway in ["waha", "evolution"] {
-            for outcome in ["mapped", "duplicate", "ignored", "rejected"] {
+            for outcome in ["mapped", "duplicate", "ignored", "rejected", "unavailable"] {
                 webhooks.with_label_values(&[gateway, outcome]);
             }
         }

@@ -250,6 +250,9 @@ async fn finish(
             }))
             .into_response()
         }
-        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+        Err(e) => {
+            count("unavailable", 1);
+            ApiError::Unavailable(e.to_string()).into_response()
+        }
     }
 }
