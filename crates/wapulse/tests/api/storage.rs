@@ -247,6 +247,20 @@ async fn full_store_refuses_writes_with_503_and_keeps_reads() {
     let attempts_after =
         app.get_json("/sessions/fill/observe", 200).await["reconnect"]["totalAttempts"].clone();
     assert_eq!(attempts_before, attempts_after);
+    // A gateway delivery the store cannot take is refused the same way
+    // (5,000 messages in one Evolution delivery), and counted.
+    let messages: Vec<Value> = (0..5000)
+        .map(|i| json!({"key": {"fromMe": false, "id": format!("m{i}")}}))
+        .collect();
+    let delivery = json!({"event": "messages.upsert", "instance": "fill", "data": messages});
+    let r = app.post_response("/v1/webhooks/evolution", &delivery).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("wapulse_webhooks_total{gateway=\"evolution\",outcome=\"unavailable\"} 1"),
+        "{metrics}"
+    );
     // Reads keep working; readiness and health say why.
     assert_eq!(
         app.get_json("/session/health", 200).await["state"],
