@@ -29,7 +29,7 @@
 //! | `wuid` | label `me` |
 
 use serde_json::Value;
-use wapulse_core::{AuthMethod, Direction, EventKind, SessionId, SessionState, Timestamp};
+use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
 use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, session_id};
 
@@ -148,24 +148,9 @@ pub fn map(
             };
             for m in &messages {
                 let key = m.get("key").unwrap_or(&Value::Null);
-                let direction = if event == "send.message"
-                    || key.get("fromMe").and_then(Value::as_bool) == Some(true)
-                {
-                    Direction::Outbound
-                } else {
-                    Direction::Inbound
-                };
-                let kind = EventKind::Message {
-                    direction,
-                    count: 1,
-                };
-                match text(key, "id") {
-                    Some(id) if !id.is_empty() => batch.push_with_id(
-                        kind,
-                        format!("evo-msg:{session}:{id}:{}", direction.as_str()),
-                    ),
-                    _ => batch.push(kind),
-                }
+                let from_me = event == "send.message"
+                    || key.get("fromMe").and_then(Value::as_bool) == Some(true);
+                batch.message("evo-msg", from_me, text(key, "id"));
             }
             !messages.is_empty()
         }

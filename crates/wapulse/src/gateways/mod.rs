@@ -23,7 +23,9 @@ pub mod waha;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wapulse_core::labels::LabelChanges;
-use wapulse_core::{Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp};
+use wapulse_core::{
+    Direction, Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp,
+};
 
 use crate::config::Secret;
 
@@ -238,6 +240,29 @@ impl Batch {
             state,
             reason: reason.map(|r| truncate(&r, wapulse_core::event::MAX_TEXT_LEN).into()),
         });
+    }
+
+    /// One message, inbound unless `from_me`; keyed by the gateway's
+    /// message id (`tag` names the gateway) when it has one, so the same
+    /// message delivered twice (WAHA's `message` and `message.any`, a
+    /// retry) counts once.
+    pub fn message(&mut self, tag: &str, from_me: bool, message_id: Option<&str>) {
+        let direction = if from_me {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        let kind = EventKind::Message {
+            direction,
+            count: 1,
+        };
+        match message_id {
+            Some(id) if !id.is_empty() => {
+                let id = format!("{tag}:{}:{id}:{}", self.session, direction.as_str());
+                self.push_with_id(kind, id)
+            }
+            _ => self.push(kind),
+        }
     }
 
     /// The "no regular keepalives" declaration, once per session.

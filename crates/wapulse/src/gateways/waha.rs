@@ -18,7 +18,7 @@
 //! | `me.id`, `engine` | labels `me`, `engine` |
 
 use serde_json::Value;
-use wapulse_core::{AuthMethod, Direction, EventKind, SessionId, SessionState, Timestamp};
+use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
 use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, is_logout_code, session_id};
 
@@ -67,24 +67,10 @@ pub fn map(
         "session.status" => session_status(&mut batch, &prior, payload)?,
         "engine.event" => engine_event(&mut batch, payload),
         "message" | "message.any" => {
-            let direction = if payload.get("fromMe").and_then(Value::as_bool) == Some(true) {
-                Direction::Outbound
-            } else {
-                Direction::Inbound
-            };
             // `message` and `message.any` both carry an inbound message:
-            // one id per message, so it counts once.
-            let kind = EventKind::Message {
-                direction,
-                count: 1,
-            };
-            match text(payload, "id") {
-                Some(id) if !id.is_empty() => batch.push_with_id(
-                    kind,
-                    format!("waha-msg:{session}:{id}:{}", direction.as_str()),
-                ),
-                _ => batch.push(kind),
-            }
+            // keyed by its id, it counts once.
+            let from_me = payload.get("fromMe").and_then(Value::as_bool) == Some(true);
+            batch.message("waha-msg", from_me, text(payload, "id"));
             true
         }
         _ => false,

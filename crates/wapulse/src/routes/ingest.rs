@@ -195,10 +195,11 @@ fn parse_batch(
     Ok(events)
 }
 
-type Body = Result<Bytes, BytesRejection>;
+/// A POST body as axum hands it over.
+pub(super) type Body = Result<Bytes, BytesRejection>;
 
 /// The body, or a JSON 413 naming the limit.
-fn body_or_error(state: &Shared, body: Body) -> Result<Bytes, ApiError> {
+pub(super) fn body_or_error(state: &Shared, body: Body) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(

@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +13,10 @@ use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use wapulse_core::Timestamp;
 
+use super::ingest::{Body, body_or_error};
 use super::{ApiError, Shared};
 use crate::clock;
 use crate::gateways::{self, Mapped, Prior, Refused};
-
-type Body = Result<Bytes, BytesRejection>;
 
 #[derive(Clone, Copy)]
 enum Gateway {
@@ -99,19 +97,7 @@ async fn evolution_delivery(
 
 /// The body, if it is one wapulse reads: within the size limit, JSON.
 fn checked_body(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "request body is larger than {} bytes (max_body_bytes)",
-                state.settings.max_body_bytes
-            ))
-        } else {
-            ApiError::bad_request(format!(
-                "cannot read the request body: {}",
-                rejection.body_text()
-            ))
-        }
-    })?;
+    let body = body_or_error(state, body)?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
