@@ -31,11 +31,7 @@
 use serde_json::Value;
 use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
-use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, session_id};
-
-fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
+use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, session_id, text};
 
 /// Evolution names events `connection.update`, `CONNECTION_UPDATE` or, in
 /// a sub-path, `connection-update`: all read as `connection.update`.
@@ -51,14 +47,7 @@ pub fn map(
     prior: impl Fn(&SessionId) -> Prior,
     received: Timestamp,
 ) -> Result<Mapped, Refused> {
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
-    if !envelope.is_object() {
-        return Err(Refused::new(
-            "body",
-            "must be an Evolution API webhook object",
-        ));
-    }
+    let envelope = envelope(body, "an Evolution API webhook object")?;
     let event = match (text(&envelope, "event"), path_event) {
         (Some(e), _) => normalize(e),
         (None, Some(p)) => normalize(p),

@@ -321,6 +321,23 @@ pub fn body_digest(body: &[u8]) -> String {
         .collect()
 }
 
+/// A string field of a JSON object.
+pub fn text<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(serde_json::Value::as_str)
+}
+
+/// The body as a JSON object, or a refusal naming `body`; `what` names
+/// the gateway's envelope for the message.
+pub fn envelope(body: &[u8], what: &str) -> Result<serde_json::Value, Refused> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(Refused::new("body", format!("must be {what}")))
+    }
+}
+
 /// The session id `prefix + name`, or a refusal naming `field`.
 pub fn session_id(field: &'static str, prefix: &str, name: &str) -> Result<SessionId, Refused> {
     if name.is_empty() {

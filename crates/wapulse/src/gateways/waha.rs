@@ -20,11 +20,10 @@
 use serde_json::Value;
 use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
-use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, is_logout_code, session_id};
-
-fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
+use super::{
+    Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, is_logout_code, session_id,
+    text,
+};
 
 /// Maps one delivery. `delivery` is WAHA's `X-Webhook-Request-Id` (the
 /// same on its retries), `prior` tells what wapulse knows of a session.
@@ -35,11 +34,7 @@ pub fn map(
     prior: impl Fn(&SessionId) -> Prior,
     received: Timestamp,
 ) -> Result<Mapped, Refused> {
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
-    if !envelope.is_object() {
-        return Err(Refused::new("body", "must be a WAHA webhook object"));
-    }
+    let envelope = envelope(body, "a WAHA webhook object")?;
     let event = text(&envelope, "event")
         .ok_or_else(|| Refused::new("event", "is required (a WAHA event name)"))?
         .to_owned();
