@@ -620,15 +620,38 @@ async fn an_evolution_instance_maps_every_event_as_the_table_says() {
 }
 
 #[tokio::test]
-async fn evolution_logouts_name_401_and_403_with_different_actions() {
+async fn evolution_logouts_name_401_and_403_with_different_actions_whatever_the_order() {
     let app = spawn_app().await;
     let mut actions = Vec::new();
-    for (s, fixture) in [
-        ("e401", "connection.update.close-401"),
-        ("e403", "connection.update.close-403"),
+    // Evolution sends a logout as three webhooks at once: any order ends
+    // logged out with the close code.
+    for (s, fixtures, code) in [
+        (
+            "e401",
+            [
+                "logout.instance",
+                "connection.update.close-401",
+                "status.instance",
+            ],
+            401,
+        ),
+        (
+            "e403",
+            [
+                "status.instance.403",
+                "logout.instance",
+                "connection.update.close-403",
+            ],
+            403,
+        ),
     ] {
         ok(&app, EVOLUTION, &evolution("connection.update.open", s)).await;
-        ok(&app, EVOLUTION, &evolution(fixture, s)).await;
+        for fixture in fixtures {
+            ok(&app, EVOLUTION, &evolution(fixture, s)).await;
+        }
+        let o = observe(&app, s).await;
+        assert_eq!(o["session"]["state"], "logged_out");
+        assert_eq!(o["session"]["lastDisconnect"]["code"], code);
         let a = app.get_json(&format!("/sessions/{s}/alerts"), 200).await;
         let alert = &a["alerts"][0];
         assert_eq!(alert["code"], "LOGGED_OUT");
@@ -713,4 +736,48 @@ async fn a_delivery_making_more_events_than_a_batch_may_hold_is_refused_whole() 
         "{e}"
     );
     assert_eq!(app.get("/sessions/big/observe").await.status(), 404);
+}
+
+#[tokio::test]
+async fn noweb_logouts_passkeys_and_stops_map_as_the_table_says() {
+    let app = spawn_app().await;
+    // A NOWEB logout: the close with its code, then WAHA's FAILED, which
+    // keeps the code as the reason.
+    let s = "nw";
+    ok(&app, WAHA, &waha("session.status.WORKING", s, 60, "a")).await;
+    ok(
+        &app,
+        WAHA,
+        &waha("engine.event.NOWEB.connection-open", s, 59, "b"),
+    )
+    .await;
+    assert_eq!(observe(&app, s).await["session"]["state"], "connected");
+    ok(
+        &app,
+        WAHA,
+        &waha("engine.event.NOWEB.connection-close-401", s, 30, "c"),
+    )
+    .await;
+    ok(&app, WAHA, &waha("session.status.FAILED", s, 29, "d")).await;
+    let o = observe(&app, s).await;
+    assert_eq!(o["session"]["state"], "logged_out");
+    assert_eq!(o["session"]["lastDisconnect"]["code"], 401);
+    assert_eq!(o["session"]["lastDisconnect"]["name"], "logged_out");
+    // A passkey login.
+    let p = "pk";
+    ok(&app, WAHA, &waha("session.status.STARTING", p, 20, "a")).await;
+    ok(
+        &app,
+        WAHA,
+        &waha("session.status.PASSKEY_REQUIRED", p, 19, "b"),
+    )
+    .await;
+    assert_eq!(codes(&app, p).await, ["QR_REQUIRED:warning"]);
+    ok(&app, WAHA, &waha("session.status.WORKING", p, 18, "c")).await;
+    assert_eq!(observe(&app, p).await["auth"]["method"], "passkey");
+    // Stopped: down, with WAHA's word as the reason.
+    ok(&app, WAHA, &waha("session.status.STOPPED", p, 5, "d")).await;
+    let o = observe(&app, p).await;
+    assert_eq!(o["session"]["state"], "disconnected");
+    assert_eq!(o["session"]["stateReason"], "STOPPED");
 }
