@@ -10,10 +10,10 @@ use serde::Deserialize;
 use wapulse_core::{DurationMs, SessionId, Thresholds, ThresholdsConfig};
 
 use crate::alerting::config::{AlertingSettings, RawAlerting, RawReceiver, RawRoute};
-use crate::lowprio::Priority;
 use crate::model::ModelOptions;
+use crate::priority::ingest::Priority;
+use crate::priority::reads::{self, ReadPriority};
 use crate::probes::{self, ProbeSpec, RawProbe};
-use crate::readprio::{self, ReadPriority};
 use crate::store::Durability;
 
 /// A secret (token). Its `Debug` never shows the value.
@@ -147,7 +147,7 @@ impl Settings {
             max_store_bytes: None,
             ingest_priority: Priority::default(),
             read_priority: ReadPriority::default(),
-            read_realtime_budget: readprio::DEFAULT_BUDGET,
+            read_realtime_budget: reads::DEFAULT_BUDGET,
             thresholds: Thresholds::default(),
             probes: Vec::new(),
             alerting: AlertingSettings::default(),

@@ -6,9 +6,10 @@
 //! - [`serve`]: the accept loop; ingest connections on a low-priority lane.
 //! - [`model`]: the writer thread (group commit, snapshots) and the
 //!   lock-free published snapshot.
-//! - [`lowprio`]: low-priority threads for work that must yield to reads.
-//! - [`readprio`]: `read_priority`, real-time request workers within a CPU
-//!   budget.
+//! - [`priority`]: CPU priority: ingest threads and connections that
+//!   yield to reads, real-time request workers within a CPU budget.
+//! - [`gateways`]: WAHA and Evolution API webhooks mapped to session
+//!   events.
 //! - [`store`]: the journal and snapshots on disk (SQLite), and history.
 //! - `routes`: one module per resource, and the table of every route.
 //! - [`alerting`]: the alert evaluator (lifecycle, incidents, groups),
@@ -36,11 +37,10 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod gateways;
-pub mod lowprio;
 pub mod model;
 pub mod openapi;
+pub mod priority;
 pub mod probes;
-pub mod readprio;
 pub mod routes;
 pub mod serve;
 pub mod startup;

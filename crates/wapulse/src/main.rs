@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use wapulse::config::Settings;
-use wapulse::readprio::{self, Governor, ReadPriority};
+use wapulse::priority::reads::{self, Governor, ReadPriority};
 use wapulse::startup::{Application, shutdown_signal};
 use wapulse::store::sqlite;
 use wapulse::{beat, check, demo, model, telemetry};
@@ -159,10 +159,10 @@ fn serving_runtime(settings: &Settings) -> Result<tokio::runtime::Runtime> {
         // Workers take their priority at a checkpoint: every request (in
         // serve.rs), park and wake-up.
         builder
-            .on_thread_start(readprio::thread_started)
+            .on_thread_start(reads::thread_started)
             .on_thread_stop(move || governor.thread_stopped())
-            .on_thread_park(readprio::checkpoint)
-            .on_thread_unpark(readprio::checkpoint);
+            .on_thread_park(reads::checkpoint)
+            .on_thread_unpark(reads::checkpoint);
     }
     builder.build().context("cannot start the async runtime")
 }

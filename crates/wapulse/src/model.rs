@@ -70,7 +70,7 @@ pub struct ModelOptions {
     /// The session created at start if the journal does not have it.
     pub default_session: SessionId,
     /// CPU priority of the writer thread.
-    pub priority: crate::lowprio::Priority,
+    pub priority: crate::priority::ingest::Priority,
 }
 
 /// The store as `/api/health` and `/readyz` see it. Updated by the writer;
@@ -206,7 +206,7 @@ impl Model {
             .name("wapulse-writer".into())
             .spawn(move || {
                 // Commits and applies yield to the request workers.
-                crate::lowprio::set_current_thread(priority);
+                crate::priority::ingest::set_current_thread(priority);
                 writer.run(rx)
             })
             .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;

@@ -1,8 +1,9 @@
-//! The accept loop: every connection is served on one of two lanes.
+//! The accept loop: every connection is served on one of two lanes
+//! ([`crate::priority::lanes`]).
 //!
 //! A gateway that floods `POST /v1/events` must not slow the health checks
 //! that page people. Parsing and committing already run at the ingest
-//! priority ([`crate::lowprio`]), but the HTTP work of an ingest connection
+//! priority ([`crate::priority`]), but the HTTP work of an ingest connection
 //! (reading bodies, writing answers) used to share the async workers with
 //! the reads: a health request then waited behind dozens of ready ingest
 //! connections. So each new connection is classified by its first request
@@ -27,86 +28,17 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use prometheus::IntCounterVec;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tower_service::Service;
 
-use crate::lowprio::{self, Priority};
+use crate::priority::lanes::Lane;
 use crate::routes::FastPath;
 
 /// How long a new connection may take to send the start of its first
 /// request before it is closed (a client that connects and says nothing
 /// must not hold a task forever).
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Which runtime serves a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lane {
-    /// The main runtime, at normal priority: reads.
-    Read,
-    /// The runtime at the ingest priority: writes.
-    Ingest,
-}
-
-impl Lane {
-    /// The lane for a connection whose first bytes are `first` (the start
-    /// of its first request line). Only methods that write go to the
-    /// ingest lane; anything short or unknown stays on the read lane.
-    pub fn of(first: &[u8]) -> Self {
-        if first.starts_with(b"POST ") {
-            Self::Ingest
-        } else {
-            Self::Read
-        }
-    }
-
-    /// The label used in `wapulse_http_connections_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Ingest => "ingest",
-        }
-    }
-}
-
-/// The ingest lane's runtime. Dropping it stops its threads without
-/// waiting (allowed from inside another runtime, unlike a plain drop).
-pub struct IngestLane {
-    runtime: Option<Runtime>,
-}
-
-impl IngestLane {
-    /// Starts `threads` workers (at least one) at `priority`, named
-    /// `wapulse-ingest`.
-    pub fn start(threads: usize, priority: Priority) -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("wapulse-ingest")
-            .on_thread_start(move || lowprio::set_current_thread(priority))
-            .enable_all()
-            .build()?;
-        Ok(Self {
-            runtime: Some(runtime),
-        })
-    }
-
-    /// Where ingest connections are spawned.
-    pub fn handle(&self) -> Handle {
-        self.runtime
-            .as_ref()
-            .expect("the runtime lives until drop")
-            .handle()
-            .clone()
-    }
-}
-
-impl Drop for IngestLane {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
 
 /// What every connection serves: the router, with the fast path for
 /// `GET /session/health` in front of it.
@@ -201,7 +133,7 @@ impl Connection {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // A read worker takes up a pending priority change here (a
             // no-op on the ingest lane and without read_priority).
-            crate::readprio::checkpoint();
+            crate::priority::reads::checkpoint();
             // The router is always ready (axum documents `poll_ready` as
             // always `Ready`), so it is called directly.
             let answer = fast.answer(&req).ok_or_else(|| router.clone().call(req));
@@ -236,19 +168,4 @@ async fn accept_failed(e: io::Error) {
     }
     tracing::error!(error = %e, "accept failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn posts_go_to_the_ingest_lane_and_everything_else_reads() {
-        assert_eq!(Lane::of(b"POST /v1"), Lane::Ingest);
-        assert_eq!(Lane::of(b"GET /ses"), Lane::Read);
-        assert_eq!(Lane::of(b"HEAD /he"), Lane::Read);
-        assert_eq!(Lane::of(b"POS"), Lane::Read, "too short to tell");
-        assert_eq!(Lane::of(b"POSTX /"), Lane::Read);
-        assert_eq!(Lane::of(b""), Lane::Read);
-    }
 }

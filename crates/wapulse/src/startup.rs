@@ -12,9 +12,9 @@ use crate::alerting::Alerting;
 use crate::clock;
 use crate::config::Settings;
 use crate::model::Model;
+use crate::priority::lanes::IngestLane;
 use crate::probes::Probes;
 use crate::routes::{self, AppState, Shared};
-use crate::serve::IngestLane;
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 
@@ -62,7 +62,11 @@ impl Application {
             .context("cannot start the ingest lane's runtime")?;
         let state = Arc::new(AppState {
             probes,
-            parser: crate::lowprio::Pool::new("parse", cores.min(4), settings.ingest_priority),
+            parser: crate::priority::ingest::Pool::new(
+                "parse",
+                cores.min(4),
+                settings.ingest_priority,
+            ),
             settings,
             model,
             alerting,

@@ -8,7 +8,7 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::readprio::Governor;
+use crate::priority::reads::Governor;
 
 /// Handles to our own metrics; cheap to clone.
 #[derive(Clone)]

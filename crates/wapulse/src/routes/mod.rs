@@ -47,7 +47,7 @@ pub struct AppState {
     /// The alert evaluator and the notifiers.
     pub alerting: crate::alerting::Alerting,
     /// Low-priority threads that parse ingest batches.
-    pub parser: crate::lowprio::Pool,
+    pub parser: crate::priority::ingest::Pool,
     /// Process start, for uptime.
     pub started: Instant,
     /// Process start, as a timestamp.

@@ -399,7 +399,7 @@ fn cpu_ns(tid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lowprio::tests::stat;
+    use crate::priority::ingest::tests::stat;
 
     /// Whether this process may take a real-time policy: CAP_SYS_NICE in
     /// its effective set, or an RLIMIT_RTPRIO of at least 1.

@@ -6,7 +6,7 @@
 //! latency up as little as possible. How much lower is the
 //! `ingest_priority` setting ([`Priority`]).
 //!
-//! The opposite knob, `read_priority` ([`crate::readprio`]), can put the
+//! The opposite knob, `read_priority` ([`super::reads`]), can put the
 //! threads that answer requests at a real-time priority instead.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -143,7 +143,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Field `n` (1-based, as in proc(5)) of the calling thread's stat
-    /// (also used by `readprio`'s tests).
+    /// (also used by `reads`' tests).
     pub(crate) fn stat(n: usize) -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         let (_, rest) = stat.rsplit_once(')').unwrap();
