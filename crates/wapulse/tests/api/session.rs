@@ -179,6 +179,13 @@ async fn observe_reports_null_for_unknown_times() {
 #[tokio::test]
 async fn observe_shows_reconnect_percentiles_lock_and_integrity() {
     let app = spawn_app().await;
+    // One instant for every `at`, so the durations between them are exact
+    // (separate `ago()` calls may straddle a millisecond).
+    let t0 = wapulse::clock::now();
+    let ago = |secs: u64| {
+        t0.minus(wapulse_core::DurationMs::from_secs(secs))
+            .to_rfc3339()
+    };
     app.ingest(json!([
         {"type": "state", "state": "connected", "at": ago(60)},
         {"type": "state", "state": "reconnecting", "at": ago(50)},
