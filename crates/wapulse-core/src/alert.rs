@@ -330,6 +330,18 @@ fn about(ms: u64) -> u64 {
     ((ms + unit / 2) / unit).max(1) * unit
 }
 
+/// The level a value reaches against its warning and critical
+/// thresholds (inclusive), with the threshold it crossed.
+fn tier<T: PartialOrd + Copy>(value: T, warning: T, critical: T) -> Option<(Level, T)> {
+    if value >= critical {
+        Some((Level::Critical, critical))
+    } else if value >= warning {
+        Some((Level::Warning, warning))
+    } else {
+        None
+    }
+}
+
 /// The verdict on one session at one instant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Assessment {
@@ -441,13 +453,7 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
     }
     if let Some(written) = session.credentials_written_at {
         let age = now.since(written);
-        let level = if age >= t.credential_age_critical {
-            Some((Level::Critical, t.credential_age_critical))
-        } else if age >= t.credential_age_warning {
-            Some((Level::Warning, t.credential_age_warning))
-        } else {
-            None
-        };
+        let level = tier(age, t.credential_age_warning, t.credential_age_critical);
         if let Some((level, threshold)) = level {
             fire(
                 AlertCode::CredentialAge,
@@ -460,13 +466,11 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         }
     }
     let missed = session.missed_heartbeats(t, now);
-    let missed_level = if missed >= t.missed_heartbeats_critical {
-        Some((Level::Critical, t.missed_heartbeats_critical))
-    } else if missed >= t.missed_heartbeats_warning {
-        Some((Level::Warning, t.missed_heartbeats_warning))
-    } else {
-        None
-    };
+    let missed_level = tier(
+        missed,
+        t.missed_heartbeats_warning,
+        t.missed_heartbeats_critical,
+    );
     if let Some((level, threshold)) = missed_level {
         fire(
             AlertCode::MissedHeartbeats,
@@ -489,13 +493,11 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         );
     }
     if let Some(slowest) = session.reconnect.slowest_current(now) {
-        let level = if slowest >= t.reconnect_latency_critical {
-            Some((Level::Critical, t.reconnect_latency_critical))
-        } else if slowest >= t.reconnect_latency_warning {
-            Some((Level::Warning, t.reconnect_latency_warning))
-        } else {
-            None
-        };
+        let level = tier(
+            slowest,
+            t.reconnect_latency_warning,
+            t.reconnect_latency_critical,
+        );
         if let Some((level, threshold)) = level {
             let running = session.reconnect.in_progress
                 && session.reconnect.started_at.map(|s| now.since(s)) == Some(slowest);
@@ -515,13 +517,7 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
     }
     if let Some(lock) = &session.lock {
         let held = now.since(lock.since);
-        let level = if held >= t.lock_held_critical {
-            Some((Level::Critical, t.lock_held_critical))
-        } else if held >= t.lock_held_warning {
-            Some((Level::Warning, t.lock_held_warning))
-        } else {
-            None
-        };
+        let level = tier(held, t.lock_held_warning, t.lock_held_critical);
         if let Some((level, threshold)) = level {
             fire(
                 AlertCode::LockHeldTooLong,
@@ -534,13 +530,11 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         }
     }
     let conflicts = session.liveness.conflicts(now, t.session_conflict_window);
-    let conflict_level = if conflicts >= t.session_conflict_critical {
-        Some((Level::Critical, t.session_conflict_critical))
-    } else if conflicts >= t.session_conflict_warning {
-        Some((Level::Warning, t.session_conflict_warning))
-    } else {
-        None
-    };
+    let conflict_level = tier(
+        conflicts,
+        t.session_conflict_warning,
+        t.session_conflict_critical,
+    );
     if let Some((level, threshold)) = conflict_level {
         fire(
             AlertCode::SessionConflict,
@@ -555,13 +549,7 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         && let Some(bar) = session.liveness.inbound.bar(t)
     {
         let silent = bar.silent_for(now);
-        let level = if silent >= bar.critical_after {
-            Some((Level::Critical, bar.critical_after))
-        } else if silent >= bar.warning_after {
-            Some((Level::Warning, bar.warning_after))
-        } else {
-            None
-        };
+        let level = tier(silent, bar.warning_after, bar.critical_after);
         if let Some((level, threshold)) = level {
             fire(
                 AlertCode::InboundSilence,
