@@ -185,23 +185,21 @@ mod tests {
             state: Some(SessionState::Connected),
             ..Prior::default()
         };
-        let a = map(
-            body.as_bytes(),
-            None,
-            "evo:",
-            |_| connected.clone(),
-            received,
-        )
-        .unwrap();
-        let b = map(
-            body.as_bytes(),
-            None,
-            "evo:",
-            |_| connected.clone(),
-            received,
-        )
-        .unwrap();
-        assert_eq!(a, b);
+        let delivery = || {
+            map(
+                body.as_bytes(),
+                None,
+                "evo:",
+                |_| connected.clone(),
+                received,
+            )
+        };
+        let a = delivery().unwrap();
+        assert_eq!(
+            a,
+            delivery().unwrap(),
+            "a retry maps to the same events and ids"
+        );
         let Mapped::Events {
             session, events, ..
         } = a

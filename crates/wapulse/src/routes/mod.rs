@@ -568,72 +568,42 @@ async fn authorize(
     next: Next,
 ) -> Result<Response, ApiError> {
     let s = &state.settings;
+    let headers = req.headers();
+    let bearer = bearer(headers);
     match access {
         Access::Open => {}
-        Access::Read => check(
-            req.headers(),
-            None,
-            s.read_token.as_ref(),
-            false,
-            "READ_TOKEN",
-        )?,
-        Access::Ingest => check(
-            req.headers(),
-            None,
-            s.ingest_token.as_ref(),
-            false,
-            "INGEST_TOKEN",
-        )?,
+        Access::Read => check(&[bearer], s.read_token.as_ref(), false, "READ_TOKEN")?,
+        Access::Ingest => check(&[bearer], s.ingest_token.as_ref(), false, "INGEST_TOKEN")?,
         Access::Admin => match &s.admin_token {
-            Some(admin) => check(req.headers(), None, Some(admin), false, "ADMIN_TOKEN")?,
-            None => check(
-                req.headers(),
-                None,
+            Some(admin) => check(&[bearer], Some(admin), false, "ADMIN_TOKEN")?,
+            None => check(&[bearer], s.ingest_token.as_ref(), false, "INGEST_TOKEN")?,
+        },
+        Access::Webhook => {
+            // Any of the places a gateway can put it: the bearer token,
+            // the configured header, or `?token=` (Evolution's "webhook by
+            // events" appends `/<event>` after the query, so the token
+            // ends at a `/`).
+            let header = s
+                .gateways
+                .token_header
+                .as_ref()
+                .and_then(|h| headers.get(h))
+                .and_then(|v| v.to_str().ok());
+            let query = query_token(&req);
+            let query = query
+                .as_deref()
+                .map(|t| t.split('/').next().unwrap_or_default());
+            check(
+                &[bearer, header, query],
                 s.ingest_token.as_ref(),
                 false,
                 "INGEST_TOKEN",
-            )?,
-        },
-        Access::Webhook => {
-            // Any of the places a gateway can put it: the configured
-            // header, `?token=` (Evolution's "webhook by events" appends
-            // `/<event>` after the query, so the token ends at a `/`), or
-            // the bearer token. One of them must match.
-            let candidates = [
-                s.gateways
-                    .token_header
-                    .as_ref()
-                    .and_then(|h| req.headers().get(h))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                query_token(&req).map(|t| t.split('/').next().unwrap_or_default().to_owned()),
-            ];
-            let passes = |t: &String| {
-                check(
-                    &HeaderMap::new(),
-                    Some(t),
-                    s.ingest_token.as_ref(),
-                    false,
-                    "INGEST_TOKEN",
-                )
-                .is_ok()
-            };
-            if !candidates.iter().flatten().any(passes) {
-                let fallback = candidates.into_iter().flatten().next();
-                check(
-                    req.headers(),
-                    fallback.as_deref(),
-                    s.ingest_token.as_ref(),
-                    false,
-                    "INGEST_TOKEN",
-                )?
-            }
+            )?
         }
         Access::Metrics => {
-            let token = query_token(&req);
+            let query = query_token(&req);
             check(
-                req.headers(),
-                token.as_deref(),
+                &[bearer, query.as_deref()],
                 s.metrics_token.as_ref(),
                 true,
                 "METRICS_TOKEN",
@@ -649,11 +619,19 @@ fn query_token(req: &Request) -> Option<String> {
         .and_then(|mut q| q.0.remove("token"))
 }
 
-/// Checks a bearer token (or `?token=`) in constant time. With `required`,
-/// a missing configured token means every request is refused.
+/// The `Authorization: Bearer` token, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Checks the tokens a request presents (bearer, `?token=`, a gateway's
+/// header) in constant time: one must match. With `required`, a missing
+/// configured token means every request is refused.
 fn check(
-    headers: &HeaderMap,
-    query_token: Option<&str>,
+    presented: &[Option<&str>],
     expected: Option<&Secret>,
     required: bool,
     setting: &'static str,
@@ -667,16 +645,16 @@ fn check(
             Ok(())
         };
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(query_token);
-    match presented {
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("wrong token".into())),
-        None => Err(ApiError::Unauthorized(format!(
+    let mut presented = presented.iter().flatten().peekable();
+    if presented.peek().is_none() {
+        return Err(ApiError::Unauthorized(format!(
             "missing token: send `Authorization: Bearer <{setting}>`"
-        ))),
+        )));
+    }
+    let expected = expected.expose().as_bytes();
+    if presented.any(|token| bool::from(token.as_bytes().ct_eq(expected))) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("wrong token".into()))
     }
 }
