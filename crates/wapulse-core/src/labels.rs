@@ -275,19 +275,14 @@ impl LabelChanges {
     pub fn try_from_changes<'a>(
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Result<Self, LabelError> {
+        // How many labels the session may hold is checked against its
+        // labels when the change is applied (`Labels::merged`): a change
+        // setting 17 names is refused there, with the session's count.
         let mut out: Vec<Change> = Vec::new();
-        let mut set = 0usize;
         for (name, value) in changes {
             check_name(name)?;
             if let Some(v) = value {
                 check_value(name, v)?;
-                set += 1;
-                if set > MAX_LABELS {
-                    return Err(LabelError::TooMany {
-                        name: name.to_owned(),
-                        count: set,
-                    });
-                }
             }
             if out.len() == MAX_CHANGES {
                 return Err(LabelError::TooMany {
@@ -493,10 +488,17 @@ mod tests {
     }
 
     #[test]
-    fn one_change_sets_at_most_sixteen_and_names_no_label_twice() {
-        let names: Vec<String> = (0..17).map(|i| format!("k{i:02}")).collect();
-        let err = LabelChanges::try_from_changes(names.iter().map(|n| (n.as_str(), Some("v"))))
-            .unwrap_err();
+    fn one_change_names_at_most_32_and_no_label_twice() {
+        let names: Vec<String> = (0..33).map(|i| format!("k{i:02}")).collect();
+        let err =
+            LabelChanges::try_from_changes(names.iter().map(|n| (n.as_str(), None))).unwrap_err();
+        assert_eq!(err.name(), "k32");
+        // Setting 17 is a well-formed change that no session can take: the
+        // merge refuses it, naming the first label past 16.
+        let seventeen =
+            LabelChanges::try_from_changes(names[..17].iter().map(|n| (n.as_str(), Some("v"))))
+                .unwrap();
+        let err = Labels::default().merged(&seventeen).unwrap_err();
         assert_eq!(err.name(), "k16");
         let err = LabelChanges::try_from_changes([("a", Some("1")), ("a", None)]).unwrap_err();
         assert_eq!(err, LabelError::Duplicate { name: "a".into() });

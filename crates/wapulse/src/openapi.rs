@@ -3,10 +3,17 @@
 
 use serde_json::{Map, Value, json};
 
+use wapulse_core::event::{MAX_LABEL_LEN, MAX_TEXT_LEN};
+use wapulse_core::labels::{MAX_CHANGES, MAX_NAME_LEN, MAX_VALUE_LEN, RESERVED};
+
+use crate::config::Settings;
 use crate::routes::{Access, table};
 
-/// The whole document.
-pub fn document() -> Value {
+/// A session id: what `SessionId::parse` accepts.
+const SESSION_ID: &str = "^[A-Za-z0-9._:@-]{1,128}$";
+
+/// The whole document, for the limits `settings` put in force.
+pub fn document(settings: &Settings) -> Value {
     let mut paths = Map::new();
     for r in table() {
         let mut responses = Map::new();
@@ -16,9 +23,21 @@ pub fn document() -> Value {
             } else {
                 "application/json"
             };
+            // Every refusal is an `Error`; a health answer's 503 is the
+            // health body itself (critical), described by its 200.
+            let schema = if *code >= 400 && !(*code == 503 && r.access == Access::Open) {
+                json!({ "$ref": "#/components/schemas/Error" })
+            } else {
+                json!({})
+            };
+            let content = if content_type == "application/json" {
+                json!({ content_type: { "schema": schema } })
+            } else {
+                json!({ content_type: {} })
+            };
             responses.insert(
                 code.to_string(),
-                json!({ "description": what, "content": { content_type: {} } }),
+                json!({ "description": what, "content": content }),
             );
         }
         let mut op = json!({
@@ -31,10 +50,15 @@ pub fn document() -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                json!({
-                    "name": name, "in": "path", "required": true,
-                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" }
-                })
+                // A session's id is checked; a silence id or an Evolution
+                // event name is any text (unknown: 404 or ignored).
+                let schema =
+                    if r.path.starts_with("/sessions/") || r.path.starts_with("/v1/sessions/") {
+                        json!({ "type": "string", "pattern": SESSION_ID })
+                    } else {
+                        json!({ "type": "string" })
+                    };
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();
         if !params.is_empty() {
@@ -54,7 +78,10 @@ pub fn document() -> Value {
                 "required": true,
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Silence" } } }
             });
-        } else if let Some(name @ ("WahaWebhook" | "EvolutionWebhook")) = r.request {
+        } else if let Some(
+            name @ ("WahaWebhook" | "EvolutionWebhook" | "EvolutionWebhookByEvent"),
+        ) = r.request
+        {
             op["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } }
@@ -64,7 +91,8 @@ pub fn document() -> Value {
                 "required": true,
                 "content": {
                     "application/json": { "schema": { "oneOf": [
-                        { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
+                        { "type": "array", "maxItems": settings.max_batch_events,
+                          "items": { "$ref": "#/components/schemas/Event" } },
                         { "$ref": "#/components/schemas/Event" }
                     ] } },
                     "application/x-ndjson": { "schema": { "type": "string" } }
@@ -81,7 +109,7 @@ pub fn document() -> Value {
         "required": ["matchers", "endsAt", "createdBy", "comment"],
         "additionalProperties": false,
         "properties": {
-            "id": { "type": "string", "description": "replace this silence" },
+            "id": { "type": ["string", "null"], "description": "replace this silence (absent or null: a new one)" },
             "matchers": { "type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["name", "value"], "additionalProperties": false,
                 "properties": {
@@ -90,7 +118,7 @@ pub fn document() -> Value {
                     "isRegex": { "type": "boolean" }
                 }
             } },
-            "startsAt": { "type": "string", "format": "date-time" },
+            "startsAt": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: now" },
             "endsAt": { "type": "string", "format": "date-time" },
             "createdBy": { "type": "string", "minLength": 1, "maxLength": 1024 },
             "comment": { "type": "string", "minLength": 1, "maxLength": 1024 }
@@ -113,76 +141,66 @@ pub fn document() -> Value {
                 "metricsQueryToken": { "type": "apiKey", "in": "query", "name": "token", "description": "METRICS_TOKEN" }
             },
             "schemas": {
-                "Event": {
+                "Error": {
                     "type": "object",
-                    "required": ["type"],
+                    "description": "Every 4xx and 5xx answer of a JSON route: what is wrong, and where",
+                    "required": ["error"],
                     "properties": {
-                        "session": { "type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$" },
-                        "type": { "enum": ["state", "heartbeat", "heartbeat_failed", "keepalives", "auth", "credentials_written", "validation",
-                            "lock_acquired", "lock_released", "circuit_breaker", "message", "error", "counter", "gauge",
-                            "labels"] },
-                        "at": { "type": "string", "format": "date-time" },
-                        "id": { "type": "string", "maxLength": 256 },
-                        "state": { "enum": ["connecting", "connected", "reconnecting", "disconnected",
-                            "qr_required", "logged_out", "circuit_open"] },
-                        "reason": { "type": ["string", "integer"] },
-                        "rtt_ms": { "type": "integer", "minimum": 0 },
-                        "method": { "enum": ["qr_scan", "pairing_code", "session_restore", "passkey"] },
-                        "store": { "type": "string" },
-                        "valid": { "type": "boolean" },
-                        "detail": { "type": "string" },
-                        "held_by": { "type": "string" },
-                        "operation": { "type": "string" },
-                        "open": { "type": "boolean" },
-                        "consecutive_failures": { "type": "integer", "minimum": 0 },
-                        "direction": { "enum": ["inbound", "outbound"] },
-                        "count": { "type": "integer", "minimum": 0 },
-                        "kind": { "type": "string" },
-                        "message": { "type": "string" },
-                        "name": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
-                        "delta": { "type": "number", "minimum": 0 },
-                        "value": { "type": "number" },
-                        "labels": {
-                            "type": "object",
-                            "description": "labels events: names to set (at most 16 per session) or remove (null)",
-                            "propertyNames": { "pattern": "^[a-zA-Z_][a-zA-Z0-9_]{0,63}$" },
-                            "additionalProperties": { "type": ["string", "null"], "maxLength": 128 }
-                        }
+                        "error": { "type": "string" },
+                        "field": { "type": "string", "description": "the field or parameter at fault" },
+                        "index": { "type": "integer", "minimum": 0, "description": "the event's index in the batch" }
                     }
                 }
             }
         }
     });
     doc["components"]["schemas"]["Silence"] = silence;
-    doc["components"]["schemas"]["Event"]["properties"]["expected"] = json!({
-        "type": "boolean",
-        "description": "keepalives events: whether the source sends regular keepalives"
-    });
+    let (event, per_type) = event_schemas(settings);
+    doc["components"]["schemas"]["Event"] = event;
+    for (name, schema) in per_type {
+        doc["components"]["schemas"][name] = schema;
+    }
+    // The envelopes as the gateways send them. Only the fields a delivery
+    // cannot do without are constrained; the others are read when they
+    // have the expected type and ignored otherwise, like unknown events
+    // (202), so any value is valid for them.
     doc["components"]["schemas"]["WahaWebhook"] = json!({
         "type": "object",
         "description": "WAHA's webhook envelope, as WAHA sends it",
         "required": ["event", "session"],
         "properties": {
-            "id": { "type": "string" },
-            "timestamp": { "type": "integer" },
-            "session": { "type": "string" },
-            "engine": { "type": "string" },
-            "event": { "type": "string" },
-            "payload": {},
-            "me": { "type": ["object", "null"] }
+            "event": { "type": "string", "description": "session.status, engine.event, message, message.any; others: 202, ignored" },
+            "session": gateway_name(&settings.gateways.waha_prefix, "the WAHA session name"),
+            "id": { "description": "the delivery's id (a string), which makes a retry a duplicate" },
+            "timestamp": { "description": "WAHA's time in Unix milliseconds (an integer); else the receive time" },
+            "engine": { "description": "WEBJS, NOWEB or GOWS (a string): the `engine` label" },
+            "payload": { "description": "the event's data" },
+            "me": { "description": "the account ({\"id\": …}): the `me` label" }
         }
     });
-    doc["components"]["schemas"]["EvolutionWebhook"] = json!({
-        "type": "object",
-        "description": "Evolution API v2's webhook envelope, as Evolution sends it",
-        "required": ["instance"],
-        "properties": {
-            "event": { "type": "string" },
-            "instance": { "type": "string" },
-            "data": {},
-            "date_time": { "type": "string" }
-        }
-    });
+    let evolution = |required: &[&str], event: Value, what: &str| {
+        json!({
+            "type": "object",
+            "description": what,
+            "required": required,
+            "properties": {
+                "event": event,
+                "instance": gateway_name(&settings.gateways.evolution_prefix, "the Evolution instance name"),
+                "data": { "description": "the event's data" },
+                "date_time": { "description": "Evolution's time (not used: wapulse stamps the receive time)" }
+            }
+        })
+    };
+    doc["components"]["schemas"]["EvolutionWebhook"] = evolution(
+        &["event", "instance"],
+        json!({ "type": "string", "description": "connection.update, qrcode.updated, messages.upsert, …; others: 202, ignored" }),
+        "Evolution API v2's webhook envelope, as Evolution sends it",
+    );
+    doc["components"]["schemas"]["EvolutionWebhookByEvent"] = evolution(
+        &["instance"],
+        json!({ "description": "the event (a string); when not a string, the path's event is used" }),
+        "Evolution API v2's envelope with \"webhook by events\" on: `event` may be left to the path",
+    );
     doc
 }
 
@@ -193,4 +211,175 @@ fn operation_id(method: &str, path: &str) -> String {
         id.push_str(part);
     }
     id
+}
+
+/// A gateway's session name: with `prefix` before it, it must make a
+/// session id.
+fn gateway_name(prefix: &str, what: &str) -> Value {
+    let room = 128 - prefix.chars().count().min(127);
+    json!({
+        "type": "string",
+        "pattern": format!("^[A-Za-z0-9._:@-]{{1,{room}}}$"),
+        "description": format!("{what}; the session id is `{prefix}` + this name"),
+    })
+}
+
+/// `type` or `[type, "null"]`: the server takes `null` as an absent
+/// optional field.
+fn nullable(mut schema: Value) -> Value {
+    let t = schema["type"].take();
+    schema["type"] = match t {
+        Value::Array(mut types) => {
+            types.push(json!("null"));
+            Value::Array(types)
+        }
+        one => json!([one, "null"]),
+    };
+    schema
+}
+
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max })
+}
+
+fn non_negative_u32() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
+}
+
+/// `Event` and the schemas it picks from: one per `type`, each naming its own fields (required
+/// ones non-null, optional ones nullable) next to the envelope's. Fields of
+/// other types are not looked at, so they are not constrained: gateways may
+/// attach their own data.
+fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
+    let skew = settings.max_future_skew.formatted();
+    let envelope = json!({
+        "session": nullable(json!({ "type": "string", "pattern": SESSION_ID,
+            "description": "the session; absent or null: the default session" })),
+        "at": nullable(json!({ "type": "string", "format": "date-time",
+            "description": format!("when it happened (RFC 3339); absent or null: when received. \
+                At most {skew} ahead of the server's clock (max_future_skew), else 400") })),
+        "id": nullable(json!({ "type": "string", "minLength": 1, "maxLength": MAX_LABEL_LEN,
+            "description": "idempotency key: a repeated id is acknowledged and ignored" })),
+    });
+    let state = json!({ "enum": ["connecting", "connected", "reconnecting", "disconnected",
+        "qr_required", "logged_out", "circuit_open"] });
+    let reason = json!({ "type": ["string", "integer", "null"], "maxLength": MAX_TEXT_LEN,
+        "minimum": -9.2e18, "maximum": 9.2e18,
+        "description": "why: text, or a gateway close code (440, \"440: conflict\", connectionReplaced)" });
+    let metric_name =
+        json!({ "type": "string", "maxLength": 128, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" });
+    let reserved: Vec<Value> = RESERVED.iter().map(|n| json!(n)).collect();
+    let labels = json!({
+        "type": "object",
+        "description": format!("names to set, or to remove (null). A session holds at most {} \
+            labels: a change past that is refused with 409",
+            wapulse_core::labels::MAX_LABELS),
+        "maxProperties": MAX_CHANGES,
+        "propertyNames": {
+            "pattern": format!("^[a-zA-Z_][a-zA-Z0-9_]{{0,{}}}$", MAX_NAME_LEN - 1),
+            "not": { "anyOf": [ { "enum": reserved }, { "pattern": "^__" } ] }
+        },
+        "additionalProperties": { "type": ["string", "null"], "maxLength": MAX_VALUE_LEN }
+    });
+    // (type, its fields, the required ones)
+    let types: Vec<(&str, Value, &[&str])> = vec![
+        (
+            "state",
+            json!({ "state": state, "reason": reason }),
+            &["state"],
+        ),
+        (
+            "heartbeat",
+            json!({ "rtt_ms": nullable(non_negative_u32()) }),
+            &[],
+        ),
+        ("heartbeat_failed", json!({}), &[]),
+        (
+            "keepalives",
+            json!({ "expected": { "type": "boolean",
+            "description": "whether the source sends regular keepalives" } }),
+            &["expected"],
+        ),
+        (
+            "auth",
+            json!({ "method": { "enum": ["qr_scan", "pairing_code", "session_restore", "passkey"] } }),
+            &["method"],
+        ),
+        (
+            "credentials_written",
+            json!({ "store": nullable(text(MAX_LABEL_LEN)) }),
+            &[],
+        ),
+        (
+            "validation",
+            json!({ "valid": { "type": "boolean" }, "detail": nullable(text(MAX_TEXT_LEN)) }),
+            &["valid"],
+        ),
+        (
+            "lock_acquired",
+            json!({ "held_by": text(MAX_LABEL_LEN), "operation": text(MAX_LABEL_LEN) }),
+            &["held_by", "operation"],
+        ),
+        (
+            "lock_released",
+            json!({ "held_by": nullable(text(MAX_LABEL_LEN)),
+            "operation": nullable(text(MAX_LABEL_LEN)) }),
+            &[],
+        ),
+        (
+            "circuit_breaker",
+            json!({ "open": { "type": "boolean" },
+            "consecutive_failures": nullable(non_negative_u32()) }),
+            &["open"],
+        ),
+        (
+            "message",
+            json!({ "direction": { "enum": ["inbound", "outbound"] },
+            "count": nullable(non_negative_u32()) }),
+            &["direction"],
+        ),
+        (
+            "error",
+            json!({ "kind": text(MAX_LABEL_LEN), "message": nullable(text(MAX_TEXT_LEN)) }),
+            &["kind"],
+        ),
+        (
+            "counter",
+            json!({ "name": metric_name.clone(),
+            "delta": { "type": ["number", "null"], "minimum": 0, "description": "default 1" } }),
+            &["name"],
+        ),
+        (
+            "gauge",
+            json!({ "name": metric_name, "value": { "type": "number" } }),
+            &["name", "value"],
+        ),
+        ("labels", json!({ "labels": labels }), &["labels"]),
+    ];
+    let mut one_of = Vec::new();
+    let mut mapping = Map::new();
+    let mut schemas = Map::new();
+    for (name, fields, required) in types {
+        let mut properties = envelope.as_object().cloned().unwrap_or_default();
+        properties.insert("type".into(), json!({ "const": name }));
+        if let Value::Object(own) = fields {
+            properties.extend(own);
+        }
+        let mut required: Vec<&str> = required.to_vec();
+        required.insert(0, "type");
+        let schema_name = format!("Event_{name}");
+        let reference = format!("#/components/schemas/{schema_name}");
+        schemas.insert(
+            schema_name,
+            json!({ "type": "object", "required": required, "properties": properties }),
+        );
+        mapping.insert(name.into(), json!(reference));
+        one_of.push(json!({ "$ref": reference }));
+    }
+    let event = json!({
+        "description": "A session event: its `type` says which fields it carries",
+        "oneOf": one_of,
+        "discriminator": { "propertyName": "type", "mapping": mapping },
+    });
+    (event, schemas)
 }

@@ -18,6 +18,16 @@ pub enum ApiError {
         /// The offending field.
         field: Option<&'static str>,
     },
+    /// 409: the request is well formed but does not fit the current state
+    /// (a session would hold more labels than it may); located like a 400.
+    Conflict {
+        /// What does not fit.
+        message: String,
+        /// The event's position in the batch.
+        index: Option<usize>,
+        /// The offending field.
+        field: Option<&'static str>,
+    },
     /// 401.
     Unauthorized(String),
     /// 404.
@@ -59,16 +69,12 @@ impl IntoResponse for ApiError {
                 message,
                 index,
                 field,
-            } => {
-                let mut body = json!({ "error": message });
-                if let Some(i) = index {
-                    body["index"] = json!(i);
-                }
-                if let Some(f) = field {
-                    body["field"] = json!(f);
-                }
-                (StatusCode::BAD_REQUEST, body)
-            }
+            } => (StatusCode::BAD_REQUEST, located(message, index, field)),
+            ApiError::Conflict {
+                message,
+                index,
+                field,
+            } => (StatusCode::CONFLICT, located(message, index, field)),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": m })),
@@ -91,4 +97,20 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `{"error", "index"?, "field"?}`.
+fn located(
+    message: String,
+    index: Option<usize>,
+    field: Option<&'static str>,
+) -> serde_json::Value {
+    let mut body = json!({ "error": message });
+    if let Some(i) = index {
+        body["index"] = json!(i);
+    }
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    body
 }

@@ -187,7 +187,7 @@ fn parse_batch(
         .model
         .snapshot()
         .check_labels(&events)
-        .map_err(|(i, e)| ApiError::BadRequest {
+        .map_err(|(i, e)| ApiError::Conflict {
             message: format!("event {i}: {e}"),
             index: Some(i),
             field: Some(e.field),

@@ -183,6 +183,10 @@ pub fn table() -> Vec<Route> {
         OK,
         (400, "invalid event; nothing applied"),
         UNAUTHORIZED,
+        (
+            409,
+            "a labels event would leave a session with more than 16 labels; nothing applied",
+        ),
         (413, "body too large"),
         (415, "unsupported content type"),
         (
@@ -403,7 +407,7 @@ pub fn table() -> Vec<Route> {
         ),
         route_as(
             Method::POST,
-            Some("EvolutionWebhook"),
+            Some("EvolutionWebhookByEvent"),
             "/v1/webhooks/evolution/{event}",
             "An Evolution API delivery with \"webhook by events\" on (the event in the path)",
             Webhook,

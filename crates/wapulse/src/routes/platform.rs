@@ -361,6 +361,6 @@ fn number(v: f64) -> Value {
     }
 }
 
-pub(super) async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+pub(super) async fn openapi(State(state): State<Shared>) -> Json<Value> {
+    Json(crate::openapi::document(&state.settings))
 }

@@ -102,3 +102,96 @@ async fn openapi_describes_exactly_the_served_routes() {
         );
     }
 }
+
+/// A value the server accepts for a required event field.
+fn sample(field: &str) -> serde_json::Value {
+    match field {
+        "state" => json!("connected"),
+        "expected" | "valid" | "open" => json!(true),
+        "method" => json!("qr_scan"),
+        "held_by" | "operation" | "kind" => json!("w1"),
+        "direction" => json!("inbound"),
+        "name" => json!("calls_started"),
+        "value" => json!(1.5),
+        "labels" => json!({"tenant": "acme"}),
+        other => panic!("no sample for required field `{other}`"),
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_each_event_type_as_the_server_checks_it() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json", 200).await;
+    let schemas = &doc["components"]["schemas"];
+    let mapping = schemas["Event"]["discriminator"]["mapping"]
+        .as_object()
+        .unwrap();
+    assert_eq!(schemas["Event"]["discriminator"]["propertyName"], "type");
+    assert_eq!(mapping.len(), 15, "one schema per event type");
+    for (kind, reference) in mapping {
+        let name = reference.as_str().unwrap().rsplit('/').next().unwrap();
+        let schema = &schemas[name];
+        assert_eq!(schema["properties"]["type"]["const"], *kind);
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(required[0], "type");
+        // The required fields, and nothing else, make a valid event.
+        let mut event = json!({"session": format!("doc-{kind}"), "type": kind});
+        for field in &required[1..] {
+            event[*field] = sample(field);
+        }
+        let (code, answer) = app.post_events(json!([event.clone()])).await;
+        assert_eq!(code, 200, "{kind}: {event} -> {answer}");
+        // Without any one of them the event is refused, naming the field.
+        for field in &required[1..] {
+            let mut short = event.clone();
+            short.as_object_mut().unwrap().remove(*field);
+            let (code, answer) = app.post_events(json!([short])).await;
+            assert_eq!(code, 400, "{kind} without {field}: {answer}");
+            assert_eq!(answer["field"], *field, "{answer}");
+        }
+        // Every optional field may be null, and null is taken as absent.
+        for (field, property) in schema["properties"].as_object().unwrap() {
+            if required.contains(&field.as_str()) {
+                continue;
+            }
+            let types = property["type"].as_array();
+            assert!(
+                types.is_some_and(|t| t.contains(&json!("null"))),
+                "{kind}.{field} is optional and the server takes null: {property}"
+            );
+            let mut with_null = event.clone();
+            with_null[field] = serde_json::Value::Null;
+            let (code, answer) = app.post_events(json!([with_null])).await;
+            assert_eq!(code, 200, "{kind}.{field} = null: {answer}");
+        }
+    }
+    // The two cases a contract tester found: `auth` needs its method, and
+    // a null id is an absent id.
+    let auth = &schemas["Event_auth"]["required"];
+    assert_eq!(*auth, json!(["type", "method"]));
+    let (code, e) = app.post_events(json!([{"type": "auth"}])).await;
+    assert_eq!((code, e["field"].clone()), (400, json!("method")));
+    assert!(
+        schemas["Event_state"]["properties"]["id"]["type"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("null"))
+    );
+    // Refusals are described: 409 for labels that do not fit, an `Error`
+    // body on every JSON refusal, the health answer's own body on its 503.
+    let ingest = &doc["paths"]["/v1/events"]["post"]["responses"];
+    for code in ["400", "401", "409", "413", "415", "503"] {
+        assert_eq!(
+            ingest[code]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error",
+            "{code}"
+        );
+    }
+    let health = &doc["paths"]["/session/health"]["get"]["responses"]["503"];
+    assert_eq!(health["content"]["application/json"]["schema"], json!({}));
+}
