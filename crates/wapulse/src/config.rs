@@ -68,6 +68,7 @@ struct FileSettings {
     receivers: Option<Vec<RawReceiver>>,
     routes: Option<Vec<RawRoute>>,
     gateways: Option<crate::gateways::RawGateways>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Everything the service needs, checked.
@@ -122,6 +123,9 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     /// Gateway webhooks (WAHA, Evolution API).
     pub gateways: crate::gateways::GatewaySettings,
+    /// `ca_file` / `WAPULSE_CA_FILE`: certificates trusted, besides the
+    /// system's and Mozilla's, by every outgoing TLS connection.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -152,6 +156,7 @@ impl Settings {
             probes: Vec::new(),
             alerting: AlertingSettings::default(),
             gateways: crate::gateways::GatewaySettings::default(),
+            ca_file: None,
         }
     }
 
@@ -311,14 +316,22 @@ impl Settings {
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
         }
+        s.ca_file = nonempty("WAPULSE_CA_FILE")
+            .map(PathBuf::from)
+            .or(file.ca_file);
+        let extra_roots = match &s.ca_file {
+            Some(path) => crate::tls::read_ca_file(path).context("ca_file / WAPULSE_CA_FILE")?,
+            None => Vec::new(),
+        };
         if let Some(raw) = file.probes {
-            s.probes = probes::check_all(raw)?;
+            s.probes = probes::check_all(raw, &extra_roots)?;
         }
         s.alerting = AlertingSettings::check(
             file.alerting,
             file.receivers.unwrap_or_default(),
             file.routes.unwrap_or_default(),
         )?;
+        s.alerting.extra_roots = extra_roots;
         s.gateways =
             crate::gateways::GatewaySettings::check(file.gateways, nonempty("WAHA_HMAC_KEY"))?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {

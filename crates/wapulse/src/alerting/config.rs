@@ -182,6 +182,9 @@ pub struct AlertingSettings {
     pub incident_for: DurationMs,
     /// Receivers.
     pub receivers: Vec<ReceiverSpec>,
+    /// Certificates receivers trust besides the system's and Mozilla's
+    /// (the top-level `ca_file`).
+    pub extra_roots: crate::tls::ExtraRoots,
     /// Routes (one per receiver, grouped by code, when none is written).
     pub routes: Vec<RouteSpec>,
     /// Most sessions a message lists before "+N more".
@@ -204,6 +207,7 @@ impl Default for AlertingSettings {
             incidents: IncidentRules::default(),
             incident_for: DurationMs::from_secs(30),
             receivers: Vec::new(),
+            extra_roots: Vec::new(),
             routes: Vec::new(),
             max_listed_sessions: 20,
             outbox_retention: DurationMs::from_hours(24 * 7),

@@ -339,10 +339,10 @@ impl Alerting {
         &self,
         healthy: Arc<dyn Fn() -> bool + Send + Sync>,
     ) -> std::io::Result<()> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("wapulse/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let client = crate::tls::http_client(
+            &crate::tls::client_config(&self.settings.extra_roots),
+            reqwest::Client::builder().user_agent(concat!("wapulse/", env!("CARGO_PKG_VERSION"))),
+        );
         let delivery = Arc::new(outbox::Delivery {
             store: self.store.clone(),
             wake: self.wake.clone(),

@@ -176,14 +176,15 @@ impl Probes {
         let probes = specs
             .into_iter()
             .map(|spec| {
-                let http = matches!(spec.target, Target::Http { .. }).then(|| {
+                let http = match &spec.target {
                     // No client timeout: the probe's own timeout bounds
                     // the whole run and names itself in the reason.
-                    reqwest::Client::builder()
-                        .redirect(reqwest::redirect::Policy::limited(3))
-                        .build()
-                        .expect("a plain HTTP client builds")
-                });
+                    Target::Http { tls, .. } => Some(crate::tls::http_client(
+                        tls,
+                        reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(3)),
+                    )),
+                    _ => None,
+                };
                 Arc::new(Probe {
                     spec,
                     status: ArcSwap::from_pointee(ProbeStatus::pending()),

@@ -2,6 +2,7 @@
 //! a short reason on failure; the caller bounds it with the timeout.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -34,7 +35,8 @@ pub(super) async fn check(
         Target::Postgres {
             config,
             migrations_table,
-        } => postgres(config, migrations_table.as_deref()).await,
+            tls,
+        } => postgres(config, migrations_table.as_deref(), tls).await,
         Target::Redis { client } => {
             let mut con = redis_connect(client).await?;
             let pong: String = redis::cmd("PING")
@@ -69,6 +71,7 @@ pub(super) async fn check(
             url,
             expect_status,
             expect_json,
+            ..
         } => {
             let client = http.expect("http probes have a client");
             let response = client
@@ -118,14 +121,34 @@ async fn redis_connect(
 async fn postgres(
     config: &tokio_postgres::Config,
     migrations_table: Option<&str>,
+    tls: &Arc<rustls::ClientConfig>,
 ) -> Result<String, String> {
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| chain(&e))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    // TLS when the URL asks for it (`sslmode=require`), with the
+    // certificate and the host name verified. `prefer` (tokio-postgres'
+    // default) stays plain: opportunistic TLS would fail on a server's
+    // self-signed certificate where plain text works.
+    let driver = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+        let (client, connection) = config.connect(tls).await.map_err(|e| chain(&e))?;
+        (
+            client,
+            tokio::spawn(async move {
+                let _ = connection.await;
+            }),
+        )
+    } else {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| chain(&e))?;
+        (
+            client,
+            tokio::spawn(async move {
+                let _ = connection.await;
+            }),
+        )
+    };
+    let (client, driver) = driver;
     let result = async {
         client
             .simple_query("SELECT 1")

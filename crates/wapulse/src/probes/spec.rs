@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use serde_json::Value;
 use wapulse_core::DurationMs;
@@ -29,6 +31,7 @@ pub(crate) struct RawProbe {
     expect_status: Option<ExpectStatusRaw>,
     expect_json: Option<serde_json::Map<String, Value>>,
     address: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// `expect_status = 200` or `expect_status = "2xx"`.
@@ -76,6 +79,8 @@ pub enum Target {
         config: tokio_postgres::Config,
         /// A table (optionally `schema.table`) that must exist and have rows.
         migrations_table: Option<String>,
+        /// The TLS configuration for `sslmode=require`.
+        tls: Arc<rustls::ClientConfig>,
     },
     /// `PING`.
     Redis {
@@ -99,6 +104,8 @@ pub enum Target {
         expect_status: ExpectStatus,
         /// Dotted field path = expected JSON value.
         expect_json: Vec<(String, Value)>,
+        /// The TLS configuration for `https://`.
+        tls: Arc<rustls::ClientConfig>,
     },
     /// A TCP connection.
     Tcp {
@@ -176,12 +183,17 @@ fn duration(d: DurationMs) -> Duration {
 
 impl ProbeSpec {
     /// Checks probe number `index` of the config file.
-    pub(crate) fn from_raw(index: usize, raw: RawProbe) -> Result<Self> {
+    /// `extra_roots`: the top-level `ca_file`'s certificates.
+    pub(crate) fn from_raw(
+        index: usize,
+        raw: RawProbe,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Self> {
         let at = format!("probes[{index}] (name \"{}\")", raw.name);
-        Self::check(raw).with_context(|| at)
+        Self::check(raw, extra_roots).with_context(|| at)
     }
 
-    fn check(raw: RawProbe) -> Result<Self> {
+    fn check(raw: RawProbe, extra_roots: &[CertificateDer<'static>]) -> Result<Self> {
         if !valid_word(&raw.name) {
             bail!("name: `{}` must be 1-64 of A-Z a-z 0-9 _ - .", raw.name);
         }
@@ -202,10 +214,10 @@ impl ProbeSpec {
             bail!("timeout: {timeout} must be between 10ms and 5m");
         }
         let allowed: &[&str] = match raw.kind.as_str() {
-            "postgres" => &["url", "migrations_table"],
+            "postgres" => &["url", "migrations_table", "ca_file"],
             "redis" => &["url"],
             "redis_heartbeat" => &["url", "key", "max_age"],
-            "http" => &["url", "expect_status", "expect_json"],
+            "http" => &["url", "expect_status", "expect_json", "ca_file"],
             "tcp" => &["address"],
             other => {
                 bail!("kind: `{other}` is not one of postgres, redis, redis_heartbeat, http, tcp")
@@ -219,6 +231,7 @@ impl ProbeSpec {
             ("expect_status", raw.expect_status.is_some()),
             ("expect_json", raw.expect_json.is_some()),
             ("address", raw.address.is_some()),
+            ("ca_file", raw.ca_file.is_some()),
         ];
         for (field, set) in present {
             if set && !allowed.contains(&field) {
@@ -228,6 +241,15 @@ impl ProbeSpec {
         let need = |v: Option<String>, field: &str| -> Result<String> {
             v.filter(|s| !s.is_empty())
                 .with_context(|| format!("{field}: required for a `{}` probe", raw.kind))
+        };
+        // Trusted roots: Mozilla's, the system's, the top-level `ca_file`
+        // and this probe's own.
+        let tls = || -> Result<Arc<rustls::ClientConfig>> {
+            let mut roots = extra_roots.to_vec();
+            if let Some(path) = &raw.ca_file {
+                roots.extend(crate::tls::read_ca_file(path).context("ca_file")?);
+            }
+            Ok(crate::tls::client_config(&roots))
         };
         let kind: &'static str;
         let (target, display, secret) = match raw.kind.as_str() {
@@ -263,6 +285,7 @@ impl ProbeSpec {
                     Target::Postgres {
                         config,
                         migrations_table: raw.migrations_table,
+                        tls: tls()?,
                     },
                     display,
                     secret,
@@ -299,11 +322,8 @@ impl ProbeSpec {
                 let text = need(raw.url, "url")?;
                 let url = reqwest::Url::parse(&text)
                     .map_err(|e| anyhow::anyhow!("url: `{text}` is not a URL: {e}"))?;
-                if url.scheme() != "http" {
-                    bail!(
-                        "url: `{}` must be http:// (this build probes plain HTTP; put TLS endpoints behind a local address)",
-                        url.scheme()
-                    );
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!("url: `{}` must be http:// or https://", url.scheme());
                 }
                 let expect_status = match raw.expect_status {
                     None => ExpectStatus::Class(2),
@@ -334,6 +354,7 @@ impl ProbeSpec {
                         url,
                         expect_status,
                         expect_json,
+                        tls: tls()?,
                     },
                     display,
                     secret,
@@ -365,11 +386,14 @@ impl ProbeSpec {
 }
 
 /// Checks every `[[probes]]` table; names must be unique.
-pub(crate) fn check_all(raw: Vec<RawProbe>) -> Result<Vec<ProbeSpec>> {
+pub(crate) fn check_all(
+    raw: Vec<RawProbe>,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Vec<ProbeSpec>> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
-        let spec = ProbeSpec::from_raw(i, r)?;
+        let spec = ProbeSpec::from_raw(i, r, extra_roots)?;
         if !seen.insert(spec.name.clone()) {
             bail!("probes[{i}]: name `{}` is used twice", spec.name);
         }
@@ -388,7 +412,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Vec<ProbeSpec>> {
-        check_all(toml::from_str::<File>(text)?.probes)
+        check_all(toml::from_str::<File>(text)?.probes, &[])
     }
 
     #[test]
@@ -469,8 +493,8 @@ mod tests {
                 "expect_status",
             ),
             (
-                "name = \"x\"\nkind = \"http\"\nurl = \"https://h\"",
-                "http://",
+                "name = \"x\"\nkind = \"http\"\nurl = \"ftp://h\"",
+                "must be http:// or https://",
             ),
             (
                 "name = \"x\"\nkind = \"postgres\"\nurl = \"postgres://h/d\"\nmigrations_table = \"a;drop\"",

@@ -19,3 +19,4 @@ mod receivers;
 mod servers;
 mod session;
 mod storage;
+mod tls;

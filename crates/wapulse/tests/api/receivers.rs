@@ -71,6 +71,7 @@ struct Inner {
 
 pub struct FakeReceiver {
     pub addr: SocketAddr,
+    scheme: &'static str,
     inner: Arc<Inner>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -317,6 +318,35 @@ impl FakeReceiver {
             .await
             .expect("bind the stand-in receiver");
         let addr = listener.local_addr().unwrap();
+        let (inner, app) = Self::stand_in(kind);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            scheme: "http",
+            inner,
+            server,
+        }
+    }
+
+    /// The same stand-in over HTTPS, with a certificate from a test CA.
+    pub async fn start_tls(kind: Kind, tls: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        let listener = crate::tls::TlsListener::bind(tls).await;
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let (inner, app) = Self::stand_in(kind);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            scheme: "https",
+            inner,
+            server,
+        }
+    }
+
+    fn stand_in(kind: Kind) -> (Arc<Inner>, axum::Router) {
         let inner = Arc::new(Inner {
             kind,
             script: Mutex::new(VecDeque::new()),
@@ -327,18 +357,11 @@ impl FakeReceiver {
         let app = axum::Router::new()
             .fallback(answer)
             .with_state(inner.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            addr,
-            inner,
-            server,
-        }
+        (inner, app)
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// The next answers, in order; then the default.

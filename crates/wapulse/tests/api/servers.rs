@@ -159,6 +159,16 @@ pub struct PostgresServer {
 
 impl PostgresServer {
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// A server that takes TCP connections over TLS only (`hostssl`;
+    /// `hostnossl` is rejected), with this certificate and key (PEM).
+    pub fn start_with_tls(cert: &str, key: &str) -> Self {
+        Self::start_inner(Some((cert, key)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> Self {
         let bin = postgres_bin_dir();
         let dir = tempfile::tempdir().unwrap();
         let user = unprivileged();
@@ -195,6 +205,35 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut tls_args: Vec<&str> = Vec::new();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let files = [
+                ("server.crt", cert),
+                ("server.key", key),
+                (
+                    "pg_hba.conf",
+                    "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+                     hostnossl all all 127.0.0.1/32 reject\n",
+                ),
+            ];
+            for (name, text) in files {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if let Some((uid, gid)) = user {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+                }
+            }
+            tls_args = vec![
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ];
+        }
         let port = free_port();
         let child = command("postgres")
             .arg("-D")
@@ -203,6 +242,7 @@ impl PostgresServer {
             .arg(dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "logging_collector=off"])
+            .args(&tls_args)
             .stderr(Stdio::null())
             .spawn()
             .expect("postgres runs");
