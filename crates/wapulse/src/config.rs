@@ -196,6 +196,13 @@ impl Settings {
         Self::resolve(file, env)
     }
 
+    /// Settings from a config file's text and the environment as read by
+    /// `env` (the fuzz target `config` drives it).
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let file = toml::from_str::<FileSettings>(text).context("config file is invalid")?;
+        Self::resolve(file, env)
+    }
+
     fn resolve(file: FileSettings, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut s = Self::for_bind(SocketAddr::from(([127, 0, 0, 1], 3001)));
         let nonempty = |name: &str| env(name).filter(|v| !v.is_empty());
@@ -384,8 +391,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let file: FileSettings = toml::from_str(toml_text)?;
-        Settings::resolve(file, |k| env.get(k).cloned())
+        Settings::from_toml(toml_text, |k| env.get(k).cloned())
     }
 
     #[test]

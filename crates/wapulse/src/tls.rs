@@ -20,6 +20,15 @@ pub type ExtraRoots = Vec<CertificateDer<'static>>;
 
 /// The certificates of a PEM file, or an error naming the file.
 pub fn read_ca_file(path: &Path) -> Result<ExtraRoots> {
+    const LIMIT: u64 = 4 << 20;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if !meta.is_file() || meta.len() > LIMIT {
+        bail!(
+            "`{}` is not a certificate file (a regular file of at most 4 MiB)",
+            path.display()
+        );
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<ExtraRoots, _>>()
@@ -105,6 +114,8 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = format!("{:#}", read_ca_file(&empty).unwrap_err());
         assert!(err.contains("holds no certificate"), "{err}");
+        let err = format!("{:#}", read_ca_file(Path::new("/dev/zero")).unwrap_err());
+        assert!(err.contains("not a certificate file"), "{err}");
         let ca = rcgen::CertificateParams::new(Vec::<String>::new())
             .unwrap()
             .self_signed(&rcgen::KeyPair::generate().unwrap())

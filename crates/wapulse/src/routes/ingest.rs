@@ -144,7 +144,31 @@ fn parse_batch(
     path_session: Option<SessionId>,
     received: Timestamp,
 ) -> Result<Vec<Event>, ApiError> {
-    let settings = &state.settings;
+    let events = parse_body(&state.settings, headers, body, path_session, received)?;
+    state
+        .model
+        .snapshot()
+        .check_labels(&events)
+        .map_err(|(i, e)| ApiError::Conflict {
+            message: format!("event {i}: {e}"),
+            index: Some(i),
+            field: Some(e.field),
+        })?;
+    Ok(events)
+}
+
+/// An ingest body (JSON array, one JSON event, or NDJSON, by its
+/// `Content-Type`) checked whole into events, or the first problem: what
+/// `POST /v1/events` does before it looks at the model (the labels bound).
+/// `path_session`: the session of `/v1/sessions/{id}/events`. Pure; the
+/// fuzz target `events` drives it.
+pub fn parse_body(
+    settings: &crate::config::Settings,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_session: Option<SessionId>,
+    received: Timestamp,
+) -> Result<Vec<Event>, ApiError> {
     let raws = raw_events(format_of(headers)?, body)?;
     if raws.len() > settings.max_batch_events {
         return Err(ApiError::TooLarge(format!(
@@ -183,15 +207,6 @@ fn parse_batch(
             Ok(event)
         })
         .collect::<Result<Vec<Event>, ApiError>>()?;
-    state
-        .model
-        .snapshot()
-        .check_labels(&events)
-        .map_err(|(i, e)| ApiError::Conflict {
-            message: format!("event {i}: {e}"),
-            index: Some(i),
-            field: Some(e.field),
-        })?;
     Ok(events)
 }
 

@@ -33,6 +33,7 @@ use crate::telemetry::Telemetry;
 
 pub use error::ApiError;
 pub use fast::FastPath;
+pub use ingest::parse_body;
 
 /// Shared by every handler.
 pub struct AppState {
