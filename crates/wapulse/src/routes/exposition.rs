@@ -214,6 +214,15 @@ fn session_series(
         GAUGE,
         |s, a| f64::from(u8::from(s.breaker.open))
     );
+    per_session!(
+        "wa_reconnect_last_duration_seconds",
+        "Duration of the last completed reconnect (NaN before the first)",
+        GAUGE,
+        |s, a| s
+            .reconnect
+            .last_duration
+            .map_or(f64::NAN, |d| d.as_secs_f64())
+    );
     if fleet {
         return;
     }
@@ -228,15 +237,6 @@ fn session_series(
         "1 while a reconnect is in progress",
         GAUGE,
         |s, a| f64::from(u8::from(s.reconnect.in_progress))
-    );
-    per_session!(
-        "wa_reconnect_last_duration_seconds",
-        "Duration of the last completed reconnect",
-        GAUGE,
-        |s, a| s
-            .reconnect
-            .last_duration
-            .map_or(f64::NAN, |d| d.as_secs_f64())
     );
     per_session!(
         "wa_reconnects_completed_total",

@@ -151,3 +151,29 @@ async fn fleet_metrics_label_sessions_roll_up_and_pass_promtool() {
     }
     promtool_check(&text);
 }
+
+#[tokio::test]
+async fn fleet_metrics_carry_each_sessions_last_reconnect_duration() {
+    let app = spawn_app().await;
+    // A completed reconnect of 12 s (fixed instants: no clock in between),
+    // and a session that never reconnected.
+    app.ingest(json!([
+        {"session": "r1", "type": "state", "state": "connected", "at": "2026-01-01T00:00:00Z"},
+        {"session": "r1", "type": "state", "state": "reconnecting", "at": "2026-01-01T00:01:00Z"},
+        {"session": "r1", "type": "state", "state": "connected", "at": "2026-01-01T00:01:12Z"},
+        {"session": "r2", "type": "state", "state": "connected"},
+    ]))
+    .await;
+    let (code, text) = app.get_text("/metrics").await;
+    assert_eq!(code, 200);
+    // Grafana's reconnect latency distribution buckets these; NaN before a
+    // session's first completed reconnect (left out by `>= 0`).
+    for line in [
+        "# TYPE wa_reconnect_last_duration_seconds gauge",
+        "wa_reconnect_last_duration_seconds{session=\"r1\"} 12",
+        "wa_reconnect_last_duration_seconds{session=\"r2\"} NaN",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    promtool_check(&text);
+}
