@@ -81,6 +81,9 @@ struct Saved {
 struct Entry {
     evaluated: bool,
     level: Level,
+    /// The session's state (`SessionState::index`) when it was judged, for
+    /// the state × level grid.
+    state: usize,
     alerts: usize,
     troubles: Option<Troubles>,
     lives: Vec<(AlertCode, Saved)>,
@@ -145,6 +148,8 @@ pub struct Evaluator {
     folded: HashMap<String, Vec<Trouble>>,
     queue: BinaryHeap<Reverse<(Timestamp, SessionId)>>,
     by_level: [usize; 3],
+    /// Sessions per state and level, as last judged (the dashboard's grid).
+    by_state_level: [[usize; 3]; 7],
     alerts: usize,
     groups: HashMap<(String, String), GroupEntry>,
     silences: Vec<Silence>,
@@ -247,6 +252,7 @@ impl Evaluator {
             folded: HashMap::new(),
             queue: BinaryHeap::new(),
             by_level: [0; 3],
+            by_state_level: [[0; 3]; 7],
             alerts: 0,
             groups: HashMap::new(),
             silences,
@@ -481,6 +487,7 @@ impl Evaluator {
         let mut labels: Option<BTreeMap<String, String>> = None;
         if entry.evaluated {
             self.by_level[entry.level as usize] -= 1;
+            self.by_state_level[entry.state][entry.level as usize] -= 1;
             self.alerts -= entry.alerts;
         }
         let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
@@ -583,7 +590,9 @@ impl Evaluator {
         entry.evaluated = true;
         entry.level = verdict.level;
         entry.alerts = verdict.alerts.len();
+        entry.state = session.state.index();
         self.by_level[entry.level as usize] += 1;
+        self.by_state_level[entry.state][entry.level as usize] += 1;
         self.alerts += entry.alerts;
         let set = self.settings.incidents.set_of(|n| session.labels.get(n));
         let firing = entry
@@ -1057,6 +1066,7 @@ impl Evaluator {
         self.view.store(Arc::new(AlertsView {
             evaluated_at: Some(now),
             by_level: self.by_level,
+            by_state_level: self.by_state_level,
             alerts: self.alerts,
             counts,
             active,

@@ -109,6 +109,8 @@ pub struct AlertsView {
     pub evaluated_at: Option<Timestamp>,
     /// Sessions per level (`ok`, `warning`, `critical`) as last judged.
     pub by_level: [usize; 3],
+    /// Sessions per state (`SessionState::index`) and level, as last judged.
+    pub by_state_level: [[usize; 3]; 7],
     /// Conditions holding over all sessions.
     pub alerts: usize,
     /// Counts over `active`.

@@ -159,22 +159,22 @@ pub(super) async fn history(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct NewSilence {
-    id: Option<String>,
-    matchers: Option<Vec<RawMatcher>>,
-    starts_at: Option<String>,
-    ends_at: Option<String>,
-    created_by: Option<String>,
-    comment: Option<String>,
+pub(crate) struct NewSilence {
+    pub(crate) id: Option<String>,
+    pub(crate) matchers: Option<Vec<RawMatcher>>,
+    pub(crate) starts_at: Option<String>,
+    pub(crate) ends_at: Option<String>,
+    pub(crate) created_by: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct RawMatcher {
-    name: String,
-    value: String,
+pub(crate) struct RawMatcher {
+    pub(crate) name: String,
+    pub(crate) value: String,
     #[serde(default)]
-    is_regex: bool,
+    pub(crate) is_regex: bool,
 }
 
 fn silence_json(s: &Silence, now: Timestamp) -> Value {
@@ -204,6 +204,12 @@ pub(super) async fn create(
     body: Result<Json<NewSilence>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(n) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id = save_silence(&state, n).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+/// Checks and saves a silence (new, or replacing `id`); its id.
+pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String, ApiError> {
     let now = clock::now();
     let raw = n.matchers.filter(|m| !m.is_empty()).ok_or_else(|| {
         ApiError::invalid("matchers", "matchers: at least one matcher is required")
@@ -268,7 +274,7 @@ pub(super) async fn create(
         .put_silence(silence)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
-    Ok(Json(json!({ "id": id })))
+    Ok(id)
 }
 
 /// `GET /v1/silences`.
@@ -289,6 +295,15 @@ pub(super) async fn expire(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let (s, now) = expire_silence(&state, &id).await?;
+    Ok(Json(silence_json(&s, now)))
+}
+
+/// Ends silence `id` now (a pending one never starts).
+pub(crate) async fn expire_silence(
+    state: &Shared,
+    id: &str,
+) -> Result<(Silence, Timestamp), ApiError> {
     let now = clock::now();
     let Some(mut s) = state
         .alerting
@@ -311,5 +326,5 @@ pub(super) async fn expire(
             .await
             .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
     }
-    Ok(Json(silence_json(&s, now)))
+    Ok((s, now))
 }

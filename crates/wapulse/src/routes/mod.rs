@@ -4,13 +4,13 @@
 //! `/openapi.json` is generated from it, so the description cannot drift
 //! from what is served.
 
-mod alerts;
+pub(crate) mod alerts;
 mod error;
 mod exposition;
 mod fast;
 mod ingest;
 mod platform;
-mod session;
+pub(crate) mod session;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -542,6 +542,7 @@ pub fn router(state: Shared) -> Router {
         router = router.route(r.path, handler);
     }
     router
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(
             state.clone(),

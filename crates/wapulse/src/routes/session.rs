@@ -380,7 +380,7 @@ struct BaselineView {
     critical_after: Option<u64>,
 }
 
-fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
+pub(crate) fn observe_view(state: &Shared, s: &Session, started: Instant) -> ObserveView {
     let t = &state.settings.thresholds;
     let now = clock::now();
     let a = evaluate(s, t, now);

@@ -20,3 +20,4 @@ mod servers;
 mod session;
 mod storage;
 mod tls;
+mod web;

@@ -1,0 +1,178 @@
+//! Who may see the pages: with `READ_TOKEN` set, a request needs it as a
+//! bearer token or in the `wapulse_token` cookie that `/ui/login` sets
+//! (HttpOnly, SameSite=Strict, never in a URL); without it, everyone.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::view::html;
+use crate::config::Secret;
+use crate::routes::Shared;
+
+const COOKIE: &str = "wapulse_token";
+
+fn equal(presented: &str, expected: &Secret) -> bool {
+    bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes()))
+}
+
+/// The `wapulse_token` cookie, if any.
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix("wapulse_token="))
+}
+
+/// `None` when the request may read; else the answer: a redirect to the
+/// login form (a page) or a 401 (the live stream).
+pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
+    let Some(expected) = &state.settings.read_token else {
+        return None;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if [bearer, cookie(headers)]
+        .into_iter()
+        .flatten()
+        .any(|t| equal(t, expected))
+    {
+        return None;
+    }
+    if next.starts_with("/ui/live") {
+        return Some((StatusCode::UNAUTHORIZED, "READ_TOKEN required").into_response());
+    }
+    let to = format!("/ui/login?next={}", urlencoding(next));
+    Some(Redirect::to(&to).into_response())
+}
+
+/// Whether `token` may change silences: `ADMIN_TOKEN`, else
+/// `INGEST_TOKEN`, when either is set (anyone otherwise, like the API).
+pub(super) fn admin(state: &Shared, token: &str) -> bool {
+    let s = &state.settings;
+    match s.admin_token.as_ref().or(s.ingest_token.as_ref()) {
+        Some(expected) => equal(token, expected),
+        None => true,
+    }
+}
+
+/// Whether the silence forms need a token field.
+pub(super) fn admin_needed(state: &Shared) -> bool {
+    state.settings.admin_token.is_some() || state.settings.ingest_token.is_some()
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A path on this site to go back to (never another host).
+fn local(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct NextQuery {
+    next: Option<String>,
+}
+
+pub(super) async fn form(Query(q): Query<NextQuery>) -> Response {
+    html(
+        StatusCode::OK,
+        LoginPage {
+            next: local(q.next.as_deref()),
+            error: None,
+        }
+        .render(),
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+pub(super) async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+    let next = local(f.next.as_deref());
+    let ok = match &state.settings.read_token {
+        Some(expected) => equal(&f.token, expected),
+        None => true,
+    };
+    if !ok {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            LoginPage {
+                next,
+                error: Some("That is not the READ_TOKEN of this wapulse.".into()),
+            }
+            .render(),
+        );
+    }
+    let mut response = Redirect::to(&next).into_response();
+    // The token as it is: cookies carry no `;` or spaces in it, else refused
+    // above by the comparison (a token with them cannot be set).
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        f.token
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub(super) async fn logout() -> Response {
+    let mut response = Redirect::to("/ui/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("wapulse_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site_and_cookies_are_found() {
+        assert_eq!(local(Some("/ui/alerts?x=1")), "/ui/alerts?x=1");
+        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "x"] {
+            assert_eq!(local(Some(bad)), "/", "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; wapulse_token=s3cret; b=2"),
+        );
+        assert_eq!(cookie(&h), Some("s3cret"));
+        assert_eq!(
+            urlencoding("/ui/sessions?state=connected&x=a b"),
+            "/ui/sessions%3Fstate%3Dconnected%26x%3Da%20b"
+        );
+    }
+}

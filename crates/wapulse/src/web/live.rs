@@ -1,0 +1,65 @@
+//! `/ui/live`: one Server-Sent Event a second with the fleet's counts and a
+//! version that moves when anything a page shows may have changed (events
+//! applied, the evaluator's verdicts). Pages update their counts from it
+//! and fetch their `<main>` again when the version moves, so a page is at
+//! most a second behind and costs nothing while nothing happens.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use serde_json::json;
+use wapulse_core::Level;
+
+use crate::routes::Shared;
+
+/// The tick's data: what the pages show as counts.
+pub(super) fn tick(state: &Shared) -> serde_json::Value {
+    let snapshot = state.model.snapshot();
+    let view = state.alerting.view();
+    let version = format!(
+        "{}-{}-{}-{}-{}",
+        snapshot.events(),
+        snapshot.len(),
+        view.alerts,
+        view.counts.firing,
+        view.counts.pending
+    );
+    json!({
+        "version": version,
+        "sessions": snapshot.len(),
+        "connected": snapshot.by_state()[wapulse_core::SessionState::Connected.index()],
+        "ok": view.by_level[Level::Ok as usize],
+        "warning": view.by_level[Level::Warning as usize],
+        "critical": view.by_level[Level::Critical as usize],
+        "firing": view.counts.firing,
+        "pending": view.counts.pending,
+        "silenced": view.counts.silenced,
+        "incidents": view.counts.incidents,
+        "grid": view.by_state_level,
+    })
+}
+
+fn ticks(state: Shared) -> impl Stream<Item = Result<Event, Infallible>> {
+    let interval = tokio::time::interval(Duration::from_secs(1));
+    stream::unfold((state, interval), |(state, mut interval)| async move {
+        interval.tick().await;
+        let event = Event::default()
+            .event("tick")
+            .data(tick(&state).to_string());
+        Some((Ok(event), (state, interval)))
+    })
+}
+
+pub(super) async fn events(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = super::auth::refused(&state, &headers, "/ui/live") {
+        return refused;
+    }
+    Sse::new(ticks(state))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

@@ -1,0 +1,73 @@
+//! The dashboard: what an on-call engineer opens first.
+//!
+//! Pages are rendered on the server from askama templates
+//! (`crates/wapulse/templates/`, checked at compile time) over the same
+//! model snapshot and alert view the API reads, so every page works without
+//! JavaScript; `static/app.js` only adds liveness (Server-Sent Events from
+//! `/ui/live`, at most one tick a second, swapping in the page's `<main>`
+//! when something changed) and the `/` shortcut to the search box. No
+//! third-party asset, no build step: `cargo build` needs no Node.
+//!
+//! - `/`: the fleet at a glance (state × level grid, firing alerts and
+//!   incidents first, probes, wapulse's own health).
+//! - `/ui/sessions`: server-side filters in the URL, keyset paging.
+//! - `/ui/sessions/{id}`: everything of `observe`, the state timeline
+//!   (SVG from the journal), alerts, recent events, labels.
+//! - `/ui/alerts`: firing, pending, silenced, incidents, history, and
+//!   silences created and expired from the page (with the admin token).
+//!
+//! With `READ_TOKEN` set the pages ask for it once (`/ui/login`) and keep
+//! it in an HttpOnly, SameSite=Strict cookie; it never appears in a URL.
+
+mod auth;
+mod live;
+mod pages;
+pub mod timeline;
+mod view;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::routes::Shared;
+
+/// The dashboard's routes (HTML, not part of the API's route table).
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/ui/sessions", get(pages::sessions))
+        .route("/ui/sessions/{id}", get(pages::session))
+        .route("/ui/alerts", get(pages::alerts))
+        .route("/ui/silences", post(pages::create_silence))
+        .route("/ui/silences/{id}/expire", post(pages::expire_silence))
+        .route("/ui/login", get(auth::form).post(auth::login))
+        .route("/ui/logout", post(auth::logout))
+        .route("/ui/live", get(live::events))
+        .route("/ui/static/app.css", get(css))
+        .route("/ui/static/app.js", get(js))
+}
+
+const CSS: &str = include_str!("static/app.css");
+const JS: &str = include_str!("static/app.js");
+
+fn asset(body: &'static str, content_type: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+}
+
+async fn css() -> impl IntoResponse {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+async fn js() -> impl IntoResponse {
+    asset(JS, "text/javascript; charset=utf-8")
+}

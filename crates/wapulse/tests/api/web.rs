@@ -1,0 +1,386 @@
+//! The dashboard's pages, fragments and forms, checked against the model:
+//! counts equal the API's, filters apply, hostile text renders as text,
+//! the read token is asked for once and kept out of URLs, silences are
+//! made and expired from the page. (Browser tests: web/browser.)
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn page(app: &TestApp, path: &str) -> (u16, String) {
+    let r = app.get(path).await;
+    let code = r.status().as_u16();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+    let body = r.text().await.unwrap();
+    if code != 401 {
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+    }
+    (code, body)
+}
+
+/// The text of `<tag ... id="id">…</tag>` (first match), for counting rows.
+fn rows_of(html: &str, table_id: &str) -> usize {
+    let Some(start) = html.find(&format!("id=\"{table_id}\"")) else {
+        return 0;
+    };
+    let rest = &html[start..];
+    let end = rest.find("</table>").unwrap();
+    rest[..end].matches("<tr>").count() - 1
+}
+
+/// The sum of the overview grid's cells (sessions judged by the
+/// evaluator, by state and level).
+fn grid_sum(html: &str) -> usize {
+    html.split("aria-label=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let label = &rest[..rest.find('"')?];
+            label.rsplit(": ").next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+/// Polls until the evaluator (its own thread) has judged `n` sessions, as
+/// the overview's grid shows, at most 10 s.
+async fn judged(app: &TestApp, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, html) = page(app, "/").await;
+        let sum = grid_sum(&html);
+        if sum == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the grid holds {sum} of {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fleet(app: &TestApp) {
+    let mut events = vec![
+        json!({"session": "ok-1", "type": "state", "state": "connected"}),
+        json!({"session": "ok-1", "type": "heartbeat"}),
+        json!({"session": "gone-1", "type": "state", "state": "connected", "at": ago(120)}),
+        json!({"session": "gone-1", "type": "state", "state": "logged_out", "reason": 401}),
+        json!({"session": "gone-2", "type": "state", "state": "logged_out", "reason": 403}),
+        json!({"session": "qr-1", "type": "state", "state": "qr_required"}),
+        json!({"session": "ok-1", "type": "labels", "labels": {"region": "eu-1", "note": "<script>window.__pwned=1</script>"}}),
+    ];
+    for i in 0..120 {
+        events.push(
+            json!({"session": format!("bulk-{i:03}"), "type": "state", "state": "connected"}),
+        );
+        events.push(json!({"session": format!("bulk-{i:03}"), "type": "heartbeat"}));
+    }
+    app.ingest(Value::Array(events)).await;
+}
+
+#[tokio::test]
+async fn overview_counts_equal_the_api_and_every_cell_links_to_its_filter() {
+    let app = spawn_app().await;
+    fleet(&app).await;
+    let total = app.get_json("/sessions", 200).await["total"]
+        .as_u64()
+        .unwrap();
+    judged(&app, total as usize).await;
+    let (code, html) = page(&app, "/").await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains(&format!("data-live=\"sessions\">{total}<")),
+        "{html}"
+    );
+    // The logged_out × critical cell: 2 sessions, linking to its filter,
+    // and the filter lists exactly those.
+    let cell = "href=\"/ui/sessions?state=logged_out&#38;status=critical\" aria-label=\"logged_out, critical: 2\"";
+    assert!(html.contains(cell), "{html}");
+    let (_, list) = page(&app, "/ui/sessions?state=logged_out&status=critical").await;
+    assert_eq!(rows_of(&list, "sessions"), 2);
+    assert!(list.contains(">gone-1<") && list.contains(">gone-2<"));
+    assert!(list.contains("<strong id=\"total\">2</strong>"), "{list}");
+    // Firing alerts come first, worst first, linking to their session.
+    let alerts = html.find("Alerts and incidents").unwrap();
+    let grid = html.find("Sessions by state and health").unwrap();
+    assert!(alerts < grid);
+    assert!(html[alerts..grid].contains("LOGGED_OUT"), "{html}");
+    assert!(html[alerts..grid].contains("href=\"/ui/sessions/gone-1\""));
+    // Every status shows an icon and a word, never color alone.
+    assert!(html.contains("<span aria-hidden=\"true\">✖</span> critical"));
+}
+
+#[tokio::test]
+async fn sessions_are_filtered_on_the_server_and_paged_by_key() {
+    let app = spawn_app().await;
+    fleet(&app).await;
+    let total = app.get_json("/sessions", 200).await["total"]
+        .as_u64()
+        .unwrap();
+    judged(&app, total as usize).await;
+    // A page holds 50 rows; Next carries the filters and the last id.
+    let (_, first) = page(&app, "/ui/sessions?q=bulk").await;
+    assert_eq!(rows_of(&first, "sessions"), 50);
+    assert!(first.contains("<strong id=\"total\">120</strong>"));
+    let next = "/ui/sessions?q=bulk&#38;after=bulk-049";
+    assert!(first.contains(next), "{first}");
+    let (_, second) = page(&app, &next.replace("&#38;", "&")).await;
+    assert_eq!(rows_of(&second, "sessions"), 50);
+    assert!(second.contains(">bulk-050<") && !second.contains(">bulk-049<"));
+    let (_, third) = page(&app, "/ui/sessions?q=bulk&after=bulk-099").await;
+    assert_eq!(rows_of(&third, "sessions"), 20);
+    assert!(!third.contains("rel=\"next\""));
+    // Every filter: state, status, code, label, id.
+    for (query, expected) in [
+        ("state=qr_required", vec!["qr-1"]),
+        ("status=critical", vec!["gone-1", "gone-2"]),
+        ("code=LOGGED_OUT", vec!["gone-1", "gone-2"]),
+        ("label=region:eu-1", vec!["ok-1"]),
+        ("q=gone-2", vec!["gone-2"]),
+    ] {
+        let (code, html) = page(&app, &format!("/ui/sessions?{query}")).await;
+        assert_eq!(code, 200, "{query}");
+        assert_eq!(
+            rows_of(&html, "sessions"),
+            expected.len(),
+            "{query}: {html}"
+        );
+        for id in expected {
+            assert!(html.contains(&format!(">{id}<")), "{query}: {id}");
+        }
+    }
+    // A bad filter is a 400 page naming it, with the form still there.
+    let (code, html) = page(&app, "/ui/sessions?state=asleep").await;
+    assert_eq!(code, 400);
+    assert!(
+        html.contains("state `asleep` is not a session state"),
+        "{html}"
+    );
+    assert!(html.contains("<form class=\"filters\""));
+}
+
+#[tokio::test]
+async fn hostile_labels_render_as_text() {
+    let app = spawn_app().await;
+    fleet(&app).await;
+    for path in ["/ui/sessions?label=region:eu-1", "/ui/sessions/ok-1"] {
+        let (_, html) = page(&app, path).await;
+        assert!(!html.contains("<script>window.__pwned"), "{path}");
+        assert!(
+            html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;")
+                || html.contains("&#60;script&#62;window.__pwned=1&#60;/script&#62;"),
+            "{path}: {html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_page_shows_its_timeline_alerts_and_events() {
+    let app = spawn_app().await;
+    fleet(&app).await;
+    let (code, html) = page(&app, "/ui/sessions/gone-1").await;
+    assert_eq!(code, 200);
+    // Connected for two minutes, then logged out: two bands with titles.
+    assert!(html.contains("<rect class=\"band ok\""), "{html}");
+    assert!(html.contains("<rect class=\"band critical\""), "{html}");
+    assert!(html.contains("<title>connected for 2m"), "{html}");
+    assert!(html.contains("LOGGED_OUT"));
+    assert!(html.contains("Re-pair the device"), "the close code's action: {html}");
+    assert_eq!(rows_of(&html, "events"), 2);
+    assert!(html.contains("reason=401"));
+    // Everything of observe, by section.
+    for section in [
+        "<h3>session</h3>",
+        "<h3>heartbeat</h3>",
+        "<h3>reconnect</h3>",
+    ] {
+        assert!(html.contains(section), "{section}");
+    }
+    let (code, html) = page(&app, "/ui/sessions/nobody").await;
+    assert_eq!(code, 404);
+    assert!(html.contains("No session `nobody`"));
+}
+
+#[tokio::test]
+async fn with_a_read_token_the_pages_ask_for_it_once_and_keep_it_out_of_urls() {
+    let app = spawn_with(|s| s.read_token = secret("r3ad")).await;
+    let client = no_redirects();
+    let r = client.get(app.url("/ui/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/login?next=/ui/alerts");
+    let r = client.get(app.url("/ui/live")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // A wrong token: the form again, 401, no cookie.
+    let r = client
+        .post(app.url("/ui/login"))
+        .form(&[("token", "nope"), ("next", "/ui/alerts")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    // The right one: an HttpOnly, SameSite=Strict cookie, and back to the page.
+    let r = client
+        .post(app.url("/ui/login"))
+        .form(&[("token", "r3ad"), ("next", "/ui/alerts")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/alerts");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let r = client
+        .get(app.url("/ui/alerts"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A login never sends anyone to another site.
+    let r = client
+        .post(app.url("/ui/login"))
+        .form(&[("token", "r3ad"), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+}
+
+#[tokio::test]
+async fn silences_are_created_and_expired_from_the_page_with_the_admin_token() {
+    let app = spawn_with(|s| s.admin_token = secret("adm1n")).await;
+    let client = no_redirects();
+    let form = |token: &'static str, duration: &'static str| {
+        vec![
+            ("name", "session"),
+            ("value", "gone-1"),
+            ("duration", duration),
+            ("created_by", "oncall"),
+            ("comment", "re-pairing"),
+            ("token", token),
+        ]
+    };
+    let silences = || async {
+        app.client
+            .get(app.url("/v1/silences"))
+            .bearer_auth("adm1n")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let r = client
+        .post(app.url("/ui/silences"))
+        .form(&form("wrong", "2h"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Wrong admin token"));
+    let r = client
+        .post(app.url("/ui/silences"))
+        .form(&form("adm1n", "soon"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Duration `soon`"));
+    assert_eq!(silences().await["silences"].as_array().unwrap().len(), 0);
+    let r = client
+        .post(app.url("/ui/silences"))
+        .form(&form("adm1n", "2h"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/alerts?saved=created");
+    let list = silences().await;
+    let s = &list["silences"][0];
+    assert_eq!(s["status"], "active", "{list}");
+    assert_eq!(s["matchers"][0]["value"], "gone-1");
+    let id = s["id"].as_str().unwrap().to_owned();
+    let (_, html) = page(&app, "/ui/alerts?saved=created").await;
+    assert!(html.contains("The silence was saved."));
+    assert!(
+        html.contains(&format!("action=\"/ui/silences/{id}/expire\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("session=&#34;gone-1&#34;") || html.contains("session=&quot;gone-1&quot;"),
+        "{html}"
+    );
+    let expire = |token: &'static str| {
+        let id = id.clone();
+        let client = client.clone();
+        let url = app.url(&format!("/ui/silences/{id}/expire"));
+        async move {
+            client
+                .post(url)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(expire("wrong").await.status(), 401);
+    assert_eq!(silences().await["silences"][0]["status"], "active");
+    let r = expire("adm1n").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(silences().await["silences"][0]["status"], "expired");
+}
+
+#[tokio::test]
+async fn the_live_stream_ticks_with_the_counts_and_assets_are_served() {
+    let app = spawn_app().await;
+    fleet(&app).await;
+    let total = app.get_json("/sessions", 200).await["total"]
+        .as_u64()
+        .unwrap();
+    let mut r = app.get("/ui/live").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+            .await
+            .expect("a tick within a second or so")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.starts_with("event: tick\ndata: "), "{text}");
+    let data: Value =
+        serde_json::from_str(text.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
+    assert_eq!(data["sessions"], total);
+    assert!(data["version"].as_str().is_some_and(|v| !v.is_empty()));
+    for (path, ct) in [
+        ("/ui/static/app.css", "text/css"),
+        ("/ui/static/app.js", "text/javascript"),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(ct)
+        );
+    }
+}
