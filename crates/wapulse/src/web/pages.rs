@@ -1,5 +1,6 @@
 //! The four pages and the silence forms.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use askama::Template;
@@ -28,6 +29,8 @@ const FLEET_INCIDENT: &str = "FLEET_INCIDENT";
 const PAGE: usize = 50;
 /// Alerts listed on the overview.
 const OVERVIEW_ALERTS: usize = 10;
+/// Rows per group on the alerts page (the rest: a link to the filter).
+const ALERTS_PER_GROUP: usize = 100;
 /// The timeline's window.
 const TIMELINE_HOURS: u64 = 6;
 
@@ -197,18 +200,28 @@ pub(super) async fn overview(
             }
         })
         .collect();
-    // Incidents, then firing, then pending (the view is worst first).
-    let mut active: Vec<&ActiveAlert> = view.active.iter().filter(|a| !a.folded).collect();
-    active.sort_by_key(|a| {
-        (
-            a.code != FLEET_INCIDENT,
-            a.state != Phase::Firing,
-            std::cmp::Reverse(a.level),
-        )
-    });
-    let more_alerts = active.len().saturating_sub(OVERVIEW_ALERTS);
-    let alerts = active
-        .into_iter()
+    // Incidents, then firing, then pending, each worst first as the view
+    // is: one pass keeping the first few of each (no sort of the fleet's
+    // alerts per request).
+    let mut buckets: [Vec<&ActiveAlert>; 3] = Default::default();
+    let mut listed = 0usize;
+    for a in view.active.iter().filter(|a| !a.folded) {
+        listed += 1;
+        let b = if a.code == FLEET_INCIDENT {
+            0
+        } else if a.state == Phase::Firing {
+            1
+        } else {
+            2
+        };
+        if buckets[b].len() < OVERVIEW_ALERTS {
+            buckets[b].push(a);
+        }
+    }
+    let more_alerts = listed.saturating_sub(OVERVIEW_ALERTS);
+    let alerts = buckets
+        .iter()
+        .flatten()
         .take(OVERVIEW_ALERTS)
         .map(|a| alert_row(a, now))
         .collect();
@@ -417,6 +430,7 @@ pub(super) async fn sessions(
     };
     let t = &st.settings.thresholds;
     let snapshot = st.model.snapshot();
+    let view = st.alerting.view();
     let cheap = |s: &Session| {
         want_state.is_none_or(|w| s.state == w)
             && want_label
@@ -426,9 +440,28 @@ pub(super) async fn sessions(
     };
     let judged = |s: &Session| {
         let a = evaluate(s, t, now);
-        (want_level.is_none_or(|w| a.level == w)
-            && want_code.is_none_or(|c| a.alerts.iter().any(|x| x.code == c)))
-        .then_some(a)
+        want_level.is_none_or(|w| a.level == w).then_some(a)
+    };
+    // By alert code: the sessions with that alert pending or firing, from
+    // the evaluator's list (sorted by id), instead of judging the fleet.
+    let with_code: Option<Vec<&str>> = want_code.map(|c| {
+        let mut ids: Vec<&str> = view
+            .active
+            .iter()
+            .filter(|a| a.code == c.as_str() && !a.session.is_empty())
+            .map(|a| a.session.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    });
+    let candidates: Box<dyn Iterator<Item = &Arc<Session>>> = match &with_code {
+        Some(ids) => {
+            let after = q.after.as_deref().unwrap_or("");
+            let start = ids.partition_point(|id| *id <= after);
+            Box::new(ids[start..].iter().filter_map(|id| snapshot.get(id)))
+        }
+        None => Box::new(snapshot.sessions_after(q.after.as_deref())),
     };
     let total = if error.is_some() {
         0
@@ -440,12 +473,16 @@ pub(super) async fn sessions(
         }
     } else if want_code.is_none() && want_label.is_none() && f.q.is_empty() {
         // State and level: the evaluator's grid.
-        let view = st.alerting.view();
         let l = want_level.map_or(0, |l| l as usize);
         match want_state {
             Some(s) => view.by_state_level[s.index()][l],
             None => view.by_level[l],
         }
+    } else if let Some(ids) = &with_code {
+        ids.iter()
+            .filter_map(|id| snapshot.get(id))
+            .filter(|s| cheap(s) && judged(s).is_some())
+            .count()
     } else {
         snapshot
             .sessions()
@@ -455,7 +492,7 @@ pub(super) async fn sessions(
     let mut rows = Vec::new();
     let mut more = false;
     if error.is_none() {
-        for s in snapshot.sessions_after(q.after.as_deref()) {
+        for s in candidates {
             if !cheap(s) {
                 continue;
             }
@@ -591,7 +628,8 @@ fn display(v: &Value) -> String {
 fn sections(observe: &Value) -> Vec<Section> {
     fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
         match v {
-            Value::Object(map) if !map.is_empty() => {
+            Value::Object(map) if map.is_empty() => out.push((prefix.to_owned(), "—".into())),
+            Value::Object(map) => {
                 for (k, v) in map {
                     let key = if prefix.is_empty() {
                         k.clone()
@@ -665,9 +703,11 @@ pub(super) async fn session(
     let observe = serde_json::to_value(crate::routes::session::observe_view(&st, &s, started))
         .unwrap_or_default();
     let disconnect = observe["session"]["lastDisconnect"].as_object().map(|m| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), display(v)))
-            .collect::<Vec<_>>()
+        let order = ["code", "name", "explanation", "action", "at"];
+        let mut rows: Vec<(String, String)> =
+            m.iter().map(|(k, v)| (k.clone(), display(v))).collect();
+        rows.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+        rows
     });
     // The journal: the page of events shown, and (newest 2,000) the state
     // changes of the timeline.
@@ -809,7 +849,7 @@ pub struct SilenceRow {
 pub struct AlertsPage {
     pub now: When,
     /// Fleet incidents, firing, pending, silenced.
-    pub groups: Vec<(&'static str, Vec<AlertRow>)>,
+    pub groups: Vec<AlertGroup>,
     pub history: Vec<HistoryRowView>,
     pub silences: Vec<SilenceRow>,
     pub token_needed: bool,
@@ -817,15 +857,28 @@ pub struct AlertsPage {
     pub notice: Option<String>,
 }
 
+/// A group of the alerts page: its first rows and how many there are.
+pub struct AlertGroup {
+    pub title: &'static str,
+    pub rows: Vec<AlertRow>,
+    pub total: usize,
+}
+
 async fn alerts_page(st: &Shared, error: Option<String>, notice: Option<String>) -> AlertsPage {
     let now = clock::now();
     let view = st.alerting.view();
-    let rows = |keep: &dyn Fn(&ActiveAlert) -> bool| -> Vec<AlertRow> {
-        view.active
-            .iter()
-            .filter(|a| keep(a))
-            .map(|a| alert_row(a, now))
-            .collect()
+    // A page stays small however many alerts fire: the first rows of each
+    // group (worst first); the sessions page filters for the rest.
+    let rows = |keep: &dyn Fn(&ActiveAlert) -> bool| -> (Vec<AlertRow>, usize) {
+        let mut total = 0;
+        let mut rows = Vec::new();
+        for a in view.active.iter().filter(|a| keep(a)) {
+            total += 1;
+            if rows.len() < ALERTS_PER_GROUP {
+                rows.push(alert_row(a, now));
+            }
+        }
+        (rows, total)
     };
     let fleet = FLEET_INCIDENT;
     let incidents = rows(&|a| a.code == fleet);
@@ -916,12 +969,15 @@ async fn alerts_page(st: &Shared, error: Option<String>, notice: Option<String>)
     silences.sort_by_key(|s| !s.active);
     AlertsPage {
         now: when(now, now),
-        groups: vec![
+        groups: [
             ("Fleet incidents", incidents),
             ("Firing", firing),
             ("Pending", pending),
             ("Silenced", silenced),
-        ],
+        ]
+        .into_iter()
+        .map(|(title, (rows, total))| AlertGroup { title, rows, total })
+        .collect(),
         history,
         silences,
         token_needed: auth::admin_needed(st),

@@ -190,7 +190,10 @@ async fn a_session_page_shows_its_timeline_alerts_and_events() {
     assert!(html.contains("<rect class=\"band critical\""), "{html}");
     assert!(html.contains("<title>connected for 2m"), "{html}");
     assert!(html.contains("LOGGED_OUT"));
-    assert!(html.contains("Re-pair the device"), "the close code's action: {html}");
+    assert!(
+        html.contains("Re-pair the device"),
+        "the close code's action: {html}"
+    );
     assert_eq!(rows_of(&html, "events"), 2);
     assert!(html.contains("reason=401"));
     // Everything of observe, by section.
@@ -381,6 +384,53 @@ async fn the_live_stream_ticks_with_the_counts_and_assets_are_served() {
                 .to_str()
                 .unwrap()
                 .starts_with(ct)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_alerts_page_stays_small_however_many_alerts_fire() {
+    let app = spawn_app().await;
+    let events: Vec<Value> = (0..130)
+        .map(|i| json!({"session": format!("out-{i:03}"), "type": "state", "state": "logged_out", "reason": 401}))
+        .collect();
+    app.ingest(Value::Array(events)).await;
+    // LOGGED_OUT is a fact: it fires at the evaluator's next pass.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let html = loop {
+        let (_, html) = page(&app, "/ui/alerts").await;
+        if html.contains("Firing <small>(130)</small>") {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "{html}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(html.contains("Showing the first 100 of 130"), "{html}");
+    assert_eq!(html.matches(">LOGGED_OUT</code>").count(), 100);
+}
+
+#[tokio::test]
+async fn pages_are_compressed_and_the_live_stream_is_not() {
+    let app = spawn_app().await;
+    for (path, gzip) in [
+        ("/", true),
+        ("/ui/static/app.css", true),
+        ("/ui/live", false),
+    ] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            gzip.then(|| "gzip".to_owned()),
+            "{path}"
         );
     }
 }
