@@ -479,9 +479,10 @@ pub(super) async fn sessions(
             None => view.by_level[l],
         }
     } else if let Some(ids) = &with_code {
+        // Judged only when a level is asked for too.
         ids.iter()
             .filter_map(|id| snapshot.get(id))
-            .filter(|s| cheap(s) && judged(s).is_some())
+            .filter(|s| cheap(s) && (want_level.is_none() || judged(s).is_some()))
             .count()
     } else {
         snapshot
