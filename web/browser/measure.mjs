@@ -96,6 +96,9 @@ try {
   // ------------------------------------------------------------- in the browser
   const measure = async (page) => {
     await page.waitForFunction(() => performance.getEntriesByType('navigation')[0]?.loadEventEnd > 0);
+    // Paint entries are recorded when the frame is painted, which may come
+    // after `load` in headless Chromium: wait for both.
+    await page.waitForFunction(() => performance.getEntriesByType('paint').length >= 2);
     return page.evaluate(() => {
       const nav = performance.getEntriesByType('navigation')[0];
       const paint = Object.fromEntries(performance.getEntriesByType('paint').map((p) => [p.name, p.startTime]));
