@@ -570,6 +570,9 @@ pub struct Section {
 }
 
 pub struct SessionAlert {
+    /// Its lifecycle as the evaluator keeps it: pending, firing (with
+    /// silenced / flapping), or not yet judged.
+    pub phase: String,
     pub code: String,
     pub level: Badge,
     pub message: String,
@@ -701,6 +704,7 @@ pub(super) async fn session(
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let t = &st.settings.thresholds;
     let a = evaluate(&s, t, now);
+    let view = st.alerting.view();
     let observe = serde_json::to_value(crate::routes::session::observe_view(&st, &s, started))
         .unwrap_or_default();
     let disconnect = observe["session"]["lastDisconnect"].as_object().map(|m| {
@@ -795,6 +799,30 @@ pub(super) async fn session(
             .alerts
             .iter()
             .map(|x| SessionAlert {
+                phase: view
+                    .active
+                    .iter()
+                    .find(|v| v.session == id && v.code == x.code.as_str())
+                    .map_or_else(
+                        || "not yet judged".to_owned(),
+                        |v| {
+                            let mut p = v.state.as_str().to_owned();
+                            if let Some(t) = v.fired_at {
+                                p.push_str(&format!(" since {}", when(t, now).relative));
+                            }
+                            for (flag, word) in [
+                                (v.silenced, "silenced"),
+                                (v.flapping, "flapping"),
+                                (v.folded, "in an incident"),
+                            ] {
+                                if flag {
+                                    p.push_str(", ");
+                                    p.push_str(word);
+                                }
+                            }
+                            p
+                        },
+                    ),
                 code: x.code.as_str().to_owned(),
                 level: level(x.level),
                 message: x.message(),

@@ -190,6 +190,16 @@ async fn a_session_page_shows_its_timeline_alerts_and_events() {
     assert!(html.contains("<rect class=\"band critical\""), "{html}");
     assert!(html.contains("<title>connected for 2m"), "{html}");
     assert!(html.contains("LOGGED_OUT"));
+    // Its lifecycle as the evaluator keeps it (a fact: firing at once).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let html = loop {
+        let (_, html) = page(&app, "/ui/sessions/gone-1").await;
+        if html.contains("<td>firing since") {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "{html}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         html.contains("Re-pair the device"),
         "the close code's action: {html}"
