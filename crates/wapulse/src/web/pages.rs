@@ -1,6 +1,5 @@
 //! The four pages and the silence forms.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use askama::Template;
@@ -443,26 +442,20 @@ pub(super) async fn sessions(
         want_level.is_none_or(|w| a.level == w).then_some(a)
     };
     // By alert code: the sessions with that alert pending or firing, from
-    // the evaluator's list (sorted by id), instead of judging the fleet.
-    let with_code: Option<Vec<&str>> = want_code.map(|c| {
-        let mut ids: Vec<&str> = view
-            .active
+    // the evaluator's list, instead of judging the fleet; the page walks
+    // the sessions in id order and keeps those in the set.
+    let with_code: Option<std::collections::HashSet<&str>> = want_code.map(|c| {
+        view.active
             .iter()
             .filter(|a| a.code == c.as_str() && !a.session.is_empty())
             .map(|a| a.session.as_str())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+            .collect()
     });
-    let candidates: Box<dyn Iterator<Item = &Arc<Session>>> = match &with_code {
-        Some(ids) => {
-            let after = q.after.as_deref().unwrap_or("");
-            let start = ids.partition_point(|id| *id <= after);
-            Box::new(ids[start..].iter().filter_map(|id| snapshot.get(id)))
-        }
-        None => Box::new(snapshot.sessions_after(q.after.as_deref())),
-    };
+    let candidates = snapshot.sessions_after(q.after.as_deref()).filter(|s| {
+        with_code
+            .as_ref()
+            .is_none_or(|ids| ids.contains(s.id().as_str()))
+    });
     let total = if error.is_some() {
         0
     } else if want_level.is_none() && want_code.is_none() {
@@ -479,11 +472,15 @@ pub(super) async fn sessions(
             None => view.by_level[l],
         }
     } else if let Some(ids) = &with_code {
-        // Judged only when a level is asked for too.
-        ids.iter()
-            .filter_map(|id| snapshot.get(id))
-            .filter(|s| cheap(s) && (want_level.is_none() || judged(s).is_some()))
-            .count()
+        if want_level.is_none() && want_state.is_none() && want_label.is_none() && f.q.is_empty() {
+            ids.len()
+        } else {
+            // Judged only when a level is asked for too.
+            ids.iter()
+                .filter_map(|id| snapshot.get(id))
+                .filter(|s| cheap(s) && (want_level.is_none() || judged(s).is_some()))
+                .count()
+        }
     } else {
         snapshot
             .sessions()
