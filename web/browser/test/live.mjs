@@ -55,6 +55,15 @@ export default function (env) {
       await page.waitForSelector('main a[href="/ui/sessions/live-crit"]', { timeout: 15000 });
       assert.equal((await page.locator('a[data-live-cell="logged_out/critical"]').textContent()).trim(), '1');
 
+      // wapulse's own ingest: the total counts the event, and the rate
+      // between ticks is shown (pages without JavaScript show the total).
+      await page.waitForFunction(
+        () => /^\d+\/s now$/.test(document.querySelector('[data-rate="ingest"]')?.textContent ?? ''),
+        null,
+        { timeout: 15000 },
+      );
+      assert.ok(Number(await page.textContent('[data-live="ingest"]')) >= 1);
+
       assert.equal(await page.evaluate(() => window.__marker), 'still here');
       assert.equal(navigations, 0, 'no navigation happened');
       assert.equal(await page.getAttribute('span#live', 'data-state'), 'live');

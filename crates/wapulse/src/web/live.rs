@@ -41,6 +41,8 @@ pub(super) fn tick(state: &Shared) -> serde_json::Value {
         "silenced": view.counts.silenced,
         "incidents": view.counts.incidents,
         "grid": view.by_state_level,
+        // Events accepted since start: the pages show the rate between ticks.
+        "ingest": state.telemetry.ingest_events.with_label_values(&["accepted"]).get(),
     })
 }
 

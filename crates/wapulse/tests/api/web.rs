@@ -382,6 +382,8 @@ async fn the_live_stream_ticks_with_the_counts_and_assets_are_served() {
     let data: Value =
         serde_json::from_str(text.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
     assert_eq!(data["sessions"], total);
+    // The events accepted so far, from which pages show the ingest rate.
+    assert_eq!(data["ingest"], 247, "{data}");
     assert!(data["version"].as_str().is_some_and(|v| !v.is_empty()));
     for (path, ct) in [
         ("/ui/static/app.css", "text/css"),

@@ -8,6 +8,29 @@
   const main = document.getElementById("main");
   const say = (state, text) => { if (live) { live.dataset.state = state; live.textContent = text; } };
   let version = null;
+  let previous = null; // the last tick and when it came, for rates
+  const rate = {}; // the last rate shown per key, kept across <main> swaps
+  function show(t) {
+    for (const el of document.querySelectorAll("[data-live]")) {
+      const v = t[el.dataset.live];
+      if (v !== undefined) el.textContent = String(v);
+    }
+    for (const el of document.querySelectorAll("[data-rate]")) {
+      if (rate[el.dataset.rate] !== undefined) el.textContent = rate[el.dataset.rate];
+    }
+  }
+  function rates(t) {
+    const now = performance.now();
+    if (previous) {
+      const secs = (now - previous.at) / 1000;
+      for (const key of Object.keys(t)) {
+        if (secs > 0 && typeof t[key] === "number" && typeof previous.t[key] === "number") {
+          rate[key] = `${Math.max(0, Math.round((t[key] - previous.t[key]) / secs))}/s now`;
+        }
+      }
+    }
+    previous = { t, at: now };
+  }
   let busy = false;
   async function refresh() {
     if (busy || !main) return;
@@ -20,7 +43,10 @@
         // Keep what a person is typing: no swap while a form field has focus.
         const typing = document.activeElement && main.contains(document.activeElement) &&
           /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
-        if (fresh && !typing) main.innerHTML = fresh.innerHTML;
+        if (fresh && !typing) {
+          main.innerHTML = fresh.innerHTML;
+          if (previous) show(previous.t);
+        }
       }
     } catch (_) { /* the next tick tries again */ }
     busy = false;
@@ -33,10 +59,8 @@
       let t;
       try { t = JSON.parse(e.data); } catch (_) { return; }
       say("live", "live");
-      for (const el of document.querySelectorAll("[data-live]")) {
-        const v = t[el.dataset.live];
-        if (v !== undefined) el.textContent = String(v);
-      }
+      rates(t);
+      show(t);
       if (version !== null && t.version !== version) refresh();
       version = t.version;
     });
