@@ -70,14 +70,7 @@ pub(super) fn admin_needed(state: &Shared) -> bool {
 }
 
 fn urlencoding(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    super::view::query_value(text, true)
 }
 
 /// A path on this site to go back to (never another host).

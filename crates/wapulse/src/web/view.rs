@@ -28,6 +28,19 @@ pub(super) fn html(status: StatusCode, page: askama::Result<String>) -> Response
     }
 }
 
+/// `text` for a URL's query value: everything but RFC 3986's unreserved
+/// characters percent-encoded (`/` kept when `keep_slash`, for paths).
+pub fn query_value(text: &str, keep_slash: bool) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    const PATH: &AsciiSet = &VALUE.remove(b'/');
+    utf8_percent_encode(text, if keep_slash { PATH } else { VALUE }).to_string()
+}
+
 /// A status as the pages show it: CSS class, icon and word.
 #[derive(Clone, Debug)]
 pub struct Badge {
