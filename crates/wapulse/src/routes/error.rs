@@ -93,25 +93,21 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
+        // The status and message are `status()` and `message()`; a
+        // located refusal also names the event and field.
+        let status = self.status();
+        let body = match self {
             ApiError::BadRequest {
                 message,
                 index,
                 field,
-            } => (StatusCode::BAD_REQUEST, located(message, index, field)),
-            ApiError::Conflict {
+            }
+            | ApiError::Conflict {
                 message,
                 index,
                 field,
-            } => (StatusCode::CONFLICT, located(message, index, field)),
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
-            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": m })),
-            ApiError::UnsupportedMediaType(m) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "error": m }))
-            }
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": m })),
+            } => located(message, index, field),
+            other => json!({ "error": other.message() }),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

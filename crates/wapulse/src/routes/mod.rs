@@ -626,7 +626,7 @@ fn query_token(req: &Request) -> Option<String> {
 }
 
 /// The `Authorization: Bearer` token, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -636,7 +636,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Checks the tokens a request presents (bearer, `?token=`, a gateway's
 /// header) in constant time: one must match. With `required`, a missing
 /// configured token means every request is refused.
-fn check(
+pub(crate) fn check(
     presented: &[Option<&str>],
     expected: Option<&Secret>,
     required: bool,

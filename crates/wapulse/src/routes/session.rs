@@ -588,7 +588,7 @@ impl ListQuery {
 }
 
 /// One `label=name:value` filter.
-pub(super) fn label_filter(text: &str) -> Result<(String, String), ApiError> {
+pub(crate) fn label_filter(text: &str) -> Result<(String, String), ApiError> {
     let bad = |why: String| ApiError::invalid("label", format!("label `{text}`: {why}"));
     let (name, value) = text
         .split_once(':')

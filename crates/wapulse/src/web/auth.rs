@@ -8,7 +8,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::view::html;
 use crate::config::Secret;
@@ -16,8 +15,10 @@ use crate::routes::Shared;
 
 const COOKIE: &str = "wapulse_token";
 
-fn equal(presented: &str, expected: &Secret) -> bool {
-    bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes()))
+/// Whether `presented` holds the token `setting` configures (the API's own
+/// constant-time check; an unset token lets everyone in).
+fn allowed(presented: &[Option<&str>], expected: Option<&Secret>, setting: &'static str) -> bool {
+    crate::routes::check(presented, expected, false, setting).is_ok()
 }
 
 /// The `wapulse_token` cookie, if any.
@@ -33,18 +34,8 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// `None` when the request may read; else the answer: a redirect to the
 /// login form (a page) or a 401 (the live stream).
 pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
-    let Some(expected) = &state.settings.read_token else {
-        return None;
-    };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if [bearer, cookie(headers)]
-        .into_iter()
-        .flatten()
-        .any(|t| equal(t, expected))
-    {
+    let presented = [crate::routes::bearer(headers), cookie(headers)];
+    if allowed(&presented, state.settings.read_token.as_ref(), "READ_TOKEN") {
         return None;
     }
     if next.starts_with("/ui/live") {
@@ -58,10 +49,8 @@ pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option
 /// `INGEST_TOKEN`, when either is set (anyone otherwise, like the API).
 pub(super) fn admin(state: &Shared, token: &str) -> bool {
     let s = &state.settings;
-    match s.admin_token.as_ref().or(s.ingest_token.as_ref()) {
-        Some(expected) => equal(token, expected),
-        None => true,
-    }
+    let expected = s.admin_token.as_ref().or(s.ingest_token.as_ref());
+    allowed(&[Some(token)], expected, "ADMIN_TOKEN")
 }
 
 /// Whether the silence forms need a token field.
@@ -112,11 +101,11 @@ pub(super) struct LoginForm {
 
 pub(super) async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
     let next = local(f.next.as_deref());
-    let ok = match &state.settings.read_token {
-        Some(expected) => equal(&f.token, expected),
-        None => true,
-    };
-    if !ok {
+    if !allowed(
+        &[Some(&f.token)],
+        state.settings.read_token.as_ref(),
+        "READ_TOKEN",
+    ) {
         return html(
             StatusCode::UNAUTHORIZED,
             LoginPage {

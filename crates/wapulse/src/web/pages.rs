@@ -412,10 +412,11 @@ pub(super) async fn sessions(
     };
     let want_label = match f.label.as_str() {
         "" => None,
-        l => match l.split_once(':') {
-            Some((n, v)) if !n.is_empty() => Some((n.to_owned(), v.to_owned())),
-            _ => {
-                bad(format!("label `{l}` must be name:value, e.g. region:eu-1"));
+        // The API's own check (name:value, a valid label name).
+        l => match crate::routes::session::label_filter(l) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                bad(e.message());
                 None
             }
         },
@@ -708,9 +709,14 @@ pub(super) async fn session(
     // changes of the timeline.
     let history = st.model.history();
     let sid = s.id().clone();
+    // On the first page the events shown are the newest of the timeline's:
+    // one read serves both.
     let read = tokio::task::spawn_blocking(move || {
-        let page = history.session_events(&sid, PAGE, q.before)?;
         let recent = history.session_events(&sid, 2000, None)?;
+        let page = match q.before {
+            None => recent.iter().take(PAGE).cloned().collect(),
+            Some(before) => history.session_events(&sid, PAGE, Some(before))?,
+        };
         Ok::<_, crate::store::StoreError>((page, recent))
     })
     .await;

@@ -162,6 +162,10 @@ async fn sessions_are_filtered_on_the_server_and_paged_by_key() {
         "{html}"
     );
     assert!(html.contains("<form class=\"filters\""));
+    // A label filter is checked like the API's: a valid label name.
+    let (code, html) = page(&app, "/ui/sessions?label=bad-name:x").await;
+    assert_eq!(code, 400);
+    assert!(html.contains("label `bad-name:x`"), "{html}");
 }
 
 #[tokio::test]
