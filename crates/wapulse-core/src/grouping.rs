@@ -152,6 +152,38 @@ pub struct GroupMessage {
 }
 
 impl GroupMessage {
+    /// What the message says, leaving out when: the group, its status,
+    /// whether it repeats, the firing alerts (session, code, level) and the
+    /// resolved ones (session, code), each sorted, and the totals. Replicas
+    /// that judged the same events write messages with equal keys, though
+    /// each stamped its own times; a message with the same key again comes
+    /// at least two `group_interval`s later (another message between) or a
+    /// `repeat_interval` later.
+    pub fn content_key(&self) -> String {
+        let mut firing: Vec<String> = self
+            .firing
+            .iter()
+            .map(|a| format!("{}/{}/{:?}", a.session, a.code, a.level))
+            .collect();
+        firing.sort_unstable();
+        let mut resolved: Vec<String> = self
+            .resolved
+            .iter()
+            .map(|a| format!("{}/{}", a.session, a.code))
+            .collect();
+        resolved.sort_unstable();
+        format!(
+            "{}\n{:?}\n{}\n{}\n{}\n{}\n{}",
+            self.group_key,
+            self.status,
+            self.repeat,
+            self.firing_total,
+            self.resolved_total,
+            firing.join(","),
+            resolved.join(",")
+        )
+    }
+
     /// The highest level among the firing alerts (`ok` when all resolved).
     pub fn level(&self) -> Level {
         self.firing

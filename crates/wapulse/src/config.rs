@@ -69,6 +69,7 @@ struct FileSettings {
     routes: Option<Vec<RawRoute>>,
     gateways: Option<crate::gateways::RawGateways>,
     ca_file: Option<PathBuf>,
+    cluster: Option<crate::cluster::config::RawCluster>,
 }
 
 /// Everything the service needs, checked.
@@ -126,6 +127,9 @@ pub struct Settings {
     /// `ca_file` / `WAPULSE_CA_FILE`: certificates trusted, besides the
     /// system's and Mozilla's, by every outgoing TLS connection.
     pub ca_file: Option<PathBuf>,
+    /// `[cluster]`: replicas sharing a NATS JetStream stream (none:
+    /// embedded mode).
+    pub cluster: Option<crate::cluster::config::ClusterSettings>,
 }
 
 impl Settings {
@@ -157,6 +161,7 @@ impl Settings {
             alerting: AlertingSettings::default(),
             gateways: crate::gateways::GatewaySettings::default(),
             ca_file: None,
+            cluster: None,
         }
     }
 
@@ -173,6 +178,7 @@ impl Settings {
             dedup_capacity: self.dedup_capacity,
             default_session: self.default_session.clone(),
             priority: self.ingest_priority,
+            stream: self.cluster.as_ref().map(|c| c.stream.clone()),
         }
     }
 
@@ -341,6 +347,8 @@ impl Settings {
         s.alerting.extra_roots = extra_roots;
         s.gateways =
             crate::gateways::GatewaySettings::check(file.gateways, nonempty("WAHA_HMAC_KEY"))?;
+        s.cluster =
+            crate::cluster::config::ClusterSettings::check(file.cluster, &nonempty, s.retention)?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
             bail!(
                 "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \

@@ -34,6 +34,7 @@ pub mod beat;
 pub mod build;
 pub mod check;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod gateways;

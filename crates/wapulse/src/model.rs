@@ -23,6 +23,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,7 +39,7 @@ use wapulse_core::{
 
 use crate::clock;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Durability, History, Record, Store, StoreError, StoreFacts};
+use crate::store::{Durability, History, Record, Store, StoreError, StoreFacts, StreamPosition};
 
 /// The snapshot body format written today (3: format 1, a labels section
 /// and a liveness section). Formats 1 and 2 are read.
@@ -71,6 +72,10 @@ pub struct ModelOptions {
     pub default_session: SessionId,
     /// CPU priority of the writer thread.
     pub priority: crate::priority::ingest::Priority,
+    /// Cluster mode: the stream whose position the journal keeps. The
+    /// default session is then created by the cluster (at the stream's
+    /// creation time, the same on every replica), not at start.
+    pub stream: Option<String>,
 }
 
 /// The store as `/api/health` and `/readyz` see it. Updated by the writer;
@@ -101,11 +106,18 @@ pub enum IngestError {
 struct Ingest {
     events: Vec<Event>,
     received: Timestamp,
+    /// Cluster mode: the stream message they came from.
+    position: Option<u64>,
     reply: oneshot::Sender<Result<BatchOutcome, IngestError>>,
 }
 
 enum Command {
     Ingest(Ingest),
+    /// Creates a session if it does not exist (cluster mode: the default
+    /// session, at the stream's creation time).
+    Ensure(SessionId, Timestamp, oneshot::Sender<()>),
+    /// Cluster mode: take stream messages again after a failed commit.
+    Resume(oneshot::Sender<()>),
     /// Snapshot now and compact, then answer.
     Maintain(oneshot::Sender<Result<u64, String>>),
     /// Snapshot and stop.
@@ -120,6 +132,7 @@ pub struct Model {
     history: Arc<dyn History>,
     tx: Mutex<Option<Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    position: Arc<AtomicU64>,
 }
 
 /// Told which sessions each commit touched (the alert evaluator).
@@ -136,6 +149,11 @@ struct Writer {
     last_snapshot_at: Timestamp,
     last_compaction_at: Timestamp,
     options: ModelOptions,
+    /// Cluster mode: the last stream sequence committed.
+    position: Arc<AtomicU64>,
+    /// Cluster mode: a commit failed; stream messages are refused until
+    /// the consumer starts over.
+    stream_broken: bool,
 }
 
 impl Model {
@@ -171,7 +189,14 @@ impl Model {
             fleet.apply(&event);
             replayed += 1;
         })?;
-        fleet.ensure_session(&options.default_session, now);
+        let position = match &options.stream {
+            Some(stream) => store.position(stream)?,
+            None => {
+                fleet.ensure_session(&options.default_session, now);
+                0
+            }
+        };
+        let position = Arc::new(AtomicU64::new(position));
         let facts = store.facts()?;
         tracing::info!(
             snapshot_seq,
@@ -199,6 +224,8 @@ impl Model {
             last_snapshot_at: now,
             last_compaction_at: Timestamp::from_millis(0),
             options,
+            position: position.clone(),
+            stream_broken: false,
         };
         let (tx, rx) = channel();
         let priority = writer.options.priority;
@@ -217,7 +244,13 @@ impl Model {
             history,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            position,
         })
+    }
+
+    /// Cluster mode: the last stream sequence committed (0: none).
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
     }
 
     /// The latest published view. Lock-free.
@@ -263,11 +296,51 @@ impl Model {
         if !self.send(Command::Ingest(Ingest {
             events,
             received,
+            position: None,
             reply,
         })) {
             return Err(stopped());
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Cluster mode: hands stream message `position` to the writer, which
+    /// commits and applies it (its events may be empty: the position alone
+    /// is then recorded). A message at or before the position committed is
+    /// answered and not applied again. After a failed commit every message
+    /// is refused until [`Model::resume_stream`], so none is applied past
+    /// a gap.
+    pub fn submit_message(
+        &self,
+        position: u64,
+        events: Vec<Event>,
+        received: Timestamp,
+    ) -> oneshot::Receiver<Result<BatchOutcome, IngestError>> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.send(Command::Ingest(Ingest {
+            events,
+            received,
+            position: Some(position),
+            reply,
+        }));
+        answer
+    }
+
+    /// Cluster mode: takes stream messages again after a failed commit
+    /// (the consumer starts over from [`Model::position`]).
+    pub async fn resume_stream(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.send(Command::Resume(reply)) {
+            let _ = answer.await;
+        }
+    }
+
+    /// Creates `session` at `at` unless it exists.
+    pub async fn ensure_session(&self, session: SessionId, at: Timestamp) {
+        let (reply, answer) = oneshot::channel();
+        if self.send(Command::Ensure(session, at, reply)) {
+            let _ = answer.await;
+        }
     }
 
     /// Writes a snapshot now and compacts the journal; returns the records
@@ -406,12 +479,48 @@ impl Writer {
                     let _ = reply.send(());
                     return;
                 }
+                Some(Command::Ensure(session, at, reply)) => {
+                    if self.fleet.view().get(session.as_str()).is_none() {
+                        self.fleet.ensure_session(&session, at);
+                        self.since_snapshot += 1;
+                        self.published.store(Arc::new(self.fleet.snapshot()));
+                    }
+                    let _ = reply.send(());
+                }
+                Some(Command::Resume(reply)) => {
+                    self.stream_broken = false;
+                    let _ = reply.send(());
+                }
                 Some(Command::Ingest(_)) | None => self.housekeeping(clock::now()),
             }
         }
     }
 
     fn commit(&mut self, group: Vec<Ingest>) {
+        // Cluster mode: a message already committed is answered, not
+        // applied again; none is taken past a failed commit.
+        let committed = self.position.load(Ordering::Acquire);
+        let mut group = group;
+        group.retain_mut(|i| match i.position {
+            Some(_) if self.stream_broken => {
+                let (tx, _) = oneshot::channel();
+                let reply = std::mem::replace(&mut i.reply, tx);
+                let _ = reply.send(Err(IngestError::Unavailable(
+                    "an earlier stream message failed to commit".into(),
+                )));
+                false
+            }
+            Some(p) if p <= committed => {
+                let (tx, _) = oneshot::channel();
+                let reply = std::mem::replace(&mut i.reply, tx);
+                let _ = reply.send(Ok(BatchOutcome::default()));
+                false
+            }
+            _ => true,
+        });
+        if group.is_empty() {
+            return;
+        }
         let mut keys: HashSet<(SessionId, Box<str>)> = HashSet::new();
         let mut records = Vec::new();
         let mut outcomes = vec![BatchOutcome::default(); group.len()];
@@ -435,15 +544,27 @@ impl Writer {
                 });
             }
         }
-        let result = if records.is_empty() {
+        let position = group
+            .iter()
+            .filter_map(|i| i.position)
+            .max()
+            .zip(self.options.stream.as_ref())
+            .map(|(seq, stream)| StreamPosition {
+                stream: stream.clone(),
+                seq,
+            });
+        let result = if records.is_empty() && position.is_none() {
             Ok(())
         } else {
-            self.store.append(&records)
+            self.store.append(&records, position.as_ref())
         };
         match result {
             Ok(()) => {
                 for r in &records {
                     self.fleet.apply(r.event);
+                }
+                if let Some(p) = &position {
+                    self.position.store(p.seq, Ordering::Release);
                 }
                 self.last_seq = seq;
                 self.since_snapshot += records.len() as u64;
@@ -466,6 +587,9 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "journal commit failed; batch refused");
+                if position.is_some() {
+                    self.stream_broken = true;
+                }
                 self.record_health(Some(e.to_string()), false);
                 drop(records);
                 for request in group {

@@ -46,6 +46,10 @@ impl Application {
             anyhow::anyhow!("{e}{hint}")
         })?;
         let telemetry = Telemetry::new();
+        let cluster = settings
+            .cluster
+            .clone()
+            .map(|c| crate::cluster::Cluster::new(c, &telemetry.registry));
         let alerting = Alerting::start(
             settings.alerting.clone(),
             settings.thresholds.clone(),
@@ -73,6 +77,7 @@ impl Application {
             telemetry,
             started: Instant::now(),
             started_at: now,
+            cluster,
         });
         Ok(Self {
             listener,
@@ -107,20 +112,32 @@ impl Application {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
         }
         self.state.probes.start();
+        if let Some(cluster) = &self.state.cluster {
+            tracing::info!(
+                replica = %cluster.settings().replica_id,
+                stream = %cluster.settings().stream,
+                nats = ?cluster.settings().urls,
+                "cluster mode: events go through the stream"
+            );
+            cluster.start(self.state.clone(), &self.ingest.handle());
+        }
         let state = Arc::downgrade(&self.state);
         self.state
             .alerting
-            .start_delivery(Arc::new(move || {
-                // Healthy: the store takes writes and the evaluator runs.
-                state.upgrade().is_some_and(|s| {
-                    let view = s.alerting.view();
-                    s.model.store_health().reachable
-                        && view.store_error.is_none()
-                        && view.evaluated_at.is_some_and(|at| {
-                            clock::now().since(at) < wapulse_core::DurationMs::from_secs(10)
-                        })
-                })
-            }))
+            .start_delivery(
+                Arc::new(move || {
+                    // Healthy: the store takes writes and the evaluator runs.
+                    state.upgrade().is_some_and(|s| {
+                        let view = s.alerting.view();
+                        s.model.store_health().reachable
+                            && view.store_error.is_none()
+                            && view.evaluated_at.is_some_and(|at| {
+                                clock::now().since(at) < wapulse_core::DurationMs::from_secs(10)
+                            })
+                    })
+                }),
+                self.state.cluster.clone(),
+            )
             .context("cannot start the notifiers' thread")?;
         crate::serve::serve(
             self.listener,
@@ -133,6 +150,9 @@ impl Application {
         // Requests are done: stop probing, write the final snapshot, stop
         // the writer.
         self.state.probes.stop();
+        if let Some(cluster) = &self.state.cluster {
+            cluster.stop().await;
+        }
         self.state.alerting.stop().await;
         self.state.model.shutdown().await;
         drop(self.ingest);

@@ -245,6 +245,18 @@ impl AlertingSettings {
         s
     }
 
+    /// The smallest `group_interval` of any route (30 s without routes):
+    /// how far apart two replicas' copies of one message may be created
+    /// (cluster sent-marks).
+    pub fn min_group_interval(&self) -> DurationMs {
+        self.routes
+            .iter()
+            .map(|r| r.timing.group_interval)
+            .min()
+            .unwrap_or(DurationMs::from_secs(30))
+            .max(DurationMs::from_secs(1))
+    }
+
     /// The lifecycle rules of `code`.
     pub fn rules(&self, code: AlertCode) -> LifeRules {
         let default = if default_for(code) == DurationMs::ZERO {

@@ -340,6 +340,7 @@ impl Alerting {
     pub fn start_delivery(
         &self,
         healthy: Arc<dyn Fn() -> bool + Send + Sync>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> std::io::Result<()> {
         let client = crate::tls::http_client(
             &crate::tls::client_config(&self.settings.extra_roots),
@@ -353,9 +354,19 @@ impl Alerting {
             metrics: self.metrics.clone(),
             settings: self.settings.clone(),
             stop: self.stop.subscribe(),
+            cluster: cluster.clone(),
         });
         let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
             Vec::new();
+        // Cluster mode: only the leader pings the dead-man's switch (and
+        // when no replica can lead, its owner is rightly paged).
+        let pinging: Arc<dyn Fn() -> bool + Send + Sync> = match cluster {
+            Some(cluster) => {
+                let healthy = healthy.clone();
+                Arc::new(move || cluster.leading() && healthy())
+            }
+            None => healthy.clone(),
+        };
         for spec in &self.settings.receivers {
             match &spec.kind {
                 ReceiverKind::Deadman { url, interval } => {
@@ -365,7 +376,7 @@ impl Alerting {
                         *interval,
                         spec.timeout,
                         client.clone(),
-                        healthy.clone(),
+                        pinging.clone(),
                         self.metrics.clone(),
                         self.board.clone(),
                         self.stop.subscribe(),

@@ -67,6 +67,75 @@ pub struct Delivery {
     pub settings: Arc<AlertingSettings>,
     /// Turns true at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// Cluster mode: the lease and the sent-marks; direct receivers send
+    /// only from the leader.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// What cluster mode says about a direct receiver's row.
+enum Turn {
+    /// Send it (embedded mode, or this replica leads and nobody sent it).
+    Send,
+    /// The leader delivered it: settle it without sending.
+    SentByPeer,
+    /// Not ours to send now (another replica leads, or the marks cannot be
+    /// read): try again shortly.
+    Wait,
+}
+
+impl Delivery {
+    /// Whether `spec` sends from one replica only (not an Alertmanager,
+    /// which deduplicates itself, nor our own log).
+    fn gated(&self, spec: &ReceiverSpec) -> Option<&crate::cluster::Cluster> {
+        use super::config::ReceiverKind;
+        match spec.kind {
+            ReceiverKind::Alertmanager { .. } | ReceiverKind::Log => None,
+            _ => self.cluster.as_deref(),
+        }
+    }
+
+    async fn turn(&self, spec: &ReceiverSpec, row: &OutboxRow) -> Turn {
+        let Some(cluster) = self.gated(spec) else {
+            return Turn::Send;
+        };
+        let Some(marks) = cluster.marks() else {
+            return Turn::Wait;
+        };
+        if let Some(key) = crate::cluster::marks::key(&spec.name, &row.body) {
+            match crate::cluster::marks::lookup(marks, &key).await {
+                Ok(Some(mark)) if mark.covers(row.created, self.settings.min_group_interval()) => {
+                    return Turn::SentByPeer;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "sent-marks unreadable; waiting");
+                    return Turn::Wait;
+                }
+            }
+        }
+        if cluster.leading() {
+            Turn::Send
+        } else {
+            Turn::Wait
+        }
+    }
+
+    /// After the leader settled a row: mark it for the other replicas.
+    async fn settled(&self, spec: &ReceiverSpec, row: &OutboxRow) {
+        let Some(cluster) = self.gated(spec) else {
+            return;
+        };
+        let (Some(marks), Some(key)) = (
+            cluster.marks(),
+            crate::cluster::marks::key(&spec.name, &row.body),
+        ) else {
+            return;
+        };
+        let by = &cluster.settings().replica_id;
+        if let Err(e) = crate::cluster::marks::record(marks, &key, row.created, by).await {
+            tracing::warn!(receiver = %spec.name, error = %e, "sent-mark not written: a new leader may send this notification again");
+        }
+    }
 }
 
 /// How long to wait before attempt `attempts + 1`: 1 s doubling up to
@@ -165,16 +234,39 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
             }
             continue;
         }
+        let mut waiting = false;
         for row in rows {
             if *stop.borrow() {
                 return;
+            }
+            match d.turn(&spec, &row).await {
+                Turn::Send => {}
+                Turn::SentByPeer => {
+                    if let Err(outcome) = record(&spec, &d, &row, Outcome::Delivered).await {
+                        unrecorded.push((row, outcome));
+                    }
+                    continue;
+                }
+                Turn::Wait => {
+                    waiting = true;
+                    continue;
+                }
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
             let outcome = send(&spec, &d, &row).await;
             count(&spec, &d, &row, &outcome);
+            if !matches!(outcome, Outcome::Retry { .. }) {
+                d.settled(&spec, &row).await;
+            }
             if let Err(outcome) = record(&spec, &d, &row, outcome).await {
                 unrecorded.push((row, outcome));
+            }
+        }
+        if waiting {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.changed() => {}
             }
         }
     }

@@ -269,11 +269,7 @@ pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String
         created_by,
         comment,
     };
-    state
-        .alerting
-        .put_silence(silence)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
+    state.save_silence(silence).await?;
     Ok(id)
 }
 
@@ -320,11 +316,7 @@ pub(crate) async fn expire_silence(
             s.starts_at = now;
             s.ends_at = now;
         }
-        state
-            .alerting
-            .put_silence(s.clone())
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}")))?;
+        state.save_silence(s.clone()).await?;
     }
     Ok((s, now))
 }

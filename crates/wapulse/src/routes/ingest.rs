@@ -120,11 +120,7 @@ async fn ingest(
             return Err(e);
         }
     };
-    let outcome = state
-        .model
-        .ingest(events, received)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let outcome = state.accept(events, received).await?;
     telemetry
         .with_label_values(&["accepted"])
         .inc_by(outcome.accepted as u64);

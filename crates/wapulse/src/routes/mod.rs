@@ -53,6 +53,47 @@ pub struct AppState {
     pub started: Instant,
     /// Process start, as a timestamp.
     pub started_at: Timestamp,
+    /// Cluster mode: this replica's membership (none: embedded mode).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+impl AppState {
+    /// Takes a checked batch. Embedded mode: the model commits and applies
+    /// it. Cluster mode: it is published to the stream and applied by
+    /// every replica as it comes back; 503 while the stream is unreachable.
+    pub async fn accept(
+        &self,
+        events: Vec<wapulse_core::Event>,
+        received: Timestamp,
+    ) -> Result<wapulse_core::BatchOutcome, ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .publish_events(events, received, &self.model)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string())),
+            None => self
+                .model
+                .ingest(events, received)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Saves a silence (new, changed or expired): through the stream in
+    /// cluster mode, so every replica holds the same silences.
+    pub async fn save_silence(&self, silence: wapulse_core::Silence) -> Result<(), ApiError> {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .publish_silence(&silence, &self.model)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}"))),
+            None => self
+                .alerting
+                .put_silence(silence)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}"))),
+        }
+    }
 }
 
 /// The handle handlers receive.

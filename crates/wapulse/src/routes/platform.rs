@@ -59,6 +59,39 @@ fn checks(state: &Shared) -> Vec<Check> {
             },
         },
     ];
+    if let Some(cluster) = &state.cluster {
+        let position = state.model.position();
+        let s = cluster.status(position);
+        let ready = cluster.readiness(position);
+        out.push(Check {
+            name: "cluster".into(),
+            ok: ready.is_ok(),
+            readiness: true,
+            detail: match ready {
+                Err(why) => why,
+                Ok(()) => format!(
+                    "replica {}: applied {} of stream {} ({} behind){}",
+                    s.replica,
+                    s.position,
+                    s.stream,
+                    s.lag_events,
+                    if s.connected {
+                        ""
+                    } else {
+                        "; NATS unreachable: ingest answers 503"
+                    }
+                ),
+            },
+        });
+        if let Some(error) = s.error {
+            out.push(Check {
+                name: "stream".into(),
+                ok: false,
+                readiness: false,
+                detail: error,
+            });
+        }
+    }
     let view = state.alerting.view();
     // The evaluator passes at least every second; a view this old means it
     // stopped, and with it every notification.
@@ -198,6 +231,7 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
         "sessions": sessions_summary(&state),
         "alerting": alerting_summary(&state),
         "receivers": state.alerting.receivers(),
+        "cluster": state.cluster.as_ref().map(|c| c.status(state.model.position())),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": clock::now().to_rfc3339(),

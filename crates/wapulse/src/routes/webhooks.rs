@@ -213,7 +213,7 @@ async fn finish(
         return ApiError::bad_request(format!("{} webhook: {e}", gateway.name())).into_response();
     }
     let total = events.len();
-    match state.model.ingest(events, received).await {
+    match state.accept(events, received).await {
         Ok(outcome) => {
             let t = &state.telemetry.ingest_events;
             t.with_label_values(&["accepted"])
@@ -238,7 +238,7 @@ async fn finish(
         }
         Err(e) => {
             count("unavailable", 1);
-            ApiError::Unavailable(e.to_string()).into_response()
+            e.into_response()
         }
     }
 }

