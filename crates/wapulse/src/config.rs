@@ -348,7 +348,7 @@ impl Settings {
         s.gateways =
             crate::gateways::GatewaySettings::check(file.gateways, nonempty("WAHA_HMAC_KEY"))?;
         s.cluster =
-            crate::cluster::config::ClusterSettings::check(file.cluster, &nonempty, s.retention)?;
+            crate::cluster::config::ClusterSettings::check(file.cluster, nonempty, s.retention)?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
             bail!(
                 "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \

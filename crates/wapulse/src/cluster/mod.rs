@@ -544,7 +544,13 @@ async fn connect(
             Duration::from_millis(100 * attempts.clamp(1, 20) as u64)
         })
         .event_callback(|event| async move {
-            tracing::info!(%event, "nats");
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS connection lost; ingest answers 503 until it is back")
+                }
+                other => tracing::debug!(event = %other, "nats"),
+            }
         });
     if let Some(path) = ca_file {
         options = options.add_root_certificates(path.to_path_buf());

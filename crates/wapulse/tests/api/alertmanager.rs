@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::notify::spawn_alerting;
 use crate::servers::AlertmanagerServer;
 
-async fn active(am: &AlertmanagerServer, alertname: &str) -> Vec<Value> {
+pub(crate) async fn active(am: &AlertmanagerServer, alertname: &str) -> Vec<Value> {
     let url = format!(
         "{}/api/v2/alerts?active=true&filter=alertname%3D%22{alertname}%22",
         am.url()
@@ -17,7 +17,7 @@ async fn active(am: &AlertmanagerServer, alertname: &str) -> Vec<Value> {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-async fn wait_active(
+pub(crate) async fn wait_active(
     am: &AlertmanagerServer,
     alertname: &str,
     what: &str,

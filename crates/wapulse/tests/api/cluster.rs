@@ -3,7 +3,7 @@
 //! serve` replicas on loopback: agreement, kill -9, a NATS restart,
 //! duplicates, the notification lease and a real Alertmanager.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -523,4 +523,417 @@ async fn three_replicas_fed_round_robin_hold_the_same_state() {
         let m = r.text("/metrics").await;
         assert!(m.contains("wapulse_cluster_lag_events 0"), "{}", r.id);
     }
+}
+
+/// Posts `batch` until some replica acknowledges it: the first try goes to
+/// `ports[first]`, a refusal or a 503 moves on to the next. Counts the 503s
+/// it meets (each with `Retry-After`) in `unavailable` as they come.
+async fn post_until_acked(
+    client: &reqwest::Client,
+    ports: &[u16],
+    first: usize,
+    batch: &Value,
+    unavailable: &std::sync::atomic::AtomicUsize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "batch never acknowledged: {batch}"
+        );
+        let port = ports[(first + attempt) % ports.len()];
+        let sent = client
+            .post(format!("http://127.0.0.1:{port}/v1/events"))
+            .timeout(Duration::from_secs(10))
+            .json(batch)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == 200 => return,
+            Ok(r) if r.status() == 503 => {
+                assert!(
+                    r.headers().contains_key("retry-after"),
+                    "503 with Retry-After"
+                );
+                let body: Value = r.json().await.unwrap();
+                assert!(body["error"].as_str().is_some(), "{body}");
+                unavailable.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(r) => panic!(
+                "unexpected {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
+            // Refused or reset: that replica is gone.
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!()
+}
+
+fn message_batch(b: usize, per: usize, sessions: usize) -> Value {
+    Value::Array(
+        (0..per)
+            .map(|i| {
+                let n = b * per + i;
+                event(
+                    &format!("m{}", n % sessions),
+                    &format!("b{b}-{i}"),
+                    "message",
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_ingest_loses_nothing_and_catches_up_after_restart() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    // Snapshots every 50 events, so the restart starts from one.
+    let extra = "snapshot_every_events = 50";
+    let mut r1 = Replica::start(&nats, home.path(), "r1", extra);
+    let r2 = Replica::start(&nats, home.path(), "r2", extra);
+    r1.ready().await;
+    r2.ready().await;
+    let ports = vec![r1.port, r2.port];
+    let acked = std::sync::Arc::new(AtomicUsize::new(0));
+    let enough = std::sync::Arc::new(AtomicBool::new(false));
+    let (per, sessions) = (5, 8);
+    let client = {
+        let (acked, enough) = (acked.clone(), enough.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut b = 0;
+            while !enough.load(SeqCst) {
+                let batch = message_batch(b, per, sessions);
+                post_until_acked(&client, &ports, b % 2, &batch, &AtomicUsize::new(0)).await;
+                acked.fetch_add(1, SeqCst);
+                b += 1;
+            }
+            b
+        })
+    };
+    let wait_acked = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = Instant::now() + WAIT;
+            while acked.load(SeqCst) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "ingest stalled before {n} batches"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_acked(60).await;
+    r1.kill();
+    // Ingest goes on at the other replica, then the killed one returns.
+    let at_kill = acked.load(SeqCst);
+    wait_acked(at_kill + 60).await;
+    r1.restart();
+    r1.ready().await;
+    let at_restart = acked.load(SeqCst);
+    wait_acked(at_restart + 20).await;
+    enough.store(true, SeqCst);
+    let batches = client.await.unwrap();
+    converged(&[&r1, &r2]).await;
+    assert!(
+        r1.log().contains("model restored"),
+        "restarted from its store"
+    );
+    let names: Vec<String> = (0..sessions).map(|i| format!("m{i}")).collect();
+    // Every acknowledged event once: retried batches carried the same ids.
+    let total = (batches * per) as u64;
+    assert_eq!(messages_counted(&r2, &names).await, total);
+    assert_eq!(messages_counted(&r1, &names).await, total);
+    for s in &names {
+        let path = format!("/sessions/{s}/observe");
+        assert_eq!(
+            timeless(r1.get(&path).await.1),
+            timeless(r2.get(&path).await.1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_ingest_answers_503_then_resumes_with_exact_counters() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let mut nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let r1 = Replica::start(&nats, home.path(), "r1", "");
+    let r2 = Replica::start(&nats, home.path(), "r2", "");
+    r1.ready().await;
+    r2.ready().await;
+    let ports = vec![r1.port, r2.port];
+    let acked = std::sync::Arc::new(AtomicUsize::new(0));
+    let unavailable = std::sync::Arc::new(AtomicUsize::new(0));
+    let enough = std::sync::Arc::new(AtomicBool::new(false));
+    let (per, sessions) = (4, 6);
+    // The client posts until told to stop, each batch until acknowledged.
+    let client = {
+        let (acked, unavailable, enough) = (acked.clone(), unavailable.clone(), enough.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut b = 0;
+            while !enough.load(SeqCst) {
+                let batch = message_batch(b, per, sessions);
+                post_until_acked(&client, &ports, b % 2, &batch, &unavailable).await;
+                acked.fetch_add(1, SeqCst);
+                b += 1;
+            }
+            b
+        })
+    };
+    let wait_acked = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = Instant::now() + WAIT;
+            while acked.load(SeqCst) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "ingest stalled before {n} batches"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_acked(40).await;
+    nats.stop();
+    // The gap stays open until ingest met a 503.
+    let deadline = Instant::now() + WAIT;
+    while unavailable.load(SeqCst) == 0 {
+        if client.is_finished() {
+            client.await.unwrap();
+            panic!("the client stopped");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 while NATS was down: {}",
+            r1.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (code, body) = r1.get("/api/health").await;
+    assert_eq!(body["cluster"]["connected"], false, "{code} {body}");
+    let before = acked.load(SeqCst);
+    nats.restart();
+    // Ingest resumes: 40 more batches after the restart.
+    wait_acked(before + 40).await;
+    enough.store(true, SeqCst);
+    let batches = client.await.unwrap();
+    converged(&[&r1, &r2]).await;
+    let names: Vec<String> = (0..sessions).map(|i| format!("m{i}")).collect();
+    let total = (batches * per) as u64;
+    assert_eq!(
+        messages_counted(&r1, &names).await,
+        total,
+        "none lost, none twice"
+    );
+    assert_eq!(messages_counted(&r2, &names).await, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_ingest_answers_503_and_the_replica_is_not_ready() {
+    // A port nothing listens on.
+    let nats = Nats {
+        port: free_port(),
+        dir: tempfile::tempdir().unwrap(),
+        child: None,
+    };
+    let home = tempfile::tempdir().unwrap();
+    let r = Replica::start(&nats, home.path(), "lonely", "");
+    let response = r
+        .post(
+            "/v1/events",
+            &json!([{"session": "a", "type": "heartbeat"}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("stream"), "{body}");
+    let (code, _) = r.get("/readyz").await;
+    assert_eq!(code, 503);
+    let (_, health) = r.get("/api/health").await;
+    assert_eq!(health["cluster"]["connected"], false);
+    assert_eq!(health["checks"]["cluster"]["ok"], false);
+    // Reads still answer from what the replica holds.
+    let (code, _) = r.get("/sessions").await;
+    assert_eq!(code, 200);
+    // Nothing was applied locally.
+    assert_eq!(r.get("/sessions/a/observe").await.0, 404);
+}
+
+/// Which replica holds the lease, once one does.
+async fn leader(replicas: &[&Replica]) -> usize {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut leading = Vec::new();
+        for (i, r) in replicas.iter().enumerate() {
+            if r.cluster().await["leading"] == true {
+                leading.push(i);
+            }
+        }
+        assert!(leading.len() <= 1, "two leaders: {leading:?}");
+        if let [one] = leading[..] {
+            return one;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn delivered(got: &[crate::receivers::Received]) -> Vec<String> {
+    got.iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.body.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_gets_each_notification_once_while_the_leader_is_killed() {
+    let slack = FakeReceiver::start(Kind::Slack).await;
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[alerting]\ngroup_wait = \"0s\"\ngroup_interval = \"3s\"\n\
+         [[receivers]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"{}\"\n",
+        slack.url("/services/T0/B0/X")
+    );
+    let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|id| Replica::start(&nats, home.path(), id, &extra))
+        .collect();
+    for r in &replicas {
+        r.ready().await;
+    }
+    let first = leader(&replicas.iter().collect::<Vec<_>>()).await;
+    let other = (first + 1) % 3;
+    // 1. Delivered by the first leader.
+    let lo =
+        |s: &str, id: &str| json!({"session": s, "id": id, "type": "state", "state": "logged_out"});
+    let r = replicas[other]
+        .post("/v1/events", &json!([lo("s1", "a1")]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    slack
+        .wait_until("the first page", WAIT, |got| delivered(got).len() == 1)
+        .await;
+    // 2. The next message fails at Slack, so it stays in the leader's
+    // outbox; the leader dies with it pending.
+    slack.answer_with(Fault::Status(500));
+    replicas[other]
+        .post("/v1/events", &json!([lo("s2", "a2")]))
+        .await
+        .unwrap();
+    slack
+        .wait_until("the second page tried", WAIT, |got| {
+            got.iter().any(|r| r.answered == 500)
+        })
+        .await;
+    replicas[first].kill();
+    let killed = Instant::now();
+    slack.answer_with(Fault::Status(200));
+    let got = slack
+        .wait_until("the new leader sends what was pending", WAIT, |got| {
+            delivered(got).len() >= 2
+        })
+        .await;
+    let failover = killed.elapsed();
+    let next = got.iter().filter(|r| r.answered == 200).nth(1).unwrap();
+    assert!(next.at >= killed);
+    // 3. The resolve, from the new leader.
+    let live: Vec<&Replica> = replicas.iter().filter(|r| r.child.is_some()).collect();
+    let new_leader = leader(&live).await;
+    assert_ne!(live[new_leader].id, replicas[first].id);
+    let up =
+        |s: &str, id: &str| json!({"session": s, "id": id, "type": "state", "state": "connected"});
+    live[0]
+        .post("/v1/events", &json!([up("s1", "c1"), up("s2", "c2")]))
+        .await
+        .unwrap();
+    let got = slack
+        .wait_until("the resolve", WAIT, |got| {
+            delivered(got).iter().any(|t| t.contains("RESOLVED"))
+        })
+        .await;
+    let texts = delivered(&got);
+    assert_eq!(texts.len(), 3, "each message once: {texts:#?}");
+    assert!(
+        texts[0].contains("FIRING") && texts[0].contains("s1"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].contains("FIRING") && texts[1].contains("2 sessions"),
+        "{}",
+        texts[1]
+    );
+    assert!(texts[2].contains("RESOLVED"), "{}", texts[2]);
+    assert!(slack.violations().is_empty(), "{:?}", slack.violations());
+    println!("failover: leader killed → new leader delivered in {failover:?}");
+    replicas.clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_shows_one_alert_sent_by_every_replica() {
+    let am = AlertmanagerServer::start();
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\ninterval = \"1s\"\n",
+        am.url()
+    );
+    let r1 = Replica::start(&nats, home.path(), "r1", &extra);
+    let r2 = Replica::start(&nats, home.path(), "r2", &extra);
+    r1.ready().await;
+    r2.ready().await;
+    r1.post(
+        "/v1/events",
+        &json!([
+            {"session": "s1", "type": "labels", "labels": {"tenant": "acme"}},
+            {"session": "s1", "type": "state", "state": "logged_out"}
+        ]),
+    )
+    .await
+    .unwrap();
+    // Both replicas send it.
+    for r in [&r1, &r2] {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = r.text("/metrics").await;
+            let sent = m.lines().any(|l| {
+                l.starts_with("wapulse_notifications_total")
+                    && l.contains("receiver=\"am\"")
+                    && (l.contains("\"delivered\"") || l.contains("\"resent\""))
+                    && !l.ends_with(" 0")
+            });
+            if sent {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never sent to Alertmanager",
+                r.id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let alerts =
+        crate::alertmanager::wait_active(&am, "LOGGED_OUT", "the alert", |a| !a.is_empty()).await;
+    assert_eq!(alerts.len(), 1, "two replicas, one alert: {alerts:#?}");
+    assert_eq!(
+        alerts[0]["labels"],
+        json!({"alertname": "LOGGED_OUT", "session": "s1", "severity": "critical", "tenant": "acme"}),
+        "identical labels from every replica, nothing replica-specific"
+    );
+    let watchdog =
+        crate::alertmanager::wait_active(&am, "Watchdog", "the Watchdog", |a| !a.is_empty()).await;
+    assert_eq!(watchdog.len(), 1);
 }
