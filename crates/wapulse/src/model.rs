@@ -723,6 +723,60 @@ mod tests {
         );
     }
 
+    fn cluster_options(dir: &std::path::Path) -> ModelOptions {
+        ModelOptions {
+            data_dir: dir.to_path_buf(),
+            durability: Durability::Process,
+            max_store_bytes: None,
+            retention: DurationMs::from_hours(1),
+            snapshot_every_events: 1000,
+            snapshot_interval: DurationMs::from_mins(5),
+            thresholds: Thresholds::default(),
+            dedup_capacity: 1000,
+            default_session: sid("default"),
+            priority: crate::priority::ingest::Priority::default(),
+            stream: Some("WAPULSE".into()),
+        }
+    }
+
+    #[test]
+    fn a_stream_message_is_applied_once_and_its_position_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let message = |seq: u64| {
+            let e: Event = serde_json::from_value(serde_json::json!({
+                "session": "a", "at": "2026-02-05T11:00:00Z", "type": "message",
+                "direction": "inbound", "count": seq
+            }))
+            .unwrap();
+            vec![e]
+        };
+        let model = Model::open(cluster_options(dir.path()), now).unwrap();
+        // Cluster mode: no default session until the stream says when.
+        assert!(model.snapshot().get("default").is_none());
+        assert_eq!(model.position(), 0);
+        let one = model.submit_message(1, message(1), now);
+        let two = model.submit_message(2, message(2), now);
+        assert_eq!(one.blocking_recv().unwrap().unwrap().accepted, 1);
+        assert_eq!(two.blocking_recv().unwrap().unwrap().accepted, 1);
+        // Delivered again (a consumer started over): answered, not applied.
+        let again = model.submit_message(2, message(2), now);
+        assert_eq!(again.blocking_recv().unwrap().unwrap().accepted, 0);
+        // A message with no events (a silence) still moves the position.
+        let empty = model.submit_message(3, Vec::new(), now);
+        empty.blocking_recv().unwrap().unwrap();
+        assert_eq!(model.position(), 3);
+        let inbound = |m: &Model| m.snapshot().get("a").unwrap().traffic.inbound;
+        assert_eq!(inbound(&model), 3);
+        drop(model);
+        let model = Model::open(cluster_options(dir.path()), now).unwrap();
+        assert_eq!(model.position(), 3, "stored with the events it brought");
+        assert_eq!(inbound(&model), 3);
+        let stale = model.submit_message(1, message(1), now);
+        assert_eq!(stale.blocking_recv().unwrap().unwrap().accepted, 0);
+        assert_eq!(inbound(&model), 3);
+    }
+
     #[test]
     fn a_format_1_snapshot_from_before_labels_still_restores() {
         let body = include_bytes!("../tests/data/snapshot-format-1.bin");
