@@ -178,6 +178,25 @@ pub async fn buckets(
 
 async fn open(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, String> {
     if let Ok(kv) = js.get_key_value(&config.bucket).await {
+        // A bucket made under another `lease_ttl`: its entries must expire
+        // after this one, or a dead leader is replaced only after the old
+        // TTL.
+        let name = format!("KV_{}", config.bucket);
+        if let Ok(mut stream) = js.get_stream(&name).await
+            && let Ok(info) = stream.info().await
+            && info.config.max_age != config.max_age
+        {
+            let mut changed = info.config.clone();
+            changed.max_age = config.max_age;
+            match js.update_stream(&changed).await {
+                Ok(_) => {
+                    tracing::info!(bucket = %config.bucket, max_age = ?config.max_age, "KV bucket's entry lifetime updated")
+                }
+                Err(e) => {
+                    tracing::warn!(bucket = %config.bucket, error = %e, "cannot update the KV bucket's entry lifetime")
+                }
+            }
+        }
         return Ok(kv);
     }
     let bucket = config.bucket.clone();
