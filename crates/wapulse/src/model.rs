@@ -190,7 +190,20 @@ impl Model {
             replayed += 1;
         })?;
         let position = match &options.stream {
-            Some(stream) => store.position(stream)?,
+            Some(stream) => {
+                let position = store.position(stream)?;
+                if position == 0 && last_seq > 0 {
+                    // Its events are not in the stream: applying the stream
+                    // on top would count them twice or mix two histories.
+                    return Err(StoreError::Failed(format!(
+                        "{} holds {last_seq} events from embedded mode or another stream, \
+                         not from stream {stream}: start cluster mode on an empty data_dir \
+                         (keep this one for `wapulse store export`)",
+                        options.data_dir.display()
+                    )));
+                }
+                position
+            }
             None => {
                 fleet.ensure_session(&options.default_session, now);
                 0
@@ -484,6 +497,12 @@ impl Writer {
                         self.fleet.ensure_session(&session, at);
                         self.since_snapshot += 1;
                         self.published.store(Arc::new(self.fleet.snapshot()));
+                        // Not in the journal: a snapshot keeps it, so a
+                        // restart replays later events on top of it, as
+                        // they were applied.
+                        if let Err(e) = self.snapshot(clock::now()) {
+                            tracing::error!(error = %e, "snapshot failed; will retry");
+                        }
                     }
                     let _ = reply.send(());
                 }
@@ -775,6 +794,26 @@ mod tests {
         let stale = model.submit_message(1, message(1), now);
         assert_eq!(stale.blocking_recv().unwrap().unwrap().accepted, 0);
         assert_eq!(inbound(&model), 3);
+    }
+
+    #[test]
+    fn cluster_mode_refuses_a_journal_written_in_embedded_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let mut embedded = cluster_options(dir.path());
+        embedded.stream = None;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let model = Model::open(embedded, now).unwrap();
+            model.ingest(format_1_events(), now).await.unwrap();
+            model.shutdown().await;
+        });
+        let Err(e) = Model::open(cluster_options(dir.path()), now) else {
+            panic!("an embedded journal must not be taken for the stream's");
+        };
+        assert!(e.to_string().contains("embedded mode"), "{e}");
     }
 
     #[test]

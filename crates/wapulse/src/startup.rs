@@ -58,6 +58,9 @@ impl Application {
             settings.max_store_bytes,
             &model,
             telemetry.alerts.clone(),
+            cluster
+                .clone()
+                .map(|c| -> crate::alerting::Clock { Arc::new(move || c.judging_time()) }),
         )
         .map_err(|e| anyhow::anyhow!("cannot start alerting: {e}"))?;
         let probes = Probes::new(settings.probes.clone());

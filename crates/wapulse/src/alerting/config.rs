@@ -245,16 +245,18 @@ impl AlertingSettings {
         s
     }
 
-    /// The smallest `group_interval` of any route (30 s without routes):
-    /// how far apart two replicas' copies of one message may be created
-    /// (cluster sent-marks).
-    pub fn min_group_interval(&self) -> DurationMs {
-        self.routes
+    /// Half the smallest `group_interval` of any route (30 s without
+    /// routes): how far apart two replicas' copies of one message may be
+    /// created and still be taken for one (cluster sent-marks). A group's
+    /// next message comes a whole group interval later.
+    pub fn mark_window(&self) -> DurationMs {
+        let smallest = self
+            .routes
             .iter()
             .map(|r| r.timing.group_interval)
             .min()
-            .unwrap_or(DurationMs::from_secs(30))
-            .max(DurationMs::from_secs(1))
+            .unwrap_or(DurationMs::from_secs(30));
+        DurationMs::from_millis(smallest.as_millis() / 2)
     }
 
     /// The lifecycle rules of `code`.

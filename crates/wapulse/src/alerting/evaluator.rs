@@ -129,7 +129,13 @@ const MAX_HISTORY_HELD: usize = 100_000;
 const SAVED_SESSIONS: usize = 1000;
 
 /// The evaluator's state, owned by its thread.
+/// Where the evaluator reads the time (cluster mode: the instant up to
+/// which the replica knows the stream; see `Cluster::judging_time`).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 pub struct Evaluator {
+    /// The instant each pass judges at.
+    clock: Clock,
     settings: Arc<AlertingSettings>,
     thresholds: Thresholds,
     store: Arc<Mutex<AlertStore>>,
@@ -237,6 +243,7 @@ impl Evaluator {
         silences: Vec<Silence>,
     ) -> Result<Self, crate::store::StoreError> {
         let mut me = Self {
+            clock: Arc::new(clock::now),
             settings,
             thresholds,
             store,
@@ -348,11 +355,19 @@ impl Evaluator {
             .map_or_else(GroupTiming::default, |r| r.timing)
     }
 
+    /// Judges at the instants `clock` gives instead of the wall clock.
+    pub fn with_clock(mut self, clock: Option<Clock>) -> Self {
+        if let Some(clock) = clock {
+            self.clock = clock;
+        }
+        self
+    }
+
     /// Runs until told to stop: the first pass judges every session.
     pub fn run(mut self, rx: Receiver<Msg>) {
         let mut full = true;
         loop {
-            let now = clock::now();
+            let now = (self.clock)();
             let mut changed: Vec<SessionId> = Vec::new();
             if !full {
                 let wait = self
@@ -364,7 +379,7 @@ impl Evaluator {
                 match rx.recv_timeout(wait) {
                     Ok(msg) => {
                         if self.take(msg, &mut changed) {
-                            self.pass(clock::now(), changed, false);
+                            self.pass((self.clock)(), changed, false);
                             return;
                         }
                     }
@@ -373,12 +388,12 @@ impl Evaluator {
                 }
                 while let Ok(msg) = rx.try_recv() {
                     if self.take(msg, &mut changed) {
-                        self.pass(clock::now(), changed, false);
+                        self.pass((self.clock)(), changed, false);
                         return;
                     }
                 }
             }
-            self.pass(clock::now(), changed, full);
+            self.pass((self.clock)(), changed, full);
             full = false;
         }
     }

@@ -16,6 +16,7 @@
 
 pub mod config;
 mod evaluator;
+pub use evaluator::Clock;
 pub mod outbox;
 pub mod receivers;
 pub mod routing;
@@ -264,6 +265,7 @@ pub struct Alerting {
 impl Alerting {
     /// Loads the saved alert state from the store in `data_dir` and starts
     /// the evaluator thread, fed by `model`'s commits.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         settings: AlertingSettings,
         thresholds: Thresholds,
@@ -272,6 +274,7 @@ impl Alerting {
         max_store_bytes: Option<u64>,
         model: &Model,
         metrics: AlertMetrics,
+        clock: Option<Clock>,
     ) -> Result<Self, StoreError> {
         let settings = Arc::new(settings);
         let store = Arc::new(Mutex::new(AlertStore::open(
@@ -305,7 +308,8 @@ impl Alerting {
             metrics.clone(),
             wake.clone(),
             silences.clone(),
-        )?;
+        )?
+        .with_clock(clock);
         let (tx, rx) = std::sync::mpsc::channel();
         let feed = tx.clone();
         model.watch(Box::new(move |ids| {

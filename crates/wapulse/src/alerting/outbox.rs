@@ -101,9 +101,11 @@ impl Delivery {
         let Some(marks) = cluster.marks() else {
             return Turn::Wait;
         };
-        if let Some(key) = crate::cluster::marks::key(&spec.name, &row.body) {
-            match crate::cluster::marks::lookup(marks, &key).await {
-                Ok(Some(mark)) if mark.covers(row.created, self.settings.min_group_interval()) => {
+        if let Some(mine) = crate::cluster::marks::RowMark::of(&spec.name, &row.body) {
+            match crate::cluster::marks::lookup(marks, &mine.key).await {
+                Ok(Some(mark))
+                    if mine.settled_by(&mark, row.created, self.settings.mark_window()) =>
+                {
                     return Turn::SentByPeer;
                 }
                 Ok(_) => {}
@@ -120,19 +122,25 @@ impl Delivery {
         }
     }
 
-    /// After the leader settled a row: mark it for the other replicas.
+    /// Whether this replica may still send `spec`'s rows (re-checked right
+    /// before each send: the lease may have run out meanwhile).
+    fn may_send(&self, spec: &ReceiverSpec) -> bool {
+        self.gated(spec).is_none_or(|c| c.leading())
+    }
+
+    /// After the leader settled a row: mark its group for the others.
     async fn settled(&self, spec: &ReceiverSpec, row: &OutboxRow) {
         let Some(cluster) = self.gated(spec) else {
             return;
         };
-        let (Some(marks), Some(key)) = (
+        let (Some(marks), Some(mine)) = (
             cluster.marks(),
-            crate::cluster::marks::key(&spec.name, &row.body),
+            crate::cluster::marks::RowMark::of(&spec.name, &row.body),
         ) else {
             return;
         };
         let by = &cluster.settings().replica_id;
-        if let Err(e) = crate::cluster::marks::record(marks, &key, row.created, by).await {
+        if let Err(e) = crate::cluster::marks::record(marks, &mine, row.created, by).await {
             tracing::warn!(receiver = %spec.name, error = %e, "sent-mark not written: a new leader may send this notification again");
         }
     }
@@ -254,6 +262,10 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
+            if !d.may_send(&spec) {
+                waiting = true;
+                continue;
+            }
             let outcome = send(&spec, &d, &row).await;
             count(&spec, &d, &row, &outcome);
             if !matches!(outcome, Outcome::Retry { .. }) {

@@ -3,8 +3,8 @@
 //! An ordered consumer starts after the sequence the journal holds. Each
 //! message is handed to the model's writer without waiting for the one
 //! before (the writer commits all that wait in one transaction); the
-//! answers are awaited in order whenever the stream has nothing more ready,
-//! or 512 are in flight. The writer stores each message's sequence with its
+//! answers are awaited in order whenever no message is ready at once, or
+//! 512 are in flight. The writer stores each message's sequence with its
 //! events, so a message is applied once even across a crash: a restart
 //! starts after the last committed one. When the consumer fails (NATS
 //! restarted, the connection lost), it is created again from the position
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::DeliverPolicy;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use wapulse_core::{BatchOutcome, Silence};
 
@@ -70,12 +70,25 @@ pub(super) async fn run(
         };
         tracing::info!(from, stream = %cluster.settings.stream, "consuming the stream");
         let mut in_flight: VecDeque<(u64, Option<Reply>)> = VecDeque::new();
+        // The ordered consumer may start over from the stream's beginning
+        // after a NATS restart (it re-creates itself from what it
+        // delivered, and it delivered nothing yet): what was applied is
+        // passed over before anything looks at it (silences included).
+        let mut next_seq = from;
         loop {
-            let next = tokio::select! {
-                m = messages.next() => m,
-                _ = stop.changed() => {
-                    finish(&cluster, &state.model, &mut in_flight).await;
-                    return;
+            // Take what is ready without waiting; when nothing is, let the
+            // writer's answers through (their requests wait on them), then
+            // wait for the next message.
+            let next = match messages.next().now_or_never() {
+                Some(m) => m,
+                None => {
+                    if !finish(&cluster, &state.model, &mut in_flight).await {
+                        break;
+                    }
+                    tokio::select! {
+                        m = messages.next() => m,
+                        _ = stop.changed() => return,
+                    }
                 }
             };
             let message = match next {
@@ -90,7 +103,12 @@ pub(super) async fn run(
                 tracing::warn!("a stream message without delivery info; starting again");
                 break;
             };
-            let (seq, pending) = (info.stream_sequence, info.pending);
+            let seq = info.stream_sequence;
+            if seq < next_seq {
+                cluster.applied(seq, None);
+                continue;
+            }
+            next_seq = seq + 1;
             let subject = message.subject.as_str();
             if subject == events_subject {
                 match serde_json::from_slice::<EventsMessage>(&message.payload) {
@@ -105,7 +123,10 @@ pub(super) async fn run(
                             Some(state.model.submit_message(seq, m.events, m.received)),
                         ));
                     }
-                    Err(e) => skip(&cluster, &state, &mut in_flight, seq, &e.to_string()),
+                    Err(e) => {
+                        unreadable(&cluster, seq, &e.to_string());
+                        break;
+                    }
                 }
             } else if subject == silences_subject {
                 match serde_json::from_slice::<Silence>(&message.payload) {
@@ -133,26 +154,50 @@ pub(super) async fn run(
                             )),
                         ));
                     }
-                    Err(e) => skip(&cluster, &state, &mut in_flight, seq, &e.to_string()),
+                    Err(e) => {
+                        unreadable(&cluster, seq, &e.to_string());
+                        break;
+                    }
                 }
             } else {
                 skip(&cluster, &state, &mut in_flight, seq, "unknown subject");
             }
-            if (pending == 0 || in_flight.len() >= IN_FLIGHT)
-                && !finish(&cluster, &state.model, &mut in_flight).await
+            if in_flight.len() >= IN_FLIGHT && !finish(&cluster, &state.model, &mut in_flight).await
             {
                 break;
             }
         }
         finish(&cluster, &state.model, &mut in_flight).await;
+        let pause = if cluster.consumer_stuck() { 5000 } else { 200 };
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = tokio::time::sleep(Duration::from_millis(pause)) => {}
             _ = stop.changed() => return,
         }
     }
 }
 
-/// A message that is not ours or does not decode: skipped the same way on
+/// A message of our events or silences that does not decode (written by a
+/// newer wapulse?): never skipped, since skipping would lose it on this
+/// replica for good. The consumer stops there and starts over every few
+/// seconds; the replica is not ready and says why until it can read it.
+fn unreadable(cluster: &Cluster, seq: u64, why: &str) {
+    tracing::error!(
+        seq,
+        why,
+        "a stream message this wapulse cannot read; stopped before it"
+    );
+    cluster
+        .metrics
+        .consumed
+        .with_label_values(&["unreadable"])
+        .inc();
+    cluster.consumer_problem(Some(format!(
+        "stream message {seq} cannot be read ({why}): is another replica a newer wapulse? \
+         This replica stops before it until it can"
+    )));
+}
+
+/// A message on a subject that is not ours: passed over the same way on
 /// every replica, its position recorded.
 fn skip(
     cluster: &Cluster,
@@ -161,11 +206,11 @@ fn skip(
     seq: u64,
     why: &str,
 ) {
-    tracing::error!(seq, why, "an unreadable stream message; skipped");
+    tracing::warn!(seq, why, "a stream message that is not ours; passed over");
     cluster
         .metrics
         .consumed
-        .with_label_values(&["unreadable"])
+        .with_label_values(&["foreign"])
         .inc();
     in_flight.push_back((
         seq,
@@ -188,7 +233,10 @@ async fn finish(
     while let Some((seq, reply)) = in_flight.pop_front() {
         let Some(reply) = reply else { continue };
         match reply.await {
-            Ok(Ok(outcome)) => cluster.applied(seq, Some(outcome)),
+            Ok(Ok(outcome)) => {
+                cluster.applied(seq, Some(outcome));
+                cluster.consumer_problem(None);
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, seq, "cannot commit a stream message; consuming again from the last commit");
                 // The rest were refused by the writer, or are answered

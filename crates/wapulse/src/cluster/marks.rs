@@ -1,18 +1,19 @@
-//! Sent-marks: what the leader delivered, so a new leader neither resends
-//! it nor drops what the old one left pending.
+//! Sent-marks: what the leader settled, so a new leader neither resends it
+//! nor drops what the old one left pending.
 //!
 //! Every replica runs the evaluator and writes the same notifications into
 //! its own outbox, each stamped with its own clock. Only the leader sends a
-//! direct receiver's rows; after a row is settled (delivered, or refused
-//! for good) it records a mark in the KV bucket `<stream>_sent` under a
-//! digest of the receiver and the message's [`content_key`] (what it says,
-//! not when), holding the creation times of the last rows sent with that
-//! content. Another replica's row is covered by a mark when one of those
-//! times is within `window` of its own creation time: the window is the
-//! smallest `group_interval`, since the same content comes again only two
-//! group intervals later or a repeat interval later. A follower settles a
-//! covered row without sending it; whatever is not covered is sent by
-//! whoever leads.
+//! direct receiver's rows; a group's rows leave in order. After the leader
+//! settled a row (delivered, or refused for good) it writes the group's
+//! mark in the KV bucket `<stream>_sent` (key: a digest of receiver and
+//! group): the row's creation time and a digest of what it said
+//! ([`content_key`], leaving out times). Another replica settles its own
+//! row of that group without sending it when the mark says the receiver
+//! already shows exactly that, or when the row is not newer than the
+//! leader's last one: created at most `window` (half the smallest
+//! `group_interval`) after it, since a group's next message comes a whole
+//! group interval later. Rows newer than the mark wait, and are sent by whoever
+//! leads next.
 //!
 //! [`content_key`]: wapulse_core::grouping::GroupMessage::content_key
 
@@ -24,49 +25,52 @@ use wapulse_core::{DurationMs, Timestamp};
 
 use crate::alerting::outbox::Payload;
 
-/// Creation times remembered per content.
-const KEPT: usize = 8;
-
-/// A mark as stored.
+/// A group's mark as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
-    /// Creation times (ms) of the rows sent with this content, oldest
-    /// first.
-    pub created: Vec<i64>,
-    /// The replica that sent the last one.
+    /// When the last settled row was created (ms, the leader's clock).
+    pub created: i64,
+    /// The digest of what it said.
+    pub content: String,
+    /// The replica that settled it.
     pub by: String,
 }
 
-impl Mark {
-    /// Whether a row created at `created` is one of those sent.
-    pub fn covers(&self, created: Timestamp, window: DurationMs) -> bool {
-        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        self.created
-            .iter()
-            .any(|t| (t - created.as_millis()).abs() < window)
-    }
-
-    fn with(mut self, created: Timestamp, by: &str) -> Self {
-        self.created.push(created.as_millis());
-        if self.created.len() > KEPT {
-            self.created.remove(0);
-        }
-        self.by = by.to_owned();
-        self
-    }
+/// What marks need of an outbox row: its key and its content digest;
+/// `None` when the row is not one group's message (Alertmanager rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowMark {
+    /// The group's mark key.
+    pub key: String,
+    /// The digest of what the row says.
+    pub content: String,
 }
 
-/// The mark key of an outbox row for `receiver` (its body, as stored), or
-/// `None` when the row is not one group's message.
-pub fn key(receiver: &str, body: &str) -> Option<String> {
-    let Ok(Payload::Group { message }) = serde_json::from_str::<Payload>(body) else {
-        return None;
-    };
-    let mut hash = Sha256::new();
-    hash.update(receiver.as_bytes());
-    hash.update([0]);
-    hash.update(message.content_key().as_bytes());
-    Some(super::hex(&hash.finalize()[..20]))
+impl RowMark {
+    /// Reads a row's body (as stored) for `receiver`.
+    pub fn of(receiver: &str, body: &str) -> Option<Self> {
+        let Ok(Payload::Group { message }) = serde_json::from_str::<Payload>(body) else {
+            return None;
+        };
+        let digest = |parts: &[&str]| {
+            let mut hash = Sha256::new();
+            for p in parts {
+                hash.update(p.as_bytes());
+                hash.update([0]);
+            }
+            super::hex(&hash.finalize()[..20])
+        };
+        Some(Self {
+            key: digest(&[receiver, &message.group_key]),
+            content: digest(&[&message.content_key()]),
+        })
+    }
+
+    /// Whether `mark` settles this row, created at `created`.
+    pub fn settled_by(&self, mark: &Mark, created: Timestamp, window: DurationMs) -> bool {
+        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        mark.content == self.content || created.as_millis() <= mark.created.saturating_add(window)
+    }
 }
 
 /// The mark under `key`, if any.
@@ -78,11 +82,21 @@ pub async fn lookup(kv: &kv::Store, key: &str) -> Result<Option<Mark>, String> {
     }
 }
 
-/// Adds a row created at `created`, sent by `by`, to the mark under `key`.
-pub async fn record(kv: &kv::Store, key: &str, created: Timestamp, by: &str) -> Result<(), String> {
-    let mark = lookup(kv, key).await?.unwrap_or_default().with(created, by);
+/// Writes the group's mark after the leader settled `row`, created at
+/// `created`.
+pub async fn record(
+    kv: &kv::Store,
+    row: &RowMark,
+    created: Timestamp,
+    by: &str,
+) -> Result<(), String> {
+    let mark = Mark {
+        created: created.as_millis(),
+        content: row.content.clone(),
+        by: by.to_owned(),
+    };
     let body = serde_json::to_vec(&mark).expect("marks serialize");
-    kv.put(key, Bytes::from(body))
+    kv.put(&row.key, Bytes::from(body))
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -91,7 +105,6 @@ pub async fn record(kv: &kv::Store, key: &str, created: Timestamp, by: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wapulse_core::Level;
     use wapulse_core::grouping::{GroupMessage, NotifiedAlert, Status};
 
     fn alert(session: &str, at: i64) -> NotifiedAlert {
@@ -120,43 +133,58 @@ mod tests {
     }
 
     #[test]
-    fn replicas_messages_with_the_same_content_share_a_key_whatever_their_times() {
-        let a = body(vec![alert("s1", 1_000), alert("s2", 1_000)], Status::Firing);
+    fn replicas_copies_of_a_message_read_alike_whatever_their_times() {
+        let a = RowMark::of(
+            "slack",
+            &body(vec![alert("s1", 1_000), alert("s2", 1_000)], Status::Firing),
+        )
+        .unwrap();
         // Another replica judged a few milliseconds later, in another order.
-        let b = body(vec![alert("s2", 1_007), alert("s1", 1_004)], Status::Firing);
-        assert_eq!(key("slack", &a), key("slack", &b));
-        assert!(key("slack", &a).is_some());
-        assert_ne!(key("slack", &a), key("pager", &a));
-        let c = body(vec![alert("s1", 1_000)], Status::Firing);
-        assert_ne!(key("slack", &a), key("slack", &c));
-        assert_eq!(
-            Level::Critical,
-            serde_json::from_str("\"critical\"").unwrap()
+        let b = RowMark::of(
+            "slack",
+            &body(vec![alert("s2", 1_007), alert("s1", 1_004)], Status::Firing),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        let c = RowMark::of("slack", &body(vec![alert("s1", 1_000)], Status::Firing)).unwrap();
+        assert_eq!(a.key, c.key, "one group, one mark");
+        assert_ne!(a.content, c.content);
+        assert_ne!(
+            a.key,
+            RowMark::of("pager", &body(vec![alert("s1", 1)], Status::Firing))
+                .unwrap()
+                .key
         );
         // Alertmanager rows are not marked.
         let am = Payload::Alerts {
             alerts: vec![alert("s1", 1)],
             url: None,
         };
-        assert_eq!(key("am", &am.to_json()), None);
+        assert_eq!(RowMark::of("am", &am.to_json()), None);
     }
 
     #[test]
-    fn a_mark_covers_rows_created_within_the_window_only() {
+    fn a_mark_settles_what_the_receiver_shows_and_what_is_not_newer() {
         let window = DurationMs::from_secs(30);
-        let mark = Mark::default().with(Timestamp::from_millis(100_000), "r1");
-        assert!(mark.covers(Timestamp::from_millis(100_000), window));
-        assert!(mark.covers(Timestamp::from_millis(129_999), window));
-        assert!(mark.covers(Timestamp::from_millis(70_001), window));
-        assert!(!mark.covers(Timestamp::from_millis(130_000), window));
-        // Keeps the last eight sends.
-        let mut mark = mark;
-        for i in 1..=8 {
-            mark = mark.with(Timestamp::from_millis(100_000 + i * 100_000), "r2");
-        }
-        assert_eq!(mark.created.len(), KEPT);
-        assert!(!mark.covers(Timestamp::from_millis(100_000), window));
-        assert!(mark.covers(Timestamp::from_millis(900_000), window));
-        assert_eq!(mark.by, "r2");
+        let sent = RowMark::of("slack", &body(vec![alert("s1", 1)], Status::Firing)).unwrap();
+        let other = RowMark::of(
+            "slack",
+            &body(vec![alert("s1", 1), alert("s2", 1)], Status::Firing),
+        )
+        .unwrap();
+        let mark = Mark {
+            created: 100_000,
+            content: sent.content.clone(),
+            by: "r1".into(),
+        };
+        // Its own copy, created a little earlier or later, or much later
+        // (a replica that caught up late): the receiver shows exactly that.
+        assert!(sent.settled_by(&mark, Timestamp::from_millis(99_000), window));
+        assert!(sent.settled_by(&mark, Timestamp::from_millis(3_600_000), window));
+        // Another message of the group, not newer than the mark: superseded.
+        assert!(other.settled_by(&mark, Timestamp::from_millis(60_000), window));
+        assert!(other.settled_by(&mark, Timestamp::from_millis(129_999), window));
+        // Newer than anything the leader settled: still to send.
+        assert!(!other.settled_by(&mark, Timestamp::from_millis(130_001), window));
     }
 }

@@ -41,6 +41,12 @@ use wapulse_core::{BatchOutcome, Event, Silence, Timestamp};
 use self::config::{ClusterSettings, Credentials};
 use crate::routes::Shared;
 
+/// After a replica is caught up again (at start, or after losing NATS),
+/// its evaluator keeps judging at the instant it froze for this long (ms):
+/// gateways retry what was refused with 503 meanwhile, and their events
+/// must land before the silence is judged.
+const RESUME_GRACE_MS: i64 = 10_000;
+
 /// Recent message outcomes kept for ingest requests waiting on them.
 const RECENT_OUTCOMES: usize = 8192;
 
@@ -49,7 +55,11 @@ const RECENT_OUTCOMES: usize = 8192;
 pub enum ClusterError {
     /// The stream cannot be reached or did not ack in time: nothing was
     /// acknowledged; retry (on any replica).
-    #[error("the event stream is unreachable ({0}); nothing was acknowledged, retry later")]
+    #[error(
+        "the event stream is unreachable ({0}); nothing was acknowledged: retry later, on any \
+         replica (events with ids are never applied twice; without ids a batch that reached the \
+         stream before the failure can be)"
+    )]
     Unavailable(String),
 }
 
@@ -148,11 +158,35 @@ struct Applied {
     recent: BTreeMap<u64, BatchOutcome>,
     /// Requests waiting until a sequence is applied.
     waiters: BTreeMap<u64, Vec<oneshot::Sender<Option<BatchOutcome>>>>,
+    /// Every sequence up to this one was reported applied.
+    notified_up_to: u64,
+}
+
+/// What can be wrong, each kept apart so one part's recovery does not hide
+/// another's problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Problem {
+    /// Setting up (connection, stream).
+    Setup,
+    /// The stream does not match this replica's position.
+    Stream,
+    /// The consumer cannot apply a message.
+    Consumer,
 }
 
 /// One replica's membership of the cluster.
 pub struct Cluster {
     settings: ClusterSettings,
+    problems: Mutex<BTreeMap<Problem, String>>,
+    /// The instant evaluations may use: now while caught up; frozen while
+    /// the replica cannot know what it missed (ms).
+    judged_until: std::sync::atomic::AtomicI64,
+    /// When the stream was last seen with this replica caught up (ms).
+    caught_up_at: std::sync::atomic::AtomicI64,
+    /// When it was caught up again after it was not (ms).
+    resumed_at: std::sync::atomic::AtomicI64,
+    /// The instant judged at until `RESUME_GRACE_MS` after that (ms).
+    resumed_from: std::sync::atomic::AtomicI64,
     js: OnceLock<jetstream::Context>,
     client: OnceLock<async_nats::Client>,
     status: ArcSwap<ClusterStatus>,
@@ -178,6 +212,11 @@ impl Cluster {
             metrics: Metrics::register(registry),
             status: ArcSwap::from_pointee(status),
             settings,
+            problems: Mutex::default(),
+            judged_until: std::sync::atomic::AtomicI64::new(crate::clock::now().as_millis()),
+            caught_up_at: std::sync::atomic::AtomicI64::new(crate::clock::now().as_millis()),
+            resumed_at: std::sync::atomic::AtomicI64::new(crate::clock::now().as_millis()),
+            resumed_from: std::sync::atomic::AtomicI64::new(crate::clock::now().as_millis()),
             js: OnceLock::new(),
             client: OnceLock::new(),
             stream_last: AtomicU64::new(0),
@@ -203,7 +242,7 @@ impl Cluster {
         runtime.spawn(async move {
             if let Err(e) = this.clone().run(state).await {
                 tracing::error!(error = %e, "cluster membership stopped");
-                this.set_error(Some(e));
+                this.set_problem(Problem::Setup, Some(e));
             }
         });
     }
@@ -238,13 +277,48 @@ impl Cluster {
         s.caught_up = self.caught_up.load(Ordering::Acquire);
         s.leading = self.lease.leading();
         s.leader = self.lease.leader();
+        let problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        s.error = (!problems.is_empty())
+            .then(|| problems.values().cloned().collect::<Vec<_>>().join("; "));
         s
+    }
+
+    /// The instant the alert evaluator judges at: now while this replica
+    /// is connected and caught up; otherwise the last instant it was, so
+    /// that a replica cut off from the stream does not take the silence of
+    /// every session for their failure (and page about it). After it is
+    /// caught up again, it stays there for `RESUME_GRACE_MS` more, while
+    /// the gateways' retries arrive. Never moves back.
+    pub fn judging_time(&self) -> wapulse_core::Timestamp {
+        let now = crate::clock::now().as_millis();
+        let caught_up_at = self.caught_up_at.load(Ordering::Acquire);
+        let connected = self
+            .client
+            .get()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        // Checked every 500 ms: a check within 2 s counts as now.
+        let resumed_at = self.resumed_at.load(Ordering::Acquire);
+        let candidate = if !connected || now - caught_up_at >= 2_000 {
+            caught_up_at
+        } else if now - resumed_at < RESUME_GRACE_MS {
+            self.resumed_from.load(Ordering::Acquire)
+        } else {
+            now
+        };
+        let judged = self
+            .judged_until
+            .fetch_max(candidate, Ordering::AcqRel)
+            .max(candidate);
+        wapulse_core::Timestamp::from_millis(judged)
     }
 
     /// Ready: caught up since start and not further behind than
     /// `max_lag_events`; else why not.
     pub fn readiness(&self, position: u64) -> Result<(), String> {
         let s = self.status(position);
+        if let Some(error) = &s.error {
+            return Err(error.clone());
+        }
         if !s.caught_up {
             return Err(format!(
                 "not caught up with stream {} yet (applied {}, stream at {})",
@@ -260,11 +334,27 @@ impl Cluster {
         Ok(())
     }
 
-    fn set_error(&self, error: Option<String>) {
-        let mut s = ClusterStatus::clone(&self.status.load());
-        if s.error != error {
-            s.error = error;
-            self.status.store(Arc::new(s));
+    /// The consumer's problem (none: it applies messages).
+    fn consumer_problem(&self, error: Option<String>) {
+        self.set_problem(Problem::Consumer, error);
+    }
+
+    fn consumer_stuck(&self) -> bool {
+        self.problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&Problem::Consumer)
+    }
+
+    fn set_problem(&self, which: Problem, error: Option<String>) {
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            Some(e) => {
+                problems.insert(which, e);
+            }
+            None => {
+                problems.remove(&which);
+            }
         }
     }
 
@@ -289,10 +379,9 @@ impl Cluster {
         &self,
         events: Vec<Event>,
         received: Timestamp,
-        model: &crate::model::Model,
     ) -> Result<BatchOutcome, ClusterError> {
         let total = events.len();
-        let id = message_id(&events, received);
+        let id = message_id(&events, fastrand::u64(..));
         let body = serde_json::to_vec(&EventsMessage { received, events })
             .map_err(|e| ClusterError::Unavailable(format!("cannot encode the batch: {e}")))?;
         let ack = self
@@ -306,7 +395,7 @@ impl Cluster {
             })?;
         let label = if ack.duplicate { "duplicate" } else { "acked" };
         self.metrics.publishes.with_label_values(&[label]).inc();
-        let outcome = self.wait_applied(ack.sequence, model).await;
+        let outcome = self.wait_applied(ack.sequence).await;
         Ok(if ack.duplicate {
             // The stream already holds this batch: none of it is new.
             BatchOutcome {
@@ -323,20 +412,19 @@ impl Cluster {
 
     /// Publishes a silence (new, changed or expired) and waits until this
     /// replica applied it.
-    pub async fn publish_silence(
-        &self,
-        silence: &Silence,
-        model: &crate::model::Model,
-    ) -> Result<(), ClusterError> {
+    pub async fn publish_silence(&self, silence: &Silence) -> Result<(), ClusterError> {
         let body = serde_json::to_vec(silence).expect("silences serialize");
+        // Each save is its own message (an edit undone within the
+        // duplicate window must not be taken for the first).
         let id = format!(
-            "silence-{}",
-            hex(&Sha256::digest(&body)[..16]) // the same edit twice is one
+            "silence-{}-{:016x}",
+            hex(&Sha256::digest(&body)[..8]),
+            fastrand::u64(..)
         );
         let ack = self
             .publish(self.settings.silences_subject(), id, body)
             .await?;
-        self.wait_applied(ack.sequence, model).await;
+        self.wait_applied(ack.sequence).await;
         Ok(())
     }
 
@@ -346,33 +434,44 @@ impl Cluster {
         id: String,
         body: Vec<u8>,
     ) -> Result<jetstream::publish::PublishAck, ClusterError> {
-        let js = self.context()?;
         let timeout = Duration::from_millis(self.settings.publish_timeout.as_millis());
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(Bytes::from(body))
-            .message_id(id);
-        let unavailable = |e: &dyn std::fmt::Display| ClusterError::Unavailable(e.to_string());
-        let ack = tokio::time::timeout(timeout, async {
-            js.send_publish(subject, publish)
-                .await
-                .map_err(|e| unavailable(&e))?
-                .await
-                .map_err(|e| unavailable(&e))
-        })
-        .await
-        .map_err(|_| ClusterError::Unavailable(format!("no ack within {timeout:?}")))??;
-        Ok(ack)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let body = Bytes::from(body);
+        // Tried again with the same id until the deadline: the stream keeps
+        // one copy whichever attempts landed.
+        loop {
+            let attempt = async {
+                let js = self.context().map_err(|e| e.to_string())?;
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(body.clone())
+                    .message_id(&id);
+                js.send_publish(subject.clone(), publish)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let failure = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(ack)) => return Ok(ack),
+                Ok(Err(e)) => e,
+                Err(_) => format!("no ack within {timeout:?}"),
+            };
+            if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline {
+                return Err(ClusterError::Unavailable(failure));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits (at most `publish_timeout`) until `seq` is applied here; its
     /// outcome when it was an event batch still remembered.
-    async fn wait_applied(&self, seq: u64, model: &crate::model::Model) -> Option<BatchOutcome> {
+    async fn wait_applied(&self, seq: u64) -> Option<BatchOutcome> {
         let answer = {
             let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(outcome) = applied.recent.get(&seq) {
                 return Some(*outcome);
             }
-            if model.position() >= seq {
+            if applied.notified_up_to >= seq {
                 return None;
             }
             let (tx, rx) = oneshot::channel();
@@ -396,6 +495,7 @@ impl Cluster {
                 applied.recent.pop_first();
             }
         }
+        applied.notified_up_to = applied.notified_up_to.max(seq);
         let later = applied.waiters.split_off(&(seq + 1));
         let due = std::mem::replace(&mut applied.waiters, later);
         drop(applied);
@@ -420,10 +520,10 @@ impl Cluster {
             match js.get_or_create_stream(self.stream_config()).await {
                 Ok(s) => break s,
                 Err(e) => {
-                    self.set_error(Some(format!(
-                        "cannot open stream {}: {e}",
-                        self.settings.stream
-                    )));
+                    self.set_problem(
+                        Problem::Setup,
+                        Some(format!("cannot open stream {}: {e}", self.settings.stream)),
+                    );
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         _ = stop.changed() => return Ok(()),
@@ -432,7 +532,7 @@ impl Cluster {
             }
         };
         let _ = self.js.set(js.clone());
-        self.set_error(None);
+        self.set_problem(Problem::Setup, None);
         let created = stream.cached_info().created.unix_timestamp_nanos() / 1_000_000;
         // The default session exists on every replica from the same
         // instant: the stream's creation.
@@ -443,19 +543,42 @@ impl Cluster {
                 Timestamp::from_millis(i64::try_from(created).unwrap_or(0)),
             )
             .await;
-        match lease::buckets(&js, &self.settings).await {
-            Ok((lease_kv, marks_kv)) => {
-                let _ = self.marks.set(marks_kv);
-                self.lease.start(lease_kv, self.stop.subscribe());
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the lease buckets; direct notifications wait");
-                self.set_error(Some(e));
-            }
-        }
         let this = self.clone();
         let model_state = state.clone();
         tokio::spawn(async move { this.watch_stream(stream, model_state).await });
+        // The lease and the marks, retried until NATS has them; meanwhile
+        // direct notifications wait.
+        let this = self.clone();
+        let (lease_js, lease_state) = (js.clone(), state.clone());
+        tokio::spawn(async move {
+            let mut stop = this.stop.subscribe();
+            loop {
+                match lease::buckets(&lease_js, &this.settings).await {
+                    Ok((lease_kv, marks_kv)) => {
+                        let _ = this.marks.set(marks_kv);
+                        let ready: Arc<dyn Fn() -> bool + Send + Sync> = {
+                            let this = this.clone();
+                            Arc::new(move || this.readiness(lease_state.model.position()).is_ok())
+                        };
+                        this.lease.start(
+                            lease_js,
+                            this.settings.lease_bucket(),
+                            lease_kv,
+                            ready,
+                            this.stop.subscribe(),
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the lease buckets yet; direct notifications wait");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            }
+        });
         consume::run(self.clone(), state, js, stop).await;
         Ok(())
     }
@@ -466,7 +589,10 @@ impl Cluster {
             subjects: vec![format!("{}.>", self.settings.subject_prefix)],
             max_age: Duration::from_millis(self.settings.stream_max_age.as_millis()),
             num_replicas: self.settings.stream_replicas,
-            duplicate_window: Duration::from_secs(120),
+            // JetStream refuses a window longer than the age.
+            duplicate_window: Duration::from_secs(120).min(Duration::from_millis(
+                self.settings.stream_max_age.as_millis(),
+            )),
             storage: jetstream::stream::StorageType::File,
             ..Default::default()
         }
@@ -485,7 +611,7 @@ impl Cluster {
                     let mut s = ClusterStatus::clone(&self.status.load());
                     s.stream_first_seq = first;
                     s.stream_last_seq = last;
-                    s.error = if position > last {
+                    let problem = if position > last {
                         Some(format!(
                             "this replica applied up to {position} but stream {} ends at {last}: \
                              was the stream recreated? Move this replica's data_dir aside to rebuild it",
@@ -502,9 +628,22 @@ impl Cluster {
                     } else {
                         None
                     };
+                    let healthy = problem.is_none();
+                    self.set_problem(Problem::Stream, problem);
                     self.status.store(Arc::new(s));
-                    if last.saturating_sub(position) <= self.settings.max_lag_events {
+                    if healthy && last.saturating_sub(position) <= self.settings.max_lag_events {
                         self.caught_up.store(true, Ordering::Release);
+                        let now = crate::clock::now().as_millis();
+                        let before = self.caught_up_at.fetch_max(now, Ordering::AcqRel);
+                        let connected = self.client.get().is_some_and(|c| {
+                            c.connection_state() == async_nats::connection::State::Connected
+                        });
+                        if connected && now - before >= 2_000 {
+                            // Back after a gap: judged as of its start for
+                            // a while yet.
+                            self.resumed_from.store(before, Ordering::Release);
+                            self.resumed_at.store(now, Ordering::Release);
+                        }
                     }
                 }
                 Err(e) => {
@@ -585,9 +724,9 @@ async fn connect(
 /// The `Nats-Msg-Id` of a batch: when every event has an id, a digest of
 /// those ids (a client's retry of the batch, on any replica, is the same
 /// message and JetStream stores it once); otherwise a digest of the batch
-/// and the instant it was received (a retried publish of this request is
-/// deduplicated; a new request is new, as in embedded mode).
-pub fn message_id(events: &[Event], received: Timestamp) -> String {
+/// and `nonce`, drawn once per request (this request's publish attempts
+/// are one message; another request is another, as in embedded mode).
+pub fn message_id(events: &[Event], nonce: u64) -> String {
     let mut hash = Sha256::new();
     let all_ids = events.iter().all(|e| e.id.is_some());
     for e in events {
@@ -600,7 +739,7 @@ pub fn message_id(events: &[Event], received: Timestamp) -> String {
         hash.update([0]);
     }
     if !all_ids {
-        hash.update(received.as_millis().to_be_bytes());
+        hash.update(nonce.to_be_bytes());
     }
     let kind = if all_ids { "ids" } else { "batch" };
     format!("{kind}-{}", hex(&hash.finalize()[..16]))
@@ -619,7 +758,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_with_ids_has_the_same_message_id_whenever_it_is_received() {
+    fn a_batch_with_ids_has_the_same_message_id_whichever_request_carries_it() {
         let batch = vec![
             event(
                 serde_json::json!({"session": "a", "at": "2026-01-01T00:00:00Z", "type": "heartbeat", "id": "1"}),
@@ -628,19 +767,19 @@ mod tests {
                 serde_json::json!({"session": "b", "at": "2026-01-01T00:00:00Z", "type": "heartbeat", "id": "1"}),
             ),
         ];
-        let a = message_id(&batch, Timestamp::from_millis(1));
-        assert_eq!(a, message_id(&batch, Timestamp::from_millis(2)));
+        let a = message_id(&batch, 1);
+        assert_eq!(a, message_id(&batch, 2));
         assert!(a.starts_with("ids-"), "{a}");
         // Other ids, another message.
         let mut other = batch.clone();
         other[1].id = Some("2".into());
-        assert_ne!(a, message_id(&other, Timestamp::from_millis(1)));
+        assert_ne!(a, message_id(&other, 1));
         // Without ids: the same request is one message, a new one another.
         let mut plain = batch;
         plain[0].id = None;
-        let p = message_id(&plain, Timestamp::from_millis(1));
+        let p = message_id(&plain, 1);
         assert!(p.starts_with("batch-"));
-        assert_eq!(p, message_id(&plain, Timestamp::from_millis(1)));
-        assert_ne!(p, message_id(&plain, Timestamp::from_millis(2)));
+        assert_eq!(p, message_id(&plain, 1));
+        assert_ne!(p, message_id(&plain, 2));
     }
 }

@@ -68,7 +68,7 @@ impl AppState {
     ) -> Result<wapulse_core::BatchOutcome, ApiError> {
         match &self.cluster {
             Some(cluster) => cluster
-                .publish_events(events, received, &self.model)
+                .publish_events(events, received)
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string())),
             None => self
@@ -84,7 +84,7 @@ impl AppState {
     pub async fn save_silence(&self, silence: wapulse_core::Silence) -> Result<(), ApiError> {
         match &self.cluster {
             Some(cluster) => cluster
-                .publish_silence(&silence, &self.model)
+                .publish_silence(&silence)
                 .await
                 .map_err(|e| ApiError::Unavailable(format!("the silence was not saved: {e}"))),
             None => self
