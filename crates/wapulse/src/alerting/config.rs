@@ -259,6 +259,19 @@ impl AlertingSettings {
         DurationMs::from_millis(smallest.as_millis() / 2)
     }
 
+    /// Half the smallest `repeat_interval` (10 min without routes): the
+    /// same content of a group created later than this after the last
+    /// one sent is a reminder (cluster sent-marks).
+    pub fn reminder_window(&self) -> DurationMs {
+        let smallest = self
+            .routes
+            .iter()
+            .map(|r| r.timing.repeat_interval)
+            .min()
+            .unwrap_or(DurationMs::from_mins(10));
+        DurationMs::from_millis(smallest.as_millis() / 2)
+    }
+
     /// The lifecycle rules of `code`.
     pub fn rules(&self, code: AlertCode) -> LifeRules {
         let default = if default_for(code) == DurationMs::ZERO {

@@ -104,7 +104,12 @@ impl Delivery {
         if let Some(mine) = crate::cluster::marks::RowMark::of(&spec.name, &row.body) {
             match crate::cluster::marks::lookup(marks, &mine.key).await {
                 Ok(Some(mark))
-                    if mine.settled_by(&mark, row.created, self.settings.mark_window()) =>
+                    if mine.settled_by(
+                        &mark,
+                        row.created,
+                        self.settings.mark_window(),
+                        self.settings.reminder_window(),
+                    ) =>
                 {
                     return Turn::SentByPeer;
                 }

@@ -9,7 +9,8 @@
 //! group): the row's creation time and a digest of what it said
 //! ([`content_key`], leaving out times). Another replica settles its own
 //! row of that group without sending it when the mark says the receiver
-//! already shows exactly that, or when the row is not newer than the
+//! already shows exactly that (within half a `repeat_interval`: later, the
+//! same content is a reminder), or when the row is not newer than the
 //! leader's last one: created at most `window` (half the smallest
 //! `group_interval`) after it, since a group's next message comes a whole
 //! group interval later. Rows newer than the mark wait, and are sent by whoever
@@ -66,10 +67,21 @@ impl RowMark {
         })
     }
 
-    /// Whether `mark` settles this row, created at `created`.
-    pub fn settled_by(&self, mark: &Mark, created: Timestamp, window: DurationMs) -> bool {
-        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        mark.content == self.content || created.as_millis() <= mark.created.saturating_add(window)
+    /// Whether `mark` settles this row, created at `created`: the same
+    /// content within `same` of the mark's row (half the smallest
+    /// `repeat_interval`: the same content again later is a reminder, to be
+    /// sent), or any row not newer than `window` past it.
+    pub fn settled_by(
+        &self,
+        mark: &Mark,
+        created: Timestamp,
+        window: DurationMs,
+        same: DurationMs,
+    ) -> bool {
+        let ms = |d: DurationMs| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let at = created.as_millis();
+        (mark.content == self.content && (at - mark.created).abs() < ms(same))
+            || at <= mark.created.saturating_add(ms(window))
     }
 }
 
@@ -177,14 +189,17 @@ mod tests {
             content: sent.content.clone(),
             by: "r1".into(),
         };
-        // Its own copy, created a little earlier or later, or much later
+        let same = DurationMs::from_mins(5);
+        // Its own copy, created a little earlier or later, or minutes later
         // (a replica that caught up late): the receiver shows exactly that.
-        assert!(sent.settled_by(&mark, Timestamp::from_millis(99_000), window));
-        assert!(sent.settled_by(&mark, Timestamp::from_millis(3_600_000), window));
+        assert!(sent.settled_by(&mark, Timestamp::from_millis(99_000), window, same));
+        assert!(sent.settled_by(&mark, Timestamp::from_millis(399_999), window, same));
+        // The same content a repeat interval later is a reminder: sent.
+        assert!(!sent.settled_by(&mark, Timestamp::from_millis(400_000), window, same));
         // Another message of the group, not newer than the mark: superseded.
-        assert!(other.settled_by(&mark, Timestamp::from_millis(60_000), window));
-        assert!(other.settled_by(&mark, Timestamp::from_millis(129_999), window));
+        assert!(other.settled_by(&mark, Timestamp::from_millis(60_000), window, same));
+        assert!(other.settled_by(&mark, Timestamp::from_millis(130_000), window, same));
         // Newer than anything the leader settled: still to send.
-        assert!(!other.settled_by(&mark, Timestamp::from_millis(130_001), window));
+        assert!(!other.settled_by(&mark, Timestamp::from_millis(130_001), window, same));
     }
 }

@@ -144,7 +144,7 @@ impl Metrics {
             ),
             consumed: counter(
                 "wapulse_cluster_messages_total",
-                "Stream messages applied, by kind (events, silence, unreadable)",
+                "Stream messages applied, by kind (events, silence, unreadable, foreign)",
                 "kind",
             ),
         }
@@ -393,10 +393,14 @@ impl Cluster {
                     .with_label_values(&["unavailable"])
                     .inc();
             })?;
-        let label = if ack.duplicate { "duplicate" } else { "acked" };
+        // A duplicate ack after this request's own earlier attempt (stored,
+        // its ack lost) is that attempt's: the batch is new.
+        let (ack, retried) = ack;
+        let duplicate = ack.duplicate && !retried;
+        let label = if duplicate { "duplicate" } else { "acked" };
         self.metrics.publishes.with_label_values(&[label]).inc();
         let outcome = self.wait_applied(ack.sequence).await;
-        Ok(if ack.duplicate {
+        Ok(if duplicate {
             // The stream already holds this batch: none of it is new.
             BatchOutcome {
                 accepted: 0,
@@ -421,7 +425,7 @@ impl Cluster {
             hex(&Sha256::digest(&body)[..8]),
             fastrand::u64(..)
         );
-        let ack = self
+        let (ack, _) = self
             .publish(self.settings.silences_subject(), id, body)
             .await?;
         self.wait_applied(ack.sequence).await;
@@ -433,12 +437,13 @@ impl Cluster {
         subject: String,
         id: String,
         body: Vec<u8>,
-    ) -> Result<jetstream::publish::PublishAck, ClusterError> {
+    ) -> Result<(jetstream::publish::PublishAck, bool), ClusterError> {
         let timeout = Duration::from_millis(self.settings.publish_timeout.as_millis());
         let deadline = tokio::time::Instant::now() + timeout;
         let body = Bytes::from(body);
         // Tried again with the same id until the deadline: the stream keeps
         // one copy whichever attempts landed.
+        let mut retried = false;
         loop {
             let attempt = async {
                 let js = self.context().map_err(|e| e.to_string())?;
@@ -452,7 +457,7 @@ impl Cluster {
                     .map_err(|e| e.to_string())
             };
             let failure = match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(ack)) => return Ok(ack),
+                Ok(Ok(ack)) => return Ok((ack, retried)),
                 Ok(Err(e)) => e,
                 Err(_) => format!("no ack within {timeout:?}"),
             };
@@ -460,6 +465,7 @@ impl Cluster {
                 return Err(ClusterError::Unavailable(failure));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+            retried = true;
         }
     }
 

@@ -124,7 +124,7 @@ async fn clean_restart_gives_back_the_same_model() {
     assert_eq!(store["reachable"], true);
     assert_eq!(store["backend"], "sqlite");
     assert_eq!(store["schemaVersion"], 3);
-    assert_eq!(store["migrationsApplied"], 2);
+    assert_eq!(store["migrationsApplied"], 3);
     assert_eq!(store["schemaCurrent"], true);
     assert_eq!(store["journalEvents"], 15);
     assert!(
