@@ -189,3 +189,18 @@ fn sorted_ids_stay_sorted_across_batches_single_applies_and_restores() {
     let restored = Fleet::from_state(Thresholds::default(), fleet.to_state(), 100);
     assert_eq!(restored.snapshot().sorted_ids(), snap.sorted_ids());
 }
+
+/// Found by the `events` fuzz target: a huge integral counter delta must
+/// read back from its wire form as exactly the same number (serde_json's
+/// `float_roundtrip`; without it, 2e70 came back as 1.9999999999999998e70).
+#[test]
+fn a_huge_counter_delta_survives_its_wire_form_exactly() {
+    let body = format!(
+        r#"{{"session": "default", "at": "2026-02-02T02:40:00Z", "type": "counter", "name": "calls_started", "delta": 2{}}}"#,
+        "0".repeat(70)
+    );
+    let event: Event = serde_json::from_str(&body).unwrap();
+    let wire = serde_json::to_string(&event).unwrap();
+    let back: Event = serde_json::from_str(&wire).unwrap();
+    assert_eq!(back, event, "{wire}");
+}
