@@ -245,31 +245,31 @@ impl AlertingSettings {
         s
     }
 
-    /// Half the smallest `group_interval` of any route (30 s without
-    /// routes): how far apart two replicas' copies of one message may be
-    /// created and still be taken for one (cluster sent-marks). A group's
-    /// next message comes a whole group interval later.
-    pub fn mark_window(&self) -> DurationMs {
+    /// Half the smallest of one timing over the routes (the default
+    /// timing's without routes).
+    fn half_smallest(&self, of: impl Fn(&GroupTiming) -> DurationMs) -> DurationMs {
         let smallest = self
             .routes
             .iter()
-            .map(|r| r.timing.group_interval)
+            .map(|r| of(&r.timing))
             .min()
-            .unwrap_or(DurationMs::from_secs(30));
+            .unwrap_or_else(|| of(&GroupTiming::default()));
         DurationMs::from_millis(smallest.as_millis() / 2)
     }
 
-    /// Half the smallest `repeat_interval` (10 min without routes): the
-    /// same content of a group created later than this after the last
-    /// one sent is a reminder (cluster sent-marks).
+    /// Half the smallest `group_interval`: how far apart two replicas'
+    /// copies of one message may be created and still be taken for one
+    /// (cluster sent-marks). A group's next message comes a whole group
+    /// interval later.
+    pub fn mark_window(&self) -> DurationMs {
+        self.half_smallest(|t| t.group_interval)
+    }
+
+    /// Half the smallest `repeat_interval`: the same content of a group
+    /// created later than this after the last one sent is a reminder
+    /// (cluster sent-marks).
     pub fn reminder_window(&self) -> DurationMs {
-        let smallest = self
-            .routes
-            .iter()
-            .map(|r| r.timing.repeat_interval)
-            .min()
-            .unwrap_or(DurationMs::from_mins(10));
-        DurationMs::from_millis(smallest.as_millis() / 2)
+        self.half_smallest(|t| t.repeat_interval)
     }
 
     /// The lifecycle rules of `code`.

@@ -315,7 +315,11 @@ impl Cluster {
     /// Ready: caught up since start and not further behind than
     /// `max_lag_events`; else why not.
     pub fn readiness(&self, position: u64) -> Result<(), String> {
-        let s = self.status(position);
+        self.readiness_of(&self.status(position))
+    }
+
+    /// The same, of a status already read.
+    pub fn readiness_of(&self, s: &ClusterStatus) -> Result<(), String> {
         if let Some(error) = &s.error {
             return Err(error.clone());
         }

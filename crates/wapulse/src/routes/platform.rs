@@ -62,7 +62,7 @@ fn checks(state: &Shared) -> Vec<Check> {
     if let Some(cluster) = &state.cluster {
         let position = state.model.position();
         let s = cluster.status(position);
-        let ready = cluster.readiness(position);
+        let ready = cluster.readiness_of(&s);
         out.push(Check {
             name: "cluster".into(),
             ok: ready.is_ok(),

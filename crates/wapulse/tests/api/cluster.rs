@@ -594,9 +594,74 @@ fn message_batch(b: usize, per: usize, sessions: usize) -> Value {
     )
 }
 
+/// A client posting batches of `per` new messages until told to stop,
+/// each until some replica acknowledges it (see [`post_until_acked`]).
+struct Feeder {
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    unavailable: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    enough: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    client: tokio::task::JoinHandle<usize>,
+}
+
+impl Feeder {
+    fn start(ports: Vec<u16>, per: usize, sessions: usize) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let unavailable = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let enough = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = {
+            let (acked, unavailable, enough) = (acked.clone(), unavailable.clone(), enough.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut b = 0;
+                while !enough.load(SeqCst) {
+                    let batch = message_batch(b, per, sessions);
+                    post_until_acked(&client, &ports, b % 2, &batch, &unavailable).await;
+                    acked.fetch_add(1, SeqCst);
+                    b += 1;
+                }
+                b
+            })
+        };
+        Self {
+            acked,
+            unavailable,
+            enough,
+            client,
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn unavailable(&self) -> usize {
+        assert!(!self.client.is_finished(), "the client stopped");
+        self.unavailable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until `n` batches were acknowledged.
+    async fn wait_acked(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.acked() < n {
+            assert!(!self.client.is_finished(), "the client stopped");
+            assert!(
+                Instant::now() < deadline,
+                "ingest stalled before {n} batches"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops after the batch in flight; the number of batches acknowledged.
+    async fn finish(self) -> usize {
+        self.enough.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.client.await.unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_ingest_loses_nothing_and_catches_up_after_restart() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
     let nats = Nats::start();
     let home = tempfile::tempdir().unwrap();
     // Snapshots every 50 events, so the restart starts from one.
@@ -606,47 +671,16 @@ async fn a_replica_killed_mid_ingest_loses_nothing_and_catches_up_after_restart(
     r1.ready().await;
     r2.ready().await;
     let ports = vec![r1.port, r2.port];
-    let acked = std::sync::Arc::new(AtomicUsize::new(0));
-    let enough = std::sync::Arc::new(AtomicBool::new(false));
     let (per, sessions) = (5, 8);
-    let client = {
-        let (acked, enough) = (acked.clone(), enough.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut b = 0;
-            while !enough.load(SeqCst) {
-                let batch = message_batch(b, per, sessions);
-                post_until_acked(&client, &ports, b % 2, &batch, &AtomicUsize::new(0)).await;
-                acked.fetch_add(1, SeqCst);
-                b += 1;
-            }
-            b
-        })
-    };
-    let wait_acked = |n: usize| {
-        let acked = acked.clone();
-        async move {
-            let deadline = Instant::now() + WAIT;
-            while acked.load(SeqCst) < n {
-                assert!(
-                    Instant::now() < deadline,
-                    "ingest stalled before {n} batches"
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    };
-    wait_acked(60).await;
+    let feeder = Feeder::start(ports, per, sessions);
+    feeder.wait_acked(60).await;
     r1.kill();
     // Ingest goes on at the other replica, then the killed one returns.
-    let at_kill = acked.load(SeqCst);
-    wait_acked(at_kill + 60).await;
+    feeder.wait_acked(feeder.acked() + 60).await;
     r1.restart();
     r1.ready().await;
-    let at_restart = acked.load(SeqCst);
-    wait_acked(at_restart + 20).await;
-    enough.store(true, SeqCst);
-    let batches = client.await.unwrap();
+    feeder.wait_acked(feeder.acked() + 20).await;
+    let batches = feeder.finish().await;
     converged(&[&r1, &r2]).await;
     assert!(
         r1.log().contains("model restored"),
@@ -668,7 +702,6 @@ async fn a_replica_killed_mid_ingest_loses_nothing_and_catches_up_after_restart(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_mid_ingest_answers_503_then_resumes_with_exact_counters() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
     let mut nats = Nats::start();
     let home = tempfile::tempdir().unwrap();
     let r1 = Replica::start(&nats, home.path(), "r1", "");
@@ -676,47 +709,13 @@ async fn a_nats_restart_mid_ingest_answers_503_then_resumes_with_exact_counters(
     r1.ready().await;
     r2.ready().await;
     let ports = vec![r1.port, r2.port];
-    let acked = std::sync::Arc::new(AtomicUsize::new(0));
-    let unavailable = std::sync::Arc::new(AtomicUsize::new(0));
-    let enough = std::sync::Arc::new(AtomicBool::new(false));
     let (per, sessions) = (4, 6);
-    // The client posts until told to stop, each batch until acknowledged.
-    let client = {
-        let (acked, unavailable, enough) = (acked.clone(), unavailable.clone(), enough.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut b = 0;
-            while !enough.load(SeqCst) {
-                let batch = message_batch(b, per, sessions);
-                post_until_acked(&client, &ports, b % 2, &batch, &unavailable).await;
-                acked.fetch_add(1, SeqCst);
-                b += 1;
-            }
-            b
-        })
-    };
-    let wait_acked = |n: usize| {
-        let acked = acked.clone();
-        async move {
-            let deadline = Instant::now() + WAIT;
-            while acked.load(SeqCst) < n {
-                assert!(
-                    Instant::now() < deadline,
-                    "ingest stalled before {n} batches"
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    };
-    wait_acked(40).await;
+    let feeder = Feeder::start(ports, per, sessions);
+    feeder.wait_acked(40).await;
     nats.stop();
     // The gap stays open until ingest met a 503.
     let deadline = Instant::now() + WAIT;
-    while unavailable.load(SeqCst) == 0 {
-        if client.is_finished() {
-            client.await.unwrap();
-            panic!("the client stopped");
-        }
+    while feeder.unavailable() == 0 {
         assert!(
             Instant::now() < deadline,
             "no 503 while NATS was down: {}",
@@ -726,12 +725,11 @@ async fn a_nats_restart_mid_ingest_answers_503_then_resumes_with_exact_counters(
     }
     let (code, body) = r1.get("/api/health").await;
     assert_eq!(body["cluster"]["connected"], false, "{code} {body}");
-    let before = acked.load(SeqCst);
+    let before = feeder.acked();
     nats.restart();
     // Ingest resumes: 40 more batches after the restart.
-    wait_acked(before + 40).await;
-    enough.store(true, SeqCst);
-    let batches = client.await.unwrap();
+    feeder.wait_acked(before + 40).await;
+    let batches = feeder.finish().await;
     converged(&[&r1, &r2]).await;
     let names: Vec<String> = (0..sessions).map(|i| format!("m{i}")).collect();
     let total = (batches * per) as u64;
