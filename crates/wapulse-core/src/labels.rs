@@ -111,7 +111,7 @@ fn shortened(text: &str) -> String {
 
 /// Checks a label name: syntax, length, reserved names.
 pub fn check_name(name: &str) -> Result<(), LabelError> {
-    if !(crate::event::is_identifier(name) && name.len() <= MAX_NAME_LEN) {
+    if !(crate::ident::is_identifier(name) && name.len() <= MAX_NAME_LEN) {
         return Err(LabelError::BadName {
             name: shortened(name),
         });

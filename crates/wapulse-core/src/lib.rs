@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`time`]: [`Timestamp`] and [`DurationMs`], and the `…Formatted` form.
 //! - [`id`]: [`SessionId`], parsed at the edge.
+//! - [`ident`]: the identifier rule of metric and label names.
 //! - [`event`]: the events gateways send ([`RawEvent`] on the wire,
 //!   [`Event`] once checked) and the states of a session.
 //! - [`thresholds`]: the seed's alert thresholds, validated.
@@ -30,6 +31,7 @@ pub mod event;
 pub mod fleet;
 pub mod grouping;
 pub mod id;
+pub mod ident;
 pub mod inbound;
 pub mod incident;
 pub mod labels;

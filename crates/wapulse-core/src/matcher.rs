@@ -71,7 +71,7 @@ impl Matcher {
         is_regex: bool,
     ) -> Result<Self, MatcherError> {
         let (name, value) = (name.into(), value.into());
-        if !crate::event::is_identifier(&name) {
+        if !crate::ident::is_identifier(&name) {
             return Err(MatcherError::BadName(name));
         }
         let regex = if is_regex {

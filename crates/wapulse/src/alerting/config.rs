@@ -440,7 +440,7 @@ impl AlertingSettings {
 }
 
 fn label_name(at: &str, name: &str) -> Result<()> {
-    if !wapulse_core::event::is_identifier(name) {
+    if !wapulse_core::ident::is_identifier(name) {
         bail!("{at}: `{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)");
     }
     Ok(())
