@@ -75,7 +75,7 @@ fn st(s: SessionState) -> EventKind {
 
 async fn start(
     configure: impl FnOnce(&mut Settings),
-) -> (wapulse::routes::Shared, String, tempfile::TempDir) {
+) -> (wapulse::app::Shared, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::for_bind("127.0.0.1:0".parse().unwrap());
     settings.data_dir = dir.path().to_path_buf();
@@ -89,9 +89,9 @@ async fn start(
     (state, base, dir)
 }
 
-async fn wait_evaluated(state: &wapulse::routes::Shared, sessions: usize) {
+async fn wait_evaluated(state: &wapulse::app::Shared, sessions: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while state.alerting.view().sessions() < sessions {
+    while state.alerting.snapshot().sessions() < sessions {
         assert!(Instant::now() < deadline, "evaluator never caught up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -103,11 +103,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// `n` sessions named `{prefix}000000…`, connected with a heartbeat now,
 /// each judged once by the evaluator.
-async fn connected_fleet(
-    state: &wapulse::routes::Shared,
-    prefix: &str,
-    n: usize,
-) -> Vec<SessionId> {
+async fn connected_fleet(state: &wapulse::app::Shared, prefix: &str, n: usize) -> Vec<SessionId> {
     let ids: Vec<SessionId> = (0..n)
         .map(|i| SessionId::parse(&format!("{prefix}{i:06}")).unwrap())
         .collect();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::clock;
-use crate::probes::redact_url;
+use crate::secret::redact_url;
 
 /// What to write, where and how often.
 #[derive(Clone, Debug)]

@@ -1,7 +1,6 @@
 //! Settings: defaults, then a TOML file, then the environment, checked once
 //! at start so that nothing invalid reaches the running service.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -16,27 +15,7 @@ use crate::priority::reads::{self, ReadPriority};
 use crate::probes::{self, ProbeSpec, RawProbe};
 use crate::store::Durability;
 
-/// A secret (token). Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for comparison only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use crate::secret::Secret;
 
 /// The config file, as written. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -242,7 +221,7 @@ impl Settings {
             nonempty(env_name)
                 .or(from_file)
                 .filter(|t| !t.is_empty())
-                .map(Secret)
+                .map(Secret::new)
         };
         s.ingest_token = token("INGEST_TOKEN", file.ingest_token);
         s.metrics_token = token("METRICS_TOKEN", file.metrics_token);

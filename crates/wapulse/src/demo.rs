@@ -14,7 +14,7 @@ use wapulse_core::{
 };
 
 use crate::clock;
-use crate::routes::Shared;
+use crate::model::Model;
 
 /// How long one pass of the trouble script lasts, in ticks (seconds).
 const CYCLE: u64 = 600;
@@ -431,10 +431,17 @@ impl Simulation {
 }
 
 /// Feeds the model from a simulation until `shutdown` is dropped or fires.
-pub async fn run(state: Shared, sessions: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut sim = Simulation::new(sessions, &state.settings.default_session, 0x5eed);
+/// `default_session` is simulated too (the seed's `/session/…` paths show
+/// it).
+pub async fn run(
+    model: Model,
+    default_session: SessionId,
+    sessions: usize,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut sim = Simulation::new(sessions, &default_session, 0x5eed);
     let now = clock::now();
-    if let Err(e) = state.model.ingest(sim.start(now), now).await {
+    if let Err(e) = model.ingest(sim.start(now), now).await {
         tracing::error!(error = %e, "demo: the model refused the first events");
     }
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -443,7 +450,7 @@ pub async fn run(state: Shared, sessions: usize, mut shutdown: tokio::sync::watc
         tokio::select! {
             _ = every.tick() => {
                 let now = clock::now();
-                if let Err(e) = state.model.ingest(sim.tick(now), now).await {
+                if let Err(e) = model.ingest(sim.tick(now), now).await {
                     tracing::warn!(error = %e, "demo: events refused");
                 }
             }

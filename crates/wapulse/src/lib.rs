@@ -1,26 +1,46 @@
-//! The wapulse service: HTTP API, ingest, metrics, and the operator CLI.
+//! The wapulse service: HTTP API, dashboard, ingest, alerting, and the
+//! operator CLI's commands.
 //!
 //! # Layout
-//! - [`config`]: typed [`config::Settings`] from defaults, TOML, environment.
-//! - [`startup`]: [`startup::Application`] binds and serves.
+//! From the entry points down; a module imports only modules below it.
+//!
+//! Entry points and wiring:
+//! - [`startup`]: [`startup::Application`] builds every part from the
+//!   settings and wires them (the one place that does).
 //! - [`serve`]: the accept loop; ingest connections on a low-priority lane.
-//! - [`model`]: the writer thread (group commit, snapshots) and the
-//!   lock-free published snapshot.
-//! - [`priority`]: CPU priority: ingest threads and connections that
-//!   yield to reads, real-time request workers within a CPU budget.
-//! - [`gateways`]: WAHA and Evolution API webhooks mapped to session
-//!   events.
-//! - [`store`]: the journal and snapshots on disk (SQLite), and history.
-//! - `routes`: one module per resource, and the table of every route.
-//! - [`alerting`]: the alert evaluator (lifecycle, incidents, groups),
-//!   the durable outbox and one notifier per receiver kind.
+//! - [`demo`]: a simulated fleet with realistic trouble (`wapulse demo`).
+//! - [`beat`]: `wapulse beat`, a heartbeat key for workers that have none.
+//! - [`nagios`]: `wapulse check`, the Nagios/Icinga plugin and container
+//!   healthcheck.
+//!
+//! The HTTP layer (reads the shared state, never written to by it):
+//! - [`web`]: the dashboard's pages.
+//! - [`openapi`]: `/openapi.json`, generated from the route table.
+//! - [`routes`]: the API: one module per resource, the route table, the
+//!   router, the fast path.
+//! - [`auth`]: who may call what; tokens checked in constant time.
+//! - [`app`]: [`app::AppState`], the state every handler shares, and where
+//!   writes go (the model, or the cluster's stream).
+//!
+//! The parts:
+//! - [`cluster`]: scale-out on NATS JetStream; implements alerting's gate.
+//! - [`alerting`]: the evaluator, the outbox, one file per receiver kind.
+//! - [`gateways`]: WAHA and Evolution API webhooks mapped to events.
 //! - [`probes`]: background probes of PostgreSQL, Redis, heartbeat keys,
 //!   HTTP and TCP, read from cache by readiness and health.
-//! - [`openapi`]: `/openapi.json`, generated from the route table.
-//! - [`telemetry`]: our own metrics and logging.
-//! - [`demo`]: a simulated fleet with realistic trouble.
-//! - [`beat`]: `wapulse beat`, a heartbeat key for workers that have none.
-//! - [`check`]: the Nagios/Icinga plugin and Docker healthcheck.
+//! - [`model`]: the writer thread (group commit, snapshots) and the
+//!   lock-free published snapshot.
+//! - [`store`]: the journal and snapshots on disk (SQLite), and history.
+//! - [`telemetry`]: the HTTP metrics, the registry, logging.
+//! - [`priority`]: CPU priority: ingest threads and connections that
+//!   yield to reads, real-time request workers within a CPU budget.
+//!
+//! Settings and shared vocabulary (leaves):
+//! - [`config`]: typed [`config::Settings`] from defaults, TOML,
+//!   environment; composes each part's own settings section.
+//! - [`tls`]: outgoing TLS (trusted roots, the shared client config).
+//! - [`secret`]: [`secret::Secret`] and URL redaction.
+//! - [`clock`]: wall time. [`build`]: build information.
 //!
 //! **Architecture invariant:** request handlers read the published
 //! snapshot only; they never wait on a lock held by a writer, on disk, or
@@ -30,19 +50,22 @@
 #![forbid(unsafe_code)]
 
 pub mod alerting;
+pub mod app;
+pub mod auth;
 pub mod beat;
 pub mod build;
-pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod gateways;
 pub mod model;
+pub mod nagios;
 pub mod openapi;
 pub mod priority;
 pub mod probes;
 pub mod routes;
+pub mod secret;
 pub mod serve;
 pub mod startup;
 pub mod store;

@@ -10,7 +10,7 @@ use wapulse::config::Settings;
 use wapulse::priority::reads::{self, Governor, ReadPriority};
 use wapulse::startup::{Application, shutdown_signal};
 use wapulse::store::sqlite;
-use wapulse::{beat, check, demo, model, telemetry};
+use wapulse::{beat, demo, model, nagios, telemetry};
 use wapulse_core::SessionId;
 
 // mimalloc: /metrics for a large fleet and every ingest batch allocate
@@ -49,7 +49,7 @@ enum Command {
     /// 2 critical, 3 unknown.
     Check {
         /// Health endpoint to query.
-        #[arg(default_value = check::DEFAULT_URL)]
+        #[arg(default_value = nagios::DEFAULT_URL)]
         url: String,
         /// Give up (UNKNOWN) after this long, e.g. 5s.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -196,7 +196,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let app = Application::build(settings).await?;
                 let addr = app.local_addr();
                 let (stop, stopped) = tokio::sync::watch::channel(false);
-                let sim = tokio::spawn(demo::run(app.state(), sessions as usize, stopped));
+                let state = app.state();
+                let sim = tokio::spawn(demo::run(
+                    state.model.clone(),
+                    state.settings.default_session.clone(),
+                    sessions as usize,
+                    stopped,
+                ));
                 eprintln!(
                     "wapulse demo: {sessions} simulated sessions on http://{addr}/ \
                      (try /sessions, /session/observe, /sessions/demo-002/alerts, /metrics); \
@@ -211,8 +217,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check { url, timeout } => {
             let (verdict, line) = match runtime() {
-                Ok(rt) => rt.block_on(check::run(&url, timeout)),
-                Err(e) => (check::Verdict::Unknown, format!("WAPULSE UNKNOWN - {e:#}")),
+                Ok(rt) => rt.block_on(nagios::run(&url, timeout)),
+                Err(e) => (nagios::Verdict::Unknown, format!("WAPULSE UNKNOWN - {e:#}")),
             };
             println!("{line}");
             Ok(ExitCode::from(verdict.code() as u8))
@@ -221,7 +227,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: StoreCommand::Check { config },
         } => {
             let settings = load(config)?;
-            let report = sqlite::inspect(&settings.data_dir, model::check_snapshot)?;
+            let report = sqlite::inspect(&settings.data_dir, model::codec::verify)?;
             println!("store: {}", report.path);
             println!("schema version: {}", report.schema_version);
             match report.seq_range {

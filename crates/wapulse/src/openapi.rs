@@ -6,8 +6,9 @@ use serde_json::{Map, Value, json};
 use wapulse_core::event::{MAX_LABEL_LEN, MAX_TEXT_LEN};
 use wapulse_core::labels::{MAX_CHANGES, MAX_NAME_LEN, MAX_VALUE_LEN, RESERVED};
 
+use crate::auth::Access;
 use crate::config::Settings;
-use crate::routes::{Access, table};
+use crate::routes::table;
 
 /// A session id: what `SessionId::parse` accepts.
 const SESSION_ID: &str = "^[A-Za-z0-9._:@-]{1,128}$";

@@ -40,11 +40,13 @@ use crate::routes::FastPath;
 /// must not hold a task forever).
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What every connection serves: the router, with the fast path for
-/// `GET /session/health` in front of it.
+/// What every connection serves: the router (API and pages), with the
+/// fast path for `GET /session/health` in front of it.
 #[derive(Clone)]
-pub struct App {
+pub struct Endpoints {
+    /// The API and the dashboard.
     pub router: Router,
+    /// `GET /session/health`, answered before the router.
     pub fast: Arc<FastPath>,
 }
 
@@ -52,7 +54,7 @@ pub struct App {
 /// connection on its lane, then waits for in-flight requests to finish.
 pub async fn serve(
     listener: TcpListener,
-    app: App,
+    endpoints: Endpoints,
     ingest: Handle,
     connections: IntCounterVec,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -74,7 +76,7 @@ pub async fn serve(
         // Answers are small and written whole: no Nagle delay.
         let _ = tcp.set_nodelay(true);
         let ctx = Connection {
-            app: app.clone(),
+            endpoints: endpoints.clone(),
             ingest: ingest.clone(),
             connections: connections.clone(),
             watcher: graceful.watcher(),
@@ -89,7 +91,7 @@ pub async fn serve(
 
 /// What a newly accepted connection needs to be routed and served.
 struct Connection {
-    app: App,
+    endpoints: Endpoints,
     ingest: Handle,
     connections: IntCounterVec,
     watcher: Watcher,
@@ -129,7 +131,7 @@ impl Connection {
     /// Serves HTTP/1.1 on `tcp` until the client closes or the server shuts
     /// down (in-flight requests finish first).
     async fn serve(self, tcp: TcpStream) {
-        let App { router, fast } = self.app;
+        let Endpoints { router, fast } = self.endpoints;
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // A read worker takes up a pending priority change here (a
             // no-op on the ingest lane and without read_priority).

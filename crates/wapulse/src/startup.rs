@@ -1,4 +1,6 @@
-//! Builds the service from settings and runs it until shut down.
+//! Builds the service from settings and runs it until shut down: the one
+//! place that wires the parts together (the model, alerting and its gate,
+//! the cluster, probes, the metrics registry, the API and the pages).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,15 +10,20 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
-use crate::alerting::Alerting;
-use crate::clock;
+use crate::alerting::gate::Gate;
+use crate::alerting::metrics::AlertMetrics;
+use crate::alerting::{Alerting, JudgingClock};
+use crate::app::{AppState, Shared};
+use crate::cluster::gate::NotificationGate;
+use crate::cluster::{Cluster, Local};
 use crate::config::Settings;
 use crate::model::Model;
 use crate::priority::lanes::IngestLane;
 use crate::probes::Probes;
-use crate::routes::{self, AppState, Shared};
+use crate::serve::Endpoints;
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
+use crate::{clock, openapi, priority, routes, web};
 
 /// A bound, ready-to-run service.
 pub struct Application {
@@ -46,10 +53,14 @@ impl Application {
             anyhow::anyhow!("{e}{hint}")
         })?;
         let telemetry = Telemetry::new();
+        priority::metrics::register(&telemetry.registry);
         let cluster = settings
             .cluster
             .clone()
-            .map(|c| crate::cluster::Cluster::new(c, &telemetry.registry));
+            .map(|c| Cluster::new(c, &telemetry.registry));
+        let judging: Option<JudgingClock> = cluster
+            .clone()
+            .map(|c| -> JudgingClock { Arc::new(move || c.judging_time()) });
         let alerting = Alerting::start(
             settings.alerting.clone(),
             settings.thresholds.clone(),
@@ -57,10 +68,8 @@ impl Application {
             settings.durability,
             settings.max_store_bytes,
             &model,
-            telemetry.alerts.clone(),
-            cluster
-                .clone()
-                .map(|c| -> crate::alerting::Clock { Arc::new(move || c.judging_time()) }),
+            AlertMetrics::register(&telemetry.registry),
+            judging,
         )
         .map_err(|e| anyhow::anyhow!("cannot start alerting: {e}"))?;
         let probes = Probes::new(settings.probes.clone());
@@ -74,9 +83,10 @@ impl Application {
                 cores.min(4),
                 settings.ingest_priority,
             ),
+            openapi: openapi::document(&settings),
             settings,
             model,
-            alerting,
+            alerting: Arc::new(alerting),
             telemetry,
             started: Instant::now(),
             started_at: now,
@@ -106,8 +116,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let app = crate::serve::App {
-            router: routes::router(self.state.clone()),
+        let endpoints = Endpoints {
+            router: routes::router_with(self.state.clone(), web::pages()),
             fast: Arc::new(routes::FastPath::new(self.state.clone())),
         };
         tracing::info!(addr = %self.local_addr(), "wapulse listening");
@@ -122,8 +132,24 @@ impl Application {
                 nats = ?cluster.settings().urls,
                 "cluster mode: events go through the stream"
             );
-            cluster.start(self.state.clone(), &self.ingest.handle());
+            let local = Local {
+                model: self.state.model.clone(),
+                alerting: self.state.alerting.clone(),
+                default_session: self.state.settings.default_session.clone(),
+                ca_file: self.state.settings.ca_file.clone(),
+            };
+            cluster.start(local, &self.ingest.handle());
         }
+        // Cluster mode: direct notifications go out from the lease holder,
+        // and what it settled is marked for the others.
+        let gate = self.state.cluster.clone().map(|cluster| -> Arc<dyn Gate> {
+            let alerting = &self.state.settings.alerting;
+            Arc::new(NotificationGate::new(
+                cluster,
+                alerting.mark_window(),
+                alerting.reminder_window(),
+            ))
+        });
         let state = Arc::downgrade(&self.state);
         self.state
             .alerting
@@ -131,20 +157,20 @@ impl Application {
                 Arc::new(move || {
                     // Healthy: the store takes writes and the evaluator runs.
                     state.upgrade().is_some_and(|s| {
-                        let view = s.alerting.view();
+                        let alerts = s.alerting.snapshot();
                         s.model.store_health().reachable
-                            && view.store_error.is_none()
-                            && view.evaluated_at.is_some_and(|at| {
+                            && alerts.store_error.is_none()
+                            && alerts.evaluated_at.is_some_and(|at| {
                                 clock::now().since(at) < wapulse_core::DurationMs::from_secs(10)
                             })
                     })
                 }),
-                self.state.cluster.clone(),
+                gate,
             )
             .context("cannot start the notifiers' thread")?;
         crate::serve::serve(
             self.listener,
-            app,
+            endpoints,
             self.ingest.handle(),
             self.state.telemetry.http_connections.clone(),
             shutdown,

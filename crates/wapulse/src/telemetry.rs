@@ -1,14 +1,9 @@
-//! wapulse's own metrics (HTTP, ingest) and logging set-up.
+//! wapulse's HTTP metrics (requests, connections, ingest, webhooks) and
+//! logging set-up. Each subsystem registers its own metrics in
+//! [`Telemetry::registry`] (alerting, the cluster, the read governor).
 
-use std::sync::Mutex;
-
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
-
-use crate::priority::reads::Governor;
+use prometheus::core::Collector;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Handles to our own metrics; cheap to clone.
 #[derive(Clone)]
@@ -26,8 +21,6 @@ pub struct Telemetry {
     /// Gateway webhook deliveries by gateway and outcome (mapped,
     /// duplicate, ignored, rejected).
     pub webhooks: IntCounterVec,
-    /// Alerting: firing alerts, notifications, outbox, evaluator time.
-    pub alerts: crate::alerting::AlertMetrics,
 }
 
 impl Telemetry {
@@ -78,54 +71,12 @@ impl Telemetry {
             &["gateway", "outcome"],
         )
         .expect("valid metric");
-        let alerts = crate::alerting::AlertMetrics {
-            alerts_firing: IntGaugeVec::new(
-                Opts::new(
-                    "wa_alerts_firing",
-                    "Alerts firing, by code and level (FLEET_INCIDENT for fleet incidents)",
-                ),
-                &["code", "level"],
-            )
-            .expect("valid metric"),
-            notifications: IntCounterVec::new(
-                Opts::new(
-                    "wapulse_notifications_total",
-                    "Notification attempts by receiver, kind and outcome (delivered, retry, \
-                     failed; resent / resend_failed for Alertmanager's periodic resend)",
-                ),
-                &["receiver", "kind", "outcome"],
-            )
-            .expect("valid metric"),
-            outbox_pending: IntGaugeVec::new(
-                Opts::new(
-                    "wapulse_outbox_pending",
-                    "Notifications written and not yet delivered, by receiver",
-                ),
-                &["receiver"],
-            )
-            .expect("valid metric"),
-            evaluator_duration: prometheus::Histogram::with_opts(
-                HistogramOpts::new(
-                    "wapulse_evaluator_duration_seconds",
-                    "Time of one alert evaluator pass",
-                )
-                .buckets(vec![
-                    0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
-                ]),
-            )
-            .expect("valid metric"),
-        };
         for c in [
-            Box::new(alerts.alerts_firing.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(alerts.notifications.clone()),
-            Box::new(alerts.outbox_pending.clone()),
-            Box::new(alerts.evaluator_duration.clone()),
-            Box::new(http_requests.clone()),
+            Box::new(http_requests.clone()) as Box<dyn Collector>,
             Box::new(http_duration.clone()),
             Box::new(ingest_events.clone()),
             Box::new(http_connections.clone()),
             Box::new(webhooks.clone()),
-            Box::new(ReadPriorityCollector::new()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -147,60 +98,7 @@ impl Telemetry {
             ingest_events,
             http_connections,
             webhooks,
-            alerts,
         }
-    }
-}
-
-/// `wapulse_read_realtime` and `wapulse_read_realtime_demotions_total`,
-/// read from the process's read governor ([`Governor`]) when scraped.
-struct ReadPriorityCollector {
-    realtime: IntGauge,
-    demotions: IntCounter,
-    /// Scrapes may run at once; the counter is brought up to date under it.
-    update: Mutex<()>,
-}
-
-impl ReadPriorityCollector {
-    fn new() -> Self {
-        Self {
-            realtime: IntGauge::new(
-                "wapulse_read_realtime",
-                "1 while the request workers run at a real-time priority \
-                 (read_priority = \"realtime\", within read_realtime_budget)",
-            )
-            .expect("valid metric"),
-            demotions: IntCounter::new(
-                "wapulse_read_realtime_demotions_total",
-                "Times the request workers went back to normal priority because \
-                 reads used more than read_realtime_budget",
-            )
-            .expect("valid metric"),
-            update: Mutex::new(()),
-        }
-    }
-}
-
-impl Collector for ReadPriorityCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        let mut descs = self.realtime.desc();
-        descs.extend(self.demotions.desc());
-        descs
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let _update = self.update.lock();
-        let governor = Governor::current();
-        self.realtime
-            .set(i64::from(governor.is_some_and(|g| g.is_realtime())));
-        let total = governor.map_or(0, |g| g.demotions());
-        let shown = self.demotions.get();
-        if total > shown {
-            self.demotions.inc_by(total - shown);
-        }
-        let mut families = self.realtime.collect();
-        families.extend(self.demotions.collect());
-        families
     }
 }
 

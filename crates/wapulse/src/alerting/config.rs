@@ -12,7 +12,7 @@ use wapulse_core::incident::IncidentRules;
 use wapulse_core::lifecycle::default_for;
 use wapulse_core::{AlertCode, DurationMs, LifeRules, Matcher};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `[alerting]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -450,7 +450,7 @@ fn http_url(field: &str, text: &str) -> Result<()> {
     match reqwest::Url::parse(text) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
         _ => {
-            let (shown, _) = crate::probes::redact_url(text);
+            let (shown, _) = crate::secret::redact_url(text);
             bail!("{field}: `{shown}` is not an http(s) URL")
         }
     }

@@ -13,43 +13,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use wapulse_core::Timestamp;
-use wapulse_core::grouping::{GroupMessage, NotifiedAlert};
 
-use super::config::{AlertingSettings, ReceiverSpec};
+use super::board::ReceiverBoard;
+use super::config::{AlertingSettings, ReceiverKind, ReceiverSpec};
+use super::gate::{Gate, Notice};
+use super::metrics::AlertMetrics;
+use super::payload::Payload;
 use super::receivers::{self, Outcome};
+use super::snapshot::AlertSnapshot;
 use super::store::{AlertStore, OutboxRow, call};
-use super::{AlertMetrics, ReceiverBoard};
 use crate::clock;
-
-/// What an outbox row asks a receiver to send.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "payload", rename_all = "snake_case")]
-pub enum Payload {
-    /// One group's message (Slack, PagerDuty, webhook, log).
-    Group {
-        /// The message.
-        message: GroupMessage,
-    },
-    /// Alerts for Alertmanager, which groups them itself.
-    Alerts {
-        /// The alerts.
-        alerts: Vec<NotifiedAlert>,
-        /// Which of the receiver's Alertmanagers (its `url` list): one row
-        /// per Alertmanager, so one that is down holds back only its own.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        url: Option<usize>,
-    },
-}
-
-impl Payload {
-    /// Its JSON, as stored.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("payloads serialize")
-    }
-}
 
 /// What every delivery task shares.
 pub struct Delivery {
@@ -67,60 +42,54 @@ pub struct Delivery {
     pub settings: Arc<AlertingSettings>,
     /// Turns true at shutdown.
     pub stop: watch::Receiver<bool>,
-    /// Cluster mode: the lease and the sent-marks; direct receivers send
-    /// only from the leader.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Who may send direct notifications (cluster mode: the lease and the
+    /// sent-marks); none: always this process.
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
-/// What cluster mode says about a direct receiver's row.
+/// What the gate says about a direct receiver's row.
 enum Turn {
-    /// Send it (embedded mode, or this replica leads and nobody sent it).
+    /// Send it (no gate, or this replica may send and nobody sent it).
     Send,
-    /// The leader delivered it: settle it without sending.
+    /// A peer settled it: settle it without sending.
     SentByPeer,
-    /// Not ours to send now (another replica leads, or the marks cannot be
-    /// read): try again shortly.
+    /// Not ours to send now (another replica sends, or the gate cannot
+    /// tell yet): try again shortly.
     Wait,
 }
 
 impl Delivery {
-    /// Whether `spec` sends from one replica only (not an Alertmanager,
-    /// which deduplicates itself, nor our own log).
-    fn gated(&self, spec: &ReceiverSpec) -> Option<&crate::cluster::Cluster> {
-        use super::config::ReceiverKind;
+    /// The gate `spec` sends behind, if any (not an Alertmanager, which
+    /// deduplicates itself, nor our own log).
+    fn gate_of(&self, spec: &ReceiverSpec) -> Option<&dyn Gate> {
         match spec.kind {
             ReceiverKind::Alertmanager { .. } | ReceiverKind::Log => None,
-            _ => self.cluster.as_deref(),
+            _ => self.gate.as_deref(),
         }
     }
 
     async fn turn(&self, spec: &ReceiverSpec, row: &OutboxRow) -> Turn {
-        let Some(cluster) = self.gated(spec) else {
+        let Some(gate) = self.gate_of(spec) else {
             return Turn::Send;
         };
-        let Some(marks) = cluster.marks() else {
-            return Turn::Wait;
-        };
-        if let Some(mine) = crate::cluster::marks::RowMark::of(&spec.name, &row.body) {
-            match crate::cluster::marks::lookup(marks, &mine.key).await {
-                Ok(Some(mark))
-                    if mine.settled_by(
-                        &mark,
-                        row.created,
-                        self.settings.mark_window(),
-                        self.settings.reminder_window(),
-                    ) =>
-                {
-                    return Turn::SentByPeer;
-                }
-                Ok(_) => {}
+        if let Some(payload) = Payload::read(&row.body)
+            && let Some(message) = payload.group_message()
+        {
+            let notice = Notice {
+                receiver: &spec.name,
+                message,
+                created: row.created,
+            };
+            match gate.settled_by_peer(notice).await {
+                Ok(true) => return Turn::SentByPeer,
+                Ok(false) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "sent-marks unreadable; waiting");
+                    tracing::debug!(error = %e, "the gate cannot tell whether a peer sent this; waiting");
                     return Turn::Wait;
                 }
             }
         }
-        if cluster.leading() {
+        if gate.may_send() {
             Turn::Send
         } else {
             Turn::Wait
@@ -128,25 +97,25 @@ impl Delivery {
     }
 
     /// Whether this replica may still send `spec`'s rows (re-checked right
-    /// before each send: the lease may have run out meanwhile).
+    /// before each send: the answer may have changed meanwhile).
     fn may_send(&self, spec: &ReceiverSpec) -> bool {
-        self.gated(spec).is_none_or(|c| c.leading())
+        self.gate_of(spec).is_none_or(|g| g.may_send())
     }
 
-    /// After the leader settled a row: mark its group for the others.
+    /// After this replica settled a row: tell the peers.
     async fn settled(&self, spec: &ReceiverSpec, row: &OutboxRow) {
-        let Some(cluster) = self.gated(spec) else {
+        let Some(gate) = self.gate_of(spec) else {
             return;
         };
-        let (Some(marks), Some(mine)) = (
-            cluster.marks(),
-            crate::cluster::marks::RowMark::of(&spec.name, &row.body),
-        ) else {
-            return;
-        };
-        let by = &cluster.settings().replica_id;
-        if let Err(e) = crate::cluster::marks::record(marks, &mine, row.created, by).await {
-            tracing::warn!(receiver = %spec.name, error = %e, "sent-mark not written: a new leader may send this notification again");
+        if let Some(payload) = Payload::read(&row.body)
+            && let Some(message) = payload.group_message()
+        {
+            let notice = Notice {
+                receiver: &spec.name,
+                message,
+                created: row.created,
+            };
+            gate.settled(notice).await;
         }
     }
 }
@@ -168,7 +137,7 @@ pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
 /// What an Alertmanager receiver's task resends every `interval`.
 pub struct Resend {
     /// The evaluator's published view.
-    pub view: Arc<arc_swap::ArcSwap<super::AlertsView>>,
+    pub snapshot: Arc<arc_swap::ArcSwap<AlertSnapshot>>,
     /// How often.
     pub every: Duration,
     /// When wapulse started (the Watchdog's `startsAt`).
@@ -377,10 +346,10 @@ async fn record(
 /// Sends every firing alert routed to this Alertmanager receiver (and
 /// those it was told fire), and the `Watchdog`.
 async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend) {
-    let super::config::ReceiverKind::Alertmanager { urls, .. } = &spec.kind else {
+    let ReceiverKind::Alertmanager { urls, .. } = &spec.kind else {
         return;
     };
-    let v = r.view.load_full();
+    let v = r.snapshot.load_full();
     if v.evaluated_at.is_none() || !(r.healthy)() {
         return;
     }
@@ -417,4 +386,49 @@ async fn resend_firing(spec: &ReceiverSpec, d: &Delivery, r: &Resend) {
         .notifications
         .with_label_values(&[spec.name.as_str(), "alertmanager", label])
         .inc();
+}
+
+/// Every second: each receiver's pending count (the gauge and the board);
+/// every ten minutes: rows settled before `retention` are pruned.
+pub(super) async fn watch_pending(
+    store: Arc<Mutex<AlertStore>>,
+    metrics: AlertMetrics,
+    board: Arc<ReceiverBoard>,
+    names: Vec<String>,
+    retention: wapulse_core::DurationMs,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_prune = Timestamp::from_millis(0);
+    loop {
+        let s = store.clone();
+        let now = clock::now();
+        let prune = now.since(last_prune) >= wapulse_core::DurationMs::from_mins(10);
+        if prune {
+            last_prune = now;
+        }
+        let pending = tokio::task::spawn_blocking(move || {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            if prune && let Err(e) = s.prune(now.minus(retention)) {
+                tracing::warn!(error = %e, "outbox pruning failed");
+            }
+            s.pending()
+        })
+        .await;
+        if let Ok(Ok(pending)) = pending {
+            for name in &names {
+                let n = pending.get(name).copied().unwrap_or(0);
+                metrics
+                    .outbox_pending
+                    .with_label_values(&[name.as_str()])
+                    .set(n as i64);
+                if board.all().get(name).is_some_and(|h| h.pending != n) {
+                    board.with(name, |h| h.pending = n);
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

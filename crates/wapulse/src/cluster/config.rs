@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use wapulse_core::DurationMs;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// One URL or a list, as written.
 #[derive(Debug, Deserialize)]

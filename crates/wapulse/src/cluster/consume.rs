@@ -20,9 +20,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use wapulse_core::{BatchOutcome, Silence};
 
-use super::{Cluster, EventsMessage};
+use super::{Cluster, EventsMessage, Local};
 use crate::model::IngestError;
-use crate::routes::Shared;
 
 /// Messages handed to the writer before their answers are awaited.
 const IN_FLIGHT: usize = 512;
@@ -31,7 +30,7 @@ type Reply = oneshot::Receiver<Result<BatchOutcome, IngestError>>;
 
 pub(super) async fn run(
     cluster: Arc<Cluster>,
-    state: Shared,
+    local: Arc<Local>,
     js: jetstream::Context,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -41,7 +40,7 @@ pub(super) async fn run(
         if *stop.borrow() {
             return;
         }
-        let from = state.model.position() + 1;
+        let from = local.model.position() + 1;
         let messages = async {
             let stream = js
                 .get_stream(&cluster.settings.stream)
@@ -82,7 +81,7 @@ pub(super) async fn run(
             let next = match messages.next().now_or_never() {
                 Some(m) => m,
                 None => {
-                    if !finish(&cluster, &state.model, &mut in_flight).await {
+                    if !finish(&cluster, &local.model, &mut in_flight).await {
                         break;
                     }
                     tokio::select! {
@@ -120,7 +119,7 @@ pub(super) async fn run(
                             .inc();
                         in_flight.push_back((
                             seq,
-                            Some(state.model.submit_message(seq, m.events, m.received)),
+                            Some(local.model.submit_message(seq, m.events, m.received)),
                         ));
                     }
                     Err(e) => {
@@ -133,7 +132,7 @@ pub(super) async fn run(
                     Ok(silence) => {
                         // Everything before it first: a silence applies
                         // after the events that preceded it.
-                        if !finish(&cluster, &state.model, &mut in_flight).await {
+                        if !finish(&cluster, &local.model, &mut in_flight).await {
                             break;
                         }
                         cluster
@@ -141,13 +140,13 @@ pub(super) async fn run(
                             .consumed
                             .with_label_values(&["silence"])
                             .inc();
-                        if let Err(e) = state.alerting.put_silence(silence).await {
+                        if let Err(e) = local.alerting.put_silence(silence).await {
                             tracing::error!(error = %e, seq, "cannot save a silence from the stream; starting again");
                             break;
                         }
                         in_flight.push_back((
                             seq,
-                            Some(state.model.submit_message(
+                            Some(local.model.submit_message(
                                 seq,
                                 Vec::new(),
                                 wapulse_core::Timestamp::from_millis(0),
@@ -160,14 +159,14 @@ pub(super) async fn run(
                     }
                 }
             } else {
-                skip(&cluster, &state, &mut in_flight, seq, "unknown subject");
+                skip(&cluster, &local, &mut in_flight, seq, "unknown subject");
             }
-            if in_flight.len() >= IN_FLIGHT && !finish(&cluster, &state.model, &mut in_flight).await
+            if in_flight.len() >= IN_FLIGHT && !finish(&cluster, &local.model, &mut in_flight).await
             {
                 break;
             }
         }
-        finish(&cluster, &state.model, &mut in_flight).await;
+        finish(&cluster, &local.model, &mut in_flight).await;
         let pause = if cluster.consumer_stuck() { 5000 } else { 200 };
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(pause)) => {}
@@ -201,7 +200,7 @@ fn unreadable(cluster: &Cluster, seq: u64, why: &str) {
 /// every replica, its position recorded.
 fn skip(
     cluster: &Cluster,
-    state: &Shared,
+    local: &Local,
     in_flight: &mut VecDeque<(u64, Option<Reply>)>,
     seq: u64,
     why: &str,
@@ -215,7 +214,7 @@ fn skip(
     in_flight.push_back((
         seq,
         Some(
-            state
+            local
                 .model
                 .submit_message(seq, Vec::new(), wapulse_core::Timestamp::from_millis(0)),
         ),

@@ -22,9 +22,8 @@ use async_nats::jetstream::kv;
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wapulse_core::grouping::GroupMessage;
 use wapulse_core::{DurationMs, Timestamp};
-
-use crate::alerting::outbox::Payload;
 
 /// A group's mark as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +36,8 @@ pub struct Mark {
     pub by: String,
 }
 
-/// What marks need of an outbox row: its key and its content digest;
-/// `None` when the row is not one group's message (Alertmanager rows).
+/// What marks need of a group message: its group's key and its content
+/// digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowMark {
     /// The group's mark key.
@@ -48,11 +47,8 @@ pub struct RowMark {
 }
 
 impl RowMark {
-    /// Reads a row's body (as stored) for `receiver`.
-    pub fn of(receiver: &str, body: &str) -> Option<Self> {
-        let Ok(Payload::Group { message }) = serde_json::from_str::<Payload>(body) else {
-            return None;
-        };
+    /// The mark of `message`, sent to `receiver`.
+    pub fn of(receiver: &str, message: &GroupMessage) -> Self {
         let digest = |parts: &[&str]| {
             let mut hash = Sha256::new();
             for p in parts {
@@ -61,10 +57,10 @@ impl RowMark {
             }
             super::hex(&hash.finalize()[..20])
         };
-        Some(Self {
+        Self {
             key: digest(&[receiver, &message.group_key]),
             content: digest(&[&message.content_key()]),
-        })
+        }
     }
 
     /// Whether `mark` settles this row, created at `created`: the same
@@ -117,7 +113,7 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wapulse_core::grouping::{GroupMessage, NotifiedAlert, Status};
+    use wapulse_core::grouping::{NotifiedAlert, Status};
 
     fn alert(session: &str, at: i64) -> NotifiedAlert {
         serde_json::from_value(serde_json::json!({
@@ -127,21 +123,18 @@ mod tests {
         .unwrap()
     }
 
-    fn body(alerts: Vec<NotifiedAlert>, status: Status) -> String {
+    fn body(alerts: Vec<NotifiedAlert>, status: Status) -> GroupMessage {
         let n = alerts.len();
-        Payload::Group {
-            message: GroupMessage {
-                group_key: "slack/code=LOGGED_OUT".into(),
-                group_labels: Default::default(),
-                status,
-                firing: alerts,
-                resolved: Vec::new(),
-                firing_total: n,
-                resolved_total: 0,
-                repeat: false,
-            },
+        GroupMessage {
+            group_key: "slack/code=LOGGED_OUT".into(),
+            group_labels: Default::default(),
+            status,
+            firing: alerts,
+            resolved: Vec::new(),
+            firing_total: n,
+            resolved_total: 0,
+            repeat: false,
         }
-        .to_json()
     }
 
     #[test]
@@ -149,41 +142,30 @@ mod tests {
         let a = RowMark::of(
             "slack",
             &body(vec![alert("s1", 1_000), alert("s2", 1_000)], Status::Firing),
-        )
-        .unwrap();
+        );
         // Another replica judged a few milliseconds later, in another order.
         let b = RowMark::of(
             "slack",
             &body(vec![alert("s2", 1_007), alert("s1", 1_004)], Status::Firing),
-        )
-        .unwrap();
+        );
         assert_eq!(a, b);
-        let c = RowMark::of("slack", &body(vec![alert("s1", 1_000)], Status::Firing)).unwrap();
+        let c = RowMark::of("slack", &body(vec![alert("s1", 1_000)], Status::Firing));
         assert_eq!(a.key, c.key, "one group, one mark");
         assert_ne!(a.content, c.content);
         assert_ne!(
             a.key,
-            RowMark::of("pager", &body(vec![alert("s1", 1)], Status::Firing))
-                .unwrap()
-                .key
+            RowMark::of("pager", &body(vec![alert("s1", 1)], Status::Firing)).key
         );
-        // Alertmanager rows are not marked.
-        let am = Payload::Alerts {
-            alerts: vec![alert("s1", 1)],
-            url: None,
-        };
-        assert_eq!(RowMark::of("am", &am.to_json()), None);
     }
 
     #[test]
     fn a_mark_settles_what_the_receiver_shows_and_what_is_not_newer() {
         let window = DurationMs::from_secs(30);
-        let sent = RowMark::of("slack", &body(vec![alert("s1", 1)], Status::Firing)).unwrap();
+        let sent = RowMark::of("slack", &body(vec![alert("s1", 1)], Status::Firing));
         let other = RowMark::of(
             "slack",
             &body(vec![alert("s1", 1), alert("s2", 1)], Status::Firing),
-        )
-        .unwrap();
+        );
         let mark = Mark {
             created: 100_000,
             content: sent.content.clone(),

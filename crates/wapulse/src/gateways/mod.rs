@@ -27,7 +27,7 @@ use wapulse_core::{
     Direction, Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp,
 };
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `[gateways]` as written in the config file.
 #[derive(Debug, Default, Deserialize)]

@@ -7,10 +7,12 @@
 //!   own runtime at the ingest priority; everything else reads.
 //! - [`reads`]: `read_priority = "realtime"`: request workers at
 //!   `SCHED_RR` 1, bounded by the read governor's budget.
+//! - [`metrics`]: the read governor's metrics.
 //!
 //! Measured in docs/benchmarks.md ("Why health reads slow down under full
 //! ingest").
 
 pub mod ingest;
 pub mod lanes;
+pub mod metrics;
 pub mod reads;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use wapulse_core::Timestamp;
 
 pub use spec::{ExpectStatus, ProbeSpec, Target};
-pub(crate) use spec::{RawProbe, check_all, redact_url};
+pub(crate) use spec::{RawProbe, check_all};
 
 use crate::clock;
 

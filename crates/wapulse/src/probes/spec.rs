@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use wapulse_core::DurationMs;
 
+use crate::secret::redact_url;
+
 /// One `[[probes]]` table, as written. Kind-specific fields are optional
 /// here and required (or refused) by [`ProbeSpec::from_raw`].
 #[derive(Debug, Deserialize)]
@@ -160,21 +162,6 @@ fn valid_word(s: &str) -> bool {
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// Replaces the password of a URL with `***`; returns the display form and
-/// the password, if any.
-pub(crate) fn redact_url(text: &str) -> (String, Option<String>) {
-    match reqwest::Url::parse(text) {
-        Ok(mut url) => match url.password().map(str::to_owned) {
-            Some(p) if !p.is_empty() => {
-                let _ = url.set_password(Some("***"));
-                (url.to_string(), Some(p))
-            }
-            _ => (url.to_string(), None),
-        },
-        Err(_) => (text.to_owned(), None),
-    }
 }
 
 fn duration(d: DurationMs) -> Duration {

@@ -1,5 +1,5 @@
 //! `/alerts`, `/alerts/history` and `/v1/silences`: what the evaluator
-//! holds, read from its published view (no evaluation on a read), and
+//! holds, read from its published snapshot (no evaluation on a read), and
 //! silences written through the alerting store.
 
 use axum::Json;
@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wapulse_core::{Level, Matcher, Phase, Silence, Timestamp};
 
+use super::ApiError;
 use super::session::label_filter;
-use super::{ApiError, Shared};
+use crate::app::Shared;
 use crate::clock;
 
 /// Alerts one page of `/alerts` holds by default, and at most.
@@ -19,7 +20,7 @@ const MAX_PAGE: usize = 5000;
 
 /// `GET /alerts?level=&code=&state=&session=&label=name:value&limit=&offset=`:
 /// worst first; a page of `limit` (500) from `offset`, with `total` and
-/// `nextOffset` (the list is the evaluator's latest view, so pages taken
+/// `nextOffset` (the list is the evaluator's latest snapshot, so pages taken
 /// while alerts change may overlap or skip one).
 pub(super) async fn list(
     State(state): State<Shared>,
@@ -89,8 +90,8 @@ pub(super) async fn list(
             }
         }
     }
-    let view = state.alerting.view();
-    let alerts: Vec<&crate::alerting::ActiveAlert> = view
+    let judged = state.alerting.snapshot();
+    let alerts: Vec<&crate::alerting::ActiveAlert> = judged
         .active
         .iter()
         .filter(|a| level.is_none_or(|l| a.level == l))
@@ -106,7 +107,7 @@ pub(super) async fn list(
     let page: Vec<_> = alerts.iter().skip(offset).take(limit).collect();
     let next = offset + page.len();
     Ok(Json(json!({
-        "evaluatedAt": view.evaluated_at.map(Timestamp::to_rfc3339),
+        "evaluatedAt": judged.evaluated_at.map(Timestamp::to_rfc3339),
         "total": alerts.len(),
         "count": page.len(),
         "nextOffset": (next < alerts.len()).then_some(next),

@@ -139,3 +139,9 @@ fn located(
     }
     body
 }
+
+impl From<crate::app::Unavailable> for ApiError {
+    fn from(e: crate::app::Unavailable) -> Self {
+        ApiError::Unavailable(e.0)
+    }
+}

@@ -16,7 +16,8 @@ use axum::http::{Method, Request, StatusCode};
 use axum::response::Response;
 use prometheus::{Histogram, IntCounter};
 
-use super::{Shared, session};
+use super::session;
+use crate::app::Shared;
 
 /// The path served here (an open route: no token is ever needed).
 pub const PATH: &str = "/session/health";
@@ -48,7 +49,7 @@ impl FastPath {
             return None;
         }
         let started = Instant::now();
-        let response = session::health_default_response(&self.state, started);
+        let response = session::health::health_default_response(&self.state, started);
         self.counter(response.status()).inc();
         self.duration.observe(started.elapsed().as_secs_f64());
         Some(response)

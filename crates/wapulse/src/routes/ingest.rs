@@ -14,7 +14,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use wapulse_core::{Event, ParseContext, RawEvent, SessionId, Timestamp};
 
-use super::{ApiError, Shared};
+use super::ApiError;
+use crate::app::Shared;
 use crate::clock;
 
 /// The answer to an accepted batch.

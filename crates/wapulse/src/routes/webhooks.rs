@@ -13,8 +13,9 @@ use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use wapulse_core::Timestamp;
 
+use super::ApiError;
 use super::ingest::{Body, body_or_error};
-use super::{ApiError, Shared};
+use crate::app::Shared;
 use crate::clock;
 use crate::gateways::{self, Mapped, Prior, Refused};
 
@@ -238,7 +239,7 @@ async fn finish(
         }
         Err(e) => {
             count("unavailable", 1);
-            e.into_response()
+            ApiError::from(e).into_response()
         }
     }
 }

@@ -15,32 +15,32 @@ use futures_util::stream::{self, Stream};
 use serde_json::json;
 use wapulse_core::Level;
 
-use crate::routes::Shared;
+use crate::app::Shared;
 
 /// The tick's data: what the pages show as counts.
 pub(super) fn tick(state: &Shared) -> serde_json::Value {
     let snapshot = state.model.snapshot();
-    let view = state.alerting.view();
+    let judged = state.alerting.snapshot();
     let version = format!(
         "{}-{}-{}-{}-{}",
         snapshot.events(),
         snapshot.len(),
-        view.alerts,
-        view.counts.firing,
-        view.counts.pending
+        judged.alerts,
+        judged.counts.firing,
+        judged.counts.pending
     );
     json!({
         "version": version,
         "sessions": snapshot.len(),
         "connected": snapshot.by_state()[wapulse_core::SessionState::Connected.index()],
-        "ok": view.by_level[Level::Ok as usize],
-        "warning": view.by_level[Level::Warning as usize],
-        "critical": view.by_level[Level::Critical as usize],
-        "firing": view.counts.firing,
-        "pending": view.counts.pending,
-        "silenced": view.counts.silenced,
-        "incidents": view.counts.incidents,
-        "grid": view.by_state_level,
+        "ok": judged.by_level[Level::Ok as usize],
+        "warning": judged.by_level[Level::Warning as usize],
+        "critical": judged.by_level[Level::Critical as usize],
+        "firing": judged.counts.firing,
+        "pending": judged.counts.pending,
+        "silenced": judged.counts.silenced,
+        "incidents": judged.counts.incidents,
+        "grid": judged.by_state_level,
         // Events accepted since start: the pages show the rate between ticks.
         "ingest": state.telemetry.ingest_events.with_label_values(&["accepted"]).get(),
     })
@@ -58,7 +58,7 @@ fn ticks(state: Shared) -> impl Stream<Item = Result<Event, Infallible>> {
 }
 
 pub(super) async fn events(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(refused) = super::auth::refused(&state, &headers, "/ui/live") {
+    if let Some(refused) = super::login::refused(&state, &headers, "/ui/live") {
         return refused;
     }
     Sse::new(ticks(state))

@@ -19,8 +19,8 @@
 //! With `READ_TOKEN` set the pages ask for it once (`/ui/login`) and keep
 //! it in an HttpOnly, SameSite=Strict cookie; it never appears in a URL.
 
-mod auth;
 mod live;
+mod login;
 mod pages;
 pub mod timeline;
 mod view;
@@ -32,10 +32,11 @@ use axum::routing::{get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
-use crate::routes::Shared;
+use crate::app::Shared;
 
-/// The dashboard's routes (HTML, not part of the API's route table).
-pub fn routes() -> Router<Shared> {
+/// The dashboard's routes (HTML, not part of the API's route table);
+/// `startup` merges them with the API's.
+pub fn pages() -> Router<Shared> {
     Router::new()
         .route("/", get(pages::overview))
         .route("/ui/sessions", get(pages::sessions))
@@ -43,8 +44,8 @@ pub fn routes() -> Router<Shared> {
         .route("/ui/alerts", get(pages::alerts))
         .route("/ui/silences", post(pages::create_silence))
         .route("/ui/silences/{id}/expire", post(pages::expire_silence))
-        .route("/ui/login", get(auth::form).post(auth::login))
-        .route("/ui/logout", post(auth::logout))
+        .route("/ui/login", get(login::form).post(login::login))
+        .route("/ui/logout", post(login::logout))
         .route("/ui/live", get(live::events))
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))

@@ -1,7 +1,8 @@
 //! Tokens on every protected route; open routes stay open.
 
 use serde_json::json;
-use wapulse::routes::{Access, table};
+use wapulse::auth::Access;
+use wapulse::routes::table;
 
 use crate::helpers::*;
 

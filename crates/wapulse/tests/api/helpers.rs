@@ -1,14 +1,15 @@
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use wapulse::config::{Secret, Settings};
+use wapulse::config::Settings;
+use wapulse::secret::Secret;
 use wapulse::startup::Application;
 use wapulse_core::{DurationMs, Timestamp};
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub state: wapulse::routes::Shared,
+    pub state: wapulse::app::Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The data directory; kept until the app is dropped.

@@ -100,7 +100,7 @@ pub fn endpoint(base: &str) -> String {
 /// harmless).
 pub async fn post_all(
     client: &reqwest::Client,
-    urls: &[crate::config::Secret],
+    urls: &[crate::secret::Secret],
     body: &Value,
     timeout: Duration,
 ) -> Outcome {

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use wapulse_core::grouping::{GroupMessage, Status};
 
 use super::config::{AlertingSettings, ReceiverKind, ReceiverSpec};
-use super::outbox::Payload;
+use super::payload::Payload;
 use super::store::OutboxRow;
 
 /// How a send ended.

@@ -13,7 +13,7 @@ use wapulse_core::Timestamp;
 use wapulse_core::grouping::GroupMessage;
 
 use crate::alerting::store::OutboxRow;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The key bytes of a secret.
 pub fn key_bytes(secret: &str) -> Vec<u8> {

@@ -10,15 +10,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::view::html;
-use crate::config::Secret;
-use crate::routes::Shared;
+use crate::app::Shared;
+use crate::auth;
+use crate::secret::Secret;
 
 const COOKIE: &str = "wapulse_token";
 
 /// Whether `presented` holds the token `setting` configures (the API's own
 /// constant-time check; an unset token lets everyone in).
 fn allowed(presented: &[Option<&str>], expected: Option<&Secret>, setting: &'static str) -> bool {
-    crate::routes::check(presented, expected, false, setting).is_ok()
+    auth::verify(presented, expected, false, setting).is_ok()
 }
 
 /// The `wapulse_token` cookie, if any.
@@ -34,7 +35,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// `None` when the request may read; else the answer: a redirect to the
 /// login form (a page) or a 401 (the live stream).
 pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
-    let presented = [crate::routes::bearer(headers), cookie(headers)];
+    let presented = [auth::bearer(headers), cookie(headers)];
     if allowed(&presented, state.settings.read_token.as_ref(), "READ_TOKEN") {
         return None;
     }

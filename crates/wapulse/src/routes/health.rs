@@ -1,9 +1,9 @@
-//! Platform endpoints of the ProSaaS seed: liveness, readiness, health,
-//! version, warmup and `/metrics.json`.
+//! wapulse's own health (the ProSaaS seed's platform endpoints): liveness,
+//! readiness, `/api/health`, `/health/{group}` and `/warmup`.
 //!
-//! Readiness and health are computed from [`Check`]s: named results that
-//! background work keeps current (the model today; the store and probes
-//! plug in as more checks). Handlers only read them.
+//! Readiness and health are computed from [`Condition`]s: named results
+//! that background work keeps current (the model, the store, the cluster,
+//! alerting, receivers, probes). Handlers only read them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,13 +16,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use wapulse_core::{Level, SessionState};
 
-use super::{ApiError, Shared};
+use super::ApiError;
+use crate::app::Shared;
 use crate::clock;
 use crate::probes::Probe;
 
-/// The outcome of one named check, as readiness and health report it.
+/// One named condition, as readiness and health report it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Check {
+pub struct Condition {
     /// Its name (`model`, a probe's name).
     pub name: String,
     /// Whether it passes.
@@ -34,19 +35,19 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The checks in force: the session model, the store, and every probe (its
+/// The conditions in force: the session model, the store, and every probe (its
 /// cached result; nothing here waits on a dependency).
-fn checks(state: &Shared) -> Vec<Check> {
+fn conditions(state: &Shared) -> Vec<Condition> {
     let snapshot = state.model.snapshot();
     let store = state.model.store_health();
     let mut out = vec![
-        Check {
+        Condition {
             name: "model".into(),
             ok: true,
             readiness: true,
             detail: format!("{} sessions loaded", snapshot.len()),
         },
-        Check {
+        Condition {
             name: "store".into(),
             ok: store.reachable,
             readiness: true,
@@ -63,7 +64,7 @@ fn checks(state: &Shared) -> Vec<Check> {
         let position = state.model.position();
         let s = cluster.status(position);
         let ready = cluster.readiness_of(&s);
-        out.push(Check {
+        out.push(Condition {
             name: "cluster".into(),
             ok: ready.is_ok(),
             readiness: true,
@@ -84,7 +85,7 @@ fn checks(state: &Shared) -> Vec<Check> {
             },
         });
         if let Some(error) = s.error {
-            out.push(Check {
+            out.push(Condition {
                 name: "stream".into(),
                 ok: false,
                 readiness: false,
@@ -92,25 +93,25 @@ fn checks(state: &Shared) -> Vec<Check> {
             });
         }
     }
-    let view = state.alerting.view();
-    // The evaluator passes at least every second; a view this old means it
+    let judged = state.alerting.snapshot();
+    // The evaluator passes at least every second; a snapshot this old means it
     // stopped, and with it every notification.
-    let fresh = view.is_fresh(clock::now(), wapulse_core::DurationMs::from_secs(30));
-    out.push(Check {
+    let fresh = judged.is_fresh(clock::now(), wapulse_core::DurationMs::from_secs(30));
+    out.push(Condition {
         name: "alerting".into(),
-        ok: view.store_error.is_none() && (fresh || view.evaluated_at.is_none()),
+        ok: judged.store_error.is_none() && (fresh || judged.evaluated_at.is_none()),
         readiness: false,
-        detail: match (&view.store_error, fresh, view.evaluated_at) {
+        detail: match (&judged.store_error, fresh, judged.evaluated_at) {
             (Some(e), _, _) => format!("alert state not written: {e}"),
             (None, false, Some(at)) => format!("the alert evaluator last ran at {at}"),
             _ => format!(
                 "{} alerts firing, {} pending",
-                view.counts.firing, view.counts.pending
+                judged.counts.firing, judged.counts.pending
             ),
         },
     });
     for (name, r) in state.alerting.receivers().iter() {
-        out.push(Check {
+        out.push(Condition {
             name: format!("receiver:{name}"),
             ok: r.status == "ok",
             readiness: false,
@@ -122,7 +123,7 @@ fn checks(state: &Shared) -> Vec<Check> {
     }
     out.extend(state.probes.iter().map(|p| {
         let status = p.status();
-        Check {
+        Condition {
             name: p.spec.name.clone(),
             ok: status.ok(),
             readiness: p.spec.readiness,
@@ -175,7 +176,7 @@ pub(super) async fn readyz(
         .get("exclude")
         .map(|e| e.split(',').map(str::trim).collect())
         .unwrap_or_default();
-    let checks: Vec<Check> = checks(&state)
+    let checks: Vec<Condition> = conditions(&state)
         .into_iter()
         .filter(|c| c.readiness && !excluded.contains(&c.name.as_str()))
         .collect();
@@ -212,7 +213,7 @@ pub(super) async fn readyz(
 }
 
 pub(super) async fn api_health(State(state): State<Shared>) -> Response {
-    let checks = checks(&state);
+    let checks = conditions(&state);
     let failing_ready = checks.iter().any(|c| c.readiness && !c.ok);
     let failing_any = checks.iter().any(|c| !c.ok);
     let (status, code) = if failing_ready {
@@ -222,7 +223,7 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
     } else {
         ("healthy", StatusCode::OK)
     };
-    let map: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.name.as_str(), c)).collect();
+    let map: BTreeMap<&str, &Condition> = checks.iter().map(|c| (c.name.as_str(), c)).collect();
     let body = json!({
         "status": status,
         "checks": map,
@@ -245,15 +246,15 @@ pub(super) async fn health(State(state): State<Shared>) -> Json<Value> {
 
 fn sessions_summary(state: &Shared) -> Value {
     let snapshot = state.model.snapshot();
-    let view = state.alerting.view();
+    let judged = state.alerting.snapshot();
     // The evaluator keeps the rollup by difference; reads never judge the
     // fleet, except before its first pass (the first second of a start).
-    let rollup = if view.evaluated_at.is_some() {
+    let rollup = if judged.evaluated_at.is_some() {
         wapulse_core::Rollup {
             sessions: snapshot.len(),
             by_state: snapshot.by_state(),
-            by_level: view.by_level,
-            alerts: view.alerts,
+            by_level: judged.by_level,
+            alerts: judged.alerts,
         }
     } else {
         snapshot.rollup(&state.settings.thresholds, clock::now())
@@ -282,13 +283,13 @@ fn sessions_summary(state: &Shared) -> Value {
 }
 
 fn alerting_summary(state: &Shared) -> Value {
-    let view = state.alerting.view();
+    let judged = state.alerting.snapshot();
     json!({
-        "evaluatedAt": view.evaluated_at.map(|t| t.to_rfc3339()),
-        "firing": view.counts.firing,
-        "pending": view.counts.pending,
-        "incidents": view.counts.incidents,
-        "silenced": view.counts.silenced,
+        "evaluatedAt": judged.evaluated_at.map(|t| t.to_rfc3339()),
+        "firing": judged.counts.firing,
+        "pending": judged.counts.pending,
+        "incidents": judged.counts.incidents,
+        "silenced": judged.counts.silenced,
     })
 }
 
@@ -339,22 +340,12 @@ pub(super) async fn health_group(
     Ok((code, Json(body)).into_response())
 }
 
-pub(super) async fn version() -> Json<Value> {
-    Json(json!({
-        "build": crate::build::NUMBER,
-        "version": env!("CARGO_PKG_VERSION"),
-        "commit": crate::build::COMMIT,
-        "buildTime": crate::build::TIME,
-        "name": "wapulse",
-    }))
-}
-
 pub(super) async fn warmup(State(state): State<Shared>) -> Json<Value> {
     // Run every probe once (each within its timeout), then touch every read
     // path so the first real request is not the one that pays for lazy
     // initialisation.
     state.probes.run_all().await;
-    let checks = checks(&state);
+    let checks = conditions(&state);
     let _ = state.telemetry.registry.gather();
     let failing: Vec<&str> = checks
         .iter()
@@ -362,39 +353,4 @@ pub(super) async fn warmup(State(state): State<Shared>) -> Json<Value> {
         .map(|c| c.name.as_str())
         .collect();
     Json(json!({ "status": "warm", "checks": checks.len(), "failing": failing }))
-}
-
-pub(super) async fn metrics_json(State(state): State<Shared>) -> Json<Value> {
-    let snapshot = state.model.snapshot();
-    let platform = snapshot.platform();
-    let counters: BTreeMap<&str, Value> = platform
-        .counters
-        .iter()
-        .map(|(k, v)| (k.as_str(), number(*v)))
-        .collect();
-    let gauges: BTreeMap<&str, Value> = platform
-        .gauges
-        .iter()
-        .map(|(k, v)| (k.as_str(), number(*v)))
-        .collect();
-    Json(json!({
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "counters": counters,
-        "gauges": gauges,
-        "timestamp": clock::now().as_secs_f64(),
-    }))
-}
-
-/// Whole values print as integers (`150`, like the seed), others as
-/// decimals (`3.5`).
-fn number(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        json!(v as i64)
-    } else {
-        json!(v)
-    }
-}
-
-pub(super) async fn openapi(State(state): State<Shared>) -> Json<Value> {
-    Json(crate::openapi::document(&state.settings))
 }

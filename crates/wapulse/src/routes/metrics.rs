@@ -1,20 +1,26 @@
-//! Prometheus text exposition (format 0.0.4): `/session/metrics` for one
-//! session, `/metrics` for everything.
+//! Metrics: Prometheus text (format 0.0.4) for `/session/metrics` (one
+//! session) and `/metrics` (everything), and the seed's `/metrics.json`.
 //!
 //! Series are built straight from the published snapshot into metric
 //! families and encoded by the `prometheus` crate, which owns the format
 //! and the escaping of label values.
 
+use std::collections::BTreeMap;
+
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
+use serde_json::{Value, json};
 use wapulse_core::{
     AlertCode, Assessment, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
 };
 
-use super::{ApiError, Shared, session::find};
+use super::ApiError;
+use super::session::find;
+use crate::app::Shared;
 use crate::clock;
 use crate::probes::ProbeStatus;
 
@@ -480,5 +486,37 @@ fn probe_series(out: &mut Families, state: &Shared) {
                 push(f, labels.clone(), v);
             }
         }
+    }
+}
+
+/// `/metrics.json`: the seed's platform counters and gauges.
+pub(super) async fn json(State(state): State<Shared>) -> Json<Value> {
+    let snapshot = state.model.snapshot();
+    let platform = snapshot.platform();
+    let counters: BTreeMap<&str, Value> = platform
+        .counters
+        .iter()
+        .map(|(k, v)| (k.as_str(), number(*v)))
+        .collect();
+    let gauges: BTreeMap<&str, Value> = platform
+        .gauges
+        .iter()
+        .map(|(k, v)| (k.as_str(), number(*v)))
+        .collect();
+    Json(json!({
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "counters": counters,
+        "gauges": gauges,
+        "timestamp": clock::now().as_secs_f64(),
+    }))
+}
+
+/// Whole values print as integers (`150`, like the seed), others as
+/// decimals (`3.5`).
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
     }
 }

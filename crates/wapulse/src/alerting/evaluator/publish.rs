@@ -1,0 +1,144 @@
+//! What a pass publishes: the [`AlertSnapshot`] (rollup, active list and
+//! its counts) and the `wa_alerts_firing` gauges.
+//!
+//! [`AlertSnapshot`]: crate::alerting::AlertSnapshot
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wapulse_core::grouping::Status;
+use wapulse_core::{Level, Phase, Timestamp};
+
+use super::sessions::notified;
+use super::{Evaluator, FLEET_INCIDENT};
+use crate::alerting::snapshot::{ActiveAlert, AlertCounts, AlertSnapshot};
+
+impl Evaluator {
+    pub(super) fn publish(&mut self, now: Timestamp) {
+        let previous = self.snapshot_cell.load_full();
+        // Counted (and the firing gauges set) only when the list changed;
+        // most passes reuse the previous list and its counts.
+        let (active, counts) = if self.active_dirty || previous.evaluated_at.is_none() {
+            self.active_dirty = false;
+            let active = Arc::new(self.active(now));
+            (active.clone(), self.count(&active))
+        } else {
+            (previous.active.clone(), previous.counts)
+        };
+        self.snapshot_cell.store(Arc::new(AlertSnapshot {
+            evaluated_at: Some(now),
+            by_level: self.by_level,
+            by_state_level: self.by_state_level,
+            alerts: self.alerts,
+            counts,
+            active,
+            store_error: self.store_error.clone(),
+        }));
+    }
+
+    /// Counts the active list and sets `wa_alerts_firing` from it.
+    pub(super) fn count(&mut self, active: &[ActiveAlert]) -> AlertCounts {
+        let mut firing: HashMap<(String, Level), i64> = HashMap::new();
+        let mut counts = AlertCounts::default();
+        for a in active {
+            match a.state {
+                Phase::Firing => {
+                    counts.firing += 1;
+                    *firing.entry((a.code.clone(), a.level)).or_insert(0) += 1;
+                }
+                Phase::Pending => counts.pending += 1,
+                Phase::Inactive => {}
+            }
+            counts.incidents += usize::from(a.code == FLEET_INCIDENT);
+            counts.silenced += usize::from(a.silenced);
+        }
+        for key in self.firing_series.iter() {
+            if !firing.contains_key(key) {
+                self.metrics
+                    .alerts_firing
+                    .with_label_values(&[key.0.as_str(), key.1.as_str()])
+                    .set(0);
+            }
+        }
+        for ((code, level), n) in &firing {
+            self.metrics
+                .alerts_firing
+                .with_label_values(&[code.as_str(), level.as_str()])
+                .set(*n);
+        }
+        self.firing_series.extend(firing.into_keys());
+        counts
+    }
+
+    pub(super) fn active(&self, now: Timestamp) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for id in &self.with_lives {
+            let Some(e) = self.sessions.get(id) else {
+                continue;
+            };
+            for (code, saved) in &e.lives {
+                if matches!(saved.life.phase, Phase::Pending | Phase::Firing) {
+                    let n = notified(id.as_str(), code.as_str(), saved, Status::Firing, now);
+                    out.push(ActiveAlert {
+                        session: id.as_str().to_owned(),
+                        code: code.as_str().to_owned(),
+                        level: saved.life.level,
+                        state: saved.life.phase,
+                        since: saved.life.active_since.unwrap_or(now),
+                        fired_at: saved
+                            .life
+                            .fired_at
+                            .filter(|_| saved.life.phase == Phase::Firing),
+                        flapping: saved.life.flapping,
+                        silenced: self.is_silenced(&n, now),
+                        folded: self.is_folded(&n),
+                        summary: saved.summary.clone(),
+                        labels: saved.labels.clone(),
+                        sessions: Vec::new(),
+                        affected: None,
+                        told: saved.told,
+                    });
+                }
+            }
+        }
+        for e in self.incidents.values() {
+            if e.saved.life.phase == Phase::Firing {
+                let mut a = ActiveAlert {
+                    session: String::new(),
+                    code: FLEET_INCIDENT.to_owned(),
+                    level: Level::Critical,
+                    state: Phase::Firing,
+                    since: e.saved.life.active_since.unwrap_or(now),
+                    fired_at: e.saved.life.fired_at,
+                    flapping: e.saved.life.flapping,
+                    silenced: false,
+                    folded: false,
+                    summary: e.saved.summary.clone(),
+                    labels: e.saved.labels.clone(),
+                    sessions: e
+                        .saved
+                        .sessions
+                        .iter()
+                        .take(self.settings.max_listed_sessions)
+                        .cloned()
+                        .collect(),
+                    affected: e.saved.affected,
+                    told: false,
+                };
+                a.silenced = self.is_silenced(&a.as_notified(), now);
+                out.push(a);
+            }
+        }
+        // Worst first: incidents, then level, firing before pending, oldest.
+        out.sort_by(|a, b| {
+            (b.code == FLEET_INCIDENT)
+                .cmp(&(a.code == FLEET_INCIDENT))
+                .then(b.level.cmp(&a.level))
+                .then((b.state == Phase::Firing).cmp(&(a.state == Phase::Firing)))
+                .then(a.since.cmp(&b.since))
+                .then(a.session.cmp(&b.session))
+                .then(a.code.cmp(&b.code))
+        });
+        out
+    }
+}

@@ -1,0 +1,223 @@
+//! Judging one session: its verdict, each alert's lifecycle step, the
+//! notifications the steps call for, its next deadline, and its share of
+//! the rollup (sessions per level and state) and of the incident tracker,
+//! kept by difference.
+
+use std::collections::BTreeMap;
+
+use wapulse_core::grouping::{NotifiedAlert, Status};
+use wapulse_core::incident::Troubles;
+use wapulse_core::{
+    AlertCode, FleetSnapshot, Level, Phase, Session, SessionId, Timestamp, Transition, evaluate,
+    next_change,
+};
+
+use super::persist::Saved;
+use super::{Evaluator, Scope};
+
+#[derive(Default)]
+pub(super) struct Entry {
+    pub(super) evaluated: bool,
+    pub(super) level: Level,
+    /// The session's state (`SessionState::index`) when it was judged, for
+    /// the state × level grid.
+    pub(super) state: usize,
+    pub(super) alerts: usize,
+    pub(super) troubles: Option<Troubles>,
+    pub(super) lives: Vec<(AlertCode, Saved)>,
+    pub(super) due: Option<Timestamp>,
+}
+
+fn session_labels(s: &Session) -> BTreeMap<String, String> {
+    s.labels
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A session alert as notifications show it.
+/// An alert (of a session, or a fleet incident with `session` empty) as
+/// notifications show it.
+pub(super) fn notified(
+    session: &str,
+    code: &str,
+    saved: &Saved,
+    status: Status,
+    now: Timestamp,
+) -> NotifiedAlert {
+    NotifiedAlert {
+        session: session.to_owned(),
+        code: code.to_owned(),
+        level: saved.life.level,
+        status,
+        starts_at: saved.life.fired_at.unwrap_or(now),
+        ends_at: (status == Status::Resolved)
+            .then_some(saved.life.resolved_at)
+            .flatten(),
+        summary: saved.summary.clone(),
+        action: saved.action.clone(),
+        flapping: saved.life.flapping,
+        labels: saved.labels.clone(),
+        sessions: saved.sessions.clone(),
+        affected: saved.affected,
+    }
+}
+
+/// What a step's transitions mean for notifications.
+pub(super) fn notify_status(transitions: &[Transition]) -> Option<Status> {
+    let mut status = None;
+    for t in transitions {
+        match t {
+            Transition::Fired | Transition::LevelChanged { .. } | Transition::FlappingStarted => {
+                status = Some(Status::Firing)
+            }
+            Transition::Resolved => status = Some(Status::Resolved),
+            Transition::Pending | Transition::Cancelled => {}
+        }
+    }
+    status
+}
+
+impl Evaluator {
+    pub(super) fn evaluate_session(
+        &mut self,
+        snap: &FleetSnapshot,
+        id: &SessionId,
+        now: Timestamp,
+        out: &mut Vec<(NotifiedAlert, Scope)>,
+    ) {
+        let mut entry = self.sessions.remove(id).unwrap_or_default();
+        let session = snap.get(id.as_str());
+        let verdict = session.map(|s| evaluate(s, &self.thresholds, now));
+        // Built once, and only for a session with an alert to label.
+        let mut labels: Option<BTreeMap<String, String>> = None;
+        if entry.evaluated {
+            self.by_level[entry.level as usize] -= 1;
+            self.by_state_level[entry.state][entry.level as usize] -= 1;
+            self.alerts -= entry.alerts;
+        }
+        let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
+        let mut lives = std::mem::take(&mut entry.lives);
+        for code in AlertCode::ALL {
+            let alert = verdict
+                .as_ref()
+                .and_then(|v| v.alerts.iter().find(|a| a.code == code));
+            let pos = lives.iter().position(|(c, _)| *c == code);
+            let idx = match (alert, pos) {
+                (None, None) => continue,
+                (_, Some(p)) => p,
+                (Some(_), None) => {
+                    lives.push((code, Saved::default()));
+                    lives.len() - 1
+                }
+            };
+            let rules = self.settings.rules(code);
+            let saved = &mut lives[idx].1;
+            let before = (saved.life.clone(), saved.labels.clone());
+            if let Some(a) = alert {
+                saved.summary = a.message();
+                saved.action = a.action().to_owned();
+            }
+            if saved.life.phase != Phase::Firing {
+                // Frozen once it fires: its resolve must find its group.
+                saved.labels = labels
+                    .get_or_insert_with(|| session.map(|s| session_labels(s)).unwrap_or_default())
+                    .clone();
+            }
+            let transitions = saved.life.step(alert.map(|a| a.level), now, &rules);
+            if (&saved.life, &saved.labels) != (&before.0, &before.1) {
+                self.dirty_lives
+                    .insert((id.as_str().to_owned(), code.as_str().to_owned()));
+                self.active_dirty = true;
+            }
+            for t in &transitions {
+                self.history.push((
+                    "transition",
+                    serde_json::json!({
+                        "session": id.as_str(),
+                        "code": code.as_str(),
+                        "transition": t.as_str(),
+                        "level": saved.life.level,
+                        "at": now.to_rfc3339(),
+                    })
+                    .to_string(),
+                ));
+                if let Transition::LevelChanged { from } = t {
+                    // The old level ends everywhere it was said: a route or
+                    // group by level (PagerDuty for critical only) must not
+                    // keep it firing; where both levels share a group, the
+                    // new firing that follows replaces it.
+                    let mut old =
+                        notified(id.as_str(), code.as_str(), saved, Status::Resolved, now);
+                    old.level = *from;
+                    old.ends_at = Some(now);
+                    out.push((old, Scope::All));
+                }
+            }
+            if transitions.contains(&Transition::Resolved) {
+                saved.told = false;
+            }
+            if let Some(status) = notify_status(&transitions) {
+                out.push((
+                    notified(id.as_str(), code.as_str(), saved, status, now),
+                    Scope::All,
+                ));
+            }
+            if let Some(d) = saved.life.deadline(&rules) {
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+        }
+        lives.retain(|(code, saved)| {
+            let keep = !saved.life.is_forgettable(now, &self.settings.rules(*code));
+            if !keep {
+                self.dirty_lives
+                    .insert((id.as_str().to_owned(), code.as_str().to_owned()));
+            }
+            keep
+        });
+        entry.lives = lives;
+        if entry.lives.is_empty() {
+            self.with_lives.remove(id);
+        } else {
+            self.with_lives.insert(id.clone());
+        }
+        let Some(session) = session else {
+            // Gone from the model: forget it once nothing is owed.
+            if let Some(t) = entry.troubles.take() {
+                self.tracker.update(id.as_str(), Some(&t), None);
+            }
+            entry.evaluated = false;
+            if !entry.lives.is_empty() {
+                self.sessions.insert(id.clone(), entry);
+            }
+            return;
+        };
+        let verdict = verdict.unwrap_or_default();
+        entry.evaluated = true;
+        entry.level = verdict.level;
+        entry.alerts = verdict.alerts.len();
+        entry.state = session.state.index();
+        self.by_level[entry.level as usize] += 1;
+        self.by_state_level[entry.state][entry.level as usize] += 1;
+        self.alerts += entry.alerts;
+        let set = self.settings.incidents.set_of(|n| session.labels.get(n));
+        let firing = entry
+            .lives
+            .iter()
+            .filter(|(_, s)| s.life.phase == Phase::Firing)
+            .map(|(c, s)| (*c, s.life.fired_at.unwrap_or(now)));
+        let troubles = Troubles::of(session, set, firing);
+        if entry.troubles.as_ref() != Some(&troubles) {
+            self.tracker
+                .update(id.as_str(), entry.troubles.as_ref(), Some(&troubles));
+            entry.troubles = Some(troubles);
+        }
+        if entry.due != deadline {
+            entry.due = deadline;
+            if let Some(d) = deadline {
+                self.deadlines.push(d, id.clone());
+            }
+        }
+        self.sessions.insert(id.clone(), entry);
+    }
+}

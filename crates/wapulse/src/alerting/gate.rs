@@ -1,0 +1,46 @@
+//! The gate the outbox asks before it sends a direct notification (Slack,
+//! PagerDuty, webhook, the dead-man's switch): "may I send now? did a peer
+//! already settle this message?".
+//!
+//! Alerting owns this interface and knows nothing of who answers it (the
+//! way Alertmanager's `notify` package owns its `Peer`): embedded mode has
+//! no gate (always send); cluster mode's lease and sent-marks implement it,
+//! and `startup` wires them in. Alertmanager receivers and the log are
+//! never gated: Alertmanager deduplicates what every replica sends, and the
+//! log is each replica's own.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wapulse_core::Timestamp;
+use wapulse_core::grouping::GroupMessage;
+
+/// One group message in a receiver's outbox, as the gate sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Notice<'a> {
+    /// The receiver it is for.
+    pub receiver: &'a str,
+    /// What it says.
+    pub message: &'a GroupMessage,
+    /// When this replica wrote it (its own clock).
+    pub created: Timestamp,
+}
+
+/// A gate's answer, to be awaited.
+pub type Answer<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who may send direct notifications, and what peers already sent.
+pub trait Gate: Send + Sync {
+    /// Whether this replica may send direct notifications now (asked again
+    /// right before each send: the answer may change at any moment).
+    fn may_send(&self) -> bool;
+
+    /// Whether a peer already settled this message (delivered or refused
+    /// it for good): `Ok(true)` settles it here without sending;
+    /// `Err(why)` means this cannot be told now, and the message waits.
+    fn settled_by_peer<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, Result<bool, String>>;
+
+    /// This replica settled the message: tells the peers, so that a new
+    /// sender neither repeats it nor drops what comes after it.
+    fn settled<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, ()>;
+}

@@ -1,0 +1,114 @@
+//! What the evaluator publishes after every pass ([`AlertSnapshot`]), read
+//! lock-free by `/alerts`, the health endpoints, the dashboard and the
+//! Alertmanager resend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use wapulse_core::grouping::{NotifiedAlert, Status};
+use wapulse_core::{Level, Phase, Timestamp};
+
+/// One pending or firing alert (or fleet incident), as `/alerts` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveAlert {
+    /// The session (empty for a fleet incident).
+    pub session: String,
+    /// The code.
+    pub code: String,
+    /// How bad.
+    pub level: Level,
+    /// `pending` or `firing`.
+    pub state: Phase,
+    /// Since when the condition holds.
+    #[serde(with = "wapulse_core::time::rfc3339")]
+    pub since: Timestamp,
+    /// When it fired.
+    #[serde(with = "wapulse_core::time::rfc3339_opt")]
+    pub fired_at: Option<Timestamp>,
+    /// Whether it is flapping.
+    pub flapping: bool,
+    /// Whether a silence mutes it.
+    pub silenced: bool,
+    /// Whether a fleet incident covers it (said there, not on its own).
+    pub folded: bool,
+    /// What is wrong.
+    pub summary: String,
+    /// The session's labels (an incident's set and trouble).
+    pub labels: BTreeMap<String, String>,
+    /// For an incident: the sessions it covers (capped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// For an incident: how many sessions it covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affected: Option<u64>,
+    /// Whether an Alertmanager was told it fires (resent until resolved).
+    #[serde(skip)]
+    pub told: bool,
+}
+
+impl ActiveAlert {
+    /// As routes and silences see it.
+    pub fn as_notified(&self) -> NotifiedAlert {
+        NotifiedAlert {
+            session: self.session.clone(),
+            code: self.code.clone(),
+            level: self.level,
+            status: Status::Firing,
+            starts_at: self.fired_at.unwrap_or(self.since),
+            ends_at: None,
+            summary: self.summary.clone(),
+            action: String::new(),
+            flapping: self.flapping,
+            labels: self.labels.clone(),
+            sessions: self.sessions.clone(),
+            affected: self.affected,
+        }
+    }
+}
+
+/// What the evaluator publishes after every pass; read lock-free.
+#[derive(Clone, Debug, Default)]
+pub struct AlertSnapshot {
+    /// When the last pass ran (`None` before the first).
+    pub evaluated_at: Option<Timestamp>,
+    /// Sessions per level (`ok`, `warning`, `critical`) as last judged.
+    pub by_level: [usize; 3],
+    /// Sessions per state (`SessionState::index`) and level, as last judged.
+    pub by_state_level: [[usize; 3]; 7],
+    /// Conditions holding over all sessions.
+    pub alerts: usize,
+    /// Counts over `active`.
+    pub counts: AlertCounts,
+    /// Pending and firing alerts and incidents, worst first.
+    pub active: Arc<Vec<ActiveAlert>>,
+    /// Why the last write of alert state failed, if it did.
+    pub store_error: Option<String>,
+}
+
+/// Counts of the active alerts, kept with the view (reads never count).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct AlertCounts {
+    /// Firing alerts and incidents.
+    pub firing: usize,
+    /// Pending alerts.
+    pub pending: usize,
+    /// Firing fleet incidents.
+    pub incidents: usize,
+    /// Silenced alerts.
+    pub silenced: usize,
+}
+
+impl AlertSnapshot {
+    /// Sessions judged (each counted at its level).
+    pub fn sessions(&self) -> usize {
+        self.by_level.iter().sum()
+    }
+
+    /// Whether the evaluator passed within `within` of `now` (it passes at
+    /// least every second while it runs).
+    pub fn is_fresh(&self, now: Timestamp, within: wapulse_core::DurationMs) -> bool {
+        self.evaluated_at.is_some_and(|at| now.since(at) < within)
+    }
+}

@@ -1,0 +1,62 @@
+//! `/sessions/{id}/events`: one session's journal, newest first, read
+//! from the store off the async workers.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::{find, parse_limit};
+use crate::app::Shared;
+use crate::routes::ApiError;
+
+/// `GET /sessions/{id}/events` query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// `GET /sessions/{id}/events`: the session's journal, newest first. The
+/// one read that touches the disk, so it runs on the blocking pool.
+pub(crate) async fn history(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let session = find(&state, &id)?;
+    let limit = parse_limit(q.limit.as_deref())?;
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(b) => Some(b.parse::<u64>().map_err(|_| ApiError::BadRequest {
+            message: format!("before `{b}` must be a sequence number (a whole number)"),
+            index: None,
+            field: Some("before"),
+        })?),
+    };
+    let history = state.model.history();
+    let id = session.id().clone();
+    let rows = tokio::task::spawn_blocking(move || history.session_events(&id, limit, before))
+        .await
+        .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next_before = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    let events: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r.event).unwrap_or_default();
+            v["seq"] = r.seq.into();
+            v["receivedAt"] = r.received.to_rfc3339().into();
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "session": session.id(),
+        "count": events.len(),
+        "events": events,
+        "nextBefore": next_before,
+    })))
+}

@@ -1,0 +1,170 @@
+//! `/sessions`: every session, filtered by status, state and label, in id
+//! order, paged.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Serialize;
+use wapulse_core::{Assessment, Labels, Level, Session, SessionId, SessionState, evaluate};
+
+use super::parse_limit;
+use crate::app::Shared;
+use crate::clock;
+use crate::routes::ApiError;
+
+/// `GET /sessions` query: `status`, `state`, `limit`, `after` at most
+/// once each, `label=name:value` any number of times (every one must match).
+#[derive(Default)]
+struct ListQuery {
+    status: Option<String>,
+    state: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+    labels: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let mut q = ListQuery::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "status" => &mut q.status,
+                "state" => &mut q.state,
+                "limit" => &mut q.limit,
+                "after" => &mut q.after,
+                "label" => {
+                    q.labels.push(label_filter(&value)?);
+                    continue;
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter `{other}` (status, state, label, limit, after)"
+                    )));
+                }
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter `{key}` is given more than once"
+                )));
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// One `label=name:value` filter.
+pub(crate) fn label_filter(text: &str) -> Result<(String, String), ApiError> {
+    let bad = |why: String| ApiError::invalid("label", format!("label `{text}`: {why}"));
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| bad("must be name:value, e.g. label=region:eu-1".into()))?;
+    wapulse_core::labels::check_name(name).map_err(|e| bad(e.to_string()))?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// One row of `GET /sessions`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionRow {
+    id: SessionId,
+    labels: Labels,
+    state: SessionState,
+    status: Level,
+    alert_count: usize,
+    state_changed_at: String,
+    last_event_at: String,
+}
+
+/// `GET /sessions`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListView {
+    total: usize,
+    count: usize,
+    next_after: Option<SessionId>,
+    sessions: Vec<SessionRow>,
+}
+
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ListView>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = ListQuery::parse(pairs)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(Level::parse(s).ok_or_else(|| ApiError::BadRequest {
+            message: format!("status `{s}` is not one of ok, warning, critical"),
+            index: None,
+            field: Some("status"),
+        })?),
+    };
+    let wanted_state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(SessionState::parse(s).ok_or_else(|| ApiError::BadRequest {
+            message: format!(
+                "state `{s}` is not one of connecting, connected, reconnecting, disconnected, \
+                 qr_required, logged_out, circuit_open"
+            ),
+            index: None,
+            field: Some("state"),
+        })?),
+    };
+    let limit = parse_limit(q.limit.as_deref())?;
+    let t = &state.settings.thresholds;
+    let now = clock::now();
+    let snapshot = state.model.snapshot();
+    // Sessions come in id order from the snapshot's sorted index: no sort
+    // per request, and only what a filter needs is evaluated.
+    let row = |s: &Session, a: &Assessment| SessionRow {
+        id: s.id().clone(),
+        labels: s.labels.clone(),
+        state: s.state,
+        status: a.level,
+        alert_count: a.alerts.len(),
+        state_changed_at: s.state_changed_at.to_rfc3339(),
+        last_event_at: s.last_event_at.to_rfc3339(),
+    };
+    // The filters that need no evaluation: state, then labels.
+    let selected = |s: &Session| {
+        wanted_state.is_none_or(|w| s.state == w)
+            && q.labels
+                .iter()
+                .all(|(name, value)| s.labels.get(name) == Some(value.as_str()))
+    };
+    // Every filter, with the assessment it needed (kept for the row).
+    let matching = |s: &Session| -> Option<Assessment> {
+        if !selected(s) {
+            return None;
+        }
+        let a = evaluate(s, t, now);
+        status.is_none_or(|w| a.level == w).then_some(a)
+    };
+    let total = match (status, wanted_state) {
+        // The total by level needs every session's level.
+        (Some(_), _) => snapshot
+            .sessions()
+            .filter(|s| matching(s).is_some())
+            .count(),
+        // By label: a scan, but no evaluation.
+        (None, _) if !q.labels.is_empty() => snapshot.sessions().filter(|s| selected(s)).count(),
+        (None, Some(w)) => snapshot.by_state()[w.index()],
+        (None, None) => snapshot.len(),
+    };
+    let mut page: Vec<SessionRow> = Vec::with_capacity(limit.min(snapshot.len()));
+    let mut more = false;
+    for s in snapshot.sessions_after(q.after.as_deref()) {
+        let Some(a) = matching(s) else { continue };
+        if page.len() == limit {
+            more = true;
+            break;
+        }
+        page.push(row(s, &a));
+    }
+    let next_after = more.then(|| page.last().map(|r| r.id.clone())).flatten();
+    Ok(Json(ListView {
+        total,
+        count: page.len(),
+        next_after,
+        sessions: page,
+    }))
+}

@@ -1,0 +1,74 @@
+//! The seed's session API: health, observe, alerts, thresholds, for the
+//! default session and for any session by id, plus the session list.
+//!
+//! Response types here are the wire format (camelCase, `…Formatted`
+//! durations, `null` for unknown times); they are built from core snapshots
+//! so the JSON changes only when this file does.
+//!
+//! - `health`: `/session/health` (also answered by the fast path).
+//! - `alerts`: `/session/alerts` and the thresholds.
+//! - `observe`: `/session/observe`, every section.
+//! - `list`: `/sessions`, filtered and paged.
+//! - `journal`: `/sessions/{id}/events`, read from the store.
+
+pub(super) mod alerts;
+pub(super) mod health;
+pub(crate) mod journal;
+pub(crate) mod list;
+pub(crate) mod observe;
+
+use std::sync::Arc;
+
+use wapulse_core::{Session, SessionId, Timestamp};
+
+use super::ApiError;
+use crate::app::Shared;
+
+/// Most rows one page of `/sessions` or of a journal holds.
+const MAX_PAGE: usize = 1000;
+
+pub(crate) use list::label_filter;
+pub(crate) use observe::observe_view;
+
+/// Finds a session by a path id: 400 when malformed, 404 when unknown.
+pub(super) fn find(state: &Shared, id: &str) -> Result<Arc<Session>, ApiError> {
+    let id = SessionId::parse(id).map_err(|e| ApiError::BadRequest {
+        message: e.to_string(),
+        index: None,
+        field: Some("id"),
+    })?;
+    state
+        .model
+        .snapshot()
+        .get(id.as_str())
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no session `{id}` has been seen")))
+}
+
+pub(super) fn default_session(state: &Shared) -> Arc<Session> {
+    let id = &state.settings.default_session;
+    match state.model.snapshot().get(id.as_str()) {
+        Some(s) => s.clone(),
+        // The model creates the default session at start; this is only a
+        // guard should that ever change.
+        None => Arc::new(Session::new(id.clone(), state.started_at)),
+    }
+}
+
+pub(super) fn ts(t: Option<Timestamp>) -> Option<String> {
+    t.map(Timestamp::to_rfc3339)
+}
+
+fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(100),
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest {
+                message: format!("limit `{l}` must be a whole number from 1 to {MAX_PAGE}"),
+                index: None,
+                field: Some("limit"),
+            }),
+        },
+    }
+}

@@ -1,0 +1,453 @@
+//! The route table: every API route wapulse serves, with what
+//! `/openapi.json` says of it. The router (`routes::router`) and the
+//! OpenAPI document (`crate::openapi`) are both built from it, so the
+//! description cannot drift from what is served.
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use super::{about, alerts, health, ingest, metrics, session, webhooks};
+use crate::app::Shared;
+use crate::auth::Access;
+
+/// One route: what the router serves and what `/openapi.json` describes.
+pub struct Route {
+    /// Path in axum syntax (`/sessions/{id}/health`).
+    pub path: &'static str,
+    /// HTTP method.
+    pub method: Method,
+    /// One line for the description.
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Status codes it answers with, and what each means.
+    pub responses: &'static [(u16, &'static str)],
+    /// The response content type.
+    pub produces: &'static str,
+    /// The request body's schema in `/openapi.json` (`Events`, `Silence`).
+    pub request: Option<&'static str>,
+    pub(super) handler: MethodRouter<Shared>,
+}
+
+const JSON: &str = "application/json";
+const PROM: &str = "text/plain; version=0.0.4";
+const TEXT: &str = "text/plain";
+
+fn route(
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    responses: &'static [(u16, &'static str)],
+    produces: &'static str,
+    handler: MethodRouter<Shared>,
+) -> Route {
+    let method = if path.ends_with("/events") && path.starts_with("/v1") {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    Route {
+        path,
+        request: (method == Method::POST).then_some("Events"),
+        method,
+        summary,
+        access,
+        responses,
+        produces,
+        handler,
+    }
+}
+
+/// A route whose method is not implied by its path.
+fn route_as(
+    method: Method,
+    request: Option<&'static str>,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    responses: &'static [(u16, &'static str)],
+    handler: MethodRouter<Shared>,
+) -> Route {
+    Route {
+        path,
+        method,
+        summary,
+        access,
+        responses,
+        produces: JSON,
+        request,
+        handler,
+    }
+}
+
+const OK: (u16, &str) = (200, "OK");
+const UNAUTHORIZED: (u16, &str) = (401, "missing or wrong token");
+const NOT_FOUND: (u16, &str) = (404, "unknown session");
+const BAD_ID: (u16, &str) = (400, "malformed session id");
+
+const WEBHOOK: &[(u16, &str)] = &[
+    (
+        200,
+        "mapped to session events and applied (or a retry already applied)",
+    ),
+    (
+        202,
+        "a valid delivery of an event wapulse does not map: ignored, counted",
+    ),
+    (400, "malformed delivery; nothing applied"),
+    (
+        401,
+        "missing or wrong token, or a bad X-Webhook-Hmac signature",
+    ),
+    (413, "body too large"),
+    (415, "unsupported content type"),
+    (
+        503,
+        "the store refused the write; nothing applied (Retry-After)",
+    ),
+];
+
+/// Every route wapulse serves.
+pub fn table() -> Vec<Route> {
+    use Access::*;
+    let health: &[(u16, &str)] = &[(200, "ok or warning"), (503, "critical")];
+    let health_id: &[(u16, &str)] = &[(200, "ok or warning"), (503, "critical"), BAD_ID, NOT_FOUND];
+    let read: &[(u16, &str)] = &[OK, UNAUTHORIZED];
+    let read_id: &[(u16, &str)] = &[OK, BAD_ID, UNAUTHORIZED, NOT_FOUND];
+    let ingest: &[(u16, &str)] = &[
+        OK,
+        (400, "invalid event; nothing applied"),
+        UNAUTHORIZED,
+        (
+            409,
+            "a labels event would leave a session with more than 16 labels; nothing applied",
+        ),
+        (413, "body too large"),
+        (415, "unsupported content type"),
+        (
+            503,
+            "the store refused the write; nothing applied (Retry-After)",
+        ),
+    ];
+    vec![
+        route(
+            "/session/health",
+            "Default session health (seed)",
+            Open,
+            health,
+            JSON,
+            get(session::health::health_default),
+        ),
+        route(
+            "/session/observe",
+            "Default session full observability (seed)",
+            Read,
+            read,
+            JSON,
+            get(session::observe::observe_default),
+        ),
+        route(
+            "/session/alerts",
+            "Default session active alerts (seed)",
+            Read,
+            read,
+            JSON,
+            get(session::alerts::alerts_default),
+        ),
+        route(
+            "/session/metrics",
+            "Default session Prometheus metrics (seed)",
+            Read,
+            read,
+            PROM,
+            get(metrics::session_default),
+        ),
+        route(
+            "/session/thresholds",
+            "Alert thresholds in force",
+            Read,
+            read,
+            JSON,
+            get(session::alerts::thresholds),
+        ),
+        route(
+            "/api/whatsapp/session/health",
+            "Seed proxy path for /session/health",
+            Open,
+            health,
+            JSON,
+            get(session::health::health_default),
+        ),
+        route(
+            "/api/whatsapp/session/observe",
+            "Seed proxy path for /session/observe",
+            Read,
+            read,
+            JSON,
+            get(session::observe::observe_default),
+        ),
+        route(
+            "/api/whatsapp/session/alerts",
+            "Seed proxy path for /session/alerts",
+            Read,
+            read,
+            JSON,
+            get(session::alerts::alerts_default),
+        ),
+        route(
+            "/sessions",
+            "List sessions (filter by status, state and label=name:value, paginated)",
+            Read,
+            &[OK, (400, "bad filter"), UNAUTHORIZED],
+            JSON,
+            get(session::list::list),
+        ),
+        route(
+            "/sessions/{id}/health",
+            "One session's health",
+            Open,
+            health_id,
+            JSON,
+            get(session::health::health),
+        ),
+        route(
+            "/sessions/{id}/observe",
+            "One session's full observability",
+            Read,
+            read_id,
+            JSON,
+            get(session::observe::observe),
+        ),
+        route(
+            "/sessions/{id}/alerts",
+            "One session's active alerts",
+            Read,
+            read_id,
+            JSON,
+            get(session::alerts::alerts),
+        ),
+        route(
+            "/sessions/{id}/metrics",
+            "One session's Prometheus metrics",
+            Read,
+            read_id,
+            PROM,
+            get(metrics::session),
+        ),
+        route(
+            "/sessions/{id}/thresholds",
+            "Alert thresholds for one session",
+            Read,
+            read_id,
+            JSON,
+            get(session::alerts::thresholds_for),
+        ),
+        route(
+            "/sessions/{id}/events",
+            "One session's journal, newest first (?limit=&before=)",
+            Read,
+            read_id,
+            JSON,
+            get(session::journal::history),
+        ),
+        route(
+            "/v1/events",
+            "Ingest session events (JSON array or NDJSON)",
+            Ingest,
+            ingest,
+            JSON,
+            post(ingest::events),
+        ),
+        route(
+            "/v1/sessions/{id}/events",
+            "Ingest events for one session",
+            Ingest,
+            ingest,
+            JSON,
+            post(ingest::session_events),
+        ),
+        route(
+            "/alerts",
+            "Pending and firing alerts and fleet incidents, worst first (?level=&code=&state=&session=&label=name:value&limit=&offset=)",
+            Read,
+            &[OK, (400, "bad filter"), UNAUTHORIZED],
+            JSON,
+            get(alerts::list),
+        ),
+        route(
+            "/alerts/history",
+            "Alert transitions and notifications, newest first (?limit=&before=)",
+            Read,
+            &[OK, (400, "bad limit"), UNAUTHORIZED],
+            JSON,
+            get(alerts::history),
+        ),
+        route_as(
+            Method::POST,
+            Some("Silence"),
+            "/v1/silences",
+            "Create (or, with id, replace) a silence",
+            Admin,
+            &[
+                OK,
+                (400, "invalid silence"),
+                UNAUTHORIZED,
+                (404, "no silence with that id"),
+                (413, "body too large"),
+                (415, "unsupported content type"),
+                (503, "the store refused the write (Retry-After)"),
+            ],
+            post(alerts::create),
+        ),
+        route_as(
+            Method::GET,
+            None,
+            "/v1/silences",
+            "Every silence, with its status (active, pending, expired)",
+            Admin,
+            &[OK, UNAUTHORIZED],
+            get(alerts::list_silences),
+        ),
+        route_as(
+            Method::DELETE,
+            None,
+            "/v1/silences/{id}",
+            "Expire a silence now",
+            Admin,
+            &[
+                OK,
+                UNAUTHORIZED,
+                (404, "no silence with that id"),
+                (503, "the store refused the write (Retry-After)"),
+            ],
+            delete(alerts::expire),
+        ),
+        route_as(
+            Method::POST,
+            Some("WahaWebhook"),
+            "/v1/webhooks/waha",
+            "A WAHA webhook delivery, as WAHA sends it (point WAHA's webhook URL here)",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::waha),
+        ),
+        route_as(
+            Method::POST,
+            Some("EvolutionWebhook"),
+            "/v1/webhooks/evolution",
+            "An Evolution API webhook delivery, as Evolution sends it",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::evolution),
+        ),
+        route_as(
+            Method::POST,
+            Some("EvolutionWebhookByEvent"),
+            "/v1/webhooks/evolution/{event}",
+            "An Evolution API delivery with \"webhook by events\" on (the event in the path)",
+            Webhook,
+            WEBHOOK,
+            post(webhooks::evolution_by_event),
+        ),
+        route(
+            "/healthz",
+            "Liveness",
+            Open,
+            &[OK],
+            JSON,
+            get(health::healthz),
+        ),
+        route(
+            "/livez",
+            "Kubernetes liveness",
+            Open,
+            &[OK],
+            TEXT,
+            get(health::livez),
+        ),
+        route(
+            "/readyz",
+            "Readiness (?verbose, ?exclude=name)",
+            Open,
+            &[OK, (503, "not ready")],
+            JSON,
+            get(health::readyz),
+        ),
+        route(
+            "/api/health",
+            "Full health: store and checks",
+            Open,
+            &[OK, (503, "unhealthy")],
+            JSON,
+            get(health::api_health),
+        ),
+        route(
+            "/health",
+            "Service health with session count",
+            Open,
+            &[OK],
+            JSON,
+            get(health::health),
+        ),
+        route(
+            "/health/whatsapp",
+            "WhatsApp sessions summary and probes of group whatsapp",
+            Open,
+            &[OK],
+            JSON,
+            get(health::health_whatsapp),
+        ),
+        route(
+            "/health/{group}",
+            "Probes of one group from the config (e.g. workers, calls)",
+            Open,
+            &[
+                OK,
+                (503, "a probe of the group fails"),
+                (404, "unknown group"),
+            ],
+            JSON,
+            get(health::health_group),
+        ),
+        route(
+            "/version",
+            "Build information",
+            Open,
+            &[OK],
+            JSON,
+            get(about::version),
+        ),
+        route(
+            "/warmup",
+            "Runs every probe once and primes caches",
+            Open,
+            &[OK],
+            JSON,
+            get(health::warmup),
+        ),
+        route(
+            "/metrics.json",
+            "Platform counters and gauges (seed)",
+            Metrics,
+            &[OK, UNAUTHORIZED],
+            JSON,
+            get(metrics::json),
+        ),
+        route(
+            "/metrics",
+            "Everything, for Prometheus",
+            Read,
+            read,
+            PROM,
+            get(metrics::all),
+        ),
+        route(
+            "/openapi.json",
+            "This description",
+            Open,
+            &[OK],
+            JSON,
+            get(about::openapi),
+        ),
+    ]
+}

@@ -1,0 +1,87 @@
+//! The dashboard's pages, one file each, and what they share.
+//!
+//! - `overview`: `/`, the fleet at a glance.
+//! - `sessions`: `/ui/sessions`, filtered and paged.
+//! - `session`: `/ui/sessions/{id}`, one session in full.
+//! - `alerts`: `/ui/alerts`, alerts, incidents, history and silences.
+//! - `silences`: the forms that create and expire silences.
+
+mod alerts;
+mod overview;
+mod session;
+mod sessions;
+mod silences;
+
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use serde_json::Value;
+use wapulse_core::Timestamp;
+
+use super::login as auth;
+use super::view::{Badge, When, level, when};
+use crate::alerting::ActiveAlert;
+use crate::app::Shared;
+
+pub(super) use alerts::alerts;
+pub(super) use overview::overview;
+pub(super) use session::session;
+pub(super) use sessions::sessions;
+pub(super) use silences::{create_silence, expire_silence};
+
+/// Rows on one page of sessions (the DOM never holds more).
+pub(super) const PAGE: usize = 50;
+/// Alerts listed on the overview.
+pub(super) const OVERVIEW_ALERTS: usize = 10;
+/// Rows per group on the alerts page (the rest: a link to the filter).
+pub(super) const ALERTS_PER_GROUP: usize = 100;
+/// The timeline's window.
+pub(super) const TIMELINE_HOURS: u64 = 6;
+
+/// The login redirect, when the request may not read.
+pub(super) fn guard(state: &Shared, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+    let next = uri.path_and_query().map_or("/", |p| p.as_str());
+    auth::refused(state, headers, next)
+}
+
+/// An alert as the pages list it.
+pub struct AlertRow {
+    pub session: String,
+    pub href: Option<String>,
+    pub code: String,
+    pub level: Badge,
+    pub phase: &'static str,
+    pub since: When,
+    pub summary: String,
+    pub silenced: bool,
+    pub folded: bool,
+    pub flapping: bool,
+}
+
+pub(super) fn alert_row(a: &ActiveAlert, now: Timestamp) -> AlertRow {
+    AlertRow {
+        href: (!a.session.is_empty()).then(|| session_href(&a.session)),
+        session: a.session.clone(),
+        code: a.code.clone(),
+        level: level(a.level),
+        phase: a.state.as_str(),
+        since: when(a.since, now),
+        summary: a.summary.clone(),
+        silenced: a.silenced,
+        folded: a.folded,
+        flapping: a.flapping,
+    }
+}
+
+pub(super) fn session_href(id: &str) -> String {
+    // Session ids are [A-Za-z0-9._:@-]: nothing to escape in a path.
+    format!("/ui/sessions/{id}")
+}
+
+pub(super) fn display(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        other => other.to_string(),
+    }
+}

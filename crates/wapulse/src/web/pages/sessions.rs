@@ -1,0 +1,268 @@
+//! `/ui/sessions`: server-side filters in the URL, keyset paging.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use serde::Deserialize;
+use wapulse_core::{AlertCode, Level, Session, SessionState, evaluate};
+
+use super::{PAGE, guard, session_href};
+use crate::app::Shared;
+use crate::clock;
+use crate::web::view::{Badge, When, html, level, state as state_badge, when};
+
+#[derive(Default, Clone)]
+pub struct Filters {
+    pub status: String,
+    pub state: String,
+    pub code: String,
+    pub label: String,
+    pub q: String,
+}
+
+impl Filters {
+    fn query(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("status", &self.status),
+            ("state", &self.state),
+            ("code", &self.code),
+            ("label", &self.label),
+            ("q", &self.q),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        parts.join("&")
+    }
+}
+
+fn encode(text: &str) -> String {
+    crate::web::view::query_value(text, false)
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub href: String,
+    pub state: Badge,
+    pub level: Badge,
+    pub codes: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    pub since: When,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+pub struct SessionsPage {
+    pub now: When,
+    pub f: Filters,
+    pub states: Vec<&'static str>,
+    pub levels: Vec<&'static str>,
+    pub codes: Vec<&'static str>,
+    pub rows: Vec<SessionRow>,
+    pub total: usize,
+    pub first_href: Option<String>,
+    pub next_href: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(in crate::web) struct SessionsQuery {
+    status: Option<String>,
+    state: Option<String>,
+    code: Option<String>,
+    label: Option<String>,
+    q: Option<String>,
+    after: Option<String>,
+}
+
+pub(in crate::web) async fn sessions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    query: Result<Query<SessionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(r) = guard(&st, &headers, &uri) {
+        return r;
+    }
+    let now = clock::now();
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let f = Filters {
+        status: q.status.unwrap_or_default(),
+        state: q.state.unwrap_or_default(),
+        code: q.code.unwrap_or_default(),
+        label: q.label.unwrap_or_default(),
+        q: q.q.unwrap_or_default(),
+    };
+    let mut error = None;
+    let mut bad = |what: String| error = Some(what);
+    let want_level = match f.status.as_str() {
+        "" => None,
+        s => Level::parse(s).or_else(|| {
+            bad(format!("status `{s}` is not one of ok, warning, critical"));
+            None
+        }),
+    };
+    let want_state = match f.state.as_str() {
+        "" => None,
+        s => SessionState::parse(s).or_else(|| {
+            bad(format!("state `{s}` is not a session state"));
+            None
+        }),
+    };
+    let want_code = match f.code.as_str() {
+        "" => None,
+        c => AlertCode::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == c)
+            .or_else(|| {
+                bad(format!("code `{c}` is not an alert code"));
+                None
+            }),
+    };
+    let want_label = match f.label.as_str() {
+        "" => None,
+        // The API's own check (name:value, a valid label name).
+        l => match crate::routes::session::label_filter(l) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                bad(e.message());
+                None
+            }
+        },
+    };
+    let t = &st.settings.thresholds;
+    let snapshot = st.model.snapshot();
+    let evaluator = st.alerting.snapshot();
+    let cheap = |s: &Session| {
+        want_state.is_none_or(|w| s.state == w)
+            && want_label
+                .as_ref()
+                .is_none_or(|(n, v)| s.labels.get(n) == Some(v.as_str()))
+            && (f.q.is_empty() || s.id().as_str().contains(f.q.as_str()))
+    };
+    let judged = |s: &Session| {
+        let a = evaluate(s, t, now);
+        want_level.is_none_or(|w| a.level == w).then_some(a)
+    };
+    // By alert code: the sessions with that alert pending or firing, from
+    // the evaluator's list, instead of judging the fleet; the page walks
+    // the sessions in id order and keeps those in the set.
+    let with_code: Option<std::collections::HashSet<&str>> = want_code.map(|c| {
+        evaluator
+            .active
+            .iter()
+            .filter(|a| a.code == c.as_str() && !a.session.is_empty())
+            .map(|a| a.session.as_str())
+            .collect()
+    });
+    let candidates = snapshot.sessions_after(q.after.as_deref()).filter(|s| {
+        with_code
+            .as_ref()
+            .is_none_or(|ids| ids.contains(s.id().as_str()))
+    });
+    let total = if error.is_some() {
+        0
+    } else if want_level.is_none() && want_code.is_none() {
+        match (&want_label, f.q.is_empty(), want_state) {
+            (None, true, None) => snapshot.len(),
+            (None, true, Some(w)) => snapshot.by_state()[w.index()],
+            _ => snapshot.sessions().filter(|s| cheap(s)).count(),
+        }
+    } else if want_code.is_none() && want_label.is_none() && f.q.is_empty() {
+        // State and level: the evaluator's grid.
+        let l = want_level.map_or(0, |l| l as usize);
+        match want_state {
+            Some(s) => evaluator.by_state_level[s.index()][l],
+            None => evaluator.by_level[l],
+        }
+    } else if let Some(ids) = &with_code {
+        if want_level.is_none() && want_state.is_none() && want_label.is_none() && f.q.is_empty() {
+            ids.len()
+        } else {
+            // Judged only when a level is asked for too.
+            ids.iter()
+                .filter_map(|id| snapshot.get(id))
+                .filter(|s| cheap(s) && (want_level.is_none() || judged(s).is_some()))
+                .count()
+        }
+    } else {
+        snapshot
+            .sessions()
+            .filter(|s| cheap(s) && judged(s).is_some())
+            .count()
+    };
+    let mut rows = Vec::new();
+    let mut more = false;
+    if error.is_none() {
+        for s in candidates {
+            if !cheap(s) {
+                continue;
+            }
+            let Some(a) = judged(s) else { continue };
+            if rows.len() == PAGE {
+                more = true;
+                break;
+            }
+            rows.push(SessionRow {
+                id: s.id().as_str().to_owned(),
+                href: session_href(s.id().as_str()),
+                state: state_badge(s.state),
+                level: level(a.level),
+                codes: a
+                    .alerts
+                    .iter()
+                    .map(|x| x.code.as_str().to_owned())
+                    .collect(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                since: when(s.state_changed_at, now),
+            });
+        }
+    }
+    let base = f.query();
+    let join = |extra: String| {
+        if base.is_empty() {
+            format!("/ui/sessions?{extra}")
+        } else {
+            format!("/ui/sessions?{base}&{extra}")
+        }
+    };
+    let next_href = more
+        .then(|| {
+            rows.last()
+                .map(|r: &SessionRow| join(format!("after={}", encode(&r.id))))
+        })
+        .flatten();
+    let first_href = q.after.is_some().then(|| {
+        if base.is_empty() {
+            "/ui/sessions".to_owned()
+        } else {
+            format!("/ui/sessions?{base}")
+        }
+    });
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = SessionsPage {
+        now: when(now, now),
+        f,
+        states: SessionState::ALL.iter().map(|s| s.as_str()).collect(),
+        levels: Level::ALL.iter().map(|l| l.as_str()).collect(),
+        codes: AlertCode::ALL.iter().map(|c| c.as_str()).collect(),
+        rows,
+        total,
+        first_href,
+        next_href,
+        error,
+    };
+    html(status, page.render())
+}
