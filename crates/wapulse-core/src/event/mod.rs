@@ -9,6 +9,8 @@
 //! - here: the checked [`Event`] and what happened ([`EventKind`]).
 //! - `wire`: the loose wire form ([`RawEvent`]), its parse and its errors.
 
+#[cfg(test)]
+mod tests;
 mod vocabulary;
 mod wire;
 

@@ -129,7 +129,7 @@ impl Probe {
         let started = Instant::now();
         let result = match tokio::time::timeout(
             self.spec.timeout,
-            run::check(&self.spec, self.http.as_ref()),
+            run::probe(&self.spec, self.http.as_ref()),
         )
         .await
         {

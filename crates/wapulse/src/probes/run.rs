@@ -27,7 +27,8 @@ fn chain(e: &dyn StdError) -> String {
     text
 }
 
-pub(super) async fn check(
+/// Runs `spec` once: a short note on success, a short reason on failure.
+pub(super) async fn probe(
     spec: &ProbeSpec,
     http: Option<&reqwest::Client>,
 ) -> Result<String, String> {
