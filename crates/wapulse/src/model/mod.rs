@@ -39,7 +39,7 @@ use wapulse_core::{
 };
 
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Durability, History, Store, StoreError, StoreFacts};
+use crate::store::{Durability, JournalReader, Store, StoreError, StoreFacts};
 use writer::Writer;
 
 /// What the model needs to start.
@@ -125,7 +125,7 @@ pub struct Model {
     published: Arc<ArcSwap<FleetSnapshot>>,
     watcher: Watcher,
     health: Arc<ArcSwap<StoreHealth>>,
-    history: Arc<dyn History>,
+    journal: Arc<dyn JournalReader>,
     tx: Arc<Mutex<Option<Sender<Command>>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     position: Arc<AtomicU64>,
@@ -144,13 +144,13 @@ impl Model {
             options.durability,
             options.max_store_bytes,
         )?;
-        let history: Arc<dyn History> = Arc::new(store.history()?);
-        Self::start(Box::new(store), history, options, now)
+        let journal: Arc<dyn JournalReader> = Arc::new(store.journal()?);
+        Self::start(Box::new(store), journal, options, now)
     }
 
     fn start(
         mut store: Box<dyn Store>,
-        history: Arc<dyn History>,
+        journal: Arc<dyn JournalReader>,
         options: ModelOptions,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
@@ -232,7 +232,7 @@ impl Model {
             published,
             watcher,
             health,
-            history,
+            journal,
             tx: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(handle))),
             position,
@@ -266,9 +266,9 @@ impl Model {
         self.health.load_full()
     }
 
-    /// Session history (may touch the disk).
-    pub fn history(&self) -> Arc<dyn History> {
-        self.history.clone()
+    /// Reads of the sessions' journal (may touch the disk).
+    pub fn journal(&self) -> Arc<dyn JournalReader> {
+        self.journal.clone()
     }
 
     fn send(&self, command: Command) -> bool {

@@ -24,7 +24,7 @@ use crate::clock;
 /// Where a probe stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Standing {
     /// Not run yet (counts as failing for readiness).
     Pending,
     /// The last run passed.
@@ -38,7 +38,7 @@ pub enum Outcome {
 #[serde(rename_all = "camelCase")]
 pub struct ProbeStatus {
     /// Pending, ok or failed.
-    pub status: Outcome,
+    pub status: Standing,
     /// How long the last run took, in milliseconds.
     pub latency_ms: Option<f64>,
     /// When the last run finished.
@@ -66,7 +66,7 @@ fn opt_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::O
 impl ProbeStatus {
     fn pending() -> Self {
         Self {
-            status: Outcome::Pending,
+            status: Standing::Pending,
             latency_ms: None,
             checked_at: None,
             last_success: None,
@@ -78,14 +78,14 @@ impl ProbeStatus {
 
     /// Whether the last run passed.
     pub fn ok(&self) -> bool {
-        self.status == Outcome::Ok
+        self.status == Standing::Ok
     }
 
     fn after(&self, result: Result<String, String>, latency: Duration, at: Timestamp) -> Self {
         let latency_ms = Some(latency.as_secs_f64() * 1000.0);
         match result {
             Ok(note) => Self {
-                status: Outcome::Ok,
+                status: Standing::Ok,
                 latency_ms,
                 checked_at: Some(at),
                 last_success: Some(at),
@@ -94,7 +94,7 @@ impl ProbeStatus {
                 reason: note,
             },
             Err(reason) => Self {
-                status: Outcome::Failed,
+                status: Standing::Failed,
                 latency_ms,
                 checked_at: Some(at),
                 last_success: self.last_success,
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(s.last_success, Some(t1));
         let s = s.after(Err("down".into()), Duration::from_millis(3), t2);
         let s = s.after(Err("still down".into()), Duration::from_millis(3), t3);
-        assert_eq!(s.status, Outcome::Failed);
+        assert_eq!(s.status, Standing::Failed);
         assert_eq!(s.consecutive_failures, 2);
         assert_eq!(s.last_success, Some(t1), "a failure keeps the last success");
         assert_eq!(s.last_failure, Some(t3));

@@ -248,7 +248,7 @@ pub fn table() -> Vec<Route> {
             Read,
             read_id,
             JSON,
-            get(session::journal::history),
+            get(session::journal::events),
         ),
         route(
             "/v1/events",

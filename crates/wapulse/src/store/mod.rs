@@ -1,10 +1,10 @@
 //! Durable storage: the journal of accepted events, fleet snapshots, and
-//! the session history read.
+//! reads of the journal.
 //!
-//! [`Store`] is what the writer thread needs from a backend; [`History`] is
-//! the one read that may touch the disk (`/sessions/{id}/events`). SQLite
-//! ([`sqlite`]) is the embedded default; a PostgreSQL backend implements
-//! the same two traits.
+//! [`Store`] is what the writer thread needs from a backend;
+//! [`JournalReader`] is the one session read that may touch the disk
+//! (`/sessions/{id}/events`). SQLite ([`sqlite`]) is the only backend; a
+//! second one would implement the same two traits.
 
 pub mod sqlite;
 
@@ -133,7 +133,7 @@ pub trait Store: Send {
     fn compact(&mut self, cutoff: Timestamp) -> Result<u64, StoreError>;
 }
 
-/// One event of a session's history.
+/// One event of a session's journal.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
     /// Its sequence number.
@@ -146,7 +146,7 @@ pub struct StoredEvent {
 
 /// Reads a session's journal, newest first. May touch the disk: callers
 /// run it off the async workers.
-pub trait History: Send + Sync {
+pub trait JournalReader: Send + Sync {
     /// Up to `limit` events of `session` with a sequence number below
     /// `before` (all when `None`), newest first.
     fn session_events(

@@ -10,7 +10,7 @@ use rusqlite_migration::{M, Migrations};
 use wapulse_core::{Event, SessionId, Timestamp};
 
 use super::{
-    Durability, History, Record, SnapshotRecord, Store, StoreError, StoreFacts, StoredEvent,
+    Durability, JournalReader, Record, SnapshotRecord, Store, StoreError, StoreFacts, StoredEvent,
     StreamPosition,
 };
 
@@ -225,14 +225,14 @@ impl SqliteStore {
         Ok(rows.into_iter().filter(|r| r != "ok").collect())
     }
 
-    /// A reader for session history, on its own read-only connection.
-    pub fn history(&self) -> Result<SqliteHistory, StoreError> {
+    /// A reader of the journal, on its own read-only connection.
+    pub fn journal(&self) -> Result<SqliteJournal, StoreError> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(&self.path, e))?;
-        Ok(SqliteHistory {
+        Ok(SqliteJournal {
             conn: Mutex::new(conn),
             path: self.path.clone(),
         })
@@ -411,15 +411,15 @@ impl Store for SqliteStore {
     }
 }
 
-/// Session history over a read-only connection.
-pub struct SqliteHistory {
+/// Journal reads over a read-only connection.
+pub struct SqliteJournal {
     // One connection, used by one blocking task at a time; history reads
     // are operator clicks, not a hot path.
     conn: Mutex<Connection>,
     path: PathBuf,
 }
 
-impl History for SqliteHistory {
+impl JournalReader for SqliteJournal {
     fn session_events(
         &self,
         session: &SessionId,

@@ -12,17 +12,17 @@ use crate::routes::ApiError;
 /// `GET /sessions/{id}/events` query.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HistoryQuery {
+pub(crate) struct JournalQuery {
     limit: Option<String>,
     before: Option<String>,
 }
 
 /// `GET /sessions/{id}/events`: the session's journal, newest first. The
 /// one read that touches the disk, so it runs on the blocking pool.
-pub(crate) async fn history(
+pub(crate) async fn events(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let session = find(&state, &id)?;
@@ -35,7 +35,7 @@ pub(crate) async fn history(
             field: Some("before"),
         })?),
     };
-    let history = state.model.history();
+    let history = state.model.journal();
     let id = session.id().clone();
     let rows = tokio::task::spawn_blocking(move || history.session_events(&id, limit, before))
         .await

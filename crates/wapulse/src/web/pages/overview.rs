@@ -172,9 +172,9 @@ pub(in crate::web) async fn overview(
                 name: p.spec.name.clone(),
                 kind: p.spec.kind.to_owned(),
                 status: outcome_badge(match s.status {
-                    crate::probes::Outcome::Ok => Some(true),
-                    crate::probes::Outcome::Failed => Some(false),
-                    crate::probes::Outcome::Pending => None,
+                    crate::probes::Standing::Ok => Some(true),
+                    crate::probes::Standing::Failed => Some(false),
+                    crate::probes::Standing::Pending => None,
                 }),
                 latency: s.latency_ms.map_or("—".into(), |ms| format!("{ms:.1} ms")),
                 checked: s.checked_at.map(|t| when(t, now)),

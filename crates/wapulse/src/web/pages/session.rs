@@ -160,7 +160,7 @@ pub(in crate::web) async fn session(
     });
     // The journal: the page of events shown, and (newest 2,000) the state
     // changes of the timeline.
-    let history = st.model.history();
+    let history = st.model.journal();
     let sid = s.id().clone();
     // On the first page the events shown are the newest of the timeline's:
     // one read serves both.
