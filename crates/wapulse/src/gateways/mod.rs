@@ -1,7 +1,8 @@
 //! Gateways that post straight to wapulse: their webhook payloads turned
 //! into session events, so a WAHA or Evolution API user needs no glue code.
 //!
-//! Each gateway has its own file (`waha.rs`, `evolution.rs`) with a pure
+//! `[gateways]` is checked in `config.rs`. Each gateway has its own file
+//! (`waha.rs`, `evolution.rs`) with a pure
 //! `map(envelope, prior, received)`: the payload and what wapulse knows of
 //! the session before it (its state, labels, keepalive expectation) in,
 //! session events out. The HTTP side (auth, signature, ingest) is in
@@ -17,101 +18,17 @@
 //!   state do.
 //! - "Connecting" after connected is a reconnect.
 
+pub mod config;
 pub mod evolution;
 pub mod waha;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wapulse_core::labels::LabelChanges;
 use wapulse_core::{
     Direction, Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp,
 };
 
-use crate::secret::Secret;
-
-/// `[gateways]` as written in the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGateways {
-    /// A header that may carry `INGEST_TOKEN` (for gateways that can only
-    /// add custom headers, like Evolution API), besides `Authorization:
-    /// Bearer` and `?token=`.
-    pub token_header: Option<String>,
-    /// `[gateways.waha]`.
-    pub waha: Option<RawWaha>,
-    /// `[gateways.evolution]`.
-    pub evolution: Option<RawEvolution>,
-}
-
-/// `[gateways.waha]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWaha {
-    /// Prepended to WAHA's session name to make the wapulse session id.
-    pub session_prefix: Option<String>,
-    /// WAHA's webhook HMAC key (`X-Webhook-Hmac`, SHA-512); also
-    /// `WAHA_HMAC_KEY`.
-    pub hmac_key: Option<String>,
-}
-
-/// `[gateways.evolution]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEvolution {
-    /// Prepended to Evolution's instance name to make the session id.
-    pub session_prefix: Option<String>,
-}
-
-/// The gateway settings, checked.
-#[derive(Clone, Debug, Default)]
-pub struct GatewaySettings {
-    /// Lower-cased header name that may carry the ingest token.
-    pub token_header: Option<axum::http::HeaderName>,
-    /// WAHA session id prefix.
-    pub waha_prefix: String,
-    /// When set, every WAHA delivery must carry a valid `X-Webhook-Hmac`.
-    pub waha_hmac_key: Option<Secret>,
-    /// Evolution instance id prefix.
-    pub evolution_prefix: String,
-}
-
-impl GatewaySettings {
-    /// Checks `[gateways]`; `env` supplies `WAHA_HMAC_KEY`.
-    pub fn check(raw: Option<RawGateways>, env_hmac_key: Option<String>) -> anyhow::Result<Self> {
-        let raw = raw.unwrap_or_default();
-        let prefix = |field: &str, p: Option<String>| -> anyhow::Result<String> {
-            let p = p.unwrap_or_default();
-            if !p.is_empty() && SessionId::parse(&format!("{p}x")).is_err() {
-                anyhow::bail!(
-                    "gateways.{field}.session_prefix: `{p}` may only hold the characters of a \
-                     session id ([A-Za-z0-9._:@-])"
-                );
-            }
-            Ok(p)
-        };
-        let waha = raw.waha.unwrap_or_default();
-        let token_header = match raw.token_header {
-            None => None,
-            Some(name) => Some(
-                axum::http::HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
-                    anyhow::anyhow!("gateways.token_header: `{name}` is not an HTTP header name")
-                })?,
-            ),
-        };
-        Ok(Self {
-            token_header,
-            waha_prefix: prefix("waha", waha.session_prefix)?,
-            waha_hmac_key: env_hmac_key
-                .filter(|k| !k.is_empty())
-                .or(waha.hmac_key.filter(|k| !k.is_empty()))
-                .map(Secret::new),
-            evolution_prefix: prefix(
-                "evolution",
-                raw.evolution.unwrap_or_default().session_prefix,
-            )?,
-        })
-    }
-}
+pub use config::{GatewaySettings, RawGateways};
 
 /// What wapulse knows about a session before a delivery.
 #[derive(Clone, Debug, Default)]
