@@ -1,9 +1,8 @@
 //! Tokens on every protected route; open routes stay open.
 
 use serde_json::json;
-use wapulse::routes::{Access, table};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "default")

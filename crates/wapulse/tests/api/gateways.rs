@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::Sha512;
 use wapulse_core::DurationMs;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const WAHA: &str = "/v1/webhooks/waha";
 const EVOLUTION: &str = "/v1/webhooks/evolution";

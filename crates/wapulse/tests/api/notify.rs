@@ -5,96 +5,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wapulse::config::Settings;
 
-use crate::helpers::*;
-use crate::receivers::{FakeReceiver, Fault, Kind, verify_webhook};
+use crate::support::process::reqwest as raw;
+use crate::support::*;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Loads `[alerting]`, `[[receivers]]`, `[[routes]]` and `[thresholds]`
-/// from TOML, as `wapulse serve --config` would.
-pub fn alerting_from(toml_text: &str) -> Settings {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wapulse.toml");
-    std::fs::write(&path, toml_text).unwrap();
-    Settings::load(Some(&path), |_| None).expect("config loads")
-}
-
-pub async fn spawn_alerting(toml_text: &str) -> TestApp {
-    let loaded = alerting_from(toml_text);
-    spawn_with(move |s| {
-        s.alerting = loaded.alerting;
-        s.thresholds = loaded.thresholds;
-    })
-    .await
-}
-
-/// A stand-in webhook receiver named `hook` (unsigned) and an app sending
-/// to it, with these `[alerting]` settings.
-async fn hook_app(alerting: &str) -> (FakeReceiver, TestApp) {
-    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
-        "[alerting]\n{alerting}\n[[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
-        hook.url("/")
-    ))
-    .await;
-    (hook, app)
-}
-
-/// Polls `/alerts?{query}` (bounded) until `done` holds; returns the body.
-async fn wait_alerts(app: &TestApp, query: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let v = app.get_json(&format!("/alerts?{query}"), 200).await;
-        if done(&v) {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "/alerts?{query}: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Posts `marker` (an event that fires `code` in a group of its own) and
-/// waits until its message arrives: the outbox sends in order, so by then
-/// everything queued before it has been sent, and what has not arrived was
-/// not sent.
-async fn after_marker(
-    hook: &FakeReceiver,
-    app: &TestApp,
-    marker: Value,
-    code: &str,
-) -> Vec<crate::receivers::Received> {
-    app.ingest(marker).await;
-    hook.wait_until("the marker", WAIT, |r| {
-        r.iter().any(|x| x.body["groupLabels"]["code"] == code)
-    })
-    .await
-}
-
-/// Each session goes `reconnecting` three times (RECONNECT_ATTEMPTS fires).
-fn reconnecting_thrice(ids: &[String]) -> Value {
-    Value::Array(
-        ids.iter()
-            .flat_map(|id| {
-                std::iter::repeat_n(
-                    json!({"session": id, "type": "state", "state": "reconnecting"}),
-                    3,
-                )
-            })
-            .collect(),
-    )
-}
-
-fn logged_out(session: &str) -> Value {
-    json!({"session": session, "type": "state", "state": "logged_out"})
-}
-
-fn connected(session: &str) -> Value {
-    json!({"session": session, "type": "state", "state": "connected"})
-}
-
-fn status_of(r: &crate::receivers::Received) -> String {
+fn status_of(r: &Received) -> String {
     r.body["status"].as_str().unwrap_or("").to_owned()
 }
 
@@ -179,7 +94,7 @@ fn a_wrong_secret_or_a_replayed_timestamp_fails_verification() {
     // The stand-in's verifier is what proves the signature: check that it
     // refuses what it must.
     let body = br#"{"a":1}"#;
-    let sig = wapulse::alerting::receivers::webhook::sign("k", "msg_1", 1, body);
+    let sig = sign_webhook("k", "msg_1", 1, body);
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("webhook-id", "msg_1".parse().unwrap());
     headers.insert("webhook-timestamp", "1".parse().unwrap());
@@ -187,7 +102,7 @@ fn a_wrong_secret_or_a_replayed_timestamp_fails_verification() {
     let err = verify_webhook(&headers, body, "k").unwrap_err();
     assert!(err.contains("too old"), "{err}");
     let now = wapulse::clock::now().as_millis() / 1000;
-    let sig = wapulse::alerting::receivers::webhook::sign("k", "msg_1", now, body);
+    let sig = sign_webhook("k", "msg_1", now, body);
     headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
     headers.insert("webhook-signature", sig.parse().unwrap());
     verify_webhook(&headers, body, "k").unwrap();
@@ -260,42 +175,6 @@ async fn slack_and_pagerduty_get_their_documented_payloads() {
     assert!(s[1].body["text"].as_str().unwrap().contains("RESOLVED"));
     assert!(slack.violations().is_empty(), "{:?}", slack.violations());
     assert!(pd.violations().is_empty(), "{:?}", pd.violations());
-}
-
-/// The outbox rows of the app's store: (receiver, state, attempts, last
-/// error), oldest first.
-fn outbox(app: &TestApp) -> Vec<(String, String, i64, Option<String>)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        app.data.path().join("wapulse.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT receiver, state, attempts, last_error FROM outbox ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-async fn wait_outbox(
-    app: &TestApp,
-    what: &str,
-    done: impl Fn(&[(String, String, i64, Option<String>)]) -> bool,
-) -> Vec<(String, String, i64, Option<String>)> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let rows = outbox(app);
-        if done(&rows) {
-            return rows;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: outbox is {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]
@@ -386,7 +265,7 @@ async fn faults_are_retried_with_the_same_id_and_a_permanent_error_stops() {
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
-    let port = crate::cli::free_port();
+    let port = free_port();
     let app = spawn_alerting(&format!(
         r#"
         [alerting]
@@ -499,7 +378,7 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
     // arrives, everything queued before it has been sent.
     let marker = json!([{"session": "s300", "type": "validation", "valid": false}]);
     let got = after_marker(&hook, &app, marker, "SESSION_CORRUPTION").await;
-    let codes = |got: &[crate::receivers::Received]| -> Vec<String> {
+    let codes = |got: &[Received]| -> Vec<String> {
         got.iter()
             .map(|r| {
                 format!(
@@ -617,7 +496,7 @@ async fn routes_send_by_label_and_level_and_group_by_their_labels() {
         ["a:LOGGED_OUT", "b:SESSION_CORRUPTION"],
         "critical alerts of eu-* sessions, one message for the region"
     );
-    let seen = |r: &[crate::receivers::Received]| -> Vec<String> {
+    let seen = |r: &[Received]| -> Vec<String> {
         r.iter()
             .flat_map(|x| x.body["firing"].as_array().unwrap().clone())
             .map(|a| {
@@ -845,23 +724,6 @@ async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named()
     assert_eq!(health["alerting"]["pending"], 1);
 }
 
-/// `wapulse serve` on `data` with `config`, killed on drop.
-fn serve_on(data: &std::path::Path, config: &std::path::Path) -> (crate::cli::Running, u16) {
-    let port = crate::cli::free_port();
-    let log = std::fs::File::create(data.join(format!("output-{port}.log"))).unwrap();
-    let child = crate::cli::wapulse(&["serve"])
-        .env("PORT", port.to_string())
-        .env("WAPULSE_DATA_DIR", data.join("data"))
-        .env("WAPULSE_CONFIG", config)
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .spawn()
-        .unwrap();
-    let running = crate::cli::Running(child);
-    crate::cli::wait_until_up(&format!("http://127.0.0.1:{port}/healthz"));
-    (running, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_down() {
     let hook = FakeReceiver::start(Kind::Webhook(None)).await;
@@ -897,7 +759,7 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
         {"session": "s1", "type": "validation", "valid": false, "at": failed_at.to_rfc3339()},
     ])
     .to_string();
-    let (code, body) = crate::cli::reqwest::send(
+    let (code, body) = raw::send(
         &format!("http://127.0.0.1:{port}/v1/events"),
         "POST",
         Some(&events),
@@ -966,7 +828,7 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
         );
     }
     // In order: the resolve of VALIDATION_FAILURES came after its firing.
-    let position = |pred: &dyn Fn(&crate::receivers::Received) -> bool| {
+    let position = |pred: &dyn Fn(&Received) -> bool| {
         got.iter()
             .position(|r| r.answered == 200 && pred(r))
             .unwrap()
@@ -1010,7 +872,7 @@ async fn alert_metrics_pass_promtool() {
         assert!(std::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    crate::metrics::promtool_check(&text);
+    promtool_check(&text);
 }
 
 #[tokio::test]
