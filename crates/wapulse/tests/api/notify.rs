@@ -16,29 +16,23 @@ fn status_of(r: &Received) -> String {
 #[tokio::test]
 async fn a_critical_event_reaches_a_signed_webhook_once_and_its_resolve_follows() {
     let hook = FakeReceiver::start(Kind::Webhook(Some("whsec_c2VjcmV0LWtleS0xMjM=".into()))).await;
-    let app = spawn_alerting(&format!(
-        r#"
-        [alerting]
-        group_wait = "0s"
-        group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
-        secret = "whsec_c2VjcmV0LWtleS0xMjM="
-        "#,
-        hook.url("/hooks/wapulse")
+    let app = spawn_alerting(&alerting_config(
+        r#"group_wait = "0s", group_interval = "1s""#,
+        &[receiver(
+            "hook",
+            "webhook",
+            &hook.url("/hooks/wapulse"),
+            r#"secret = "whsec_c2VjcmV0LWtleS0xMjM=""#,
+        )],
     ))
     .await;
     app.ingest(json!([
         connected("s1"),
-        {"session": "s1", "type": "labels", "labels": {"region": "eu-1"}},
+        labelled("s1", json!({"region": "eu-1"})),
         logged_out("s1"),
     ]))
     .await;
-    let got = hook
-        .wait_until("the firing message", WAIT, |r| !r.is_empty())
-        .await;
+    let got = hook.wait_for("the firing message", 1).await;
     let firing = &got[0];
     assert_eq!(firing.path, "/hooks/wapulse");
     assert_eq!(firing.answered, 200);
@@ -58,9 +52,7 @@ async fn a_critical_event_reaches_a_signed_webhook_once_and_its_resolve_follows(
     );
 
     app.ingest(json!([connected("s1")])).await;
-    let got = hook
-        .wait_until("the resolved message", WAIT, |r| r.len() >= 2)
-        .await;
+    let got = hook.wait_for("the resolved message", 2).await;
     let resolved = &got[1];
     assert_eq!(resolved.body["status"], "resolved");
     assert_eq!(resolved.body["resolved"][0]["code"], "LOGGED_OUT");
@@ -114,31 +106,22 @@ fn a_wrong_secret_or_a_replayed_timestamp_fails_verification() {
 async fn slack_and_pagerduty_get_their_documented_payloads() {
     let slack = FakeReceiver::start(Kind::Slack).await;
     let pd = FakeReceiver::start(Kind::PagerDuty).await;
-    let app = spawn_alerting(&format!(
-        r#"
-        [alerting]
-        group_wait = "0s"
-        group_interval = "1s"
-        external_url = "https://wapulse.example"
-        [[receivers]]
-        name = "chat"
-        kind = "slack"
-        url = "{}"
-        [[receivers]]
-        name = "oncall"
-        kind = "pagerduty"
-        routing_key = "R0UT1NGKEY"
-        url = "{}"
-        "#,
-        slack.url("/services/T000/B000/XXXX"),
-        pd.url("/v2/enqueue")
+    let app = spawn_alerting(&alerting_config(
+        r#"group_wait = "0s", group_interval = "1s", external_url = "https://wapulse.example""#,
+        &[
+            receiver("chat", "slack", &slack.url("/services/T000/B000/XXXX"), ""),
+            receiver(
+                "oncall",
+                "pagerduty",
+                &pd.url("/v2/enqueue"),
+                r#"routing_key = "R0UT1NGKEY""#,
+            ),
+        ],
     ))
     .await;
-    let sessions: Vec<Value> = (0..30).map(|i| logged_out(&format!("s{i:02}"))).collect();
-    app.ingest(Value::Array(sessions)).await;
-    let s = slack
-        .wait_until("slack firing", WAIT, |r| !r.is_empty())
-        .await;
+    let sessions = numbered("s", 30, 2);
+    app.ingest(each(&sessions, logged_out)).await;
+    let s = slack.wait_for("slack firing", 1).await;
     let text = s[0].body["text"].as_str().unwrap();
     assert!(text.contains("FIRING"), "{text}");
     assert!(text.contains("30 sessions"), "{text}");
@@ -148,9 +131,7 @@ async fn slack_and_pagerduty_get_their_documented_payloads() {
         listed.contains("+10 more"),
         "20 listed, then +10 more: {listed}"
     );
-    let p = pd
-        .wait_until("pagerduty trigger", WAIT, |r| !r.is_empty())
-        .await;
+    let p = pd.wait_for("pagerduty trigger", 1).await;
     let trigger = &p[0].body;
     assert_eq!(trigger["event_action"], "trigger");
     assert_eq!(trigger["routing_key"], "R0UT1NGKEY");
@@ -162,16 +143,11 @@ async fn slack_and_pagerduty_get_their_documented_payloads() {
     );
     let dedup = trigger["dedup_key"].as_str().unwrap().to_owned();
 
-    let back: Vec<Value> = (0..30).map(|i| connected(&format!("s{i:02}"))).collect();
-    app.ingest(Value::Array(back)).await;
-    let p = pd
-        .wait_until("pagerduty resolve", WAIT, |r| r.len() >= 2)
-        .await;
+    app.ingest(each(&sessions, connected)).await;
+    let p = pd.wait_for("pagerduty resolve", 2).await;
     assert_eq!(p[1].body["event_action"], "resolve");
     assert_eq!(p[1].body["dedup_key"], dedup.as_str(), "the same incident");
-    let s = slack
-        .wait_until("slack resolved", WAIT, |r| r.len() >= 2)
-        .await;
+    let s = slack.wait_for("slack resolved", 2).await;
     assert!(s[1].body["text"].as_str().unwrap().contains("RESOLVED"));
     assert!(slack.violations().is_empty(), "{:?}", slack.violations());
     assert!(pd.violations().is_empty(), "{:?}", pd.violations());
@@ -189,22 +165,12 @@ async fn faults_are_retried_with_the_same_id_and_a_permanent_error_stops() {
     ]);
     let broken = FakeReceiver::start(Kind::Webhook(None)).await;
     broken.answer_with(Fault::Status(400));
-    let app = spawn_alerting(&format!(
-        r#"
-        [alerting]
-        group_wait = "0s"
-        [[receivers]]
-        name = "flaky"
-        kind = "webhook"
-        url = "{}"
-        timeout = "300ms"
-        [[receivers]]
-        name = "broken"
-        kind = "webhook"
-        url = "{}"
-        "#,
-        flaky.url("/"),
-        broken.url("/")
+    let app = spawn_alerting(&alerting_config(
+        r#"group_wait = "0s""#,
+        &[
+            receiver("flaky", "webhook", &flaky.url("/"), r#"timeout = "300ms""#),
+            webhook("broken", &broken.url("/")),
+        ],
     ))
     .await;
     app.ingest(json!([logged_out("s1")])).await;
@@ -266,15 +232,9 @@ async fn faults_are_retried_with_the_same_id_and_a_permanent_error_stops() {
 #[tokio::test]
 async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
     let port = free_port();
-    let app = spawn_alerting(&format!(
-        r#"
-        [alerting]
-        group_wait = "0s"
-        [[receivers]]
-        name = "later"
-        kind = "webhook"
-        url = "http://127.0.0.1:{port}/"
-        "#
+    let app = spawn_alerting(&alerting_config(
+        r#"group_wait = "0s""#,
+        &[webhook("later", &format!("http://127.0.0.1:{port}/"))],
     ))
     .await;
     app.ingest(json!([logged_out("s1")])).await;
@@ -306,10 +266,7 @@ async fn a_refused_connection_is_retried_until_the_receiver_is_back() {
 async fn what_is_owed_to_a_receiver_removed_from_the_config_is_given_up_at_start() {
     let hook = FakeReceiver::start(Kind::Webhook(None)).await;
     hook.answer_with(Fault::Status(503));
-    let config = format!(
-        "[alerting]\ngroup_wait = \"0s\"\n[[receivers]]\nname = \"gone\"\nkind = \"webhook\"\nurl = \"{}\"\n",
-        hook.url("/")
-    );
+    let config = alerting_config(r#"group_wait = "0s""#, &[webhook("gone", &hook.url("/"))]);
     let app = spawn_alerting(&config).await;
     app.ingest(json!([logged_out("s1")])).await;
     wait_outbox(&app, "a refused attempt", |rows| {
@@ -332,31 +289,20 @@ async fn what_is_owed_to_a_receiver_removed_from_the_config_is_given_up_at_start
 
 #[tokio::test]
 async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
-    let (hook, app) = hook_app(
-        r#"
-        for = "0s"
-        incident_for = "0s"
-        group_wait = "0s"
-        group_interval = "1s"
-        incident_by = ["region"]
-        "#,
-    )
-    .await;
+    let (hook, app) = incident_app("0s", r#"incident_by = ["region"]"#).await;
     let region = |i: usize| if i < 300 { "eu-1" } else { "us-1" };
     let mut up = Vec::new();
     for i in 0..340 {
         let id = format!("s{i:03}");
-        up.push(json!({"session": id, "type": "labels", "labels": {"region": region(i)}}));
+        up.push(labelled(&id, json!({"region": region(i)})));
         up.push(connected(&id));
     }
     app.ingest(Value::Array(up)).await;
     // All 300 of eu-1 fall over together, three attempts each
     // (RECONNECT_ATTEMPTS fires for every one of them).
-    let eu: Vec<String> = (0..300).map(|i| format!("s{i:03}")).collect();
+    let eu = numbered("s", 300, 3);
     app.ingest(reconnecting_thrice(&eu)).await;
-    let got = hook
-        .wait_until("the incident", WAIT, |r| !r.is_empty())
-        .await;
+    let got = hook.wait_for("the incident", 1).await;
     let incident = &got[0].body;
     assert_eq!(
         incident["groupLabels"]["code"], "FLEET_INCIDENT",
@@ -376,8 +322,7 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
     );
     // A marker from a session the incident does not cover: once it
     // arrives, everything queued before it has been sent.
-    let marker = json!([{"session": "s300", "type": "validation", "valid": false}]);
-    let got = after_marker(&hook, &app, marker, "SESSION_CORRUPTION").await;
+    let got = after_corruption_marker(&hook, &app, "s300").await;
     let codes = |got: &[Received]| -> Vec<String> {
         got.iter()
             .map(|r| {
@@ -415,8 +360,7 @@ async fn a_mass_failure_is_one_fleet_incident_not_three_hundred_pages() {
 
     // They come back: the incident resolves, once; the folded alerts
     // resolve without a word.
-    let back: Vec<Value> = (0..300).map(|i| connected(&format!("s{i:03}"))).collect();
-    app.ingest(Value::Array(back)).await;
+    app.ingest(each(&eu, connected)).await;
     let got = hook
         .wait_until("the incident's resolve", WAIT, |r| {
             r.iter().any(|x| {
@@ -447,14 +391,7 @@ async fn routes_send_by_label_and_level_and_group_by_their_labels() {
         [alerting]
         for = "0s"
         group_wait = "0s"
-        [[receivers]]
-        name = "eu"
-        kind = "webhook"
-        url = "{}"
-        [[receivers]]
-        name = "rest"
-        kind = "webhook"
-        url = "{}"
+        {}{}
         [[routes]]
         receiver = "eu"
         match = {{ level = "critical" }}
@@ -463,33 +400,22 @@ async fn routes_send_by_label_and_level_and_group_by_their_labels() {
         [[routes]]
         receiver = "rest"
         "#,
-        eu.url("/"),
-        rest.url("/")
+        webhook("eu", &eu.url("/")),
+        webhook("rest", &rest.url("/"))
     ))
     .await;
     app.ingest(json!([
-        {"session": "a", "type": "labels", "labels": {"region": "eu-1"}},
-        {"session": "b", "type": "labels", "labels": {"region": "eu-1"}},
-        {"session": "c", "type": "labels", "labels": {"region": "us-1"}},
+        labelled("a", json!({"region": "eu-1"})),
+        labelled("b", json!({"region": "eu-1"})),
+        labelled("c", json!({"region": "us-1"})),
         logged_out("a"),
-        {"session": "b", "type": "validation", "valid": false},
+        failed_validation("b"),
         logged_out("c"),
     ]))
     .await;
-    let got = eu.wait_until("eu's group", WAIT, |r| !r.is_empty()).await;
+    let got = eu.wait_for("eu's group", 1).await;
     assert_eq!(got[0].body["groupLabels"], json!({"region": "eu-1"}));
-    let mut eu_alerts: Vec<String> = got[0].body["firing"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            format!(
-                "{}:{}",
-                a["session"].as_str().unwrap(),
-                a["code"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let mut eu_alerts = field_pairs(&got[0].body["firing"], "session", "code");
     eu_alerts.sort();
     assert_eq!(
         eu_alerts,
@@ -498,14 +424,7 @@ async fn routes_send_by_label_and_level_and_group_by_their_labels() {
     );
     let seen = |r: &[Received]| -> Vec<String> {
         r.iter()
-            .flat_map(|x| x.body["firing"].as_array().unwrap().clone())
-            .map(|a| {
-                format!(
-                    "{}:{}",
-                    a["session"].as_str().unwrap(),
-                    a["code"].as_str().unwrap()
-                )
-            })
+            .flat_map(|x| field_pairs(&x.body["firing"], "session", "code"))
             .collect()
     };
     let r = rest
@@ -526,17 +445,9 @@ async fn routes_send_by_label_and_level_and_group_by_their_labels() {
 #[tokio::test]
 async fn a_silenced_alert_shows_sends_nothing_and_is_said_once_the_silence_ends() {
     let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let loaded = alerting_from(&format!(
-        r#"
-        [alerting]
-        group_wait = "0s"
-        group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
-        "#,
-        hook.url("/")
+    let loaded = alerting_from(&hook_config(
+        r#"group_wait = "0s", group_interval = "1s""#,
+        &hook,
     ));
     let app = spawn_with(move |s| {
         s.alerting = loaded.alerting;
@@ -595,36 +506,16 @@ async fn a_silenced_alert_shows_sends_nothing_and_is_said_once_the_silence_ends(
         .send()
         .await
         .unwrap();
-    let got = hook.wait_until("loud-1", WAIT, |r| !r.is_empty()).await;
-    let sessions: Vec<&str> = got[0].body["firing"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["session"].as_str().unwrap())
-        .collect();
+    let got = hook.wait_for("loud-1", 1).await;
+    let sessions = firing_sessions(&got[0]);
     assert_eq!(sessions, ["loud-1"], "quiet-1 is silenced");
     let shown = app.get_json("/alerts?session=quiet-1", 200).await;
     assert_eq!(shown["alerts"][0]["silenced"], true, "{shown}");
-    let listed: Value = app
-        .client
-        .get(app.url("/v1/silences"))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = list_silences(&app, "adm").await;
     assert_eq!(listed["silences"][0]["status"], "active");
     assert_eq!(listed["silences"][0]["comment"], "maintenance");
     // Expire it: quiet-1 still fires, so it is said now.
-    let r = app
-        .client
-        .delete(app.url(&format!("/v1/silences/{id}")))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap();
+    let r = expire_silence(&app, &id, Some("adm")).await;
     assert_eq!(r.status(), 200);
     let expired: Value = r.json().await.unwrap();
     assert_eq!(expired["status"], "expired");
@@ -633,13 +524,7 @@ async fn a_silenced_alert_shows_sends_nothing_and_is_said_once_the_silence_ends(
             .any(|x| x.body["firing"].to_string().contains("quiet-1"))
     })
     .await;
-    let missing = app
-        .client
-        .delete(app.url("/v1/silences/nope"))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap();
+    let missing = expire_silence(&app, "nope", Some("adm")).await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -654,7 +539,7 @@ async fn alerts_filter_by_level_code_state_and_label_and_bad_filters_are_named()
     )
     .await;
     app.ingest(json!([
-        {"session": "a", "type": "labels", "labels": {"tenant": "acme"}},
+        labelled("a", json!({"tenant": "acme"})),
         logged_out("a"),
         {"session": "b", "type": "state", "state": "qr_required"},
     ]))
@@ -740,12 +625,9 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
             for = "0s"
             group_wait = "0s"
             group_interval = "1s"
-            [[receivers]]
-            name = "hook"
-            kind = "webhook"
-            url = "{}"
+            {}
             "#,
-            hook.url("/")
+            webhook("hook", &hook.url("/"))
         ),
     )
     .unwrap();
@@ -767,8 +649,7 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
     .unwrap();
     assert_eq!(code, 200, "{body}");
     // The first message tried and refused, both pending: owed.
-    hook.wait_until("a refused attempt", WAIT, |r| !r.is_empty())
-        .await;
+    hook.wait_for("a refused attempt", 1).await;
     let db = dir.path().join("data").join("wapulse.db");
     let deadline = std::time::Instant::now() + WAIT;
     let owed: std::collections::BTreeSet<String> = loop {
@@ -842,20 +723,14 @@ async fn kill_9_with_pages_pending_loses_none_and_resolves_what_cleared_while_do
 #[tokio::test]
 async fn the_dead_mans_switch_is_pinged_while_wapulse_is_healthy() {
     let switch = FakeReceiver::start(Kind::Any).await;
-    let _app = spawn_alerting(&format!(
-        r#"
-        [[receivers]]
-        name = "switch"
-        kind = "deadman"
-        url = "{}"
-        interval = "200ms"
-        "#,
-        switch.url("/ping/abc")
+    let _app = spawn_alerting(&receiver(
+        "switch",
+        "deadman",
+        &switch.url("/ping/abc"),
+        r#"interval = "200ms""#,
     ))
     .await;
-    let got = switch
-        .wait_until("three pings", WAIT, |r| r.len() >= 3)
-        .await;
+    let got = switch.wait_for("three pings", 3).await;
     assert!(got.iter().all(|r| r.path == "/ping/abc"));
 }
 
@@ -877,23 +752,14 @@ async fn alert_metrics_pass_promtool() {
 
 #[tokio::test]
 async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
-    let (hook, app) = hook_app(
-        r#"
-        for = "0s"
-        incident_for = "0s"
-        group_wait = "0s"
-        "#,
-    )
-    .await;
+    let (hook, app) = hook_app(r#"for = "0s", incident_for = "0s", group_wait = "0s""#).await;
     // 20 sessions connected 10 minutes ago and silent since: all of them
     // fire HEARTBEAT_DEAD now, together.
     let events: Vec<Value> = (0..20)
         .map(|i| json!({"session": format!("d{i:02}"), "type": "state", "state": "connected", "at": ago(600)}))
         .collect();
     app.ingest(Value::Array(events)).await;
-    let got = hook
-        .wait_until("the incident", WAIT, |r| !r.is_empty())
-        .await;
+    let got = hook.wait_for("the incident", 1).await;
     let alert = &got[0].body["firing"][0];
     assert_eq!(alert["code"], "FLEET_INCIDENT", "{}", got[0].body);
     assert_eq!(alert["labels"]["trouble"], "HEARTBEAT_DEAD");
@@ -925,18 +791,9 @@ async fn a_fleet_going_deaf_together_is_one_incident_of_that_code() {
 #[tokio::test]
 async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
     let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let config = format!(
-        r#"
-        [alerting]
-        for = "1h"
-        group_wait = "0s"
-        group_interval = "1s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
-        "#,
-        hook.url("/")
+    let config = hook_config(
+        r#"for = "1h", group_wait = "0s", group_interval = "1s""#,
+        &hook,
     );
     let app = spawn_alerting(&config).await;
     app.ingest(json!([
@@ -970,8 +827,7 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
     assert_eq!(keep(&after), keep(&before), "same states, same instants");
     // A marker in a group of its own: once it arrives, anything the
     // restart queued has gone out.
-    let marker = json!([{"session": "marker", "type": "circuit_breaker", "open": true}]);
-    let got = after_marker(&hook, &app, marker, "CIRCUIT_BREAKER_OPEN").await;
+    let got = after_breaker_marker(&hook, &app).await;
     let pages_for_gone = got
         .iter()
         .filter(|r| {
@@ -996,25 +852,21 @@ async fn a_restart_keeps_each_alert_where_it_was_and_pages_nothing_twice() {
 #[tokio::test]
 async fn a_receiver_is_sent_no_faster_than_its_rate() {
     let hook = FakeReceiver::start(Kind::Webhook(None)).await;
-    let app = spawn_alerting(&format!(
-        r#"
-        [alerting]
-        for = "0s"
-        group_wait = "0s"
-        [[receivers]]
-        name = "hook"
-        kind = "webhook"
-        url = "{}"
-        rate_per_second = 4
-        "#,
-        hook.url("/")
+    let app = spawn_alerting(&alerting_config(
+        r#"for = "0s", group_wait = "0s""#,
+        &[receiver(
+            "hook",
+            "webhook",
+            &hook.url("/"),
+            "rate_per_second = 4",
+        )],
     ))
     .await;
     // Four codes, four groups, four messages at once.
     app.ingest(json!([
         logged_out("a"),
-        {"session": "b", "type": "validation", "valid": false},
-        {"session": "c", "type": "circuit_breaker", "open": true},
+        failed_validation("b"),
+        breaker_open("c"),
     ]))
     .await;
     let got = hook
@@ -1030,39 +882,20 @@ async fn a_receiver_is_sent_no_faster_than_its_rate() {
 
 #[tokio::test]
 async fn sessions_joining_a_running_incident_are_folded_too() {
-    let (hook, app) = hook_app(
-        r#"
-        for = "0s"
-        incident_for = "0s"
-        group_wait = "0s"
-        group_interval = "1s"
-        "#,
-    )
-    .await;
-    let ids: Vec<String> = (0..1000)
-        .map(|i| format!("a{i:04}"))
-        .chain((0..200).map(|i| format!("b{i:03}")))
-        .collect();
-    app.ingest(Value::Array(ids.iter().map(|id| connected(id)).collect()))
-        .await;
+    let (hook, app) = incident_app("0s", "").await;
+    let ids = [numbered("a", 1000, 4), numbered("b", 200, 3)].concat();
+    app.ingest(each(&ids, connected)).await;
     // The first thousand make the incident; the next two hundred join it
     // (beyond the thousand sessions an incident keeps in its saved state).
     app.ingest(reconnecting_thrice(&ids[..1000])).await;
-    hook.wait_until("the incident", WAIT, |r| !r.is_empty())
-        .await;
+    hook.wait_for("the incident", 1).await;
     app.ingest(reconnecting_thrice(&ids[1000..])).await;
     let alerts = wait_alerts(&app, "session=b199&code=RECONNECT_ATTEMPTS", |v| {
         v["total"] == 1
     })
     .await;
     assert_eq!(alerts["alerts"][0]["folded"], true, "{alerts}");
-    let got = after_marker(
-        &hook,
-        &app,
-        json!([{"session": "marker", "type": "validation", "valid": false}]),
-        "SESSION_CORRUPTION",
-    )
-    .await;
+    let got = after_corruption_marker(&hook, &app, "marker").await;
     assert!(
         got.iter()
             .all(|r| r.body["groupLabels"]["code"] != "RECONNECT_ATTEMPTS"),
@@ -1075,27 +908,21 @@ async fn sessions_joining_a_running_incident_are_folded_too() {
 
 #[tokio::test]
 async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed() {
-    let (hook, app) = hook_app(
-        r#"
-        group_wait = "0s"
-        group_interval = "1s"
-        group_by = ["team"]
-        "#,
-    )
-    .await;
+    let (hook, app) =
+        hook_app(r#"group_wait = "0s", group_interval = "1s", group_by = ["team"]"#).await;
     app.ingest(json!([
-        {"session": "s1", "type": "labels", "labels": {"team": "pay"}},
+        labelled("s1", json!({"team": "pay"})),
         logged_out("s1"),
     ]))
     .await;
-    let got = hook.wait_until("firing", WAIT, |r| !r.is_empty()).await;
+    let got = hook.wait_for("firing", 1).await;
     assert_eq!(got[0].body["groupLabels"], json!({"team": "pay"}));
     app.ingest(json!([
-        {"session": "s1", "type": "labels", "labels": {"team": "ops"}},
+        labelled("s1", json!({"team": "ops"})),
         connected("s1"),
     ]))
     .await;
-    let got = hook.wait_until("resolved", WAIT, |r| r.len() >= 2).await;
+    let got = hook.wait_for("resolved", 2).await;
     assert_eq!(got[1].body["status"], "resolved");
     assert_eq!(
         got[1].body["groupLabels"],
@@ -1107,38 +934,17 @@ async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed()
 
 #[tokio::test]
 async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
-    let (hook, app) = hook_app(
-        r#"
-        for = "0s"
-        incident_for = "0s"
-        group_wait = "0s"
-        group_interval = "1s"
-        "#,
-    )
-    .await;
-    let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
-    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
-    up.push(connected("marker"));
-    app.ingest(Value::Array(up)).await;
-    let mut down: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"session": id, "type": "state", "state": "reconnecting"}))
-        .collect();
-    down.push(json!({"session": "s00", "type": "validation", "valid": false}));
+    let (hook, app) = incident_app("0s", "").await;
+    let ids = numbered("s", 20, 2);
+    connect_with_marker(&app, &ids).await;
+    let mut down: Vec<Value> = ids.iter().map(|id| reconnecting(id)).collect();
+    down.push(failed_validation("s00"));
     app.ingest(Value::Array(down)).await;
-    let got = hook
-        .wait_until("the incident", WAIT, |r| !r.is_empty())
-        .await;
+    let got = hook.wait_for("the incident", 1).await;
     assert_eq!(got[0].body["groupLabels"]["code"], "FLEET_INCIDENT");
     // Folded while s00 is down: a marker queued after it arrives, and the
     // corruption has not been said.
-    let got = after_marker(
-        &hook,
-        &app,
-        json!([{"session": "marker", "type": "circuit_breaker", "open": true}]),
-        "CIRCUIT_BREAKER_OPEN",
-    )
-    .await;
+    let got = after_breaker_marker(&hook, &app).await;
     assert!(
         got.iter()
             .all(|x| x.body["groupLabels"]["code"] != "SESSION_CORRUPTION"),
@@ -1146,16 +952,7 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
     );
     // s00 reconnects: no longer covered, and its corruption still fires.
     app.ingest(json!([connected("s00")])).await;
-    let got = hook
-        .wait_until("s00's own page", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
-        })
-        .await;
-    let page = got
-        .iter()
-        .find(|x| x.body["groupLabels"]["code"] == "SESSION_CORRUPTION")
-        .unwrap();
+    let (_, page) = wait_group(&hook, "s00's own page", "SESSION_CORRUPTION").await;
     assert_eq!(page.body["firing"][0]["session"], "s00");
     let incident = app.get_json("/alerts?code=FLEET_INCIDENT", 200).await;
     assert_eq!(
@@ -1166,14 +963,8 @@ async fn a_session_leaving_a_running_incident_is_paged_for_what_still_fires() {
 
 #[tokio::test]
 async fn a_silenced_incident_is_said_when_its_silence_ends() {
-    let (hook, app) = hook_app(
-        r#"
-        incident_for = "0s"
-        group_wait = "0s"
-        group_interval = "1s"
-        "#,
-    )
-    .await;
+    let (hook, app) =
+        hook_app(r#"incident_for = "0s", group_wait = "0s", group_interval = "1s""#).await;
     let (code, created) = app
         .post_to(
             "/v1/silences",
@@ -1184,39 +975,21 @@ async fn a_silenced_incident_is_said_when_its_silence_ends() {
         )
         .await;
     assert_eq!(code, 200, "{created}");
-    let ids: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
-    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
-    up.push(connected("marker"));
-    app.ingest(Value::Array(up)).await;
-    app.ingest(Value::Array(
-        ids.iter()
-            .map(|id| json!({"session": id, "type": "state", "state": "disconnected"}))
-            .collect(),
-    ))
-    .await;
+    let ids = numbered("s", 10, 1);
+    connect_with_marker(&app, &ids).await;
+    app.ingest(each(&ids, disconnected)).await;
     let a = wait_alerts(&app, "code=FLEET_INCIDENT", |v| v["total"] == 1).await;
     assert_eq!(a["alerts"][0]["silenced"], true, "{a}");
     // A marker in a group of its own, queued after the incident: once it
     // arrives, the incident would have too, had the silence not held it.
-    let got = after_marker(
-        &hook,
-        &app,
-        json!([{"session": "marker", "type": "validation", "valid": false}]),
-        "SESSION_CORRUPTION",
-    )
-    .await;
+    let got = after_corruption_marker(&hook, &app, "marker").await;
     assert!(
         got.iter()
             .all(|r| r.body["groupLabels"]["code"] != "FLEET_INCIDENT"),
         "nothing of the incident while silenced"
     );
     let id = created["id"].as_str().unwrap();
-    let r = app
-        .client
-        .delete(app.url(&format!("/v1/silences/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = expire_silence(&app, id, None).await;
     assert_eq!(r.status(), 200);
     hook.wait_until("the incident once unsilenced", WAIT, |r| {
         r.iter()
@@ -1230,19 +1003,9 @@ async fn an_incident_that_never_fires_unfolds_what_it_held_back() {
     // incident_for far away: the incident stays pending, folding; then
     // most sessions come back, it is cancelled, and what still fires is
     // sent one by one, once.
-    let (hook, app) = hook_app(
-        r#"
-        for = "0s"
-        incident_for = "4m"
-        group_wait = "0s"
-        group_interval = "1s"
-        "#,
-    )
-    .await;
-    let ids: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
-    let mut up: Vec<Value> = ids.iter().map(|id| connected(id)).collect();
-    up.push(connected("marker"));
-    app.ingest(Value::Array(up)).await;
+    let (hook, app) = incident_app("4m", "").await;
+    let ids = numbered("s", 20, 2);
+    connect_with_marker(&app, &ids).await;
     app.ingest(reconnecting_thrice(&ids)).await;
     let folded = wait_alerts(&app, "code=RECONNECT_ATTEMPTS", |v| v["total"] == 20).await;
     assert!(
@@ -1253,32 +1016,14 @@ async fn an_incident_that_never_fires_unfolds_what_it_held_back() {
             .all(|a| a["folded"] == true),
         "folded while the incident is pending: {folded}"
     );
-    app.ingest(json!([{"session": "marker", "type": "circuit_breaker", "open": true}]))
-        .await;
-    let got = hook.wait_until("the marker", WAIT, |r| !r.is_empty()).await;
+    app.ingest(json!([breaker_open("marker")])).await;
+    let got = hook.wait_for("the marker", 1).await;
     assert_eq!(got.len(), 1, "nothing but the marker while pending");
     // 15 come back: 5 still down is below the bound; the incident is
     // cancelled and the 5 are paged.
-    app.ingest(Value::Array(
-        ids[5..].iter().map(|id| connected(id)).collect(),
-    ))
-    .await;
-    let got = hook
-        .wait_until("the five", WAIT, |r| {
-            r.iter()
-                .any(|x| x.body["groupLabels"]["code"] == "RECONNECT_ATTEMPTS")
-        })
-        .await;
-    let page = got
-        .iter()
-        .find(|x| x.body["groupLabels"]["code"] == "RECONNECT_ATTEMPTS")
-        .unwrap();
-    let mut sessions: Vec<&str> = page.body["firing"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["session"].as_str().unwrap())
-        .collect();
+    app.ingest(each(&ids[5..], connected)).await;
+    let (got, page) = wait_group(&hook, "the five", "RECONNECT_ATTEMPTS").await;
+    let mut sessions = firing_sessions(&page);
     sessions.sort_unstable();
     assert_eq!(sessions, ["s00", "s01", "s02", "s03", "s04"]);
     assert!(
@@ -1305,14 +1050,7 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
         for = "0s"
         group_wait = "0s"
         group_interval = "1s"
-        [[receivers]]
-        name = "oncall"
-        kind = "webhook"
-        url = "{}"
-        [[receivers]]
-        name = "chat"
-        kind = "webhook"
-        url = "{}"
+        {}{}
         [[routes]]
         receiver = "oncall"
         match = {{ level = "critical" }}
@@ -1320,8 +1058,8 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
         [[routes]]
         receiver = "chat"
         "#,
-        oncall.url("/"),
-        chat.url("/")
+        webhook("oncall", &oncall.url("/")),
+        webhook("chat", &chat.url("/"))
     ))
     .await;
     let now = wapulse::clock::now();
@@ -1338,9 +1076,7 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
         {"session": "s1", "type": "heartbeat", "at": at(0.5)},
     ]))
     .await;
-    let got = oncall
-        .wait_until("critical at oncall", WAIT, |r| !r.is_empty())
-        .await;
+    let got = oncall.wait_for("critical at oncall", 1).await;
     assert_eq!(got[0].body["firing"][0]["code"], "MISSED_HEARTBEATS");
     assert_eq!(got[0].body["firing"][0]["level"], "critical");
     let got = oncall
@@ -1363,14 +1099,8 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
 
 #[tokio::test]
 async fn a_flapping_session_is_said_to_flap_once_then_pages_no_more() {
-    let (hook, app) = hook_app(
-        r#"
-        group_wait = "0s"
-        group_interval = "1s"
-        flap_threshold = 3
-        "#,
-    )
-    .await;
+    let (hook, app) =
+        hook_app(r#"group_wait = "0s", group_interval = "1s", flap_threshold = 3"#).await;
     // Each step waits until the evaluator has seen it, so every bounce is
     // its own transition.
     for round in 0..3 {
@@ -1392,13 +1122,7 @@ async fn a_flapping_session_is_said_to_flap_once_then_pages_no_more() {
         app.ingest(json!([connected("s1")])).await;
         app.ingest(json!([logged_out("s1")])).await;
     }
-    let got = after_marker(
-        &hook,
-        &app,
-        json!([{"session": "marker", "type": "circuit_breaker", "open": true}]),
-        "CIRCUIT_BREAKER_OPEN",
-    )
-    .await;
+    let got = after_breaker_marker(&hook, &app).await;
     let about_s1: Vec<String> = got
         .iter()
         .filter(|x| x.body["groupLabels"]["code"] == "LOGGED_OUT")

@@ -176,6 +176,22 @@ pub async fn spawn_with_config(toml_text: &str) -> TestApp {
     spawn_in(data, move |s| s.probes = loaded.probes).await
 }
 
+/// `first:second` of each object in `list` (a JSON array), such as
+/// `session:code` of alerts.
+pub fn field_pairs(list: &Value, first: &str, second: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            format!(
+                "{}:{}",
+                x[first].as_str().unwrap(),
+                x[second].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// A `[[probes]]` table: `name` of `kind`, checked hourly, with these
 /// extra `key = value` lines.
 pub fn probe(name: &str, kind: &str, fields: &str) -> String {
