@@ -1,6 +1,8 @@
 //! `/metrics.json` exactly as the seed; `/metrics` and `/session/metrics`
 //! valid for Prometheus (checked by promtool).
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::*;
@@ -148,5 +150,21 @@ async fn fleet_metrics_carry_each_sessions_last_reconnect_duration() {
     ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
+    promtool_check(&text);
+}
+
+#[tokio::test]
+async fn alert_metrics_pass_promtool() {
+    let app = spawn_alerting("[[receivers]]\nname = \"c\"\nkind = \"log\"\n").await;
+    app.ingest(json!([logged_out("s1")])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let (_, text) = app.get_text("/metrics").await;
+        if text.contains("wa_alerts_firing{") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     promtool_check(&text);
 }
