@@ -4,35 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::notify::spawn_alerting;
-use crate::servers::AlertmanagerServer;
-
-pub(crate) async fn active(am: &AlertmanagerServer, alertname: &str) -> Vec<Value> {
-    let url = format!(
-        "{}/api/v2/alerts?active=true&filter=alertname%3D%22{alertname}%22",
-        am.url()
-    );
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-pub(crate) async fn wait_active(
-    am: &AlertmanagerServer,
-    alertname: &str,
-    what: &str,
-    mut done: impl FnMut(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let alerts = active(am, alertname).await;
-        if done(&alerts) {
-            return alerts;
-        }
-        assert!(Instant::now() < deadline, "{what}: {alerts:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
@@ -57,7 +31,9 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
     one.ingest(events.clone()).await;
     two.ingest(events).await;
 
-    let alerts = wait_active(&am, "LOGGED_OUT", "the alert arrives", |a| !a.is_empty()).await;
+    let alerts = am
+        .wait_active("LOGGED_OUT", "the alert arrives", |a| !a.is_empty())
+        .await;
     assert_eq!(alerts.len(), 1, "two senders, one alert: {alerts:#?}");
     let a = &alerts[0];
     assert_eq!(
@@ -71,14 +47,16 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
             .unwrap()
             .contains("logged out")
     );
-    let watchdog = wait_active(&am, "Watchdog", "the Watchdog", |a| !a.is_empty()).await;
+    let watchdog = am
+        .wait_active("Watchdog", "the Watchdog", |a| !a.is_empty())
+        .await;
     assert_eq!(watchdog.len(), 1, "one Watchdog from both: {watchdog:#?}");
 
     // Firing alerts are sent again every 500 ms with endsAt 2 s ahead:
     // watch it updated over more than 4 intervals, still active.
     let mut seen = std::collections::BTreeSet::new();
     let started = Instant::now();
-    wait_active(&am, "LOGGED_OUT", "resent while firing", |a| {
+    am.wait_active("LOGGED_OUT", "resent while firing", |a| {
         if let Some(u) = a.first().and_then(|x| x["updatedAt"].as_str()) {
             seen.insert(u.to_owned());
         }
@@ -86,9 +64,7 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
     })
     .await;
     let ends = wapulse_core::Timestamp::parse_rfc3339(
-        active(&am, "LOGGED_OUT").await[0]["endsAt"]
-            .as_str()
-            .unwrap(),
+        am.active("LOGGED_OUT").await[0]["endsAt"].as_str().unwrap(),
     )
     .unwrap();
     assert!(ends > wapulse::clock::now(), "endsAt is ahead while firing");
@@ -97,7 +73,8 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
     let back = json!([{"session": "s1", "type": "state", "state": "connected"}]);
     one.ingest(back.clone()).await;
     two.ingest(back).await;
-    wait_active(&am, "LOGGED_OUT", "the resolve", |a| a.is_empty()).await;
+    am.wait_active("LOGGED_OUT", "the resolve", |a| a.is_empty())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,15 +104,17 @@ async fn a_resolve_is_explicit_and_a_level_change_ends_the_old_severity() {
     ]))
     .await;
     // SLOW_RECONNECT: warning after 1 s, critical after 3 s.
-    let warning = wait_active(&am, "SLOW_RECONNECT", "the warning", |a| {
-        a.iter().any(|x| x["labels"]["severity"] == "warning")
-    })
-    .await;
+    let warning = am
+        .wait_active("SLOW_RECONNECT", "the warning", |a| {
+            a.iter().any(|x| x["labels"]["severity"] == "warning")
+        })
+        .await;
     assert_eq!(warning.len(), 1);
-    let critical = wait_active(&am, "SLOW_RECONNECT", "the critical, alone", |a| {
-        a.len() == 1 && a[0]["labels"]["severity"] == "critical"
-    })
-    .await;
+    let critical = am
+        .wait_active("SLOW_RECONNECT", "the critical, alone", |a| {
+            a.len() == 1 && a[0]["labels"]["severity"] == "critical"
+        })
+        .await;
     assert_eq!(critical[0]["labels"]["session"], "s1");
     let started = Instant::now();
     // Connected, then a quick reconnect: the last reconnect is fast again.
@@ -145,10 +124,8 @@ async fn a_resolve_is_explicit_and_a_level_change_ends_the_old_severity() {
         {"session": "s1", "type": "state", "state": "connected"},
     ]))
     .await;
-    wait_active(&am, "SLOW_RECONNECT", "the explicit resolve", |a| {
-        a.is_empty()
-    })
-    .await;
+    am.wait_active("SLOW_RECONNECT", "the explicit resolve", |a| a.is_empty())
+        .await;
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "gone long before its endsAt"
@@ -158,7 +135,7 @@ async fn a_resolve_is_explicit_and_a_level_change_ends_the_old_severity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_alertmanager_down_does_not_hold_back_the_other() {
     let am = AlertmanagerServer::start();
-    let down = crate::cli::free_port();
+    let down = free_port();
     // Resent every minute: what arrives here came through the outbox.
     let app = spawn_alerting(&format!(
         r#"
@@ -173,13 +150,11 @@ async fn one_alertmanager_down_does_not_hold_back_the_other() {
     .await;
     app.ingest(json!([{"session": "s1", "type": "state", "state": "logged_out"}]))
         .await;
-    wait_active(&am, "LOGGED_OUT", "the alert at the live one", |a| {
-        a.len() == 1
-    })
-    .await;
+    am.wait_active("LOGGED_OUT", "the alert at the live one", |a| a.len() == 1)
+        .await;
     app.ingest(json!([{"session": "s1", "type": "state", "state": "connected"}]))
         .await;
-    wait_active(&am, "LOGGED_OUT", "its resolve at the live one", |a| {
+    am.wait_active("LOGGED_OUT", "its resolve at the live one", |a| {
         a.is_empty()
     })
     .await;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 async fn codes_for(app: &TestApp, session: &str, events: Value) -> Vec<(String, String)> {
     let (code, answer) = app

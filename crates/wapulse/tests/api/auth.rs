@@ -1,10 +1,8 @@
 //! Tokens on every protected route; open routes stay open.
 
 use serde_json::json;
-use wapulse::auth::Access;
-use wapulse::routes::table;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "default")

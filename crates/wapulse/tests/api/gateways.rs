@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::Sha512;
 use wapulse_core::DurationMs;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const WAHA: &str = "/v1/webhooks/waha";
 const EVOLUTION: &str = "/v1/webhooks/evolution";
@@ -86,18 +86,7 @@ async fn codes(app: &TestApp, session: &str) -> Vec<String> {
     let a = app
         .get_json(&format!("/sessions/{session}/alerts"), 200)
         .await;
-    a["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            format!(
-                "{}:{}",
-                a["code"].as_str().unwrap(),
-                a["level"].as_str().unwrap()
-            )
-        })
-        .collect()
+    field_pairs(&a["alerts"], "code", "level")
 }
 
 async fn metric(app: &TestApp, line_start: &str) -> f64 {

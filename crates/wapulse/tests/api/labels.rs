@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::metrics::promtool_check;
+use crate::support::*;
 
 fn labels_of(observe: &Value) -> &Value {
     &observe["session"]["labels"]
@@ -349,7 +348,7 @@ async fn labels_survive_a_restart_from_the_snapshot_and_from_the_journal() {
 
     // Without any snapshot: the journal alone gives the same labels.
     let data = app.stop().await;
-    let db = data.path().join(wapulse::store::sqlite::FILE_NAME);
+    let db = data.path().join(DB_FILE_NAME);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let dropped = conn.execute("DELETE FROM snapshots", []).unwrap();
     assert!(dropped > 0);
@@ -360,7 +359,7 @@ async fn labels_survive_a_restart_from_the_snapshot_and_from_the_journal() {
     // And the exported journal re-posts (null removals included) into an
     // identical model.
     let data = app.stop().await;
-    let ndjson = crate::cli::export_journal(data.path());
+    let ndjson = export_journal(data.path());
     assert!(ndjson.contains(r#""old":null"#), "{ndjson}");
     let fresh = spawn_app().await;
     let r = fresh.post_raw("application/x-ndjson", ndjson).await;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cli::{nix_uid, reqwest as raw, serve_via, serve_with, terminate};
-use crate::helpers::*;
+use crate::support::process::reqwest as raw;
+use crate::support::*;
 
 /// `wapulse_http_connections_total{lane="…"}` in a Prometheus text page.
 fn connections(metrics: &str, lane: &str) -> u64 {
@@ -141,7 +141,7 @@ const REFUSED: &str = "cannot run request workers at a real-time priority";
 /// With `read_priority = "realtime"`: whether the system refused it. Waits
 /// (bounded) until it is known: the refusal logged, or every read-lane
 /// worker at `SCHED_RR` (each takes it at its first park or request).
-fn realtime_refused(served: &crate::cli::Served) -> bool {
+fn realtime_refused(served: &Served) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if served.log().contains(REFUSED) {

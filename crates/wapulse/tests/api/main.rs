@@ -1,6 +1,10 @@
 //! The service through real HTTP: `spawn_app()` on 127.0.0.1:0, then
 //! requests as a gateway, a load balancer, Prometheus or an operator would
 //! make them. One test binary (one link).
+//!
+//! `support/` holds what the scenario files share (the app, the binary as
+//! a process, real servers, stand-in receivers, alerting set-ups); each
+//! other module is a scenario file and exports nothing.
 
 mod alertmanager;
 mod alerts;
@@ -8,17 +12,19 @@ mod auth;
 mod cli;
 mod cluster;
 mod gateways;
-mod helpers;
 mod ingest;
 mod labels;
 mod lanes;
 mod metrics;
-mod notify;
+mod notify_delivery;
+mod notify_incidents;
+mod notify_restarts;
+mod notify_routing;
+mod notify_silences;
 mod platform;
 mod probes;
-mod receivers;
-mod servers;
 mod session;
 mod storage;
+mod support;
 mod tls;
 mod web;

@@ -1,36 +1,11 @@
 //! `/metrics.json` exactly as the seed; `/metrics` and `/session/metrics`
 //! valid for Prometheus (checked by promtool).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::*;
-
-/// Runs `promtool check metrics` on `text`; panics with its complaints.
-pub fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: install the Debian package `prometheus` (.ci/run does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::*;
 
 async fn busy_fleet(app: &TestApp) {
     app.ingest(json!([
@@ -175,5 +150,21 @@ async fn fleet_metrics_carry_each_sessions_last_reconnect_duration() {
     ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
+    promtool_check(&text);
+}
+
+#[tokio::test]
+async fn alert_metrics_pass_promtool() {
+    let app = spawn_alerting("[[receivers]]\nname = \"c\"\nkind = \"log\"\n").await;
+    app.ingest(json!([logged_out("s1")])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let (_, text) = app.get_text("/metrics").await;
+        if text.contains("wa_alerts_firing{") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     promtool_check(&text);
 }

@@ -3,9 +3,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use wapulse::routes::table;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn liveness_readiness_and_health() {

@@ -12,14 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::cli::{free_port, wapulse};
-use crate::helpers::*;
-use crate::metrics::promtool_check;
-use crate::servers::{BlackHole, PostgresServer, RedisServer};
-
-fn probe(name: &str, kind: &str, fields: &str) -> String {
-    format!("[[probes]]\nname = \"{name}\"\nkind = \"{kind}\"\ninterval = \"1h\"\n{fields}\n")
-}
+use crate::support::*;
 
 async fn warm(app: &TestApp) -> Value {
     let w = app.get_json("/warmup", 200).await;
@@ -594,7 +587,7 @@ fn beat_writes_a_heartbeat_key_the_probe_accepts() {
         assert!(Instant::now() < deadline, "beat wrote nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(crate::cli::terminate(&mut child), 0);
+    assert_eq!(terminate(&mut child), 0);
 }
 
 #[test]
@@ -624,7 +617,7 @@ fn beat_reports_a_failed_write_without_showing_the_password() {
 
 #[test]
 fn config_check_names_a_bad_probe_and_field() {
-    let out = crate::cli::config_check(
+    let out = config_check(
         "[[probes]]\nname = \"worker\"\nkind = \"redis_heartbeat\"\nurl = \"redis://127.0.0.1:6379\"\n",
     );
     assert_eq!(out.status.code(), Some(1));

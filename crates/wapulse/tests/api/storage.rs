@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::cli::{Running, free_port, nix_uid, terminate, wait_until_up, wapulse, wapulse_via};
-use crate::helpers::*;
+use crate::support::*;
 
 /// Removes every field that is a clock reading, recursively, so two answers
 /// taken at different instants compare equal when the model is the same.
@@ -281,9 +280,9 @@ async fn full_store_refuses_writes_with_503_and_keeps_reads() {
 async fn corrupt_database_refuses_to_start() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("wapulse.db"), vec![0x42u8; 8192]).unwrap();
-    let mut settings = wapulse::config::Settings::for_bind("127.0.0.1:0".parse().unwrap());
+    let mut settings = Settings::for_bind("127.0.0.1:0".parse().unwrap());
     settings.data_dir = data.path().to_path_buf();
-    let err = wapulse::startup::Application::build(settings)
+    let err = Application::build(settings)
         .await
         .err()
         .expect("must refuse");
@@ -363,7 +362,7 @@ async fn export_replays_into_an_identical_model() {
         text.contains("journal: 15 events") && text.trim_end().ends_with("ok"),
         "{text}"
     );
-    let ndjson = crate::cli::export_journal(data.path());
+    let ndjson = export_journal(data.path());
     assert_eq!(ndjson.lines().count(), 15);
     let fresh = spawn_with(|s| s.metrics_token = secret("t")).await;
     let r = fresh.post_raw("application/x-ndjson", ndjson).await;

