@@ -574,21 +574,28 @@ fn check_receiver(r: RawReceiver) -> Result<ReceiverSpec> {
     })
 }
 
+/// The `[alerting]`, `[[receivers]]` and `[[routes]]` of a config file's
+/// text, checked (for tests of alerting on its own).
+#[cfg(test)]
+pub(crate) fn from_toml(text: &str) -> Result<AlertingSettings> {
+    #[derive(Deserialize)]
+    struct File {
+        alerting: Option<RawAlerting>,
+        #[serde(default)]
+        receivers: Vec<RawReceiver>,
+        #[serde(default)]
+        routes: Vec<RawRoute>,
+    }
+    let f: File = toml::from_str(text)?;
+    AlertingSettings::check(f.alerting, f.receivers, f.routes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn check(text: &str) -> Result<AlertingSettings> {
-        #[derive(Deserialize)]
-        struct File {
-            alerting: Option<RawAlerting>,
-            #[serde(default)]
-            receivers: Vec<RawReceiver>,
-            #[serde(default)]
-            routes: Vec<RawRoute>,
-        }
-        let f: File = toml::from_str(text)?;
-        AlertingSettings::check(f.alerting, f.receivers, f.routes)
+        from_toml(text)
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use wapulse_core::Timestamp;
+use wapulse_core::grouping::GroupMessage;
 
 use super::board::ReceiverBoard;
 use super::config::{AlertingSettings, ReceiverKind, ReceiverSpec};
@@ -72,15 +73,8 @@ impl Delivery {
         let Some(gate) = self.gate_of(spec) else {
             return Turn::Send;
         };
-        if let Some(payload) = Payload::read(&row.body)
-            && let Some(message) = payload.group_message()
-        {
-            let notice = Notice {
-                receiver: &spec.name,
-                message,
-                created: row.created,
-            };
-            match gate.settled_by_peer(notice).await {
+        if let Some(message) = group_message(row) {
+            match gate.settled_by_peer(notice(spec, row, &message)).await {
                 Ok(true) => return Turn::SentByPeer,
                 Ok(false) => {}
                 Err(e) => {
@@ -104,19 +98,23 @@ impl Delivery {
 
     /// After this replica settled a row: tell the peers.
     async fn settled(&self, spec: &ReceiverSpec, row: &OutboxRow) {
-        let Some(gate) = self.gate_of(spec) else {
-            return;
-        };
-        if let Some(payload) = Payload::read(&row.body)
-            && let Some(message) = payload.group_message()
-        {
-            let notice = Notice {
-                receiver: &spec.name,
-                message,
-                created: row.created,
-            };
-            gate.settled(notice).await;
+        if let (Some(gate), Some(message)) = (self.gate_of(spec), group_message(row)) {
+            gate.settled(notice(spec, row, &message)).await;
         }
+    }
+}
+
+/// A row's group message: what a gate is asked about (`None` for an
+/// Alertmanager row, which carries alerts).
+fn group_message(row: &OutboxRow) -> Option<GroupMessage> {
+    Payload::read(&row.body)?.into_group_message()
+}
+
+fn notice<'a>(spec: &'a ReceiverSpec, row: &OutboxRow, message: &'a GroupMessage) -> Notice<'a> {
+    Notice {
+        receiver: &spec.name,
+        message,
+        created: row.created,
     }
 }
 

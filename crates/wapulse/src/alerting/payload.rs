@@ -37,7 +37,7 @@ impl Payload {
 
     /// The group message it carries; `None` for Alertmanager rows, which
     /// carry alerts (Alertmanager groups them itself).
-    pub fn group_message(&self) -> Option<&GroupMessage> {
+    pub fn into_group_message(self) -> Option<GroupMessage> {
         match self {
             Payload::Group { message } => Some(message),
             Payload::Alerts { .. } => None,
@@ -60,7 +60,7 @@ mod tests {
         assert!(
             Payload::read(&am.to_json())
                 .unwrap()
-                .group_message()
+                .into_group_message()
                 .is_none()
         );
         assert!(Payload::read("not json").is_none());

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use serde::Deserialize;
 use wapulse_core::grouping::Status;
 use wapulse_core::{
     Event, Fleet, FleetSnapshot, Level, Phase, SessionId, Silence, Thresholds, Timestamp, evaluate,
@@ -14,7 +13,7 @@ use wapulse_core::{
 
 use super::Evaluator;
 use super::schedule::Deadlines;
-use crate::alerting::config::{AlertingSettings, RawAlerting, RawReceiver, RawRoute};
+use crate::alerting::config::AlertingSettings;
 use crate::alerting::metrics::AlertMetrics;
 use crate::alerting::payload::Payload;
 use crate::alerting::snapshot::AlertSnapshot;
@@ -35,16 +34,7 @@ url = "http://127.0.0.1:9/hook"
 "#;
 
 fn settings(toml_text: &str) -> AlertingSettings {
-    #[derive(Deserialize)]
-    struct File {
-        alerting: Option<RawAlerting>,
-        #[serde(default)]
-        receivers: Vec<RawReceiver>,
-        #[serde(default)]
-        routes: Vec<RawRoute>,
-    }
-    let f: File = toml::from_str(toml_text).unwrap();
-    AlertingSettings::check(f.alerting, f.receivers, f.routes).unwrap()
+    crate::alerting::config::from_toml(toml_text).unwrap()
 }
 
 fn at(secs: i64) -> Timestamp {
@@ -177,7 +167,7 @@ fn a_logged_out_session_fires_and_its_message_is_in_the_outbox_before_anything_i
     let rows = b.outbox("hook", at(2));
     assert_eq!(rows.len(), 1, "one message for one group");
     let payload = Payload::read(&rows[0].body).unwrap();
-    let message = payload.group_message().unwrap();
+    let message = payload.into_group_message().unwrap();
     assert_eq!(message.status, Status::Firing);
     assert_eq!(message.firing[0].session, "a");
 }
