@@ -32,12 +32,17 @@ pub enum Access {
 /// Why a request was refused (answered with 401), for the caller.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Refused(pub String);
+pub struct Unauthorized(pub String);
 
 impl Access {
     /// Whether a request with these headers and this URI may call a route
     /// of this access level under `settings`.
-    pub fn admit(self, settings: &Settings, headers: &HeaderMap, uri: &Uri) -> Result<(), Refused> {
+    pub fn admit(
+        self,
+        settings: &Settings,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<(), Unauthorized> {
         let s = settings;
         let bearer = bearer(headers);
         match self {
@@ -90,7 +95,7 @@ fn query_token(uri: &Uri) -> Option<String> {
 }
 
 /// The `Authorization: Bearer` token, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -101,15 +106,15 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// header, the dashboard's cookie) in constant time: one must match. With
 /// `required`, a missing configured token means every request is refused;
 /// without, an unset token lets everyone in.
-pub fn verify(
+pub(crate) fn verify(
     presented: &[Option<&str>],
     expected: Option<&Secret>,
     required: bool,
     setting: &'static str,
-) -> Result<(), Refused> {
+) -> Result<(), Unauthorized> {
     let Some(expected) = expected else {
         return if required {
-            Err(Refused(format!(
+            Err(Unauthorized(format!(
                 "{setting} is not configured on this server, so this endpoint is closed"
             )))
         } else {
@@ -118,7 +123,7 @@ pub fn verify(
     };
     let mut presented = presented.iter().flatten().peekable();
     if presented.peek().is_none() {
-        return Err(Refused(format!(
+        return Err(Unauthorized(format!(
             "missing token: send `Authorization: Bearer <{setting}>`"
         )));
     }
@@ -126,6 +131,6 @@ pub fn verify(
     if presented.any(|token| bool::from(token.as_bytes().ct_eq(expected))) {
         Ok(())
     } else {
-        Err(Refused("wrong token".into()))
+        Err(Unauthorized("wrong token".into()))
     }
 }

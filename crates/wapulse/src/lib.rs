@@ -2,7 +2,8 @@
 //! operator CLI's commands.
 //!
 //! # Layout
-//! From the entry points down; a module imports only modules below it.
+//! From the entry points down: a module imports only modules after it in
+//! this list (`scripts/imports --check` holds the order).
 //!
 //! Entry points and wiring:
 //! - [`startup`]: [`startup::Application`] builds every part from the
@@ -19,10 +20,14 @@
 //! - [`routes`]: the API: one module per resource, the route table, the
 //!   router, the fast path.
 //! - [`auth`]: who may call what; tokens checked in constant time.
+//!
+//! Below the HTTP layer, above the parts:
 //! - [`app`]: [`app::AppState`], the state every handler shares, and where
 //!   writes go (the model, or the cluster's stream).
+//! - [`config`]: typed [`config::Settings`] from defaults, TOML,
+//!   environment; composes each part's own settings section.
 //!
-//! The parts:
+//! The parts (each given narrow handles, never the app state):
 //! - [`cluster`]: scale-out on NATS JetStream; implements alerting's gate.
 //! - [`alerting`]: the evaluator, the outbox, one file per receiver kind.
 //! - [`gateways`]: WAHA and Evolution API webhooks mapped to events.
@@ -30,14 +35,13 @@
 //!   HTTP and TCP, read from cache by readiness and health.
 //! - [`model`]: the writer thread (group commit, snapshots) and the
 //!   lock-free published snapshot.
-//! - [`store`]: the journal and snapshots on disk (SQLite), and history.
+//! - [`store`]: the journal and snapshots on disk (SQLite), and reads of
+//!   the journal.
 //! - [`telemetry`]: the HTTP metrics, the registry, logging.
 //! - [`priority`]: CPU priority: ingest threads and connections that
 //!   yield to reads, real-time request workers within a CPU budget.
 //!
-//! Settings and shared vocabulary (leaves):
-//! - [`config`]: typed [`config::Settings`] from defaults, TOML,
-//!   environment; composes each part's own settings section.
+//! Shared vocabulary (leaves):
 //! - [`tls`]: outgoing TLS (trusted roots, the shared client config).
 //! - [`secret`]: [`secret::Secret`] and URL redaction.
 //! - [`clock`]: wall time. [`build`]: build information.

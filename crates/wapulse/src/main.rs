@@ -227,7 +227,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: StoreCommand::Check { config },
         } => {
             let settings = load(config)?;
-            let report = sqlite::inspect(&settings.data_dir, model::codec::verify)?;
+            let report = sqlite::inspect(&settings.data_dir, model::codec::validate)?;
             println!("store: {}", report.path);
             println!("schema version: {}", report.schema_version);
             match report.seq_range {

@@ -30,7 +30,7 @@ impl fmt::Debug for Secret {
 
 /// Replaces the password of a URL with `***`; returns the display form and
 /// the password, if any.
-pub fn redact_url(text: &str) -> (String, Option<String>) {
+pub(crate) fn redact_url(text: &str) -> (String, Option<String>) {
     match reqwest::Url::parse(text) {
         Ok(mut url) => match url.password().map(str::to_owned) {
             Some(p) if !p.is_empty() => {

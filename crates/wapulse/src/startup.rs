@@ -117,7 +117,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let endpoints = Endpoints {
-            router: routes::router_with(self.state.clone(), web::pages()),
+            router: routes::router(self.state.clone(), web::router()),
             fast: Arc::new(routes::FastPath::new(self.state.clone())),
         };
         tracing::info!(addr = %self.local_addr(), "wapulse listening");

@@ -1,6 +1,7 @@
 //! The gate the outbox asks before it sends a direct notification (Slack,
-//! PagerDuty, webhook, the dead-man's switch): "may I send now? did a peer
-//! already settle this message?".
+//! PagerDuty, webhook): "may I send now? did a peer already settle this
+//! message?". The dead-man's switch asks it too, before each ping
+//! (`may_send`).
 //!
 //! Alerting owns this interface and knows nothing of who answers it (the
 //! way Alertmanager's `notify` package owns its `Peer`): embedded mode has

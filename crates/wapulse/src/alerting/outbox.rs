@@ -134,7 +134,7 @@ pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
 
 /// What an Alertmanager receiver's task resends every `interval`.
 pub struct Resend {
-    /// The evaluator's published view.
+    /// What the evaluator published last.
     pub snapshot: Arc<arc_swap::ArcSwap<AlertSnapshot>>,
     /// How often.
     pub every: Duration,

@@ -87,7 +87,7 @@ pub struct AlertSnapshot {
     pub store_error: Option<String>,
 }
 
-/// Counts of the active alerts, kept with the view (reads never count).
+/// Counts of the active alerts, kept with the snapshot (reads never count).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct AlertCounts {
     /// Firing alerts and incidents.

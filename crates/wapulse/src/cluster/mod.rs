@@ -369,6 +369,6 @@ async fn connect(
         .map_err(|e| format!("cannot connect to NATS: {e}"))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

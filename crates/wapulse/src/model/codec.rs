@@ -61,8 +61,8 @@ pub(super) fn decode_state(body: &[u8]) -> Result<FleetState, String> {
     Ok(state)
 }
 
-/// Verifies that a snapshot body decodes (for `wapulse store check`).
-pub fn verify(body: &[u8]) -> Result<(), String> {
+/// Validates that a snapshot body decodes (for `wapulse store check`).
+pub fn validate(body: &[u8]) -> Result<(), String> {
     decode_state(body).map(|_| ())
 }
 

@@ -3,7 +3,7 @@
 
 use wapulse_core::Session;
 
-use super::codec::{SNAPSHOT_FORMAT, decode_state, encode, verify};
+use super::codec::{SNAPSHOT_FORMAT, decode_state, encode, validate};
 use super::*;
 use crate::store::Durability;
 use wapulse_core::{Event, Fleet, Labels};
@@ -140,7 +140,7 @@ fn cluster_mode_refuses_a_journal_written_in_embedded_mode() {
 fn a_format_1_snapshot_from_before_labels_still_restores() {
     let body = include_bytes!("../../tests/data/snapshot-format-1.bin");
     assert_eq!(body[0], 1);
-    verify(body).unwrap();
+    validate(body).unwrap();
     let fleet = restored(body);
     // Format 1 knew no liveness: the same events give the same model
     // but for it.
@@ -199,7 +199,7 @@ fn format_3_keeps_labels_and_liveness_exactly() {
     let body = encode(&fleet).unwrap();
     assert_eq!(body[0], SNAPSHOT_FORMAT);
     assert_eq!(SNAPSHOT_FORMAT, 3);
-    verify(&body).unwrap();
+    validate(&body).unwrap();
     let back = restored(&body);
     same_model(&back, &fleet);
     let a = back.view().get("a").unwrap();
@@ -218,7 +218,7 @@ fn format_3_keeps_labels_and_liveness_exactly() {
 fn a_format_2_snapshot_restores_with_empty_liveness() {
     let fleet = fleet_of(&events_with_liveness());
     let body = format_2_body(&fleet);
-    verify(&body).unwrap();
+    validate(&body).unwrap();
     let back = restored(&body);
     assert_eq!(
         back.view().get("a").unwrap().labels.get("tenant"),
@@ -251,7 +251,7 @@ fn labels_are_kept_exactly() {
     let fleet = fleet_of(&events);
     let body = encode(&fleet).unwrap();
     assert_eq!(body[0], SNAPSHOT_FORMAT);
-    verify(&body).unwrap();
+    validate(&body).unwrap();
     let back = restored(&body);
     same_model(&back, &fleet);
     let a = back.view().get("a").unwrap();
@@ -270,17 +270,17 @@ fn a_damaged_body_is_refused() {
     let mut longer = body.clone();
     longer.push(0);
     assert!(
-        verify(&longer)
+        validate(&longer)
             .unwrap_err()
             .contains("after the last section")
     );
-    assert!(verify(&body[..body.len() - 1]).is_err());
+    assert!(validate(&body[..body.len() - 1]).is_err());
     // Labels for a session the snapshot does not hold.
     let mut ghost = postcard::to_stdvec(&fleet.state_ref()).unwrap();
     ghost.insert(0, 2);
     let stray = vec![(sid("ghost"), Labels::try_from_pairs([("a", "b")]).unwrap())];
     let ghost = postcard::to_extend(&stray, ghost).unwrap();
-    assert!(verify(&ghost).unwrap_err().contains("ghost"));
-    assert_eq!(verify(&[9]).unwrap_err(), "unknown snapshot format 9");
-    assert_eq!(verify(&[]).unwrap_err(), "empty");
+    assert!(validate(&ghost).unwrap_err().contains("ghost"));
+    assert_eq!(validate(&[9]).unwrap_err(), "unknown snapshot format 9");
+    assert_eq!(validate(&[]).unwrap_err(), "empty");
 }

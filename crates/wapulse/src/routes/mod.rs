@@ -37,15 +37,16 @@ pub use fast::FastPath;
 pub use ingest::parse_body;
 pub use table::{Route, table};
 
-/// The API router over [`table()`], with auth, request metrics and body
-/// limits.
-pub fn router(state: Shared) -> Router {
-    router_with(state, Router::new())
+/// The API alone: the router over [`table()`], with auth, request
+/// metrics and body limits.
+pub fn api_router(state: Shared) -> Router {
+    router(state, Router::new())
 }
 
-/// The API router with `pages` (the dashboard's routes, not in the table)
-/// merged in: one fallback and one request-metrics layer over both.
-pub fn router_with(state: Shared, pages: Router<Shared>) -> Router {
+/// The router over [`table()`], with auth and body limits, and `pages`
+/// (the dashboard's routes, not in the table) merged in: one fallback and
+/// one request-metrics layer over both.
+pub fn router(state: Shared, pages: Router<Shared>) -> Router {
     let mut router = Router::new();
     for r in table() {
         let access = r.access;

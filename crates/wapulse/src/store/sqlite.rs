@@ -1,5 +1,5 @@
 //! The embedded SQLite store: one database file in WAL mode under the data
-//! directory. The writer thread owns one connection; history reads use
+//! directory. The writer thread owns one connection; journal reads use
 //! another, read-only.
 
 use std::path::{Path, PathBuf};
@@ -413,7 +413,7 @@ impl Store for SqliteStore {
 
 /// Journal reads over a read-only connection.
 pub struct SqliteJournal {
-    // One connection, used by one blocking task at a time; history reads
+    // One connection, used by one blocking task at a time; journal reads
     // are operator clicks, not a hot path.
     conn: Mutex<Connection>,
     path: PathBuf,

@@ -2,7 +2,7 @@
 //!
 //! Pages are rendered on the server from askama templates
 //! (`crates/wapulse/templates/`, checked at compile time) over the same
-//! model snapshot and alert view the API reads, so every page works without
+//! model snapshot and alert snapshot the API reads, so every page works without
 //! JavaScript; `static/app.js` only adds liveness (Server-Sent Events from
 //! `/ui/live`, at most one tick a second, swapping in the page's `<main>`
 //! when something changed) and the `/` shortcut to the search box. No
@@ -36,7 +36,7 @@ use crate::app::Shared;
 
 /// The dashboard's routes (HTML, not part of the API's route table);
 /// `startup` merges them with the API's.
-pub fn pages() -> Router<Shared> {
+pub fn router() -> Router<Shared> {
     Router::new()
         .route("/", get(pages::overview))
         .route("/ui/sessions", get(pages::sessions))

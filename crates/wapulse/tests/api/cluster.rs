@@ -16,10 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_wapulse");
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One `wapulse serve` replica in cluster mode.
-pub struct Replica {
-    pub id: String,
-    pub port: u16,
-    pub data: PathBuf,
+struct Replica {
+    id: String,
+    port: u16,
+    data: PathBuf,
     config: PathBuf,
     child: Option<Child>,
     client: reqwest::Client,
@@ -28,7 +28,7 @@ pub struct Replica {
 impl Replica {
     /// Starts replica `id` with its data in `home/id` and these extra
     /// settings, and waits until it answers.
-    pub fn start(nats: &Nats, home: &Path, id: &str, extra: &str) -> Self {
+    fn start(nats: &Nats, home: &Path, id: &str, extra: &str) -> Self {
         let data = home.join(id);
         std::fs::create_dir_all(&data).unwrap();
         let config = home.join(format!("{id}.toml"));
@@ -74,16 +74,16 @@ impl Replica {
         wait_until_up(&format!("http://127.0.0.1:{}/livez", self.port));
     }
 
-    pub fn url(&self, path: &str) -> String {
+    fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn log(&self) -> String {
+    fn log(&self) -> String {
         std::fs::read_to_string(self.data.join("output.log")).unwrap_or_default()
     }
 
     /// SIGKILL: no snapshot, no lease release.
-    pub fn kill(&mut self) {
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -91,27 +91,23 @@ impl Replica {
     }
 
     /// Starts it again on the same port, config and data.
-    pub fn restart(&mut self) {
+    fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.client.get(self.url(path)).send().await.unwrap();
         let code = r.status().as_u16();
         (code, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn text(&self, path: &str) -> String {
+    async fn text(&self, path: &str) -> String {
         let r = self.client.get(self.url(path)).send().await.unwrap();
         r.text().await.unwrap()
     }
 
-    pub async fn post(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, reqwest::Error> {
         self.client
             .post(self.url(path))
             .timeout(Duration::from_secs(10))
@@ -120,12 +116,12 @@ impl Replica {
             .await
     }
 
-    pub async fn cluster(&self) -> Value {
+    async fn cluster(&self) -> Value {
         self.get("/api/health").await.1["cluster"].clone()
     }
 
     /// Waits until `/readyz` says ready.
-    pub async fn ready(&self) {
+    async fn ready(&self) {
         let deadline = Instant::now() + WAIT;
         loop {
             let (code, body) = self.get("/readyz?verbose").await;

@@ -407,7 +407,7 @@ async fn the_health_fast_path_answers_and_counts_as_the_router_does() {
 
     let app = spawn_app().await;
     healthy_default(&app).await;
-    let mut router = router(app.state.clone());
+    let mut router = api_router(app.state.clone());
     let t = &app.state.telemetry;
     let count = |status: &str| {
         t.http_requests

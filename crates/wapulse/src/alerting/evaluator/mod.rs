@@ -15,7 +15,7 @@
 //! goes to the group (and the Alertmanager identity) its firing went to,
 //! even if the session's labels change in between.
 //!
-//! Every pass publishes its view, then writes what changed (lifecycle
+//! Every pass publishes its snapshot, then writes what changed (lifecycle
 //! states, groups, new outbox rows, history) in one transaction before
 //! anything is sent; a pass whose write fails keeps its changes and
 //! writes them with the next pass.
@@ -98,8 +98,10 @@ pub struct Evaluator {
     settings: Arc<AlertingSettings>,
     thresholds: Thresholds,
     store: Arc<Mutex<AlertStore>>,
-    snapshot: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
-    snapshot_cell: Arc<ArcSwap<AlertSnapshot>>,
+    /// Reads the fleet the writer published last.
+    fleet: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
+    /// Where each pass publishes its [`AlertSnapshot`].
+    published: Arc<ArcSwap<AlertSnapshot>>,
     metrics: AlertMetrics,
     wake: Arc<tokio::sync::Notify>,
     sessions: HashMap<SessionId, Entry>,
@@ -139,8 +141,8 @@ impl Evaluator {
         settings: Arc<AlertingSettings>,
         thresholds: Thresholds,
         store: Arc<Mutex<AlertStore>>,
-        snapshot: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
-        snapshot_cell: Arc<ArcSwap<AlertSnapshot>>,
+        fleet: Box<dyn Fn() -> Arc<FleetSnapshot> + Send>,
+        published: Arc<ArcSwap<AlertSnapshot>>,
         metrics: AlertMetrics,
         wake: Arc<tokio::sync::Notify>,
         silences: Vec<Silence>,
@@ -150,8 +152,8 @@ impl Evaluator {
             settings,
             thresholds,
             store,
-            snapshot,
-            snapshot_cell,
+            fleet,
+            published,
             metrics,
             wake,
             sessions: HashMap::new(),
@@ -266,10 +268,11 @@ impl Evaluator {
         self
     }
 
+    /// One pass at `now` over the changed and the due sessions (every
     /// session when `full`).
     pub fn pass(&mut self, now: Timestamp, changed: Vec<SessionId>, full: bool) {
         let started = Instant::now();
-        let snap = (self.snapshot)();
+        let snap = (self.fleet)();
         let mut ids: HashSet<SessionId> = changed.into_iter().collect();
         let sessions = &self.sessions;
         ids.extend(self.deadlines.take_due(now, |id, at| {
@@ -307,7 +310,7 @@ impl Evaluator {
                     .filter_map(|(id, e)| e.due.map(|d| (d, id.clone()))),
             );
         }
-        // The view first: what the delivery tasks send next is never
+        // The snapshot first: what the delivery tasks send next is never
         // newer than what the Alertmanager resend reads.
         self.publish(now);
         self.persist(now);

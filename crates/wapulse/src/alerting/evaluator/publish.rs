@@ -15,7 +15,7 @@ use crate::alerting::snapshot::{ActiveAlert, AlertCounts, AlertSnapshot};
 
 impl Evaluator {
     pub(super) fn publish(&mut self, now: Timestamp) {
-        let previous = self.snapshot_cell.load_full();
+        let previous = self.published.load_full();
         // Counted (and the firing gauges set) only when the list changed;
         // most passes reuse the previous list and its counts.
         let (active, counts) = if self.active_dirty || previous.evaluated_at.is_none() {
@@ -25,7 +25,7 @@ impl Evaluator {
         } else {
             (previous.active.clone(), previous.counts)
         };
-        self.snapshot_cell.store(Arc::new(AlertSnapshot {
+        self.published.store(Arc::new(AlertSnapshot {
             evaluated_at: Some(now),
             by_level: self.by_level,
             by_state_level: self.by_state_level,

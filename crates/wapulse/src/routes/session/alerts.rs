@@ -65,12 +65,12 @@ fn alerts_view(state: &Shared, s: &Session) -> AlertsView {
     }
 }
 
-pub(crate) async fn alerts_default(State(state): State<Shared>) -> Json<AlertsView> {
+pub(in crate::routes) async fn alerts_default(State(state): State<Shared>) -> Json<AlertsView> {
     let s = default_session(&state);
     Json(alerts_view(&state, &s))
 }
 
-pub(crate) async fn alerts(
+pub(in crate::routes) async fn alerts(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<AlertsView>, ApiError> {
@@ -78,11 +78,11 @@ pub(crate) async fn alerts(
     Ok(Json(alerts_view(&state, &s)))
 }
 
-pub(crate) async fn thresholds(State(state): State<Shared>) -> Json<Thresholds> {
+pub(in crate::routes) async fn thresholds(State(state): State<Shared>) -> Json<Thresholds> {
     Json(state.settings.thresholds.clone())
 }
 
-pub(crate) async fn thresholds_for(
+pub(in crate::routes) async fn thresholds_for(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<Thresholds>, ApiError> {

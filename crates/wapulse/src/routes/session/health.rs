@@ -58,18 +58,18 @@ fn health_response(state: &Shared, s: &Session, started: Instant) -> Response {
     (code, Json(view)).into_response()
 }
 
-pub(crate) async fn health_default(State(state): State<Shared>) -> Response {
+pub(in crate::routes) async fn health_default(State(state): State<Shared>) -> Response {
     health_default_response(&state, Instant::now())
 }
 
 /// `/session/health`'s answer, for the routed handler and the fast path
 /// alike ([`super::fast`]).
-pub(crate) fn health_default_response(state: &Shared, started: Instant) -> Response {
+pub(in crate::routes) fn health_default_response(state: &Shared, started: Instant) -> Response {
     let s = default_session(state);
     health_response(state, &s, started)
 }
 
-pub(crate) async fn health(
+pub(in crate::routes) async fn health(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

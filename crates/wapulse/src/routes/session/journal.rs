@@ -12,14 +12,14 @@ use crate::routes::ApiError;
 /// `GET /sessions/{id}/events` query.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct JournalQuery {
+pub(in crate::routes) struct JournalQuery {
     limit: Option<String>,
     before: Option<String>,
 }
 
 /// `GET /sessions/{id}/events`: the session's journal, newest first. The
 /// one read that touches the disk, so it runs on the blocking pool.
-pub(crate) async fn events(
+pub(in crate::routes) async fn events(
     State(state): State<Shared>,
     Path(id): Path<String>,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
@@ -35,9 +35,9 @@ pub(crate) async fn events(
             field: Some("before"),
         })?),
     };
-    let history = state.model.journal();
+    let journal = state.model.journal();
     let id = session.id().clone();
-    let rows = tokio::task::spawn_blocking(move || history.session_events(&id, limit, before))
+    let rows = tokio::task::spawn_blocking(move || journal.session_events(&id, limit, before))
         .await
         .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;

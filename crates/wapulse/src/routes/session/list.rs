@@ -77,14 +77,14 @@ struct SessionRow {
 /// `GET /sessions`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ListView {
+pub(in crate::routes) struct ListView {
     total: usize,
     count: usize,
     next_after: Option<SessionId>,
     sessions: Vec<SessionRow>,
 }
 
-pub(crate) async fn list(
+pub(in crate::routes) async fn list(
     State(state): State<Shared>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListView>, ApiError> {

@@ -3,7 +3,7 @@
 //!
 //! Response types here are the wire format (camelCase, `…Formatted`
 //! durations, `null` for unknown times); they are built from core snapshots
-//! so the JSON changes only when this file does.
+//! so the JSON changes only when these files do.
 //!
 //! - `health`: `/session/health` (also answered by the fast path).
 //! - `alerts`: `/session/alerts` and the thresholds.

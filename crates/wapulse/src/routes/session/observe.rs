@@ -355,13 +355,13 @@ pub(crate) fn observe_view(state: &Shared, s: &Session, started: Instant) -> Obs
     }
 }
 
-pub(crate) async fn observe_default(State(state): State<Shared>) -> Json<ObserveView> {
+pub(in crate::routes) async fn observe_default(State(state): State<Shared>) -> Json<ObserveView> {
     let started = Instant::now();
     let s = default_session(&state);
     Json(observe_view(&state, &s, started))
 }
 
-pub(crate) async fn observe(
+pub(in crate::routes) async fn observe(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<ObserveView>, ApiError> {

@@ -13,7 +13,7 @@ use super::{ALERTS_PER_GROUP, AlertRow, alert_row, display, guard};
 use crate::alerting::{ActiveAlert, FLEET_INCIDENT};
 use crate::app::Shared;
 use crate::clock;
-use crate::web::login as auth;
+use crate::web::login;
 use crate::web::view::{Badge, When, html, when};
 
 pub struct HistoryRowView {
@@ -173,7 +173,7 @@ pub(super) async fn alerts_page(
         .collect(),
         history,
         silences,
-        token_needed: auth::admin_needed(st),
+        token_needed: login::admin_needed(st),
         error,
         notice,
     }

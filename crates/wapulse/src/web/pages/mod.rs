@@ -17,7 +17,7 @@ use axum::response::Response;
 use serde_json::Value;
 use wapulse_core::Timestamp;
 
-use super::login as auth;
+use super::login;
 use super::view::{Badge, When, level, when};
 use crate::alerting::ActiveAlert;
 use crate::app::Shared;
@@ -40,7 +40,7 @@ pub(super) const TIMELINE_HOURS: u64 = 6;
 /// The login redirect, when the request may not read.
 pub(super) fn guard(state: &Shared, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
     let next = uri.path_and_query().map_or("/", |p| p.as_str());
-    auth::refused(state, headers, next)
+    login::refused(state, headers, next)
 }
 
 /// An alert as the pages list it.

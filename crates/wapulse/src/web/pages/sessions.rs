@@ -136,7 +136,7 @@ pub(in crate::web) async fn sessions(
     };
     let t = &st.settings.thresholds;
     let snapshot = st.model.snapshot();
-    let evaluator = st.alerting.snapshot();
+    let published = st.alerting.snapshot();
     let cheap = |s: &Session| {
         want_state.is_none_or(|w| s.state == w)
             && want_label
@@ -152,7 +152,7 @@ pub(in crate::web) async fn sessions(
     // the evaluator's list, instead of judging the fleet; the page walks
     // the sessions in id order and keeps those in the set.
     let with_code: Option<std::collections::HashSet<&str>> = want_code.map(|c| {
-        evaluator
+        published
             .active
             .iter()
             .filter(|a| a.code == c.as_str() && !a.session.is_empty())
@@ -176,8 +176,8 @@ pub(in crate::web) async fn sessions(
         // State and level: the evaluator's grid.
         let l = want_level.map_or(0, |l| l as usize);
         match want_state {
-            Some(s) => evaluator.by_state_level[s.index()][l],
-            None => evaluator.by_level[l],
+            Some(s) => published.by_state_level[s.index()][l],
+            None => published.by_level[l],
         }
     } else if let Some(ids) = &with_code {
         if want_level.is_none() && want_state.is_none() && want_label.is_none() && f.q.is_empty() {

@@ -12,7 +12,7 @@ use super::alerts::alerts_page;
 use super::guard;
 use crate::app::Shared;
 use crate::clock;
-use crate::web::login as auth;
+use crate::web::login;
 use crate::web::view::html;
 
 #[derive(Deserialize)]
@@ -40,7 +40,7 @@ pub(in crate::web) async fn create_silence(
     let refuse = |st: Shared, status: StatusCode, why: String| async move {
         html(status, alerts_page(&st, Some(why), None).await.render())
     };
-    if !auth::admin(&st, &f.token) {
+    if !login::admin(&st, &f.token) {
         return refuse(
             st,
             StatusCode::UNAUTHORIZED,
@@ -100,7 +100,7 @@ pub(in crate::web) async fn expire_silence(
     if let Some(r) = guard(&st, &headers, &uri) {
         return r;
     }
-    if !auth::admin(&st, &f.token) {
+    if !login::admin(&st, &f.token) {
         let page = alerts_page(
             &st,
             Some("Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN).".into()),

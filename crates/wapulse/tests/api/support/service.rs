@@ -6,7 +6,7 @@ pub use wapulse::alerting::receivers::webhook::sign as sign_webhook;
 pub use wapulse::app::Shared;
 pub use wapulse::auth::Access;
 pub use wapulse::config::Settings;
-pub use wapulse::routes::{router, table};
+pub use wapulse::routes::{api_router, table};
 pub use wapulse::secret::Secret;
 pub use wapulse::startup::Application;
 pub use wapulse::store::sqlite::FILE_NAME as DB_FILE_NAME;
