@@ -4,15 +4,17 @@
 use std::fmt;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use super::{AuthMethod, Direction, Event, EventKind, MetricName, SessionState};
 use crate::id::{SessionId, SessionIdError};
-use crate::labels::{LabelChanges, LabelError};
+use crate::labels::{LabelChanges, LabelError, MAX_CHANGES};
 use crate::time::{DurationMs, Timestamp};
 
-/// A JSON value as a gateway sent it, before it is checked.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// A JSON value as a gateway sent it, before it is checked. Read in one
+/// pass: an array or object is skipped, never held (its size must not
+/// decide how much memory a request takes).
+#[derive(Clone, Debug)]
 pub enum WireValue {
     /// `true` / `false`.
     Bool(bool),
@@ -23,13 +25,61 @@ pub enum WireValue {
     /// A string.
     Text(String),
     /// An array or object.
-    Composite(serde::de::IgnoredAny),
+    Composite(IgnoredAny),
+}
+
+impl<'de> Deserialize<'de> for WireValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Loose;
+        impl<'de> serde::de::Visitor<'de> for Loose {
+            type Value = WireValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<WireValue, E> {
+                Ok(WireValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WireValue, E> {
+                Ok(WireValue::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WireValue, E> {
+                // Beyond i64, a number is a float (as JSON has it).
+                Ok(i64::try_from(v).map_or(WireValue::Float(v as f64), WireValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<WireValue, E> {
+                Ok(WireValue::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<WireValue, E> {
+                Ok(WireValue::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<WireValue, E> {
+                Ok(WireValue::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(WireValue::Composite(IgnoredAny))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(WireValue::Composite(IgnoredAny))
+            }
+        }
+        deserializer.deserialize_any(Loose)
+    }
 }
 
 /// The `labels` field as a gateway sent it, before it is checked.
 #[derive(Clone, Debug)]
 pub enum WireLabels {
-    /// An object: its entries in order, repeats kept (`None`: `null`).
+    /// An object: its entries in order, repeats kept (`None`: `null`); at
+    /// most one more than a labels event may carry (the rest is skipped
+    /// unread: that one more is refused anyway).
     Object(Vec<(String, Option<WireValue>)>),
     /// Anything but an object, described for the error.
     Other(String),
@@ -48,16 +98,20 @@ impl<'de> Deserialize<'de> for WireLabels {
                 mut map: A,
             ) -> Result<WireLabels, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
+                while entries.len() <= MAX_CHANGES {
+                    match map.next_entry()? {
+                        Some(entry) => entries.push(entry),
+                        None => return Ok(WireLabels::Object(entries)),
+                    }
                 }
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(WireLabels::Object(entries))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
             ) -> Result<WireLabels, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(WireLabels::Other("an array".into()))
             }
             fn visit_bool<E>(self, v: bool) -> Result<WireLabels, E> {

@@ -18,6 +18,7 @@
 //!   state do.
 //! - "Connecting" after connected is a reconnect.
 
+mod bounded;
 pub mod config;
 pub mod evolution;
 pub mod waha;
@@ -246,8 +247,13 @@ pub fn text<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 /// The body as a JSON object, or a refusal naming `body`; `what` names
 /// the gateway's envelope for the message.
 pub fn envelope(body: &[u8], what: &str) -> Result<serde_json::Value, Refused> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Refused::new("body", format!("is not valid JSON: {e}")))?;
+    let value = bounded::parse(body, bounded::MAX_NODES).map_err(|e| match e {
+        bounded::Unread::Invalid(e) => Refused::new("body", format!("is not valid JSON: {e}")),
+        bounded::Unread::TooLarge(max) => Refused::new(
+            "body",
+            format!("holds more than {max} JSON values; a gateway's delivery holds far fewer"),
+        ),
+    })?;
     if value.is_object() {
         Ok(value)
     } else {

@@ -6,12 +6,16 @@
 //! sessions hold now, so a batch that would take one past 16 labels is
 //! refused naming the label that does not fit.
 
+use std::cell::Cell;
+use std::fmt;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Serialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use wapulse_core::{Event, ParseContext, RawEvent, SessionId, Timestamp};
 
 use super::ApiError;
@@ -59,42 +63,190 @@ fn bad_json(index: Option<usize>, e: &serde_json::Error) -> ApiError {
     }
 }
 
-/// Splits the body into raw events.
-fn raw_events(format: Format, body: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
+/// Splits the body into raw events, at most `max`: one more refuses the
+/// batch (413) before the rest is read, so a request's memory is bounded by
+/// `max_batch_events` events however many it holds.
+fn raw_events(format: Format, body: &[u8], max: usize) -> Result<Vec<RawEvent>, ApiError> {
+    let too_many = || {
+        ApiError::TooLarge(format!(
+            "more than {max} events in one request; the limit is {max} (max_batch_events)"
+        ))
+    };
     match format {
         Format::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| bad_json(None, &e))?;
-            let items = match value {
-                serde_json::Value::Array(items) => items,
-                object @ serde_json::Value::Object(_) => vec![object],
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "body must be a JSON array of events or one event object",
-                    ));
-                }
-            };
-            items
-                .into_iter()
+            let stopped = Cell::new(None);
+            let mut out = Vec::new();
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let read = Batch {
+                max,
+                out: &mut out,
+                stopped: &stopped,
+            }
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+            match (read, stopped.get()) {
+                (Ok(()), _) => Ok(out),
+                (Err(_), Some(Stop::TooMany)) => Err(too_many()),
+                (Err(_), Some(Stop::NotObject(i))) => Err(ApiError::BadRequest {
+                    message: format!("event {i} is not a JSON object"),
+                    index: Some(i),
+                    field: None,
+                }),
+                (Err(_), Some(Stop::NotBatch)) => Err(ApiError::bad_request(
+                    "body must be a JSON array of events or one event object",
+                )),
+                (Err(e), None) if e.is_data() => Err(bad_json(Some(out.len()), &e)),
+                (Err(e), None) => Err(bad_json(None, &e)),
+            }
+        }
+        Format::Ndjson => {
+            let lines = body
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+            if lines.clone().count() > max {
+                return Err(too_many());
+            }
+            lines
                 .enumerate()
-                .map(|(i, item)| {
-                    if !item.is_object() {
-                        return Err(ApiError::BadRequest {
-                            message: format!("event {i} is not a JSON object"),
-                            index: Some(i),
-                            field: None,
-                        });
-                    }
-                    serde_json::from_value(item).map_err(|e| bad_json(Some(i), &e))
-                })
+                .map(|(i, line)| serde_json::from_slice(line).map_err(|e| bad_json(Some(i), &e)))
                 .collect()
         }
-        Format::Ndjson => body
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .enumerate()
-            .map(|(i, line)| serde_json::from_slice(line).map_err(|e| bad_json(Some(i), &e)))
-            .collect(),
+    }
+}
+
+/// Why reading a JSON body stopped before its end.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// One event more than the batch may hold.
+    TooMany,
+    /// Element `i` of the array is not an object.
+    NotObject(usize),
+    /// The body is neither an array nor an object.
+    NotBatch,
+}
+
+/// A JSON body read in one pass: an array of event objects (or one
+/// object), each straight into its `RawEvent`, stopping at `max + 1`.
+struct Batch<'a> {
+    max: usize,
+    out: &'a mut Vec<RawEvent>,
+    stopped: &'a Cell<Option<Stop>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Batch<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Batch<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of events or one event object")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let index = self.out.len();
+            let element = EventObject {
+                index,
+                stopped: self.stopped,
+            };
+            let Some(raw) = seq.next_element_seed(element)? else {
+                return Ok(());
+            };
+            if index == self.max {
+                self.stopped.set(Some(Stop::TooMany));
+                return Err(de::Error::custom("too many events"));
+            }
+            self.out.push(raw);
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        if self.max == 0 {
+            self.stopped.set(Some(Stop::TooMany));
+            return Err(de::Error::custom("too many events"));
+        }
+        self.out.push(RawEvent::deserialize(
+            de::value::MapAccessDeserializer::new(map),
+        )?);
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.not_a_batch()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.not_a_batch()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.not_a_batch()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.not_a_batch()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.not_a_batch()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.not_a_batch()
+    }
+}
+
+impl Batch<'_> {
+    fn not_a_batch<E: de::Error>(&self) -> Result<(), E> {
+        self.stopped.set(Some(Stop::NotBatch));
+        Err(E::custom("not a batch"))
+    }
+}
+
+/// One element of the array: an object, read into its `RawEvent`.
+struct EventObject<'a> {
+    index: usize,
+    stopped: &'a Cell<Option<Stop>>,
+}
+
+impl<'de> DeserializeSeed<'de> for EventObject<'_> {
+    type Value = RawEvent;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawEvent, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventObject<'_> {
+    type Value = RawEvent;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEvent, A::Error> {
+        RawEvent::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<RawEvent, A::Error> {
+        self.not_an_object()
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<RawEvent, E> {
+        self.not_an_object()
+    }
+}
+
+impl EventObject<'_> {
+    fn not_an_object<E: de::Error>(&self) -> Result<RawEvent, E> {
+        self.stopped.set(Some(Stop::NotObject(self.index)));
+        Err(E::custom("not an object"))
     }
 }
 
@@ -166,14 +318,7 @@ pub fn parse_body(
     path_session: Option<SessionId>,
     received: Timestamp,
 ) -> Result<Vec<Event>, ApiError> {
-    let raws = raw_events(format_of(headers)?, body)?;
-    if raws.len() > settings.max_batch_events {
-        return Err(ApiError::TooLarge(format!(
-            "{} events in one request; the limit is {} (max_batch_events)",
-            raws.len(),
-            settings.max_batch_events
-        )));
-    }
+    let raws = raw_events(format_of(headers)?, body, settings.max_batch_events)?;
     let default_session = path_session.as_ref().unwrap_or(&settings.default_session);
     let ctx = ParseContext {
         default_session,
