@@ -32,6 +32,9 @@ struct FileSettings {
     max_future_skew: Option<DurationMs>,
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<DurationMs>,
+    idle_timeout: Option<DurationMs>,
     dedup_capacity: Option<usize>,
     durability: Option<String>,
     retention: Option<DurationMs>,
@@ -76,6 +79,14 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
     pub max_batch_events: usize,
+    /// Most connections served at once (lowered to stay under the
+    /// process's file limit); one more is answered 503.
+    pub max_connections: usize,
+    /// How long a request's head may take to arrive (and a keep-alive
+    /// connection may sit idle between requests).
+    pub header_read_timeout: DurationMs,
+    /// How long a connection may go without a byte moving either way.
+    pub idle_timeout: DurationMs,
     /// How many idempotency keys are remembered.
     pub dedup_capacity: usize,
     /// What an acknowledged commit survives.
@@ -126,6 +137,9 @@ impl Settings {
             max_future_skew: DurationMs::from_mins(5),
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
+            max_connections: 4096,
+            header_read_timeout: DurationMs::from_secs(30),
+            idle_timeout: DurationMs::from_secs(60),
             dedup_capacity: wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
             durability: Durability::Power,
             retention: DurationMs::from_hours(7 * 24),
@@ -241,6 +255,24 @@ impl Settings {
                 bail!("max_batch_events: must be at least 1");
             }
             s.max_batch_events = v;
+        }
+        if let Some(v) = file.max_connections {
+            if v == 0 {
+                bail!("max_connections: must be at least 1");
+            }
+            s.max_connections = v;
+        }
+        if let Some(v) = file.header_read_timeout {
+            if !(DurationMs::from_secs(1)..=DurationMs::from_mins(10)).contains(&v) {
+                bail!("header_read_timeout: must be from 1s to 10m");
+            }
+            s.header_read_timeout = v;
+        }
+        if let Some(v) = file.idle_timeout {
+            if v < DurationMs::from_secs(1) {
+                bail!("idle_timeout: must be at least 1s");
+            }
+            s.idle_timeout = v;
         }
         if let Some(v) = file.dedup_capacity {
             s.dedup_capacity = v;

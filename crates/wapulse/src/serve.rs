@@ -14,31 +14,55 @@
 //! mixes reads and writes is answered correctly either way); the lane only
 //! decides who yields the CPU. Gateways keep their connections open, so the
 //! peek happens once per connection, not once per request.
+//!
+//! Connections are bounded ([`Limits`]): at most `max_connections` at once
+//! (kept below the process's file limit, so `accept` never runs out of
+//! descriptors; one over the cap is answered 503 and closed); a request's
+//! head must arrive within `header_read_timeout` (a client trickling bytes,
+//! or an idle keep-alive, is closed then); a connection on which no byte
+//! moves either way for `idle_timeout` (a stalled body, a client that
+//! stopped reading) is closed.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::http::Request;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower_service::Service;
 
 use crate::priority::lanes::Lane;
 use crate::routes::FastPath;
 
-/// How long a new connection may take to send the start of its first
-/// request before it is closed (a client that connects and says nothing
-/// must not hold a task forever).
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+/// What one connection may take of the process.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a request's head may take to arrive, from the moment the
+    /// connection waits for it (its start, or the end of the previous
+    /// answer): also how long a keep-alive connection may sit idle.
+    pub header_read_timeout: Duration,
+    /// How long a connection may go without a byte moving either way.
+    pub idle_timeout: Duration,
+}
+
+/// What a connection over `max_connections` is told before it is closed.
+const OVER_CAPACITY: &str =
+    "{\"error\":\"too many connections at once; retry shortly (max_connections)\"}";
 
 /// What every connection serves: the router (API and pages), with the
 /// fast path for `GET /session/health` in front of it.
@@ -56,12 +80,14 @@ pub async fn serve(
     listener: TcpListener,
     endpoints: Endpoints,
     ingest: Handle,
-    connections: IntCounterVec,
+    limits: Limits,
+    metrics: ConnectionMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let graceful = GracefulShutdown::new();
     let (stop, stopped) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -75,12 +101,19 @@ pub async fn serve(
         };
         // Answers are small and written whole: no Nagle delay.
         let _ = tcp.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.refused.inc();
+            refuse(tcp);
+            continue;
+        };
         let ctx = Connection {
             endpoints: endpoints.clone(),
             ingest: ingest.clone(),
-            connections: connections.clone(),
+            limits,
+            metrics: metrics.clone(),
             watcher: graceful.watcher(),
             stopped: stopped.clone(),
+            _slot: slot,
         };
         tokio::spawn(ctx.route(tcp));
     }
@@ -89,13 +122,45 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// The connection metrics `serve` keeps.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// `wapulse_http_connections_total{lane}`.
+    pub accepted: IntCounterVec,
+    /// `wapulse_http_connections_refused_total`: answered 503, over
+    /// `max_connections`.
+    pub refused: IntCounter,
+    /// `wapulse_http_connections_open`.
+    pub open: IntGauge,
+}
+
+/// Tells a connection over the cap to come back, and closes it, right in
+/// the accept loop: a refused connection never holds a descriptor past
+/// this call, however fast a flood comes. What the client already sent is
+/// read first, so that closing does not reset the answer away.
+fn refuse(tcp: TcpStream) {
+    static ANSWER: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY}",
+            OVER_CAPACITY.len()
+        )
+    });
+    let mut sink = [0u8; 4096];
+    let _ = tcp.try_read(&mut sink);
+    let _ = tcp.try_write(ANSWER.as_bytes());
+}
+
 /// What a newly accepted connection needs to be routed and served.
 struct Connection {
     endpoints: Endpoints,
     ingest: Handle,
-    connections: IntCounterVec,
+    limits: Limits,
+    metrics: ConnectionMetrics,
     watcher: Watcher,
     stopped: watch::Receiver<bool>,
+    /// Its place under `max_connections`, given back when it ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
@@ -104,7 +169,7 @@ impl Connection {
     async fn route(mut self, tcp: TcpStream) {
         let mut first = [0u8; 8];
         let peeked = tokio::select! {
-            peeked = tokio::time::timeout(FIRST_BYTES_TIMEOUT, tcp.peek(&mut first)) => peeked,
+            peeked = tokio::time::timeout(self.limits.header_read_timeout, tcp.peek(&mut first)) => peeked,
             _ = self.stopped.wait_for(|s| *s) => return,
         };
         let n = match peeked {
@@ -112,7 +177,10 @@ impl Connection {
             _ => return, // closed, failed or silent: nothing to answer
         };
         let lane = Lane::of(&first[..n]);
-        self.connections.with_label_values(&[lane.label()]).inc();
+        self.metrics
+            .accepted
+            .with_label_values(&[lane.label()])
+            .inc();
         match lane {
             Lane::Read => self.serve(tcp).await,
             Lane::Ingest => {
@@ -128,8 +196,8 @@ impl Connection {
         }
     }
 
-    /// Serves HTTP/1.1 on `tcp` until the client closes or the server shuts
-    /// down (in-flight requests finish first).
+    /// Serves HTTP/1.1 on `tcp` until the client closes, a limit closes it,
+    /// or the server shuts down (in-flight requests finish first).
     async fn serve(self, tcp: TcpStream) {
         let Endpoints { router, fast } = self.endpoints;
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -146,14 +214,138 @@ impl Connection {
                 }
             }
         });
-        // No header-read timer: it costs a timer per request (measured
-        // ≈ 5 % of /session/health throughput); the first-bytes timeout
-        // above already closes clients that never speak.
-        let conn =
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
-        if let Err(e) = self.watcher.watch(conn).await {
-            tracing::trace!(error = %e, "connection ended with an error");
+        let activity = Activity::new();
+        let io = Watched {
+            io: tcp,
+            activity: activity.clone(),
+        };
+        // The header-read timer costs a timer per request (measured ≈ 5 %
+        // of /session/health throughput): the price of closing clients that
+        // trickle their request or sit idle.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .serve_connection(TokioIo::new(io), service);
+        let _open = OpenGuard::new(&self.metrics.open);
+        tokio::select! {
+            served = self.watcher.watch(conn) => {
+                if let Err(e) = served {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+            }
+            () = activity.idle_for(self.limits.idle_timeout) => {
+                tracing::debug!("connection closed: nothing moved for idle_timeout");
+            }
         }
+    }
+}
+
+/// Counts a connection in `wapulse_http_connections_open` while it lives.
+struct OpenGuard(IntGauge);
+
+impl OpenGuard {
+    fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// When a byte last moved on a connection.
+#[derive(Clone)]
+struct Activity {
+    opened: tokio::time::Instant,
+    /// Milliseconds from `opened` to the last byte moved.
+    last: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: tokio::time::Instant::now(),
+            last: Arc::default(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A connection's socket that notes every byte moving either way.
+struct Watched {
+    io: TcpStream,
+    activity: Activity,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::model::Model;
 use crate::priority::lanes::IngestLane;
 use crate::probes::Probes;
-use crate::serve::Endpoints;
+use crate::serve::{ConnectionMetrics, Endpoints, Limits};
 use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 use crate::{clock, openapi, priority, routes, web};
@@ -168,11 +168,18 @@ impl Application {
                 gate,
             )
             .context("cannot start the notifiers' thread")?;
+        let t = &self.state.telemetry;
+        let metrics = ConnectionMetrics {
+            accepted: t.http_connections.clone(),
+            refused: t.http_connections_refused.clone(),
+            open: t.http_connections_open.clone(),
+        };
         crate::serve::serve(
             self.listener,
             endpoints,
             self.ingest.handle(),
-            self.state.telemetry.http_connections.clone(),
+            connection_limits(&self.state.settings),
+            metrics,
             shutdown,
         )
         .await;
@@ -188,6 +195,41 @@ impl Application {
         tracing::info!("wapulse stopped");
         Ok(())
     }
+}
+
+/// The connection limits in force: `max_connections` kept below the
+/// process's file limit (with room for the store, probes, receivers and
+/// NATS), so a flood of connections is answered 503 instead of `accept`
+/// running out of descriptors.
+fn connection_limits(settings: &Settings) -> Limits {
+    let configured = settings.max_connections;
+    let max_connections = match open_files_limit() {
+        Some(files) => {
+            let room = files.saturating_sub((files / 8).max(64)).max(1);
+            if configured > room {
+                tracing::warn!(
+                    max_connections = configured,
+                    open_files_limit = files,
+                    lowered_to = room,
+                    "max_connections lowered below the process's file limit (ulimit -n); raise \
+                     the limit to serve more connections at once"
+                );
+            }
+            configured.min(room)
+        }
+        None => configured,
+    };
+    Limits {
+        max_connections,
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout.as_millis()),
+        idle_timeout: Duration::from_millis(settings.idle_timeout.as_millis()),
+    }
+}
+
+/// How many files the process may open (the soft limit), if known.
+fn open_files_limit() -> Option<usize> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current.and_then(|n| usize::try_from(n).ok())
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -3,7 +3,9 @@
 //! [`Telemetry::registry`] (alerting, the cluster, the read governor).
 
 use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Handles to our own metrics; cheap to clone.
 #[derive(Clone)]
@@ -18,6 +20,10 @@ pub struct Telemetry {
     pub ingest_events: IntCounterVec,
     /// Accepted connections by the lane that serves them (read, ingest).
     pub http_connections: IntCounterVec,
+    /// Connections answered 503 and closed: over `max_connections`.
+    pub http_connections_refused: IntCounter,
+    /// Connections open now.
+    pub http_connections_open: IntGauge,
     /// Gateway webhook deliveries by gateway and outcome (mapped,
     /// duplicate, ignored, rejected).
     pub webhooks: IntCounterVec,
@@ -61,6 +67,14 @@ impl Telemetry {
             &["lane"],
         )
         .expect("valid metric");
+        let http_connections_refused = IntCounter::new(
+            "wapulse_http_connections_refused_total",
+            "Connections answered 503 and closed at once: more than max_connections were open",
+        )
+        .expect("valid metric");
+        let http_connections_open =
+            IntGauge::new("wapulse_http_connections_open", "HTTP connections open now")
+                .expect("valid metric");
         let webhooks = IntCounterVec::new(
             Opts::new(
                 "wapulse_webhooks_total",
@@ -77,6 +91,8 @@ impl Telemetry {
             Box::new(ingest_events.clone()),
             Box::new(http_connections.clone()),
             Box::new(webhooks.clone()),
+            Box::new(http_connections_refused.clone()),
+            Box::new(http_connections_open.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -97,6 +113,8 @@ impl Telemetry {
             http_duration,
             ingest_events,
             http_connections,
+            http_connections_refused,
+            http_connections_open,
             webhooks,
         }
     }

@@ -11,6 +11,7 @@ mod alerts;
 mod auth;
 mod cli;
 mod cluster;
+mod connections;
 mod gateways;
 mod health;
 mod ingest;
