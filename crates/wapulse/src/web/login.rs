@@ -63,10 +63,18 @@ fn urlencoding(text: &str) -> String {
     super::view::query_value(text, true)
 }
 
-/// A path on this site to go back to (never another host).
+/// A path on this site to go back to (never another host): a `/` not
+/// followed by `/` or `\\`, then printable ASCII only. Browsers drop tabs
+/// and newlines from a `Location` and read `\\` as `/`, so `/\t/evil.example`
+/// would leave the site; anything unusual goes to `/`.
 fn local(next: Option<&str>) -> String {
+    let safe = |n: &str| {
+        n.starts_with('/')
+            && !n[1..].starts_with(['/', '\\'])
+            && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if safe(n) => n.to_owned(),
         _ => "/".to_owned(),
     }
 }
@@ -144,7 +152,18 @@ mod tests {
     #[test]
     fn next_stays_on_this_site_and_cookies_are_found() {
         assert_eq!(local(Some("/ui/alerts?x=1")), "/ui/alerts?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "x"] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{a0}/evil.example",
+        ] {
             assert_eq!(local(Some(bad)), "/", "{bad}");
         }
         let mut h = HeaderMap::new();

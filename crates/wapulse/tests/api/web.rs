@@ -273,6 +273,32 @@ async fn with_a_read_token_the_pages_ask_for_it_once_and_keep_it_out_of_urls() {
     assert_eq!(r.headers()["location"], "/");
 }
 
+/// The review's open redirect: `next=/%09/evil.example` became
+/// `Location: /\t/evil.example`, which browsers read as another host.
+#[tokio::test]
+async fn a_login_with_tabs_or_control_characters_in_next_stays_on_the_site() {
+    let app = spawn_with(|s| s.read_token = secret("r3ad")).await;
+    let client = no_redirects();
+    for next in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\/evil.example",
+        "/ /x",
+    ] {
+        let r = client
+            .post(app.url("/ui/login"))
+            .form(&[("token", "r3ad"), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/", "{next:?}");
+    }
+    // The same through the form's own link: the page carries `/` on.
+    let (_, html) = page(&app, "/ui/login?next=/%09/evil.example").await;
+    assert!(!html.contains("evil.example"), "{html}");
+}
+
 #[tokio::test]
 async fn silences_are_created_and_expired_from_the_page_with_the_admin_token() {
     let app = spawn_with(|s| s.admin_token = secret("adm1n")).await;
