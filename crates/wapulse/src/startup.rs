@@ -129,7 +129,7 @@ impl Application {
             tracing::info!(
                 replica = %cluster.settings().replica_id,
                 stream = %cluster.settings().stream,
-                nats = ?cluster.settings().urls,
+                nats = ?cluster.settings().shown_urls(),
                 "cluster mode: events go through the stream"
             );
             let local = Local {

@@ -69,8 +69,9 @@ pub enum Credentials {
     CredsFile(PathBuf),
 }
 
-/// `[cluster]`, checked.
-#[derive(Clone, Debug)]
+/// `[cluster]`, checked. Its `Debug` shows the NATS URLs without their
+/// passwords.
+#[derive(Clone)]
 pub struct ClusterSettings {
     /// NATS servers (any one will do; the client fails over).
     pub urls: Vec<String>,
@@ -95,7 +96,33 @@ pub struct ClusterSettings {
     pub publish_timeout: DurationMs,
 }
 
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("urls", &self.shown_urls())
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("replica_id", &self.replica_id)
+            .field("credentials", &self.credentials)
+            .field("stream_replicas", &self.stream_replicas)
+            .field("stream_max_age", &self.stream_max_age)
+            .field("max_lag_events", &self.max_lag_events)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("publish_timeout", &self.publish_timeout)
+            .finish()
+    }
+}
+
 impl ClusterSettings {
+    /// The NATS URLs as they may be shown (passwords and query values
+    /// hidden).
+    pub fn shown_urls(&self) -> Vec<String> {
+        self.urls
+            .iter()
+            .map(|u| crate::secret::redact_url(u).0)
+            .collect()
+    }
+
     /// The subject events are published on.
     pub fn events_subject(&self) -> String {
         format!("{}.events", self.subject_prefix)
@@ -360,6 +387,15 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
+        // A password in the URL itself is hidden too.
+        let c = check(
+            "nats_url = \"nats://u:inurl-pw@h:4222\"\nreplica_id = \"a\"",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!format!("{c:?}").contains("inurl-pw"), "{c:?}");
+        assert_eq!(c.urls, ["nats://u:inurl-pw@h:4222"], "kept for connecting");
         let c = check(
             "",
             &[

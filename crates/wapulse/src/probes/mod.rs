@@ -139,7 +139,7 @@ impl Probe {
                 humantime::format_duration(self.spec.timeout)
             )),
         };
-        let result = result.map_err(|reason| scrub(&reason, self.spec.secret.as_deref()));
+        let result = result.map_err(|reason| self.spec.secrets.scrub(&reason));
         let latency = started.elapsed();
         let at = clock::now();
         if let Err(reason) = &result {
@@ -152,14 +152,6 @@ impl Probe {
             next
         });
         published.expect("rcu ran at least once")
-    }
-}
-
-/// Removes a password from a text (an error may quote a connection string).
-fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) if !s.is_empty() => text.replace(s, "***"),
-        _ => text.to_owned(),
     }
 }
 
@@ -283,14 +275,5 @@ mod tests {
         let s = s.after(Ok("back".into()), Duration::from_millis(3), t3);
         assert_eq!(s.consecutive_failures, 0);
         assert_eq!(s.last_failure, Some(t3), "a pass keeps the last failure");
-    }
-
-    #[test]
-    fn scrub_removes_the_password() {
-        assert_eq!(
-            scrub("auth failed for app:hunter2@db", Some("hunter2")),
-            "auth failed for app:***@db"
-        );
-        assert_eq!(scrub("refused", None), "refused");
     }
 }

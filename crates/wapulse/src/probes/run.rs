@@ -75,11 +75,12 @@ pub(super) async fn probe(
             ..
         } => {
             let client = http.expect("http probes have a client");
+            // The URL may hold a secret (`?apikey=`): errors leave it out.
             let response = client
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|e| chain(&e))?;
+                .map_err(|e| chain(&e.without_url()))?;
             let status = response.status().as_u16();
             if !expect_status.matches(status) {
                 return Err(format!("status {status}, expected {expect_status}"));
@@ -87,10 +88,10 @@ pub(super) async fn probe(
             if expect_json.is_empty() {
                 return Ok(format!("status {status}"));
             }
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| format!("status {status} but the body is not JSON: {}", chain(&e)))?;
+            let body: Value = response.json().await.map_err(|e| {
+                let e = e.without_url();
+                format!("status {status} but the body is not JSON: {}", chain(&e))
+            })?;
             for (path, want) in expect_json {
                 let got = path.split('.').try_fold(&body, |v, part| v.get(part));
                 match got {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wapulse_core::DurationMs;
 
-use crate::secret::redact_url;
+use crate::secret::{Hidden, redact_url};
 
 /// One `[[probes]]` table, as written. Kind-specific fields are optional
 /// here and required (or refused) by [`ProbeSpec::from_raw`].
@@ -136,8 +136,9 @@ pub struct ProbeSpec {
     /// Where it points, with any password replaced by `***`: for logs and
     /// responses.
     pub display: String,
-    /// A password found in the target, scrubbed from every reason.
-    pub(crate) secret: Option<String>,
+    /// Passwords and query values found in the target, scrubbed from every
+    /// reason.
+    pub(crate) secrets: Hidden,
 }
 
 impl fmt::Debug for ProbeSpec {
@@ -239,7 +240,7 @@ impl ProbeSpec {
             Ok(crate::tls::client_config(&roots))
         };
         let kind: &'static str;
-        let (target, display, secret) = match raw.kind.as_str() {
+        let (target, display, secrets) = match raw.kind.as_str() {
             "postgres" => {
                 kind = "postgres";
                 let url = need(raw.url, "url")?;
@@ -254,10 +255,12 @@ impl ProbeSpec {
                 {
                     bail!("migrations_table: `{t}` must be `table` or `schema.table`");
                 }
-                let secret = config
-                    .get_password()
-                    .map(|p| String::from_utf8_lossy(p).into_owned());
-                let (display, _) = redact_url(&url);
+                let (display, mut secrets) = redact_url(&url);
+                secrets.passwords.extend(
+                    config
+                        .get_password()
+                        .map(|p| String::from_utf8_lossy(p).into_owned()),
+                );
                 let display = if config.get_password().is_some() && display == url {
                     // key=value form: show where it points, never the rest.
                     format!(
@@ -275,17 +278,17 @@ impl ProbeSpec {
                         tls: tls()?,
                     },
                     display,
-                    secret,
+                    secrets,
                 )
             }
             "redis" | "redis_heartbeat" => {
                 let url = need(raw.url, "url")?;
                 let client = redis::Client::open(url.as_str())
                     .map_err(|e| anyhow::anyhow!("url: not a Redis URL: {e}"))?;
-                let (display, secret) = redact_url(&url);
+                let (display, secrets) = redact_url(&url);
                 if raw.kind == "redis" {
                     kind = "redis";
-                    (Target::Redis { client }, display, secret)
+                    (Target::Redis { client }, display, secrets)
                 } else {
                     kind = "redis_heartbeat";
                     let key = need(raw.key, "key")?;
@@ -300,7 +303,7 @@ impl ProbeSpec {
                             max_age: duration(max_age),
                         },
                         display,
-                        secret,
+                        secrets,
                     )
                 }
             }
@@ -335,7 +338,7 @@ impl ProbeSpec {
                     }
                 };
                 let expect_json = raw.expect_json.unwrap_or_default().into_iter().collect();
-                let (display, secret) = redact_url(&text);
+                let (display, secrets) = redact_url(&text);
                 (
                     Target::Http {
                         url,
@@ -344,7 +347,7 @@ impl ProbeSpec {
                         tls: tls()?,
                     },
                     display,
-                    secret,
+                    secrets,
                 )
             }
             _ => {
@@ -355,7 +358,7 @@ impl ProbeSpec {
                     _ => bail!("address: `{address}` must be host:port"),
                 }
                 let display = address.clone();
-                (Target::Tcp { address }, display, None)
+                (Target::Tcp { address }, display, Hidden::default())
             }
         };
         Ok(Self {
@@ -367,7 +370,7 @@ impl ProbeSpec {
             timeout: duration(timeout),
             target,
             display,
-            secret,
+            secrets,
         })
     }
 }
@@ -454,7 +457,7 @@ mod tests {
         assert!(!specs[0].display.contains("s3cret"), "{}", specs[0].display);
         assert!(!format!("{specs:?}").contains("s3cret"));
         assert!(!format!("{specs:?}").contains(":pw@"));
-        assert_eq!(specs[0].secret.as_deref(), Some("s3cret"));
+        assert!(specs[0].secrets.passwords.iter().any(|s| s == "s3cret"));
     }
 
     #[test]

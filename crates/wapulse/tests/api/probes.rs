@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::support::process::reqwest as raw;
 use crate::support::*;
 
 async fn warm(app: &TestApp) -> Value {
@@ -626,4 +627,56 @@ fn config_check_names_a_bad_probe_and_field() {
         err.contains("probes[0] (name \"worker\")") && err.contains("key: required"),
         "{err}"
     );
+}
+
+/// The review's finding: `?apikey=…` in an http probe's URL showed in the
+/// open `/api/health` (the failure reason quoted the URL), in the logs and
+/// in `config check`. Only the user-info password was hidden.
+#[test]
+fn a_query_string_secret_in_a_probe_url_never_shows() {
+    let key = "qs-s3cret-k3y-4711";
+    let closed = free_port();
+    let toml = format!(
+        "[[probes]]\nname = \"api\"\nkind = \"http\"\ngroup = \"deps\"\ntimeout = \"300ms\"\n\
+         url = \"http://127.0.0.1:{closed}/health?apikey={key}&v=2\"\n"
+    );
+    let checked = config_check(&toml);
+    assert!(checked.status.success());
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(printed.contains("apikey=***"), "{printed}");
+    assert!(
+        !printed.contains(key),
+        "config check shows the key: {printed}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wapulse.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let mut served = serve_with(&[
+        ("WAPULSE_CONFIG", config.to_str().unwrap()),
+        ("LOG_LEVEL", "DEBUG"),
+    ]);
+    let base = format!("http://127.0.0.1:{}", served.port);
+    // The probe runs (and fails: nothing listens) before the reads.
+    let (_, warm) = raw::body(&format!("{base}/warmup")).expect("warmup answers");
+    assert!(warm.contains("api"), "the probe failed: {warm}");
+    for path in [
+        "/api/health",
+        "/readyz?verbose",
+        "/health/deps",
+        "/metrics",
+        "/",
+    ] {
+        let (_, text) = raw::body(&format!("{base}{path}")).expect("an answer");
+        assert!(!text.contains(key), "{path} shows the key: {text}");
+    }
+    let (_, health) = raw::body(&format!("{base}/api/health")).unwrap();
+    assert!(
+        health.contains("connect"),
+        "the reason still says what failed: {health}"
+    );
+    terminate(&mut served.running.0);
+    let log = served.log();
+    assert!(log.contains("apikey=***"), "{log}");
+    assert!(!log.contains(key), "the log shows the key: {log}");
 }
