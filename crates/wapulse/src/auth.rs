@@ -88,6 +88,79 @@ impl Access {
     }
 }
 
+/// Why a request was refused (answered with 403): it came from where it
+/// may not.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Forbidden(pub String);
+
+/// While reads are open (no `READ_TOKEN`), a request must be addressed to
+/// a loopback name (on a loopback bind) or to one of `allowed_hosts`: a
+/// page on another site that makes its own name resolve to wapulse (DNS
+/// rebinding) sends its own name as `Host`, and is refused. With
+/// `READ_TOKEN` set there is nothing to steal that way, and on a
+/// non-loopback bind without `allowed_hosts` every name is taken (warned at
+/// start).
+pub(crate) fn host_allowed(settings: &Settings, headers: &HeaderMap) -> Result<(), Forbidden> {
+    if settings.read_token.is_some() {
+        return Ok(());
+    }
+    let loopback = settings.bind.ip().is_loopback();
+    if !loopback && settings.allowed_hosts.is_empty() {
+        return Ok(());
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return Ok(());
+    };
+    let name = host_name(host);
+    let bind = settings.bind.ip().to_string();
+    let known = (loopback && (name == "localhost" || name == bind || is_loopback_ip(&name)))
+        || settings.allowed_hosts.contains(&name);
+    if known {
+        Ok(())
+    } else {
+        Err(Forbidden(format!(
+            "requests addressed to `{name}` are refused while reads are open: add it to \
+             allowed_hosts (WAPULSE_ALLOWED_HOSTS), or set READ_TOKEN"
+        )))
+    }
+}
+
+/// The name of a `Host` header: no port, no brackets, lower case.
+fn host_name(host: &str) -> String {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn is_loopback_ip(name: &str) -> bool {
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a browser says this request comes from another site: its
+/// `Sec-Fetch-Site` is neither `same-origin` nor `none` (typed by the
+/// user), or, from a browser without it, its `Origin` is not the host the
+/// request is addressed to. A request with neither (curl, a gateway) is
+/// not a browser's, and not cross-site.
+pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    match (authority, host) {
+        (Some(authority), Some(host)) => !authority.eq_ignore_ascii_case(host),
+        // `Origin: null` (a sandboxed frame, a file) or no Host.
+        _ => true,
+    }
+}
+
 fn query_token(uri: &Uri) -> Option<String> {
     Query::<HashMap<String, String>>::try_from_uri(uri)
         .ok()

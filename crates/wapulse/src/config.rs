@@ -29,6 +29,7 @@ struct FileSettings {
     metrics_token: Option<String>,
     read_token: Option<String>,
     admin_token: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
     max_future_skew: Option<DurationMs>,
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
@@ -73,6 +74,11 @@ pub struct Settings {
     pub read_token: Option<Secret>,
     /// Required on silences when set (else `ingest_token`).
     pub admin_token: Option<Secret>,
+    /// Host names (besides the loopback ones) a request may be addressed
+    /// to while reads are open (no `READ_TOKEN`): a page on another site
+    /// that makes its own name resolve to wapulse (DNS rebinding) is
+    /// refused. Empty on a non-loopback bind: no check.
+    pub allowed_hosts: Vec<String>,
     /// How far in the future an event's `at` may be.
     pub max_future_skew: DurationMs,
     /// Largest ingest body, in bytes.
@@ -134,6 +140,7 @@ impl Settings {
             metrics_token: None,
             read_token: None,
             admin_token: None,
+            allowed_hosts: Vec::new(),
             max_future_skew: DurationMs::from_mins(5),
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
@@ -231,16 +238,35 @@ impl Settings {
         if let Some(level) = nonempty("LOG_LEVEL").or(file.log_level) {
             s.log_filter = log_filter(&level)?;
         }
-        let token = |env_name: &str, from_file: Option<String>| {
-            nonempty(env_name)
-                .or(from_file)
-                .filter(|t| !t.is_empty())
-                .map(Secret::new)
+        // A token of spaces is no token: refused, not taken for one.
+        let token = |env_name: &str, from_file: Option<String>| -> Result<Option<Secret>> {
+            match nonempty(env_name).or(from_file) {
+                Some(t) if !t.is_empty() && t.trim().is_empty() => bail!(
+                    "{env_name} (or {}): only blanks; set a real token or leave it unset",
+                    env_name.to_ascii_lowercase()
+                ),
+                Some(t) if !t.is_empty() => Ok(Some(Secret::new(t))),
+                _ => Ok(None),
+            }
         };
-        s.ingest_token = token("INGEST_TOKEN", file.ingest_token);
-        s.metrics_token = token("METRICS_TOKEN", file.metrics_token);
-        s.read_token = token("READ_TOKEN", file.read_token);
-        s.admin_token = token("ADMIN_TOKEN", file.admin_token);
+        s.ingest_token = token("INGEST_TOKEN", file.ingest_token)?;
+        s.metrics_token = token("METRICS_TOKEN", file.metrics_token)?;
+        s.read_token = token("READ_TOKEN", file.read_token)?;
+        s.admin_token = token("ADMIN_TOKEN", file.admin_token)?;
+        let hosts = match nonempty("WAPULSE_ALLOWED_HOSTS") {
+            Some(text) => text.split(',').map(|h| h.trim().to_owned()).collect(),
+            None => file.allowed_hosts.unwrap_or_default(),
+        };
+        for host in hosts.into_iter().filter(|h| !h.is_empty()) {
+            if host.contains(['/', ' ', '@']) || host.contains("://") {
+                bail!(
+                    "allowed_hosts / WAPULSE_ALLOWED_HOSTS: `{host}` is not a host name like \
+                     wapulse.internal or 10.0.0.5"
+                );
+            }
+            s.allowed_hosts
+                .push(host.trim_end_matches('.').to_ascii_lowercase());
+        }
         if let Some(v) = file.max_future_skew {
             s.max_future_skew = v;
         }

@@ -41,6 +41,15 @@ pub fn document(settings: &Settings) -> Value {
                 json!({ "description": what, "content": content }),
             );
         }
+        if r.access != Access::Open {
+            responses.insert(
+                "403".to_owned(),
+                json!({
+                    "description": "addressed to a host name not in allowed_hosts while reads are open",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+                }),
+            );
+        }
         let mut op = json!({
             "summary": r.summary,
             "operationId": operation_id(r.method.as_str(), r.path),

@@ -121,6 +121,7 @@ impl Application {
             fast: Arc::new(routes::FastPath::new(self.state.clone())),
         };
         tracing::info!(addr = %self.local_addr(), "wapulse listening");
+        warn_open_surfaces(&self.state.settings);
         for p in self.state.probes.iter() {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
         }
@@ -194,6 +195,33 @@ impl Application {
         drop(self.ingest);
         tracing::info!("wapulse stopped");
         Ok(())
+    }
+}
+
+/// Names every surface left open, at every start (loopback included: a
+/// browser on this machine, or a DNS-rebinding page, reaches loopback too).
+fn warn_open_surfaces(s: &Settings) {
+    let bind = s.bind;
+    if s.read_token.is_none() {
+        tracing::warn!(%bind, "reads are open (no READ_TOKEN): whoever reaches this address reads every session (phone numbers), the alerts, /metrics and the dashboard; set READ_TOKEN");
+        if !bind.ip().is_loopback() && s.allowed_hosts.is_empty() {
+            tracing::warn!(%bind, "requests are taken whatever host name they are addressed to (no allowed_hosts): a DNS-rebinding page can read through a visitor's browser; set READ_TOKEN or allowed_hosts");
+        }
+    }
+    if s.ingest_token.is_none() {
+        tracing::warn!(%bind, "ingest is open (no INGEST_TOKEN): whoever reaches this address can write events and gateway webhooks; set INGEST_TOKEN");
+    }
+    match (&s.admin_token, &s.ingest_token) {
+        (None, None) => {
+            tracing::warn!(%bind, "silences are open (no ADMIN_TOKEN, no INGEST_TOKEN): whoever reaches this address can mute every page; set ADMIN_TOKEN")
+        }
+        (None, Some(_)) => tracing::warn!(
+            "silences are guarded by INGEST_TOKEN (no ADMIN_TOKEN): a gateway's token, often in its webhook URL, can mute every page; set ADMIN_TOKEN"
+        ),
+        _ => {}
+    }
+    if s.metrics_token.is_none() {
+        tracing::info!("/metrics.json is closed (no METRICS_TOKEN)");
     }
 }
 

@@ -30,6 +30,9 @@ pub enum ApiError {
     },
     /// 401.
     Unauthorized(String),
+    /// 403: the request came from where it may not (another site, a host
+    /// name not allowed).
+    Forbidden(String),
     /// 404.
     NotFound(String),
     /// 413.
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -64,6 +68,7 @@ impl ApiError {
                 message.clone()
             }
             ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::TooLarge(m)
             | ApiError::UnsupportedMediaType(m)

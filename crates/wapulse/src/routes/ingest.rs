@@ -36,14 +36,22 @@ enum Format {
     Ndjson,
 }
 
+/// The body's format, from its `Content-Type`, which is required: a
+/// browser on another site can post a body without one (or as text/plain,
+/// or as a form) without asking first, never as JSON.
 fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(Format::Json);
-    };
-    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|ct| ct.to_str().unwrap_or("").to_ascii_lowercase())
+        .unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or("").trim();
     match essence {
-        "application/json" | "" => Ok(Format::Json),
+        "" => Err(ApiError::UnsupportedMediaType(
+            "a Content-Type is required: send application/json (an array or one event) or \
+             application/x-ndjson (one event per line)"
+                .into(),
+        )),
+        "application/json" => Ok(Format::Json),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
         other => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type `{other}` is not accepted: send application/json (an array or one \

@@ -96,17 +96,25 @@ async fn evolution_delivery(
     finish(&state, Gateway::Evolution, result).await
 }
 
-/// The body, if it is one wapulse reads: within the size limit, JSON.
+/// The body, if it is one wapulse reads: within the size limit, sent as
+/// JSON (required: a browser on another site cannot post JSON without
+/// asking first).
 fn checked_body(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let body = body_or_error(state, body)?;
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !matches!(essence, "application/json" | "") {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Type `{essence}` is not accepted: gateway webhooks are application/json"
-            )));
-        }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|ct| ct.to_str().unwrap_or("").to_ascii_lowercase())
+        .unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence != "application/json" {
+        let sent = if essence.is_empty() {
+            "no Content-Type".to_owned()
+        } else {
+            format!("Content-Type `{essence}`")
+        };
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{sent} is not accepted: gateway webhooks are application/json"
+        )));
     }
     Ok(body)
 }

@@ -35,6 +35,9 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// `None` when the request may read; else the answer: a redirect to the
 /// login form (a page) or a 401 (the live stream).
 pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
+    if let Err(why) = auth::host_allowed(&state.settings, headers) {
+        return Some((StatusCode::FORBIDDEN, why.0).into_response());
+    }
     let presented = [auth::bearer(headers), cookie(headers)];
     if allowed(&presented, state.settings.read_token.as_ref(), "READ_TOKEN") {
         return None;
@@ -44,6 +47,19 @@ pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option
     }
     let to = format!("/ui/login?next={}", urlencoding(next));
     Some(Redirect::to(&to).into_response())
+}
+
+/// `None` for a form posted from this site; else the 403 that refuses a
+/// form posted from another one (which would act with the visitor's cookie
+/// or, with no token set, with nothing at all).
+pub(super) fn cross_site_refused(headers: &HeaderMap) -> Option<Response> {
+    auth::cross_site(headers).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "This form was posted from another site: refused.",
+        )
+            .into_response()
+    })
 }
 
 /// Whether `token` may change silences: `ADMIN_TOKEN`, else
@@ -108,7 +124,14 @@ pub(super) struct LoginForm {
     next: Option<String>,
 }
 
-pub(super) async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+pub(super) async fn login(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if let Some(refused) = cross_site_refused(&headers) {
+        return refused;
+    }
     let next = local(f.next.as_deref());
     if !allowed(
         &[Some(&f.token)],
@@ -136,7 +159,10 @@ pub(super) async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>)
     response
 }
 
-pub(super) async fn logout() -> Response {
+pub(super) async fn logout(headers: HeaderMap) -> Response {
+    if let Some(refused) = cross_site_refused(&headers) {
+        return refused;
+    }
     let mut response = Redirect::to("/ui/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

@@ -173,3 +173,33 @@ async fn oversized_body_and_batch_get_413() {
     );
     assert_eq!(app.events_applied().await, 0);
 }
+
+/// A browser on another site can post a body with no Content-Type (or as
+/// text/plain, or a form) without asking first: ingest takes only JSON and
+/// NDJSON, named.
+#[tokio::test]
+async fn a_body_without_a_content_type_is_refused() {
+    let app = spawn_app().await;
+    let body = r#"[{"session":"x","type":"state","state":"logged_out"}]"#;
+    for path in ["/v1/events", "/v1/webhooks/waha", "/v1/webhooks/evolution"] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{path}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains("Content-Type"), "{e}");
+    }
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let r = app.post_raw(ct, body).await;
+        assert_eq!(r.status(), 415, "{ct}");
+    }
+    assert_eq!(app.events_applied().await, 0);
+}

@@ -24,6 +24,7 @@ mod notify_restarts;
 mod notify_routing;
 mod notify_silences;
 mod probes;
+mod security;
 mod session;
 mod storage;
 mod support;

@@ -466,3 +466,131 @@ async fn pages_are_compressed_and_the_live_stream_is_not() {
         );
     }
 }
+
+/// The review's finding: with no token set (the loopback default), a form
+/// on another site posted to `/ui/silences` created a year-long silence
+/// muting every page. A browser says where a form comes from.
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_and_silences_nothing() {
+    let app = spawn_app().await;
+    let client = no_redirects();
+    let form = [
+        ("name", "code"),
+        ("value", ".*"),
+        ("regex", "on"),
+        ("duration", "8760h"),
+        ("created_by", "attacker"),
+        ("comment", "mute everything"),
+    ];
+    for from in [
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://evil.example"),
+        ],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:9999"),
+        ],
+        // A browser without Sec-Fetch-Site still sends its Origin.
+        vec![("origin", "http://evil.example")],
+        vec![("origin", "null")],
+    ] {
+        let mut req = client.post(app.url("/ui/silences")).form(&form);
+        for (k, v) in &from {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{from:?}");
+        let r = client
+            .post(app.url("/ui/silences/s1/expire"))
+            .header("origin", "http://evil.example")
+            .form(&[("token", "")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    assert_eq!(
+        list_silences(&app, "").await["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // The same form from the dashboard itself still works.
+    let r = client
+        .post(app.url("/ui/silences"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", format!("http://{}", app.addr))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        list_silences(&app, "").await["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// DNS rebinding: a page on another site makes its own name resolve to
+/// 127.0.0.1 and reads what the browser fetches. While reads are open, a
+/// request addressed to another name is refused; the open health routes
+/// stay open.
+#[tokio::test]
+async fn while_reads_are_open_a_request_addressed_to_another_name_is_refused() {
+    let app = spawn_app().await;
+    let port = app.addr.port();
+    let get = |path: &'static str, host: String| {
+        let client = app.client.clone();
+        let url = app.url(path);
+        async move {
+            let r = client.get(url).header("host", host).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/sessions",
+        "/session/observe",
+        "/metrics",
+        "/",
+        "/ui/sessions",
+    ] {
+        let (code, body) = get(path, format!("evil.example:{port}")).await;
+        assert_eq!(code, 403, "{path}: {body}");
+        assert!(body.contains("allowed_hosts"), "{path}: {body}");
+        let (code, _) = get(path, format!("localhost:{port}")).await;
+        assert_eq!(code, 200, "{path} by a loopback name");
+    }
+    assert_eq!(
+        get("/session/health", format!("evil.example:{port}"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get("/healthz", format!("evil.example:{port}")).await.0, 200);
+
+    // A name the operator allows; and with READ_TOKEN, nothing to steal.
+    let app = spawn_with(|s| s.allowed_hosts = vec!["wapulse.internal".into()]).await;
+    let r = app
+        .client
+        .get(app.url("/sessions"))
+        .header("host", "wapulse.internal")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let app = spawn_with(|s| s.read_token = secret("r3ad")).await;
+    let r = app
+        .client
+        .get(app.url("/sessions"))
+        .header("host", "evil.example")
+        .bearer_auth("r3ad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -34,7 +34,7 @@ pub(in crate::web) async fn create_silence(
     uri: Uri,
     Form(f): Form<SilenceForm>,
 ) -> Response {
-    if let Some(r) = guard(&st, &headers, &uri) {
+    if let Some(r) = login::cross_site_refused(&headers).or_else(|| guard(&st, &headers, &uri)) {
         return r;
     }
     let refuse = |st: Shared, status: StatusCode, why: String| async move {
@@ -97,7 +97,7 @@ pub(in crate::web) async fn expire_silence(
     Path(id): Path<String>,
     Form(f): Form<ExpireForm>,
 ) -> Response {
-    if let Some(r) = guard(&st, &headers, &uri) {
+    if let Some(r) = login::cross_site_refused(&headers).or_else(|| guard(&st, &headers, &uri)) {
         return r;
     }
     if !login::admin(&st, &f.token) {
