@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         default_session: &default,
         received_at: received,
         max_future_skew: DurationMs::from_mins(5),
+        max_event_age: DurationMs::from_hours(30 * 24),
     };
     for event in &events {
         let wire = serde_json::to_string(event).expect("an event serializes");

@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         default_session: &session,
         received_at: received,
         max_future_skew: DurationMs::from_mins(5),
+        max_event_age: DurationMs::from_hours(30 * 24),
     };
     for event in &events {
         assert_eq!(event.session, session);

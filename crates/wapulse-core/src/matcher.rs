@@ -11,9 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
+/// Longest value or pattern a matcher takes, in characters.
+pub const MAX_MATCHER_LEN: usize = 1024;
+
+/// Most memory one compiled pattern may take (the regex engine's own
+/// bound): a short pattern can still ask for a huge automaton.
+const MAX_REGEX_BYTES: usize = 1 << 20;
+
 /// Why a matcher could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatcherError {
+    /// The value or pattern is longer than [`MAX_MATCHER_LEN`].
+    #[error("the value is {0} characters long; at most {MAX_MATCHER_LEN}")]
+    TooLong(usize),
     /// The label name is empty or not a label name.
     #[error("`{0}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")]
     BadName(String),
@@ -74,12 +84,19 @@ impl Matcher {
         if !crate::ident::is_identifier(&name) {
             return Err(MatcherError::BadName(name));
         }
+        let length = value.chars().count();
+        if length > MAX_MATCHER_LEN {
+            return Err(MatcherError::TooLong(length));
+        }
         let regex = if is_regex {
-            Some(regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                MatcherError::BadRegex {
-                    value: value.clone(),
-                    problem: e.to_string(),
-                }
+            let anchored = format!("^(?:{value})$");
+            let built = regex::RegexBuilder::new(&anchored)
+                .size_limit(MAX_REGEX_BYTES)
+                .dfa_size_limit(MAX_REGEX_BYTES)
+                .build();
+            Some(built.map_err(|e| MatcherError::BadRegex {
+                value: value.clone(),
+                problem: e.to_string(),
             })?)
         } else {
             None
@@ -141,5 +158,27 @@ impl Silence {
         label: impl Fn(&str) -> Option<&'a str> + Copy,
     ) -> bool {
         self.is_active(now) && all_match(&self.matchers, label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_or_pattern_has_a_size_bound() {
+        let long = "a".repeat(MAX_MATCHER_LEN + 1);
+        assert_eq!(
+            Matcher::new("session", long.clone(), false).unwrap_err(),
+            MatcherError::TooLong(MAX_MATCHER_LEN + 1)
+        );
+        assert!(Matcher::new("session", long, true).is_err());
+        // Short, but an automaton of many megabytes: refused, not built.
+        let huge = r"(\w{1,50}){1,50}";
+        assert!(matches!(
+            Matcher::new("session", huge, true),
+            Err(MatcherError::BadRegex { .. })
+        ));
+        assert!(Matcher::new("session", "a".repeat(MAX_MATCHER_LEN), true).is_ok());
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::http::{HeaderMap, Uri, header};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
@@ -167,12 +168,14 @@ fn query_token(uri: &Uri) -> Option<String> {
         .and_then(|mut q| q.0.remove("token"))
 }
 
-/// The `Authorization: Bearer` token, if any.
+/// The `Authorization: Bearer` token, if any (the scheme in any case, as
+/// RFC 9110 has it).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Verifies the tokens a request presents (bearer, `?token=`, a gateway's
@@ -200,10 +203,48 @@ pub(crate) fn verify(
             "missing token: send `Authorization: Bearer <{setting}>`"
         )));
     }
-    let expected = expected.expose().as_bytes();
-    if presented.any(|token| bool::from(token.as_bytes().ct_eq(expected))) {
+    // Digests of equal length are compared, so the time taken says nothing
+    // of the token's length either.
+    let expected = Sha256::digest(expected.expose().as_bytes());
+    if presented.any(|token| bool::from(Sha256::digest(token.as_bytes()).ct_eq(&expected))) {
         Ok(())
     } else {
         Err(Unauthorized("wrong token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(auth: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static(auth));
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for auth in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR  t0k"] {
+            assert_eq!(bearer(&with(auth)), Some("t0k"), "{auth}");
+        }
+        assert_eq!(bearer(&with("Basic dTpw")), None);
+        assert_eq!(bearer(&with("Bearer")), None);
+    }
+
+    #[test]
+    fn tokens_match_only_whole() {
+        let expected = Secret::new("s3cret-token");
+        let check = |t: &str| verify(&[Some(t)], Some(&expected), false, "X").is_ok();
+        assert!(check("s3cret-token"));
+        for wrong in ["s3cret-toke", "s3cret-token!", "", "S3CRET-TOKEN"] {
+            assert!(!check(wrong), "{wrong}");
+        }
+        assert!(verify(&[None], None, false, "X").is_ok(), "unset: open");
+        assert!(
+            verify(&[None], None, true, "X").is_err(),
+            "required: closed"
+        );
     }
 }

@@ -31,6 +31,7 @@ struct FileSettings {
     admin_token: Option<String>,
     allowed_hosts: Option<Vec<String>>,
     max_future_skew: Option<DurationMs>,
+    max_event_age: Option<DurationMs>,
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
     max_connections: Option<usize>,
@@ -81,6 +82,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// How far in the future an event's `at` may be.
     pub max_future_skew: DurationMs,
+    /// How far in the past an event's `at` may be.
+    pub max_event_age: DurationMs,
     /// Largest ingest body, in bytes.
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
@@ -142,6 +145,7 @@ impl Settings {
             admin_token: None,
             allowed_hosts: Vec::new(),
             max_future_skew: DurationMs::from_mins(5),
+            max_event_age: DurationMs::from_hours(30 * 24),
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
             max_connections: 4096,
@@ -269,6 +273,12 @@ impl Settings {
         }
         if let Some(v) = file.max_future_skew {
             s.max_future_skew = v;
+        }
+        if let Some(v) = file.max_event_age {
+            if v < DurationMs::from_hours(1) {
+                bail!("max_event_age: must be at least 1h");
+            }
+            s.max_event_age = v;
         }
         if let Some(v) = file.max_body_bytes {
             if v < 1024 {

@@ -120,11 +120,11 @@ pub fn document(settings: &Settings) -> Value {
         "additionalProperties": false,
         "properties": {
             "id": { "type": ["string", "null"], "description": "replace this silence (absent or null: a new one)" },
-            "matchers": { "type": "array", "minItems": 1, "items": {
+            "matchers": { "type": "array", "minItems": 1, "maxItems": 16, "items": {
                 "type": "object", "required": ["name", "value"], "additionalProperties": false,
                 "properties": {
                     "name": { "type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$" },
-                    "value": { "type": "string" },
+                    "value": { "type": "string", "maxLength": wapulse_core::matcher::MAX_MATCHER_LEN },
                     "isRegex": { "type": "boolean" }
                 }
             } },
@@ -262,12 +262,14 @@ fn non_negative_u32() -> Value {
 /// attach their own data.
 fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
     let skew = settings.max_future_skew.formatted();
+    let age = settings.max_event_age.formatted();
     let envelope = json!({
         "session": nullable(json!({ "type": "string", "pattern": SESSION_ID,
             "description": "the session; absent or null: the default session" })),
         "at": nullable(json!({ "type": "string", "format": "date-time",
             "description": format!("when it happened (RFC 3339); absent or null: when received. \
-                At most {skew} ahead of the server's clock (max_future_skew), else 400") })),
+                At most {skew} ahead of the server's clock (max_future_skew) and {age} behind it \
+                (max_event_age), else 400") })),
         "id": nullable(json!({ "type": "string", "minLength": 1, "maxLength": MAX_LABEL_LEN,
             "description": "idempotency key: a repeated id is acknowledged and ignored" })),
     });
@@ -356,7 +358,8 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
         (
             "counter",
             json!({ "name": metric_name.clone(),
-            "delta": { "type": ["number", "null"], "minimum": 0, "description": "default 1" } }),
+            "delta": { "type": ["number", "null"], "minimum": 0,
+                "maximum": wapulse_core::event::MAX_COUNTER_DELTA, "description": "default 1" } }),
             &["name"],
         ),
         (

@@ -22,8 +22,8 @@ use crate::time::Timestamp;
 
 pub use vocabulary::{AuthMethod, Direction, MetricName, SessionState};
 pub use wire::{
-    EventError, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent, WireLabels, WireValue,
-    label_error,
+    EventError, MAX_COUNTER_DELTA, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent, WireLabels,
+    WireValue, label_error,
 };
 
 /// What happened to a session.

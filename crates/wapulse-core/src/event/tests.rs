@@ -9,6 +9,7 @@ fn ctx(default: &SessionId) -> ParseContext<'_> {
         default_session: default,
         received_at: Timestamp::parse_rfc3339("2026-02-05T12:00:00Z").unwrap(),
         max_future_skew: DurationMs::from_mins(5),
+        max_event_age: DurationMs::from_hours(30 * 24),
     }
 }
 
@@ -254,4 +255,20 @@ fn message_count_defaults_to_one() {
             count: 1
         }
     );
+}
+
+#[test]
+fn an_at_older_than_max_event_age_is_refused_naming_it() {
+    let e = parse(r#"{"type":"heartbeat","at":"1970-01-01T00:00:00Z"}"#).unwrap_err();
+    assert_eq!(e.field, "at");
+    assert!(e.problem.contains("max_event_age"), "{}", e.problem);
+    // Within the age: taken.
+    parse(r#"{"type":"heartbeat","at":"2026-01-10T12:00:00Z"}"#).unwrap();
+}
+
+#[test]
+fn a_counter_delta_past_the_bound_is_refused_so_counters_stay_finite() {
+    let e = parse(r#"{"type":"counter","name":"calls","delta":1e308}"#).unwrap_err();
+    assert_eq!(e.field, "delta");
+    parse(r#"{"type":"counter","name":"calls","delta":1e15}"#).unwrap();
 }

@@ -193,6 +193,9 @@ pub struct ParseContext<'a> {
     pub received_at: Timestamp,
     /// How far in the future an `at` may be (clock skew allowance).
     pub max_future_skew: DurationMs,
+    /// How far in the past an `at` may be (an event dated 1970 would judge
+    /// its session dead for decades at once).
+    pub max_event_age: DurationMs,
 }
 
 /// A problem with one field of one event.
@@ -213,6 +216,10 @@ impl EventError {
         }
     }
 }
+
+/// Most one counter event may add: a counter stays finite (and exact to
+/// far more than anyone counts) however many events come.
+pub const MAX_COUNTER_DELTA: f64 = 1e15;
 
 /// Longest free text kept from a gateway (reasons, details, messages).
 pub const MAX_TEXT_LEN: usize = 1024;
@@ -394,6 +401,17 @@ impl RawEvent {
                 ),
             ));
         }
+        if at < ctx.received_at.minus(ctx.max_event_age) {
+            return Err(EventError::new(
+                "at",
+                format!(
+                    "{} is {} in the past; events may be at most {} old (max_event_age)",
+                    at,
+                    ctx.received_at.since(at).formatted(),
+                    ctx.max_event_age.formatted()
+                ),
+            ));
+        }
         let id = text("id", self.id, MAX_LABEL_LEN)?;
         if id.as_deref() == Some("") {
             return Err(EventError::new("id", "must not be empty when given"));
@@ -503,6 +521,14 @@ impl RawEvent {
                     None => 1.0,
                     some => number("delta", some)?,
                 };
+                if delta > MAX_COUNTER_DELTA {
+                    return Err(EventError::new(
+                        "delta",
+                        format!(
+                            "{delta} is more than one event may add (at most {MAX_COUNTER_DELTA:e})"
+                        ),
+                    ));
+                }
                 if delta < 0.0 {
                     return Err(EventError::new(
                         "delta",

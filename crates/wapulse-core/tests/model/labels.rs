@@ -194,6 +194,7 @@ fn parse_errors_name_the_key() {
         default_session: &default,
         received_at: at(0.0),
         max_future_skew: DurationMs::from_mins(5),
+        max_event_age: DurationMs::from_hours(30 * 24),
     };
     let parse = |labels: serde_json::Value| {
         let raw: RawEvent =

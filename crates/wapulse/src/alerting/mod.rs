@@ -165,7 +165,11 @@ impl Alerting {
     ) -> std::io::Result<()> {
         let client = crate::tls::http_client(
             &crate::tls::client_config(&self.settings.extra_roots),
-            reqwest::Client::builder().user_agent(concat!("wapulse/", env!("CARGO_PKG_VERSION"))),
+            // A receiver answers, it does not send us elsewhere: a redirect
+            // is not followed (it is a refusal, said as such).
+            reqwest::Client::builder()
+                .user_agent(concat!("wapulse/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none()),
         );
         let delivery = Arc::new(outbox::Delivery {
             store: self.store.clone(),

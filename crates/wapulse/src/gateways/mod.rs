@@ -31,6 +31,12 @@ use wapulse_core::{
 
 pub use config::{GatewaySettings, RawGateways};
 
+/// How far behind its receipt a delivery's own timestamp is believed: a
+/// retry comes within minutes; a timestamp older than this is a clock gone
+/// wrong, and the receipt time is taken instead (an event dated years back
+/// would judge its session dead at once).
+pub const DELIVERY_AGE: wapulse_core::DurationMs = wapulse_core::DurationMs::from_hours(24);
+
 /// What wapulse knows about a session before a delivery.
 #[derive(Clone, Debug, Default)]
 pub struct Prior {

@@ -42,11 +42,12 @@ pub fn map(
         .ok_or_else(|| Refused::new("session", "is required (the WAHA session name)"))?;
     let session = session_id("session", prefix, name)?;
     // WAHA's own time when it gave one in milliseconds (never ahead of
-    // ours); else now.
+    // ours, at most a day behind: older is a clock gone wrong); else now.
+    let oldest = received.minus(super::DELIVERY_AGE).as_millis();
     let at = envelope
         .get("timestamp")
         .and_then(Value::as_i64)
-        .filter(|ms| *ms >= 1_000_000_000_000)
+        .filter(|ms| *ms >= oldest)
         .map_or(received, |ms| Timestamp::from_millis(ms).min(received));
     // The delivery's id names its events: the envelope's `id`, else the
     // request id WAHA repeats on retries (older releases), else the body.

@@ -14,6 +14,11 @@ use super::session::label_filter;
 use crate::app::Shared;
 use crate::clock;
 
+/// Most matchers one silence takes.
+const MAX_MATCHERS: usize = 16;
+/// Most silences active or pending at once.
+const MAX_SILENCES: usize = 10_000;
+
 /// Alerts one page of `/alerts` holds by default, and at most.
 const DEFAULT_PAGE: usize = 500;
 const MAX_PAGE: usize = 5000;
@@ -209,12 +214,35 @@ pub(super) async fn create(
     Ok(Json(json!({ "id": id })))
 }
 
+/// Refuses a new silence when [`MAX_SILENCES`] are active or pending.
+fn room_for_one_more(silences: &[Silence], now: Timestamp) -> Result<(), ApiError> {
+    if silences.iter().filter(|s| s.ends_at > now).count() >= MAX_SILENCES {
+        return Err(ApiError::invalid(
+            "matchers",
+            format!(
+                "{MAX_SILENCES} silences are active or pending, the most wapulse keeps: \
+                 expire some, or replace one by its id"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks and saves a silence (new, or replacing `id`); its id.
 pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String, ApiError> {
     let now = clock::now();
     let raw = n.matchers.filter(|m| !m.is_empty()).ok_or_else(|| {
         ApiError::invalid("matchers", "matchers: at least one matcher is required")
     })?;
+    if raw.len() > MAX_MATCHERS {
+        return Err(ApiError::invalid(
+            "matchers",
+            format!(
+                "matchers: {} given; a silence takes at most {MAX_MATCHERS}",
+                raw.len()
+            ),
+        ));
+    }
     let mut matchers = Vec::new();
     for (i, m) in raw.into_iter().enumerate() {
         matchers.push(
@@ -253,14 +281,18 @@ pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String
     };
     let created_by = text("createdBy", n.created_by)?;
     let comment = text("comment", n.comment)?;
+    let silences = state.alerting.silences();
     let id = match n.id {
         Some(id) => {
-            if !state.alerting.silences().iter().any(|s| s.id == id) {
+            if !silences.iter().any(|s| s.id == id) {
                 return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
             }
             id
         }
-        None => new_id(),
+        None => {
+            room_for_one_more(&silences, now)?;
+            new_id()
+        }
     };
     let silence = Silence {
         id: id.clone(),
@@ -320,4 +352,34 @@ pub(crate) async fn expire_silence(
         state.save_silence(s.clone()).await?;
     }
     Ok((s, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_silence_needs_room_under_the_cap() {
+        let now = Timestamp::from_millis(1_770_000_000_000);
+        let silence = |i: usize, ends: Timestamp| Silence {
+            id: format!("s{i}"),
+            matchers: vec![Matcher::new("session", format!("s-{i}"), false).unwrap()],
+            starts_at: now,
+            ends_at: ends,
+            created_by: "t".into(),
+            comment: "c".into(),
+        };
+        let later = now.plus(wapulse_core::DurationMs::from_hours(1));
+        let mut all: Vec<Silence> = (0..MAX_SILENCES - 1).map(|i| silence(i, later)).collect();
+        // Expired ones do not count.
+        all.extend((0..50).map(|i| silence(MAX_SILENCES + i, now)));
+        assert!(room_for_one_more(&all, now).is_ok());
+        all.push(silence(MAX_SILENCES * 2, later));
+        let err = room_for_one_more(&all, now).unwrap_err();
+        assert!(
+            err.message().contains("10000 silences"),
+            "{}",
+            err.message()
+        );
+    }
 }

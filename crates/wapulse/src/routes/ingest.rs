@@ -332,6 +332,7 @@ pub fn parse_body(
         default_session,
         received_at: received,
         max_future_skew: settings.max_future_skew,
+        max_event_age: settings.max_event_age,
     };
     let events = raws
         .into_iter()

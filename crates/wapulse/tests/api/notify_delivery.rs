@@ -317,3 +317,40 @@ async fn a_receiver_is_sent_no_faster_than_its_rate() {
         assert!(gap >= Duration::from_millis(240), "{gap:?}");
     }
 }
+
+/// A receiver answers; it does not send wapulse elsewhere. The review
+/// found receivers followed up to ten redirects: now a 3xx is a refusal,
+/// given up and said, and the place it points to is never asked.
+#[tokio::test]
+async fn a_receiver_that_redirects_is_not_followed() {
+    let elsewhere = FakeReceiver::start(Kind::Webhook(None)).await;
+    let target = elsewhere.url("/stolen");
+    let redirecting = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, target)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirecting).await });
+    let app = spawn_alerting(&alerting_config(
+        r#"group_wait = "0s""#,
+        &[webhook("hook", &url)],
+    ))
+    .await;
+    app.ingest(json!([connected("r1"), logged_out("r1")])).await;
+    let rows = wait_outbox(&app, "the message given up", |rows| {
+        rows.iter().any(|r| r.1 == "failed")
+    })
+    .await;
+    let failed = rows.iter().find(|r| r.1 == "failed").unwrap();
+    assert!(
+        failed.3.as_deref().is_some_and(|e| e.contains("307")),
+        "{failed:?}"
+    );
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+}

@@ -2,7 +2,8 @@
 
 Three rules of the API are beyond what a JSON Schema can say. Two depend
 on the clock: an event's `at` may be at most `max_future_skew` (5 min)
-ahead of the server's clock, and a silence must end in the future, after it
+ahead of the server's clock and `max_event_age` (30 days) behind it, and a
+silence must end in the future, after it
 starts (generated date-times span years 0001-9999, so most fall on the
 wrong side). One ties the body to the path: on /v1/sessions/{id}/events an
 event's `session`, when given, must be the path's. These hooks move such
@@ -37,7 +38,8 @@ def _past_event_times(body):
     for event in events:
         if isinstance(event, dict):
             t = _parse(event.get("at"))
-            if t is not None and t > now:
+            # Within max_future_skew ahead and max_event_age (30 days) behind.
+            if t is not None and (t > now or t < now - timedelta(days=29)):
                 event["at"] = _stamp(now - timedelta(hours=1))
     return body
 
