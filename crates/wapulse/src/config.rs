@@ -35,6 +35,7 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
     max_connections: Option<usize>,
+    max_sessions: Option<usize>,
     header_read_timeout: Option<DurationMs>,
     idle_timeout: Option<DurationMs>,
     dedup_capacity: Option<usize>,
@@ -88,6 +89,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
     pub max_batch_events: usize,
+    /// Most sessions the fleet holds; a batch that would add more is
+    /// refused (409), naming it.
+    pub max_sessions: usize,
     /// Most connections served at once (lowered to stay under the
     /// process's file limit); one more is answered 503.
     pub max_connections: usize,
@@ -149,6 +153,7 @@ impl Settings {
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_events: 10_000,
             max_connections: 4096,
+            max_sessions: 200_000,
             header_read_timeout: DurationMs::from_secs(30),
             idle_timeout: DurationMs::from_secs(60),
             dedup_capacity: wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
@@ -291,6 +296,12 @@ impl Settings {
                 bail!("max_batch_events: must be at least 1");
             }
             s.max_batch_events = v;
+        }
+        if let Some(v) = file.max_sessions {
+            if v == 0 {
+                bail!("max_sessions: must be at least 1");
+            }
+            s.max_sessions = v;
         }
         if let Some(v) = file.max_connections {
             if v == 0 {

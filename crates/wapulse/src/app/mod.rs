@@ -8,10 +8,11 @@
 //! cluster's stream are chosen here, once ([`AppState::accept`],
 //! [`AppState::save_silence`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wapulse_core::{BatchOutcome, Event, Silence, Timestamp};
+use wapulse_core::{BatchOutcome, Event, EventKind, Silence, Timestamp};
 
 use crate::alerting::Alerting;
 use crate::cluster::Cluster;
@@ -53,12 +54,81 @@ pub type Shared = Arc<AppState>;
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
+/// Why a batch of events was not taken; nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum NotTaken {
+    /// The store or the stream refused the write: retry later.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The batch would take the fleet past a cap (`max_sessions`, the
+    /// platform metric names): it names the cap.
+    #[error("{0}")]
+    OverCapacity(String),
+}
+
+/// Most distinct platform counter and gauge names (each batch copies the
+/// map, so its size is every batch's cost).
+pub const MAX_PLATFORM_METRICS: usize = 1000;
+
 impl AppState {
     /// Takes a checked batch. Embedded mode: the model commits and applies
     /// it. Cluster mode: it is published to the stream and applied by
     /// every replica as it comes back; refused while the stream is
     /// unreachable.
     pub async fn accept(
+        &self,
+        events: Vec<Event>,
+        received: Timestamp,
+    ) -> Result<BatchOutcome, NotTaken> {
+        self.room_for(&events)?;
+        Ok(self.write(events, received).await?)
+    }
+
+    /// Refuses a batch that would take the fleet past `max_sessions` or
+    /// past [`MAX_PLATFORM_METRICS`] names. Judged against the published
+    /// model when the batch arrives: batches arriving together can pass it
+    /// together, by at most their own new sessions.
+    fn room_for(&self, events: &[Event]) -> Result<(), NotTaken> {
+        let snapshot = self.model.snapshot();
+        let mut new_sessions = HashSet::new();
+        let mut new_names = HashSet::new();
+        for e in events {
+            if snapshot.get(e.session.as_str()).is_none() {
+                new_sessions.insert(e.session.as_str());
+            }
+            let platform = snapshot.platform();
+            match &e.kind {
+                EventKind::Counter { name, .. } if !platform.counters.contains_key(name) => {
+                    new_names.insert(("counter", name.as_str()));
+                }
+                EventKind::Gauge { name, .. } if !platform.gauges.contains_key(name) => {
+                    new_names.insert(("gauge", name.as_str()));
+                }
+                _ => {}
+            }
+        }
+        let max = self.settings.max_sessions;
+        if !new_sessions.is_empty() && snapshot.len() + new_sessions.len() > max {
+            return Err(NotTaken::OverCapacity(format!(
+                "this batch would add {} sessions to {}; max_sessions is {max} (nothing was \
+                 applied; known sessions keep ingesting)",
+                new_sessions.len(),
+                snapshot.len()
+            )));
+        }
+        let platform = snapshot.platform();
+        let names = platform.counters.len() + platform.gauges.len();
+        if !new_names.is_empty() && names + new_names.len() > MAX_PLATFORM_METRICS {
+            return Err(NotTaken::OverCapacity(format!(
+                "this batch would add {} platform metric names to {names}; at most \
+                 {MAX_PLATFORM_METRICS} counters and gauges are kept (nothing was applied)",
+                new_names.len()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn write(
         &self,
         events: Vec<Event>,
         received: Timestamp,

@@ -150,3 +150,16 @@ impl From<crate::app::Unavailable> for ApiError {
         ApiError::Unavailable(e.0)
     }
 }
+
+impl From<crate::app::NotTaken> for ApiError {
+    fn from(e: crate::app::NotTaken) -> Self {
+        match e {
+            crate::app::NotTaken::Unavailable(e) => e.into(),
+            crate::app::NotTaken::OverCapacity(message) => ApiError::Conflict {
+                message,
+                index: None,
+                field: None,
+            },
+        }
+    }
+}

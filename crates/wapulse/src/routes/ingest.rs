@@ -281,7 +281,14 @@ async fn ingest(
             return Err(e);
         }
     };
-    let outcome = state.accept(events, received).await?;
+    let outcome = match state.accept(events, received).await {
+        Ok(outcome) => outcome,
+        Err(e @ crate::app::NotTaken::OverCapacity(_)) => {
+            telemetry.with_label_values(&["rejected"]).inc();
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     telemetry
         .with_label_values(&["accepted"])
         .inc_by(outcome.accepted as u64);

@@ -96,6 +96,10 @@ const WEBHOOK: &[(u16, &str)] = &[
     ),
     (400, "malformed delivery; nothing applied"),
     (
+        409,
+        "the delivery would pass max_sessions or the 1,000 platform metric names; nothing applied",
+    ),
+    (
         401,
         "missing or wrong token, or a bad X-Webhook-Hmac signature",
     ),
@@ -120,7 +124,8 @@ pub fn table() -> Vec<Route> {
         UNAUTHORIZED,
         (
             409,
-            "a labels event would leave a session with more than 16 labels; nothing applied",
+            "a labels event would leave a session with more than 16 labels, or the batch would \
+             pass max_sessions or the 1,000 platform metric names; nothing applied",
         ),
         (413, "body too large"),
         (415, "unsupported content type"),

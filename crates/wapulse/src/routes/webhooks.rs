@@ -245,6 +245,10 @@ async fn finish(
             }))
             .into_response()
         }
+        Err(e @ crate::app::NotTaken::OverCapacity(_)) => {
+            count("rejected", 1);
+            ApiError::from(e).into_response()
+        }
         Err(e) => {
             count("unavailable", 1);
             ApiError::from(e).into_response()

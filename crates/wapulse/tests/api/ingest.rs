@@ -203,3 +203,49 @@ async fn a_body_without_a_content_type_is_refused() {
     }
     assert_eq!(app.events_applied().await, 0);
 }
+
+/// The review's finding: any client could invent sessions (3.4 KB each)
+/// and platform metric names (each batch copies the map) without end. Past
+/// `max_sessions`, or past 1,000 metric names, a batch is refused whole
+/// (409 naming the cap); known sessions keep ingesting.
+#[tokio::test]
+async fn a_batch_past_max_sessions_or_the_metric_names_is_refused_whole() {
+    // The default session and two more.
+    let app = spawn_with(|s| s.max_sessions = 3).await;
+    app.ingest(json!([
+        {"session": "a", "type": "state", "state": "connected"},
+        {"session": "b", "type": "state", "state": "connected"},
+    ]))
+    .await;
+    let before = app.events_applied().await;
+    let (code, e) = app
+        .post_events(json!([
+            {"session": "a", "type": "heartbeat"},
+            {"session": "c", "type": "state", "state": "connected"},
+        ]))
+        .await;
+    assert_eq!(code, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("max_sessions"), "{e}");
+    assert_eq!(app.events_applied().await, before, "nothing of it applied");
+    assert_eq!(app.get_json("/sessions", 200).await["total"], 3);
+    app.ingest(json!([{"session": "a", "type": "heartbeat"}]))
+        .await;
+
+    // The seed's own counters and gauges count too.
+    let platform = app.state.model.snapshot();
+    let known = platform.platform().counters.len() + platform.platform().gauges.len();
+    let room = 1000 - known;
+    let names: Vec<_> = (0..=room)
+        .map(|i| json!({"session": "a", "type": "counter", "name": format!("c_{i}"), "delta": 1}))
+        .collect();
+    let (code, e) = app.post_events(json!(names)).await;
+    assert_eq!(code, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("1000"), "{e}");
+    let (code, _) = app.post_events(json!(names[..room])).await;
+    assert_eq!(code, 200);
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("wapulse_ingest_events_total{outcome=\"rejected\"} 2"),
+        "refusals are counted"
+    );
+}
