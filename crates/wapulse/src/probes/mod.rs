@@ -112,9 +112,11 @@ pub struct Probe {
     pub spec: ProbeSpec,
     status: ArcSwap<ProbeStatus>,
     http: Option<reqwest::Client>,
-    /// One run at a time: a `/warmup` waits for a run in flight and then
-    /// runs afresh, so what it reports is never older than the request.
-    running: tokio::sync::Mutex<()>,
+    /// One run at a time; holds when the last run started. A `/warmup`
+    /// waits for a run in flight, then runs afresh unless a run started
+    /// after the request came: what it reports is never older than the
+    /// request, and a burst of requests costs two runs, not one each.
+    running: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Probe {
@@ -125,8 +127,23 @@ impl Probe {
 
     /// Runs the probe once, bounded by its timeout, and publishes the result.
     pub async fn run_once(&self) -> Arc<ProbeStatus> {
-        let _one_at_a_time = self.running.lock().await;
+        let mut last_started = self.running.lock().await;
+        self.run_locked(&mut last_started).await
+    }
+
+    /// The probe's result as of a run started after `asked`: the result of
+    /// such a run if one already happened, else of a new one.
+    pub async fn run_since(&self, asked: Instant) -> Arc<ProbeStatus> {
+        let mut last_started = self.running.lock().await;
+        if last_started.is_some_and(|started| started >= asked) {
+            return self.status();
+        }
+        self.run_locked(&mut last_started).await
+    }
+
+    async fn run_locked(&self, last_started: &mut Option<Instant>) -> Arc<ProbeStatus> {
         let started = Instant::now();
+        *last_started = Some(started);
         let result = match tokio::time::timeout(
             self.spec.timeout,
             run::probe(&self.spec, self.http.as_ref()),
@@ -181,7 +198,7 @@ impl Probes {
                     spec,
                     status: ArcSwap::from_pointee(ProbeStatus::pending()),
                     http,
-                    running: tokio::sync::Mutex::new(()),
+                    running: tokio::sync::Mutex::new(None),
                 })
             })
             .collect();
@@ -222,11 +239,12 @@ impl Probes {
     /// Runs every probe once, concurrently; returns when all are done (each
     /// within its timeout).
     pub async fn run_all(&self) {
+        let asked = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for probe in &self.probes {
             let probe = probe.clone();
             set.spawn(async move {
-                probe.run_once().await;
+                probe.run_since(asked).await;
             });
         }
         while set.join_next().await.is_some() {}

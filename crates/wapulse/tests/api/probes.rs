@@ -680,3 +680,48 @@ fn a_query_string_secret_in_a_probe_url_never_shows() {
     assert!(log.contains("apikey=***"), "{log}");
     assert!(!log.contains(key), "the log shows the key: {log}");
 }
+
+/// The review's finding: `/warmup` needs no token and ran every probe per
+/// call (50 calls: 150 connections to the database in 0.3 s). A burst of
+/// calls now shares runs: what each reports is still from a run started
+/// after it came, and the burst costs at most two runs per probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_warmups_shares_probe_runs() {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let service = axum::Router::new().route(
+        "/health",
+        get(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Slow enough that the whole burst arrives while it runs.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    let app = spawn_with_config(&probe(
+        "api",
+        "http",
+        &format!("url = \"http://127.0.0.1:{port}/health\"\ntimeout = \"5s\""),
+    ))
+    .await;
+    warm(&app).await;
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let burst: Vec<_> = (0..50)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/warmup");
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for call in burst {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let runs = hits.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!((1..=2).contains(&runs), "50 warmups made {runs} probe runs");
+}
