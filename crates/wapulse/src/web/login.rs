@@ -1,6 +1,12 @@
 //! Who may see the pages: with `READ_TOKEN` set, a request needs it as a
-//! bearer token or in the `wapulse_token` cookie that `/ui/login` sets
-//! (HttpOnly, SameSite=Strict, never in a URL); without it, everyone.
+//! bearer token, or the session cookie `wapulse_token` that `/ui/login`
+//! sets (HttpOnly, SameSite=Strict, `Secure` behind https, never in a URL);
+//! without it, everyone.
+//!
+//! The cookie holds no token: it holds when the session ends and an
+//! HMAC-SHA256 of that, keyed by `READ_TOKEN`. So a cookie lasts
+//! [`SESSION`] at most, a stolen one says nothing of the token, and
+//! changing the token ends every session.
 
 use askama::Template;
 use axum::Form;
@@ -9,12 +15,68 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
 use super::view::html;
 use crate::app::Shared;
 use crate::auth;
 use crate::secret::Secret;
 
 const COOKIE: &str = "wapulse_token";
+
+/// How long a dashboard login lasts.
+const SESSION: wapulse_core::DurationMs = wapulse_core::DurationMs::from_hours(12);
+
+/// What the session MAC covers, besides the expiry.
+const SESSION_CONTEXT: &[u8] = b"wapulse dashboard session until ";
+
+fn session_mac(token: &Secret, until_secs: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(SESSION_CONTEXT);
+    mac.update(until_secs.to_string().as_bytes());
+    mac
+}
+
+/// The cookie value of a session that ends at `until`.
+fn session_value(token: &Secret, until: wapulse_core::Timestamp) -> String {
+    let secs = until.as_millis() / 1000;
+    let tag = session_mac(token, secs).finalize().into_bytes();
+    format!("{secs}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Whether `value` is a session cookie made with `token` that has not
+/// ended at `now` (the MAC compared in constant time).
+fn session_valid(token: &Secret, value: &str, now: wapulse_core::Timestamp) -> bool {
+    let Some((secs, tag)) = value.split_once('.') else {
+        return false;
+    };
+    let (Ok(secs), Ok(tag)) = (secs.parse::<i64>(), URL_SAFE_NO_PAD.decode(tag)) else {
+        return false;
+    };
+    secs.saturating_mul(1000) > now.as_millis()
+        && session_mac(token, secs).verify_slice(&tag).is_ok()
+}
+
+/// Whether the visitor reached this wapulse over https (directly behind a
+/// proxy that says so, or the configured `external_url`): the cookie is
+/// then `Secure`.
+fn over_https(state: &Shared, headers: &HeaderMap) -> bool {
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let external = state
+        .settings
+        .alerting
+        .external_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    forwarded || external
+}
 
 /// Whether `presented` holds the token `setting` configures (the API's own
 /// constant-time check; an unset token lets everyone in).
@@ -38,8 +100,13 @@ pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option
     if let Err(why) = auth::host_allowed(&state.settings, headers) {
         return Some((StatusCode::FORBIDDEN, why.0).into_response());
     }
-    let presented = [auth::bearer(headers), cookie(headers)];
-    if allowed(&presented, state.settings.read_token.as_ref(), "READ_TOKEN") {
+    let read_token = state.settings.read_token.as_ref();
+    let session = |token: &Secret| {
+        cookie(headers).is_some_and(|c| session_valid(token, c, crate::clock::now()))
+    };
+    if allowed(&[auth::bearer(headers)], read_token, "READ_TOKEN")
+        || read_token.is_some_and(session)
+    {
         return None;
     }
     if next.starts_with("/ui/live") {
@@ -148,13 +215,21 @@ pub(super) async fn login(
         );
     }
     let mut response = Redirect::to(&next).into_response();
-    // The token as it is: cookies carry no `;` or spaces in it, else refused
-    // above by the comparison (a token with them cannot be set).
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        f.token
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+    if let Some(token) = &state.settings.read_token {
+        let until = crate::clock::now().plus(SESSION);
+        let secure = if over_https(&state, &headers) {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            session_value(token, until),
+            SESSION.as_millis() / 1000
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
     }
     response
 }
@@ -174,6 +249,28 @@ pub(super) async fn logout(headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_cookie_holds_no_token_and_ends() {
+        let token = Secret::new("r3ad-t0ken");
+        let now = wapulse_core::Timestamp::from_millis(1_770_000_000_000);
+        let until = now.plus(SESSION);
+        let value = session_value(&token, until);
+        assert!(!value.contains("r3ad"), "{value}");
+        assert!(session_valid(&token, &value, now));
+        assert!(!session_valid(&token, &value, until), "ended");
+        assert!(
+            !session_valid(&Secret::new("other"), &value, now),
+            "another token"
+        );
+        // Its expiry cannot be moved without the token.
+        let (_, tag) = value.split_once('.').unwrap();
+        let later = (until.as_millis() / 1000 + 3600).to_string();
+        assert!(!session_valid(&token, &format!("{later}.{tag}"), now));
+        for junk in ["", "x", "1.", ".x", "99999999999.AAAA", "r3ad-t0ken"] {
+            assert!(!session_valid(&token, junk, now), "{junk}");
+        }
+    }
 
     #[test]
     fn next_stays_on_this_site_and_cookies_are_found() {

@@ -594,3 +594,57 @@ async fn while_reads_are_open_a_request_addressed_to_another_name_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// The review's findings on the pages: no CSP, framing allowed, no
+/// `nosniff`; the login cookie held the raw token, had no `Secure` behind
+/// https and never ended.
+#[tokio::test]
+async fn pages_are_hardened_and_the_login_cookie_is_a_session_not_the_token() {
+    let app = spawn_with(|s| s.read_token = secret("r3ad-t0ken")).await;
+    let client = no_redirects();
+    for path in ["/ui/login", "/"] {
+        let r = client.get(app.url(path)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    let login = |proto: &'static str| {
+        client
+            .post(app.url("/ui/login"))
+            .header("x-forwarded-proto", proto)
+            .form(&[("token", "r3ad-t0ken"), ("next", "/ui/alerts")])
+            .send()
+    };
+    let r = login("http").await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        !cookie.contains("r3ad-t0ken"),
+        "the token is not in the cookie: {cookie}"
+    );
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = |cookie: String| {
+        client
+            .get(app.url("/ui/alerts"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(page(pair).await.unwrap().status(), 200);
+    // The raw token as a cookie, as before, no longer opens the pages.
+    assert_eq!(
+        page("wapulse_token=r3ad-t0ken".into())
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    let r = login("https").await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
