@@ -254,6 +254,11 @@ impl Settings {
                     "{env_name} (or {}): only blanks; set a real token or leave it unset",
                     env_name.to_ascii_lowercase()
                 ),
+                Some(t) if is_placeholder(&t) => bail!(
+                    "{env_name} (or {}): a placeholder from an example file, not a token; set a \
+                     real one (e.g. `openssl rand -hex 32`)",
+                    env_name.to_ascii_lowercase()
+                ),
                 Some(t) if !t.is_empty() => Ok(Some(Secret::new(t))),
                 _ => Ok(None),
             }
@@ -418,6 +423,21 @@ impl Settings {
     }
 }
 
+/// Whether a token is an example's stand-in (`placeholder-…-change-me`):
+/// guessable by anyone who read the example.
+fn is_placeholder(token: &str) -> bool {
+    let t = token.to_ascii_lowercase();
+    [
+        "placeholder",
+        "change-me",
+        "changeme",
+        "replace-me",
+        "your-token",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
 /// Maps the seed's `LOG_LEVEL` names (DEBUG, INFO, WARNING, ERROR) to a
 /// filter, and accepts `RUST_LOG` syntax (`info,wapulse=debug`) as well.
 pub fn log_filter(level: &str) -> Result<String> {
@@ -573,6 +593,24 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/wapulse.toml"));
+    }
+
+    #[test]
+    fn placeholders_and_blanks_are_no_tokens() {
+        for (name, value) in [
+            ("INGEST_TOKEN", "placeholder-ingest-token-change-me"),
+            ("READ_TOKEN", "CHANGEME"),
+            ("ADMIN_TOKEN", "  "),
+        ] {
+            let err = load("", &[(name, value)]).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains(name), "{err}");
+            assert!(
+                !err.contains(value.trim()) || value.trim().is_empty(),
+                "{err}"
+            );
+        }
+        assert!(load("", &[("INGEST_TOKEN", "9f2c1d0e8b7a")]).is_ok());
     }
 
     #[test]
