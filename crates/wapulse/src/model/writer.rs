@@ -175,7 +175,15 @@ impl Writer {
         let result = if records.is_empty() && position.is_none() {
             Ok(())
         } else {
-            self.store.append(&records, position.as_ref())
+            match self.store.append(&records, position.as_ref()) {
+                // A full store forgets its oldest journal records rather
+                // than refuse new events: room is made, and the commit tried
+                // once more.
+                Err(StoreError::Full(_)) if self.make_room(clock::now()) => {
+                    self.store.append(&records, position.as_ref())
+                }
+                other => other,
+            }
         };
         match result {
             Ok(()) => {
@@ -269,6 +277,29 @@ impl Writer {
         self.last_snapshot_at = now;
         self.record_health(None, false);
         Ok(())
+    }
+
+    /// The store is full (`max_store_bytes` or the disk): forgets every
+    /// journal record a snapshot covers, whatever `retention` says, after
+    /// taking a snapshot of all that was applied (so it covers them all).
+    /// The model keeps everything; what is forgotten is the journal's
+    /// oldest history (`/sessions/{id}/events`, the timeline). Whether any
+    /// room was made.
+    fn make_room(&mut self, now: Timestamp) -> bool {
+        let everything = Timestamp::from_millis(i64::MAX);
+        // What the last snapshot covers first: that room may be what the
+        // new snapshot needs.
+        let mut dropped = self.store.compact(everything).unwrap_or(0);
+        let snapshotted = self.snapshot(now).is_ok();
+        dropped += self.store.compact(everything).unwrap_or(0);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "the store is full: forgot the oldest journal records (the model keeps \
+                 everything; session history now starts at the newest snapshot)"
+            );
+        }
+        dropped > 0 || snapshotted
     }
 
     fn compact(&mut self, now: Timestamp) -> Result<u64, StoreError> {
