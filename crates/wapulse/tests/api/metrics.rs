@@ -129,7 +129,11 @@ async fn fleet_metrics_label_sessions_roll_up_and_pass_promtool() {
 
 #[tokio::test]
 async fn fleet_metrics_carry_each_sessions_last_reconnect_duration() {
-    let app = spawn_app().await;
+    // Fixed instants, older than max_event_age's default: taken here.
+    let app = spawn_with(|s| {
+        s.max_event_age = wapulse_core::DurationMs::from_hours(24 * 365 * 10);
+    })
+    .await;
     // A completed reconnect of 12 s (fixed instants: no clock in between),
     // and a session that never reconnected.
     app.ingest(json!([
