@@ -95,34 +95,45 @@ impl Access {
 #[error("{0}")]
 pub struct Forbidden(pub String);
 
-/// While reads are open (no `READ_TOKEN`), a request must be addressed to
-/// a loopback name (on a loopback bind) or to one of `allowed_hosts`: a
-/// page on another site that makes its own name resolve to wapulse (DNS
-/// rebinding) sends its own name as `Host`, and is refused. With
-/// `READ_TOKEN` set there is nothing to steal that way, and on a
-/// non-loopback bind without `allowed_hosts` every name is taken (warned at
-/// start).
-pub(crate) fn host_allowed(settings: &Settings, headers: &HeaderMap) -> Result<(), Forbidden> {
-    if settings.read_token.is_some() {
+impl Access {
+    /// Whether a route of this access level needs no token under
+    /// `settings` (its token unset): what a DNS-rebinding page could use.
+    pub(crate) fn is_open(self, settings: &Settings) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Read => settings.read_token.is_none(),
+            Access::Ingest | Access::Webhook => settings.ingest_token.is_none(),
+            Access::Admin => settings.admin_token.is_none() && settings.ingest_token.is_none(),
+            Access::Metrics => false,
+        }
+    }
+}
+
+/// A request to a route that needs no token (`open`) must be addressed to
+/// a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or one of
+/// `allowed_hosts`: a page on another site that makes its own name resolve
+/// to wapulse (DNS rebinding) sends its own name as `Host`, and is refused,
+/// for reads and writes alike. A route that needs a token has nothing to
+/// offer such a page (it has not the token). On a non-loopback bind without
+/// `allowed_hosts` every name is taken (warned at start).
+pub(crate) fn host_allowed(
+    settings: &Settings,
+    headers: &HeaderMap,
+    open: bool,
+) -> Result<(), Forbidden> {
+    if !open || (!settings.bind.ip().is_loopback() && settings.allowed_hosts.is_empty()) {
         return Ok(());
     }
-    let loopback = settings.bind.ip().is_loopback();
-    if !loopback && settings.allowed_hosts.is_empty() {
-        return Ok(());
-    }
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return Ok(());
-    };
-    let name = host_name(host);
-    let bind = settings.bind.ip().to_string();
-    let known = (loopback && (name == "localhost" || name == bind || is_loopback_ip(&name)))
-        || settings.allowed_hosts.contains(&name);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let name = host.map(host_name).unwrap_or_default();
+    let known =
+        name == "localhost" || is_loopback_ip(&name) || settings.allowed_hosts.contains(&name);
     if known {
         Ok(())
     } else {
         Err(Forbidden(format!(
-            "requests addressed to `{name}` are refused while reads are open: add it to \
-             allowed_hosts (WAPULSE_ALLOWED_HOSTS), or set READ_TOKEN"
+            "requests addressed to `{name}` are refused while this route needs no token: add \
+             the name to allowed_hosts (WAPULSE_ALLOWED_HOSTS), or set this route's token"
         )))
     }
 }

@@ -272,14 +272,16 @@ impl Settings {
             None => file.allowed_hosts.unwrap_or_default(),
         };
         for host in hosts.into_iter().filter(|h| !h.is_empty()) {
-            if host.contains(['/', ' ', '@']) || host.contains("://") {
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let port = name.contains(':') && name.parse::<std::net::Ipv6Addr>().is_err();
+            if port || name.contains(['/', ' ', '@']) {
                 bail!(
                     "allowed_hosts / WAPULSE_ALLOWED_HOSTS: `{host}` is not a host name like \
-                     wapulse.internal or 10.0.0.5"
+                     wapulse.internal, 10.0.0.5 or ::1 (no scheme, no port)"
                 );
             }
             s.allowed_hosts
-                .push(host.trim_end_matches('.').to_ascii_lowercase());
+                .push(name.trim_end_matches('.').to_ascii_lowercase());
         }
         if let Some(v) = file.max_future_skew {
             s.max_future_skew = v;
@@ -321,8 +323,9 @@ impl Settings {
             s.header_read_timeout = v;
         }
         if let Some(v) = file.idle_timeout {
-            if v < DurationMs::from_secs(1) {
-                bail!("idle_timeout: must be at least 1s");
+            // The live dashboard's stream says something every 15 s.
+            if v < DurationMs::from_secs(20) {
+                bail!("idle_timeout: must be at least 20s");
             }
             s.idle_timeout = v;
         }

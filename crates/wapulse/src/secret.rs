@@ -74,6 +74,11 @@ pub(crate) fn redact_url(text: &str) -> (String, Hidden) {
     if let Some(password) = url.password().filter(|p| !p.is_empty()).map(str::to_owned) {
         hidden.passwords.extend(both(&password));
         let _ = url.set_password(Some("***"));
+    } else if !url.username().is_empty() {
+        // A user name with no password is a token (`https://TOKEN@host`).
+        let user = url.username().to_owned();
+        hidden.passwords.extend(both(&user));
+        let _ = url.set_username("***");
     }
     if let Some(query) = url.query().map(str::to_owned) {
         let shown: Vec<String> = query
@@ -129,5 +134,8 @@ mod tests {
             redact_url("redis://127.0.0.1:6379/0").0,
             "redis://127.0.0.1:6379/0"
         );
+        let (shown, hidden) = redact_url("https://t0ken-as-user@hooks.example/x");
+        assert_eq!(shown, "https://***@hooks.example/x");
+        assert_eq!(hidden.passwords, ["t0ken-as-user"]);
     }
 }

@@ -247,10 +247,30 @@ fn connection_limits(settings: &Settings) -> Limits {
         }
         None => configured,
     };
+    // Nothing moves on a connection while its handler waits: `/warmup` on
+    // two runs of its slowest probe, ingest on the stream's ack. The idle
+    // limit leaves them that long.
+    let configured_idle = Duration::from_millis(settings.idle_timeout.as_millis());
+    let slowest_probe = settings.probes.iter().map(|p| p.timeout).max();
+    let waits = [
+        slowest_probe.map(|t| 2 * t),
+        settings
+            .cluster
+            .as_ref()
+            .map(|c| Duration::from_millis(c.publish_timeout.as_millis())),
+    ];
+    let needed = waits.into_iter().flatten().max().unwrap_or_default() + Duration::from_secs(5);
+    if needed > configured_idle {
+        tracing::info!(
+            idle_timeout = ?configured_idle,
+            raised_to = ?needed,
+            "idle_timeout raised above the longest wait of a handler (probe timeouts, publish_timeout)"
+        );
+    }
     Limits {
         max_connections,
         header_read_timeout: Duration::from_millis(settings.header_read_timeout.as_millis()),
-        idle_timeout: Duration::from_millis(settings.idle_timeout.as_millis()),
+        idle_timeout: configured_idle.max(needed),
     }
 }
 

@@ -117,10 +117,7 @@ impl ClusterSettings {
     /// The NATS URLs as they may be shown (passwords and query values
     /// hidden).
     pub fn shown_urls(&self) -> Vec<String> {
-        self.urls
-            .iter()
-            .map(|u| crate::secret::redact_url(u).0)
-            .collect()
+        self.urls.iter().map(|u| shown_url(u)).collect()
     }
 
     /// The subject events are published on.
@@ -291,8 +288,19 @@ fn check_url(url: &str) -> Result<()> {
     match rest {
         Some(hostport) if !hostport.is_empty() && !hostport.contains(['/', ' ']) => Ok(()),
         _ => bail!(
-            "cluster.nats_url / WAPULSE_NATS_URL: `{url}` is not a NATS URL like nats://host:4222"
+            "cluster.nats_url / WAPULSE_NATS_URL: `{}` is not a NATS URL like nats://host:4222",
+            shown_url(url)
         ),
+    }
+}
+
+/// A NATS URL as it may be shown: its password and query hidden (a URL
+/// written without a scheme is read as `nats://`).
+pub(crate) fn shown_url(url: &str) -> String {
+    if url.contains("://") {
+        crate::secret::redact_url(url).0
+    } else {
+        crate::secret::redact_url(&format!("nats://{url}")).0
     }
 }
 
@@ -396,6 +404,8 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("inurl-pw"), "{c:?}");
         assert_eq!(c.urls, ["nats://u:inurl-pw@h:4222"], "kept for connecting");
+        // Written without a scheme, the same.
+        assert_eq!(shown_url("u:bare-pw@h:4222"), "nats://u:***@h:4222");
         let c = check(
             "",
             &[

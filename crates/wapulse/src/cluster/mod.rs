@@ -51,7 +51,7 @@ use prometheus::Registry;
 use tokio::sync::watch;
 use wapulse_core::{SessionId, Timestamp};
 
-use self::config::{ClusterSettings, Credentials};
+use self::config::{ClusterSettings, Credentials, shown_url};
 use crate::alerting::Alerting;
 use crate::model::Model;
 use metrics::Metrics;
@@ -360,7 +360,7 @@ async fn connect(
         .iter()
         .map(|u| {
             u.parse()
-                .map_err(|e| format!("cluster.nats_url: `{u}`: {e}"))
+                .map_err(|e| format!("cluster.nats_url: `{}`: {e}", shown_url(u)))
         })
         .collect::<Result<_, _>>()?;
     options

@@ -311,7 +311,8 @@ impl ProbeSpec {
                 kind = "http";
                 let text = need(raw.url, "url")?;
                 let url = reqwest::Url::parse(&text)
-                    .map_err(|e| anyhow::anyhow!("url: `{text}` is not a URL: {e}"))?;
+                    // Not shown: it may hold a secret where a password goes.
+                    .map_err(|e| anyhow::anyhow!("url: not a URL ({e})"))?;
                 if !matches!(url.scheme(), "http" | "https") {
                     bail!("url: `{}` must be http:// or https://", url.scheme());
                 }

@@ -100,8 +100,12 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    crate::auth::host_allowed(&state.settings, req.headers())
-        .map_err(|refused| ApiError::Forbidden(refused.0))?;
+    crate::auth::host_allowed(
+        &state.settings,
+        req.headers(),
+        access.is_open(&state.settings),
+    )
+    .map_err(|refused| ApiError::Forbidden(refused.0))?;
     access
         .admit(&state.settings, req.headers(), req.uri())
         .map_err(|refused| ApiError::Unauthorized(refused.0))?;

@@ -97,7 +97,8 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// `None` when the request may read; else the answer: a redirect to the
 /// login form (a page) or a 401 (the live stream).
 pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
-    if let Err(why) = auth::host_allowed(&state.settings, headers) {
+    let open = state.settings.read_token.is_none();
+    if let Err(why) = auth::host_allowed(&state.settings, headers, open) {
         return Some((StatusCode::FORBIDDEN, why.0).into_response());
     }
     let read_token = state.settings.read_token.as_ref();

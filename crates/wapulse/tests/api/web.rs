@@ -648,3 +648,39 @@ async fn pages_are_hardened_and_the_login_cookie_is_a_session_not_the_token() {
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
+
+/// Writes too: with only READ_TOKEN set, ingest and silences need no
+/// token, and a DNS-rebinding page (same origin to the browser) could post
+/// JSON to them. Addressed to another name, they are refused.
+#[tokio::test]
+async fn a_route_that_needs_no_token_refuses_another_name_for_writes_too() {
+    let app = spawn_with(|s| s.read_token = secret("r3ad")).await;
+    let silence = json!({
+        "matchers": [{"name": "code", "value": ".*", "isRegex": true}],
+        "endsAt": in_future(3600), "createdBy": "rebind", "comment": "mute"
+    });
+    for (path, body) in [
+        ("/v1/silences", silence.clone()),
+        ("/v1/events", json!([{"session": "x", "type": "heartbeat"}])),
+    ] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .header("host", "evil.example")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    assert_eq!(
+        list_silences(&app, "").await["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // By a loopback name, as before.
+    let (code, _) = app.post_to("/v1/silences", silence).await;
+    assert_eq!(code, 200);
+}
