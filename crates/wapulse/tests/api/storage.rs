@@ -276,8 +276,10 @@ async fn a_full_store_forgets_its_oldest_journal_and_keeps_taking_events() {
         "{metrics}"
     );
     // Reads keep working; readiness says why until a write succeeds again.
+    // (Health's own status is not the point here: on a slow machine the
+    // default session's heartbeat may have gone stale by now.)
     assert_eq!(
-        app.get_json("/session/health", 200).await["state"],
+        app.get_json_any("/session/health").await["state"],
         "connected"
     );
     let (code, text) = app.get_text("/readyz?verbose").await;
