@@ -38,6 +38,7 @@ fn stream(sessions: &[SessionId], n: usize) -> Vec<Event> {
                 2..=5 => EventKind::Message {
                     direction: Direction::Inbound,
                     count: 1,
+                    ids: Box::default(),
                 },
                 _ => EventKind::Heartbeat { rtt_ms: Some(40) },
             };

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::{Delivery, ErrorCode, RestrictionKind};
 use crate::disconnect::{KNOWN_REASONS, KnownReason};
 use crate::event::SessionState;
 use crate::session::Session;
@@ -59,12 +60,20 @@ pub enum AlertCode {
     CircuitBreakerOpen,
     /// The latest integrity check failed.
     SessionCorruption,
+    /// WhatsApp restricted the account (463 reach-out timelock, rate
+    /// limit, spam limit, policy or terms-of-service block).
+    AccountRestricted,
     /// Not connected for too long.
     LongDisconnection,
     /// Reconnect attempts at the critical threshold.
     ExcessiveReconnects,
     /// No heartbeat for the critical heartbeat age.
     HeartbeatDead,
+    /// Connected, but sent messages wait for WhatsApp's server ack: a
+    /// mute session.
+    DeliveryStalled,
+    /// Error acks over a share of the sends in the window.
+    DeliveryFailures,
     /// Reconnect attempts at the warning threshold.
     ReconnectAttempts,
     /// Connected, but no inbound message for longer than its own rate
@@ -92,12 +101,15 @@ pub enum AlertCode {
 
 impl AlertCode {
     /// Every code.
-    pub const ALL: [AlertCode; 16] = [
+    pub const ALL: [AlertCode; 19] = [
         AlertCode::CircuitBreakerOpen,
         AlertCode::SessionCorruption,
+        AlertCode::AccountRestricted,
         AlertCode::LongDisconnection,
         AlertCode::ExcessiveReconnects,
         AlertCode::HeartbeatDead,
+        AlertCode::DeliveryStalled,
+        AlertCode::DeliveryFailures,
         AlertCode::ReconnectAttempts,
         AlertCode::InboundSilence,
         AlertCode::SessionConflict,
@@ -116,6 +128,9 @@ impl AlertCode {
         match self {
             AlertCode::CircuitBreakerOpen => "CIRCUIT_BREAKER_OPEN",
             AlertCode::SessionCorruption => "SESSION_CORRUPTION",
+            AlertCode::AccountRestricted => "ACCOUNT_RESTRICTED",
+            AlertCode::DeliveryStalled => "DELIVERY_STALLED",
+            AlertCode::DeliveryFailures => "DELIVERY_FAILURES",
             AlertCode::LongDisconnection => "LONG_DISCONNECTION",
             AlertCode::ExcessiveReconnects => "EXCESSIVE_RECONNECTS",
             AlertCode::HeartbeatDead => "HEARTBEAT_DEAD",
@@ -145,6 +160,7 @@ impl AlertCode {
                 | AlertCode::SlowReconnect
                 | AlertCode::LockHeldTooLong
                 | AlertCode::InboundSilence
+                | AlertCode::DeliveryStalled
         )
     }
 }
@@ -162,6 +178,14 @@ impl fmt::Display for AlertCode {
 /// (LOGGED_OUT, QR_REQUIRED, CIRCUIT_BREAKER_OPEN, SESSION_CORRUPTION) carry
 /// what is most useful to show. Messages are rendered on demand so that an
 /// evaluation allocates nothing for a healthy session.
+///
+/// The delivery codes: DELIVERY_STALLED's value is the oldest outstanding
+/// message's wait, its context how many wait; DELIVERY_FAILURES' value is
+/// the error acks in the window, its threshold the errors that cross the
+/// bar at the window's sends, its context the sends, `codes` the most
+/// frequent codes; ACCOUNT_RESTRICTED carries the restriction's kind in
+/// its context (see [`restriction_kind`](Alert::restriction_kind)), its
+/// code in `codes` and its end in `until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alert {
     /// Which rule.
@@ -181,6 +205,11 @@ pub struct Alert {
     /// gave one: messages and actions name it (a 401 and a 403 logout
     /// need different actions).
     pub cause: Option<u16>,
+    /// Error codes behind a delivery alert, the most frequent first.
+    pub codes: [Option<ErrorCode>; 2],
+    /// When the condition ends on its own, where known (a restriction's
+    /// expiry).
+    pub until: Option<Timestamp>,
 }
 
 impl Alert {
@@ -209,6 +238,14 @@ impl Alert {
             ),
             _ => base,
         }
+    }
+
+    /// The restriction an ACCOUNT_RESTRICTED alert names.
+    pub fn restriction_kind(&self) -> Option<RestrictionKind> {
+        if self.code != AlertCode::AccountRestricted {
+            return None;
+        }
+        RESTRICTION_KINDS.get(self.context as usize).copied()
     }
 
     /// The named close code behind this alert, if any.
@@ -257,6 +294,40 @@ impl Alert {
             AlertCode::LoggedOut => "Session logged out by WhatsApp".to_owned(),
             AlertCode::QrRequired => "Session waiting for a QR scan".to_owned(),
             AlertCode::InboundSilence => format!("No inbound message for {}", d(self.value)),
+            AlertCode::DeliveryStalled => format!(
+                "{} sent message{} waiting for WhatsApp's server ack, the oldest for {} (since {})",
+                self.context,
+                if self.context == 1 { "" } else { "s" },
+                d(self.value),
+                self.since.map_or_else(|| "?".to_owned(), |t| t.to_string())
+            ),
+            AlertCode::DeliveryFailures => {
+                let codes: Vec<&str> = self.codes.iter().flatten().map(|c| c.as_str()).collect();
+                format!(
+                    "{} of {} sends failed in the last window ({:.0} %){}",
+                    self.value,
+                    self.context.max(self.value),
+                    self.value as f64 * 100.0 / self.context.max(self.value).max(1) as f64,
+                    if codes.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; top codes: {}", codes.join(", "))
+                    }
+                )
+            }
+            AlertCode::AccountRestricted => {
+                let code = self.codes[0].map_or_else(String::new, |c| format!(" (code {c})"));
+                let until = self
+                    .until
+                    .map_or_else(String::new, |u| format!(" until {u}"));
+                match self.restriction_kind() {
+                    Some(kind) => format!(
+                        "WhatsApp restricted this account{code}: {}{until}",
+                        kind.explanation()
+                    ),
+                    None => format!("WhatsApp restricted this account{code}{until}"),
+                }
+            }
             AlertCode::SessionConflict => format!(
                 "{} \"connection replaced\" closes in the last {}: another client keeps taking \
                  this session over",
@@ -268,6 +339,9 @@ impl Alert {
 
     /// What the operator should do.
     pub fn action(&self) -> &'static str {
+        if let Some(kind) = self.restriction_kind() {
+            return kind.action();
+        }
         if let (
             AlertCode::LoggedOut
             | AlertCode::LongDisconnection
@@ -319,9 +393,29 @@ impl Alert {
                 "Make sure exactly one gateway instance runs this session (check deployments, \
                  replicas and the session lock)"
             }
+            AlertCode::DeliveryStalled => {
+                "The session looks connected but its sends are not taken: restart the session's \
+                 socket; if it stalls again after the restart, re-pair the device"
+            }
+            AlertCode::DeliveryFailures => {
+                "WhatsApp refuses this session's sends: look up the top codes, check the \
+                 recipients and the content, and slow bulk sends down"
+            }
+            AlertCode::AccountRestricted => {
+                "WhatsApp restricted this number: stop bulk sends from it; do not re-pair"
+            }
         }
     }
 }
+
+/// Restriction kinds by the index ACCOUNT_RESTRICTED carries.
+const RESTRICTION_KINDS: [RestrictionKind; 5] = [
+    RestrictionKind::ReachoutTimelock,
+    RestrictionKind::RateLimit,
+    RestrictionKind::SpamLimit,
+    RestrictionKind::PolicyBlock,
+    RestrictionKind::TosBlock,
+];
 
 /// A rate's usual gap, rounded as a person says it: whole minutes from a
 /// minute on, whole seconds below.
@@ -368,6 +462,8 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             since,
             context,
             cause,
+            codes: [None; 2],
+            until: None,
         })
     };
     let ms = |d: DurationMs| d.as_millis();
@@ -561,6 +657,9 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             );
         }
     }
+    if let Some(delivery) = &session.delivery {
+        judge_delivery(session, delivery, t, now, &mut fire);
+    }
     match session.state {
         SessionState::LoggedOut => fire(
             AlertCode::LoggedOut,
@@ -580,10 +679,87 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         ),
         _ => {}
     }
+    if let Some(delivery) = &session.delivery {
+        if let Some(r) = delivery.restriction(now) {
+            alerts.push(Alert {
+                code: AlertCode::AccountRestricted,
+                level: Level::Critical,
+                value: 1,
+                threshold: 1,
+                since: Some(r.since),
+                context: RESTRICTION_KINDS
+                    .iter()
+                    .position(|k| *k == r.kind)
+                    .unwrap_or(0) as u64,
+                cause: None,
+                codes: [Some(r.code), None],
+                until: r.until,
+            });
+        }
+        let failures = delivery.failures(now, t.delivery_failure_window);
+        if failures.errors >= u64::from(t.delivery_failure_min_errors) {
+            let share = failures.share();
+            let level = tier(
+                share,
+                t.delivery_failure_warning,
+                t.delivery_failure_critical,
+            );
+            if let Some((level, bar)) = level {
+                let sends = failures.sends.max(failures.errors);
+                alerts.push(Alert {
+                    code: AlertCode::DeliveryFailures,
+                    level,
+                    value: failures.errors,
+                    threshold: ((bar * sends as f64).ceil() as u64)
+                        .max(u64::from(t.delivery_failure_min_errors)),
+                    since: None,
+                    context: failures.sends,
+                    cause: None,
+                    codes: failures.top,
+                    until: None,
+                });
+            }
+        }
+    }
     // Most severe first; within a level, in AlertCode order (stable sort).
     alerts.sort_by(|a, b| b.level.cmp(&a.level).then(a.code.cmp(&b.code)));
     let level = alerts.iter().map(|a| a.level).max().unwrap_or(Level::Ok);
     Assessment { level, alerts }
+}
+
+/// Since when the stall rule measures the wait of `session`'s outstanding
+/// messages, with how many wait; `None` when it does not judge (not
+/// connected, fewer outstanding messages than the bar needs). A message
+/// sent before the current connection waits from the connect.
+fn stall(session: &Session, delivery: &Delivery, t: &Thresholds) -> Option<(Timestamp, u32)> {
+    let connected_since = session.connected_since.filter(|_| session.is_connected())?;
+    let out = delivery.outstanding()?;
+    (out.count >= t.delivery_stall_min_messages)
+        .then(|| (out.oldest.max(connected_since), out.count))
+}
+
+fn judge_delivery(
+    session: &Session,
+    delivery: &Delivery,
+    t: &Thresholds,
+    now: Timestamp,
+    fire: &mut impl FnMut(AlertCode, Level, u64, u64, Option<Timestamp>, u64),
+) {
+    if let Some((since, count)) = stall(session, delivery, t) {
+        let waited = now.since(since);
+        if let Some((level, bar)) =
+            tier(waited, t.delivery_stall_warning, t.delivery_stall_critical)
+        {
+            fire(
+                AlertCode::DeliveryStalled,
+                level,
+                waited.as_millis(),
+                bar.as_millis(),
+                Some(since),
+                u64::from(count),
+            );
+        }
+    }
 }
 
 /// The earliest instant after `now` at which [`evaluate`] may give a
@@ -646,6 +822,18 @@ pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<
     if let Some(lock) = &session.lock {
         consider(lock.since.plus(t.lock_held_warning));
         consider(lock.since.plus(t.lock_held_critical));
+    }
+    if let Some(delivery) = &session.delivery {
+        if let Some((since, _)) = stall(session, delivery, t) {
+            consider(since.plus(t.delivery_stall_warning));
+            consider(since.plus(t.delivery_stall_critical));
+        }
+        if let Some(at) = delivery.next_failure_expiry(now, t.delivery_failure_window) {
+            consider(at);
+        }
+        if let Some(until) = delivery.restriction(now).and_then(|r| r.until) {
+            consider(until);
+        }
     }
     next
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Level, evaluate};
+use crate::delivery::{AckLatencies, Delivery};
 use crate::event::{
     Direction, Event, EventError, EventKind, MetricName, SessionState, label_error,
 };
@@ -227,6 +228,8 @@ pub struct FleetSnapshot {
     by_state: [usize; 7],
     platform: Arc<PlatformMetrics>,
     events: u64,
+    /// Ack latencies since the process started (not in snapshots).
+    ack_latencies: Arc<AckLatencies>,
 }
 
 impl Default for FleetSnapshot {
@@ -239,6 +242,7 @@ impl Default for FleetSnapshot {
             by_state: [0; 7],
             platform: Arc::default(),
             events: 0,
+            ack_latencies: Arc::default(),
         }
     }
 }
@@ -324,6 +328,11 @@ impl FleetSnapshot {
     /// Events applied over the fleet's life.
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// The fleet's ack latencies since this process started.
+    pub fn ack_latencies(&self) -> &AckLatencies {
+        &self.ack_latencies
     }
 
     /// Checks that the `labels` events of a batch, applied in order over
@@ -436,6 +445,15 @@ impl FleetStateRef<'_> {
             .map(|s| (s.id(), &s.liveness))
             .collect()
     }
+
+    /// The delivery figures of every session that has some, in id order
+    /// (format 4's section).
+    pub fn delivery(&self) -> Vec<(&SessionId, &Delivery)> {
+        self.sessions
+            .iter()
+            .filter_map(|s| s.delivery.as_deref().map(|d| (s.id(), d)))
+            .collect()
+    }
 }
 
 impl FleetState {
@@ -449,6 +467,13 @@ impl FleetState {
     /// listed; an error names a session the state does not hold.
     pub fn restore_liveness(&mut self, liveness: Vec<(SessionId, Liveness)>) -> Result<(), String> {
         self.restore_section(liveness, |s, l| s.liveness = l)
+    }
+
+    /// Gives the sessions back the delivery figures
+    /// [`FleetStateRef::delivery`] listed; an error names a session the
+    /// state does not hold.
+    pub fn restore_delivery(&mut self, delivery: Vec<(SessionId, Delivery)>) -> Result<(), String> {
+        self.restore_section(delivery, |s, d| s.delivery = Some(Box::new(d)))
     }
 
     fn restore_section<T>(
@@ -526,7 +551,9 @@ impl Fleet {
         let current = &mut self.current;
         current.events += 1;
         match &event.kind {
-            EventKind::Message { direction, count } => {
+            EventKind::Message {
+                direction, count, ..
+            } => {
                 let name = match direction {
                     Direction::Inbound => "whatsapp_inbound_messages",
                     Direction::Outbound => "whatsapp_outbound_messages",
@@ -551,12 +578,15 @@ impl Fleet {
             }
             _ => {}
         }
-        let (before, after) = {
+        let (before, after, timing) = {
             let session = current.session_mut(&event.session, event.at);
             let before = session.state;
-            session.apply(event, &self.thresholds);
-            (before, session.state)
+            let timing = session.apply(event, &self.thresholds);
+            (before, session.state, timing)
         };
+        if let Some(timing) = timing {
+            Arc::make_mut(&mut current.ack_latencies).record(timing);
+        }
         if before != after {
             current.by_state[before.index()] -= 1;
             current.by_state[after.index()] += 1;
@@ -638,6 +668,7 @@ impl Fleet {
                 by_state,
                 platform: Arc::new(state.platform),
                 events: state.events,
+                ack_latencies: Arc::default(),
             },
             dedup,
         }

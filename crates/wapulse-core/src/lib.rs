@@ -11,6 +11,8 @@
 //! - [`window`]: bounded sliding-window counters and recent samples.
 //! - [`labels`]: [`Labels`], a session's operator-chosen labels.
 //! - [`session`]: [`Session`], folded from events by [`Session::apply`].
+//! - [`delivery`]: [`Delivery`], what a session's sends became (acks,
+//!   failures, restrictions).
 //! - [`alert`]: [`evaluate`] turns a session into an [`Assessment`].
 //! - [`lifecycle`]: [`AlertLife`], one alert's pending → firing → resolved.
 //! - [`grouping`]: aggregation groups: many alerts, one message.
@@ -26,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod delivery;
 pub mod disconnect;
 pub mod event;
 pub mod fleet;
@@ -43,6 +46,7 @@ pub mod time;
 pub mod window;
 
 pub use alert::{Alert, AlertCode, Assessment, Level, evaluate, next_change};
+pub use delivery::{AckStatus, Delivery, ErrorCode, Restriction, RestrictionKind};
 pub use event::{
     AuthMethod, Direction, Event, EventError, EventKind, MetricName, ParseContext, RawEvent,
     SessionState,

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::{AckTiming, Delivery};
 use crate::disconnect::{DisconnectReason, LastDisconnect};
 use crate::event::{AuthMethod, Direction, Event, EventKind, SessionState};
 use crate::id::SessionId;
@@ -243,6 +244,11 @@ pub struct Session {
     /// expectations. Not part of the serde form either (see [`Liveness`]).
     #[serde(skip)]
     pub liveness: Liveness,
+    /// What its sends became; allocated at its first send with ids or its
+    /// first ack. Not part of the serde form either (a snapshot section of
+    /// its own, format 4).
+    #[serde(skip)]
+    pub delivery: Option<Box<Delivery>>,
 }
 
 impl Session {
@@ -274,6 +280,7 @@ impl Session {
             traffic: Traffic::default(),
             labels: Labels::default(),
             liveness: Liveness::default(),
+            delivery: None,
         }
     }
 
@@ -332,8 +339,9 @@ impl Session {
     }
 
     /// Folds one event into the session. Events for other sessions and
-    /// platform counters/gauges only advance the bookkeeping.
-    pub fn apply(&mut self, event: &Event, t: &Thresholds) {
+    /// platform counters/gauges only advance the bookkeeping. Returns what
+    /// an ack measured, when it counted.
+    pub fn apply(&mut self, event: &Event, t: &Thresholds) -> Option<AckTiming> {
         let at = event.at;
         self.events += 1;
         self.last_event_at = self.last_event_at.max(at);
@@ -415,15 +423,45 @@ impl Session {
                     self.late_events += 1;
                 }
             }
-            EventKind::Message { direction, count } => match direction {
+            EventKind::Message {
+                direction,
+                count,
+                ids,
+            } => match direction {
                 Direction::Inbound => {
                     self.traffic.inbound += u64::from(*count);
                     self.liveness
                         .inbound
                         .record(*count, at, t.inbound_baseline_window);
                 }
-                Direction::Outbound => self.traffic.outbound += u64::from(*count),
+                Direction::Outbound => {
+                    let new = if ids.is_empty() && self.delivery.is_none() {
+                        *count
+                    } else {
+                        self.delivery.get_or_insert_default().send(
+                            ids,
+                            *count,
+                            at,
+                            t.delivery_failure_window,
+                        )
+                    };
+                    self.traffic.outbound += u64::from(new);
+                }
             },
+            EventKind::Ack {
+                message,
+                status,
+                code,
+                ..
+            } => {
+                return self.delivery.get_or_insert_default().ack(
+                    message,
+                    *status,
+                    *code,
+                    at,
+                    t.delivery_failure_window,
+                );
+            }
             EventKind::Error { .. } => self.traffic.errors += 1,
             EventKind::Counter { .. } | EventKind::Gauge { .. } => {}
             EventKind::Labels { labels } => {
@@ -432,6 +470,7 @@ impl Session {
                 self.labels.apply(labels);
             }
         }
+        None
     }
 
     fn set_breaker(&mut self, open: bool, at: Timestamp) {

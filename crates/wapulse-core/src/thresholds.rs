@@ -77,6 +77,29 @@ pub struct ThresholdsConfig {
     pub inbound_baseline_min_messages: u32,
     /// … and on this much connected time. 2h.
     pub inbound_baseline_min_history: DurationMs,
+    /// DELIVERY_STALLED warning: connected, and at least
+    /// `delivery_stall_min_messages` messages sent since the last ack of
+    /// any message wait for their server ack, the oldest this long. 2m: a
+    /// server ack normally takes well under a second, and a gateway that
+    /// queues sends while it reconnects catches up within a minute.
+    pub delivery_stall_warning: DurationMs,
+    /// DELIVERY_STALLED critical. 10m: customers notice by then.
+    pub delivery_stall_critical: DurationMs,
+    /// How many outstanding messages the stall needs. 3: single acks go
+    /// missing for healthy sessions; three in a row with no ack of
+    /// anything in between do not (at 5 % loss, one chance in 8,000).
+    pub delivery_stall_min_messages: u32,
+    /// The window DELIVERY_FAILURES counts error acks and sends over. 15m
+    /// (whole minutes, at most 24h).
+    pub delivery_failure_window: DurationMs,
+    /// DELIVERY_FAILURES warning: error acks at least this share of the
+    /// sends in the window. 0.05.
+    pub delivery_failure_warning: f64,
+    /// DELIVERY_FAILURES critical share. 0.25.
+    pub delivery_failure_critical: f64,
+    /// … and at least this many error acks in the window. 5: one failed
+    /// send of a quiet session is not a trend.
+    pub delivery_failure_min_errors: u32,
 }
 
 impl Default for ThresholdsConfig {
@@ -110,6 +133,13 @@ impl Default for ThresholdsConfig {
             inbound_baseline_window: DurationMs::from_hours(6),
             inbound_baseline_min_messages: 30,
             inbound_baseline_min_history: DurationMs::from_hours(2),
+            delivery_stall_warning: DurationMs::from_mins(2),
+            delivery_stall_critical: DurationMs::from_mins(10),
+            delivery_stall_min_messages: 3,
+            delivery_failure_window: DurationMs::from_mins(15),
+            delivery_failure_warning: 0.05,
+            delivery_failure_critical: 0.25,
+            delivery_failure_min_errors: 5,
         }
     }
 }
@@ -136,6 +166,22 @@ pub enum ThresholdError {
     Zero {
         /// The field.
         field: &'static str,
+    },
+    /// A share was not strictly between 0 and 1.
+    #[error("thresholds.{field} ({value}) must be a share between 0 and 1 (0.05 = 5 %)")]
+    NotAShare {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A window was not whole minutes, or longer than a day.
+    #[error("thresholds.{field} ({value}) must be whole minutes, from 1m to 24h")]
+    NotMinutes {
+        /// The field.
+        field: &'static str,
+        /// Its value, as written.
+        value: String,
     },
     /// A chance was not strictly between 0 and 1.
     #[error("thresholds.{field} ({value}) must be a chance between 0 and 1 (0.001 = 0.1 %)")]
@@ -218,6 +264,7 @@ impl TryFrom<ThresholdsConfig> for Thresholds {
             ("validation_window", c.validation_window),
             ("session_conflict_window", c.session_conflict_window),
             ("inbound_baseline_window", c.inbound_baseline_window),
+            ("delivery_stall_warning", c.delivery_stall_warning),
         ] {
             positive(field, value == zero)?;
         }
@@ -228,9 +275,34 @@ impl TryFrom<ThresholdsConfig> for Thresholds {
             ("circuit_breaker_threshold", c.circuit_breaker_threshold),
             ("max_reconnect_attempts", c.max_reconnect_attempts),
             ("session_conflict_warning", c.session_conflict_warning),
+            ("delivery_stall_min_messages", c.delivery_stall_min_messages),
+            ("delivery_failure_min_errors", c.delivery_failure_min_errors),
         ] {
             positive(field, value == 0)?;
         }
+        let window = c.delivery_failure_window.as_millis();
+        if window == 0 || !window.is_multiple_of(60_000) || window > 24 * 3_600_000 {
+            return Err(ThresholdError::NotMinutes {
+                field: "delivery_failure_window",
+                value: c.delivery_failure_window.to_string(),
+            });
+        }
+        for (field, value) in [
+            ("delivery_failure_warning", c.delivery_failure_warning),
+            ("delivery_failure_critical", c.delivery_failure_critical),
+        ] {
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(ThresholdError::NotAShare { field, value });
+            }
+        }
+        ordered(
+            ("delivery_failure_warning", c.delivery_failure_warning),
+            ("delivery_failure_critical", c.delivery_failure_critical),
+        )?;
+        ordered(
+            ("delivery_stall_warning", c.delivery_stall_warning),
+            ("delivery_stall_critical", c.delivery_stall_critical),
+        )?;
         for (field, value) in [
             (
                 "inbound_silence_warning_chance",

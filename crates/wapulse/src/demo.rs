@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use wapulse_core::{
-    AuthMethod, Direction, DurationMs, Event, EventKind, MetricName, SessionId, SessionState,
-    Timestamp,
+    AckStatus, AuthMethod, Direction, DurationMs, ErrorCode, Event, EventKind, MetricName,
+    SessionId, SessionState, Timestamp,
 };
 
 use crate::clock;
@@ -47,9 +47,15 @@ enum Role {
     Deaf,
     /// Two gateway instances run it: "connection replaced" closes.
     Conflict,
+    /// Connected, keepalives and inbound fine, but its sends are never
+    /// acked: a mute session.
+    Mute,
+    /// WhatsApp refuses its sends with 463 for a minute (a reach-out
+    /// timelock), until a later send is delivered.
+    Restricted,
 }
 
-const TROUBLE: [Role; 12] = [
+const TROUBLE: [Role; 14] = [
     Role::Stall,
     Role::Storm,
     Role::Corruption,
@@ -62,6 +68,8 @@ const TROUBLE: [Role; 12] = [
     Role::StuckLock,
     Role::Deaf,
     Role::Conflict,
+    Role::Mute,
+    Role::Restricted,
 ];
 
 struct Simulated {
@@ -71,11 +79,22 @@ struct Simulated {
     phase: u64,
 }
 
+/// An ack the simulated gateway will report.
+struct DueAck {
+    tick: u64,
+    session: SessionId,
+    message: Box<str>,
+    status: AckStatus,
+    code: Option<&'static str>,
+}
+
 /// The simulated fleet.
 pub struct Simulation {
     sessions: Vec<Simulated>,
     rng: fastrand::Rng,
     tick: u64,
+    sent: u64,
+    acks: Vec<DueAck>,
 }
 
 fn ev(id: &SessionId, at: Timestamp, kind: EventKind) -> Event {
@@ -99,6 +118,14 @@ fn closed(state: SessionState, code: u16) -> EventKind {
     EventKind::State {
         state,
         reason: Some(code.to_string().into()),
+    }
+}
+
+fn inbound(count: u32) -> EventKind {
+    EventKind::Message {
+        direction: Direction::Inbound,
+        count,
+        ids: Box::default(),
     }
 }
 
@@ -154,6 +181,74 @@ impl Simulation {
             sessions,
             rng: fastrand::Rng::with_seed(seed),
             tick: 0,
+            sent: 0,
+            acks: Vec::new(),
+        }
+    }
+
+    /// A send of one message with an id; its acks come as `acks` says:
+    /// `(after ticks, status, code)`.
+    fn send(
+        &mut self,
+        out: &mut Vec<Event>,
+        id: &SessionId,
+        now: Timestamp,
+        acks: &[(u64, AckStatus, Option<&'static str>)],
+    ) {
+        self.sent += 1;
+        let message: Box<str> = format!("3EB0{:016X}", self.sent).into();
+        out.push(ev(
+            id,
+            now,
+            EventKind::Message {
+                direction: Direction::Outbound,
+                count: 1,
+                ids: Box::new([message.clone()]),
+            },
+        ));
+        for (after, status, code) in acks {
+            self.acks.push(DueAck {
+                tick: self.tick + after,
+                session: id.clone(),
+                message: message.clone(),
+                status: *status,
+                code: *code,
+            });
+        }
+    }
+
+    /// A healthy send: server ack next second, delivered within a few, read
+    /// by half the recipients; one ack in fifty is lost on the way.
+    fn healthy_send(&mut self, out: &mut Vec<Event>, id: &SessionId, now: Timestamp) {
+        let mut acks = vec![
+            (1, AckStatus::Server, None),
+            (2 + self.rng.u64(0..4), AckStatus::Delivered, None),
+        ];
+        if self.rng.bool() {
+            acks.push((10 + self.rng.u64(0..30), AckStatus::Read, None));
+        }
+        acks.retain(|_| self.rng.u32(0..50) != 0);
+        self.send(out, id, now, &acks);
+    }
+
+    /// The acks due by now.
+    fn due_acks(&mut self, out: &mut Vec<Event>, now: Timestamp) {
+        let tick = self.tick;
+        let (due, later): (Vec<DueAck>, Vec<DueAck>) = std::mem::take(&mut self.acks)
+            .into_iter()
+            .partition(|a| a.tick <= tick);
+        self.acks = later;
+        for a in due {
+            out.push(ev(
+                &a.session,
+                now,
+                EventKind::Ack {
+                    message: a.message,
+                    status: a.status,
+                    code: a.code.and_then(|c| ErrorCode::parse(c).ok()),
+                    detail: a.code.map(|_| "reachout timelock".into()),
+                },
+            ));
         }
     }
 
@@ -219,8 +314,47 @@ impl Simulation {
                             EventKind::Message {
                                 direction: Direction::Inbound,
                                 count: 1,
+                                ids: Box::default(),
                             },
                         ));
+                    }
+                    out.push(ev(id, now, hb()));
+                    continue;
+                }
+                Role::Mute => {
+                    // Connected for a quarter of an hour; its sends were
+                    // acked until nine minutes ago and not since:
+                    // DELIVERY_STALLED at once, critical a minute and a
+                    // half later, while keepalives and inbound flow.
+                    out.push(ev(
+                        id,
+                        ago(DurationMs::from_mins(15)),
+                        st(SessionState::Connected),
+                    ));
+                    for secs in (30..=15 * 60).rev().step_by(30) {
+                        let at = ago(DurationMs::from_secs(secs));
+                        let message: Box<str> = format!("MUTE{secs:08}").into();
+                        out.push(ev(
+                            id,
+                            at,
+                            EventKind::Message {
+                                direction: Direction::Outbound,
+                                count: 1,
+                                ids: Box::new([message.clone()]),
+                            },
+                        ));
+                        if secs > 9 * 60 {
+                            out.push(ev(
+                                id,
+                                at.plus(DurationMs::from_millis(400)),
+                                EventKind::Ack {
+                                    message,
+                                    status: AckStatus::Server,
+                                    code: None,
+                                    detail: None,
+                                },
+                            ));
+                        }
                     }
                     out.push(ev(id, now, hb()));
                     continue;
@@ -256,11 +390,16 @@ impl Simulation {
         self.tick += 1;
         let t = self.tick % CYCLE;
         let mut out = Vec::new();
-        for s in &self.sessions {
-            let id = &s.id;
-            let beat_due = (self.tick + s.phase).is_multiple_of(30);
+        self.due_acks(&mut out, now);
+        let sessions: Vec<(SessionId, Role, u64)> = self
+            .sessions
+            .iter()
+            .map(|s| (s.id.clone(), s.role, s.phase))
+            .collect();
+        for (id, role, phase) in &sessions {
+            let beat_due = (self.tick + phase).is_multiple_of(30);
             let mut beating = true;
-            match s.role {
+            match role {
                 Role::Stall => {
                     // Silent from t=20 to t=400: HEARTBEAT_STALE at ~80 s,
                     // HEARTBEAT_DEAD at ~320 s; then a forced reconnect.
@@ -355,6 +494,21 @@ impl Simulation {
                     out.push(ev(id, now, st(SessionState::Connected)));
                     out.push(ev(id, now, hb()));
                 }
+                Role::Mute => {
+                    if t.is_multiple_of(20) {
+                        self.send(&mut out, id, now, &[]);
+                    }
+                    if t.is_multiple_of(7) {
+                        out.push(ev(id, now, inbound(1)));
+                    }
+                }
+                Role::Restricted if t.is_multiple_of(10) => {
+                    if (90..150).contains(&t) {
+                        self.send(&mut out, id, now, &[(1, AckStatus::Error, Some("463"))]);
+                    } else {
+                        self.healthy_send(&mut out, id, now);
+                    }
+                }
                 Role::LongDown => beating = false,
                 Role::Flaky if t % 120 == 60 => beating = false,
                 _ => {}
@@ -368,20 +522,13 @@ impl Simulation {
                     },
                 ));
             }
-            if s.role == Role::Healthy && self.rng.u32(0..4) == 0 {
-                let direction = if self.rng.bool() {
-                    Direction::Inbound
+            if *role == Role::Healthy && self.rng.u32(0..4) == 0 {
+                if self.rng.bool() {
+                    let count = self.rng.u32(1..5);
+                    out.push(ev(id, now, inbound(count)));
                 } else {
-                    Direction::Outbound
-                };
-                out.push(ev(
-                    id,
-                    now,
-                    EventKind::Message {
-                        direction,
-                        count: self.rng.u32(1..5),
-                    },
-                ));
+                    self.healthy_send(&mut out, id, now);
+                }
             }
         }
         // Now and then a healthy session drops and comes back quickly, which

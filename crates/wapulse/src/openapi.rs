@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use wapulse_core::event::{MAX_LABEL_LEN, MAX_TEXT_LEN};
+use wapulse_core::delivery::MAX_CODE_LEN;
+use wapulse_core::event::{MAX_IDS, MAX_LABEL_LEN, MAX_TEXT_LEN};
 use wapulse_core::labels::{MAX_CHANGES, MAX_NAME_LEN, MAX_VALUE_LEN, RESERVED};
 
 use crate::auth::Access;
@@ -347,8 +348,26 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
         (
             "message",
             json!({ "direction": { "enum": ["inbound", "outbound"] },
-            "count": nullable(non_negative_u32()) }),
+            "count": nullable(json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX,
+                "description": "how many; default: the number of ids, else 1. At least the \
+                    number of ids, else 400" })),
+            "ids": nullable(json!({ "type": "array", "maxItems": MAX_IDS,
+                "items": { "type": "string", "minLength": 1, "maxLength": MAX_LABEL_LEN },
+                "description": "outbound only (else 400): the gateway's ids of the messages \
+                    sent, so that their acks can be followed" })) }),
             &["direction"],
+        ),
+        (
+            "ack",
+            json!({ "message": { "type": "string", "minLength": 1, "maxLength": MAX_LABEL_LEN,
+                "description": "the gateway's id of the sent message" },
+            "status": { "enum": ["server", "delivered", "read", "played", "error"] },
+            "code": nullable(json!({ "type": ["string", "integer"],
+                "pattern": format!("^[A-Za-z0-9_.-]{{1,{MAX_CODE_LEN}}}$"),
+                "minimum": -999_999_999_999_999_999i64, "maximum": 999_999_999_999_999_999i64,
+                "description": "an error ack's code (463, 429, 131048); error acks only, else 400" })),
+            "detail": nullable(text(MAX_TEXT_LEN)) }),
+            &["message", "status"],
         ),
         (
             "error",

@@ -16,14 +16,15 @@ mod wire;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::{AckStatus, ErrorCode};
 use crate::id::SessionId;
 use crate::labels::LabelChanges;
 use crate::time::Timestamp;
 
 pub use vocabulary::{AuthMethod, Direction, MetricName, SessionState};
 pub use wire::{
-    EventError, MAX_COUNTER_DELTA, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent, WireLabels,
-    WireValue, label_error,
+    EventError, MAX_COUNTER_DELTA, MAX_IDS, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent,
+    WireIds, WireLabels, WireValue, label_error,
 };
 
 /// What happened to a session.
@@ -100,8 +101,26 @@ pub enum EventKind {
     Message {
         /// Which way.
         direction: Direction,
-        /// How many (default 1).
+        /// How many (default: the number of `ids`, else 1).
         count: u32,
+        /// The gateway's ids of the messages sent (outbound only), so that
+        /// their acks can be followed.
+        #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+        ids: Box<[Box<str>]>,
+    },
+    /// What happened to a sent message: WhatsApp's server took it, it was
+    /// delivered, read or played, or it was refused.
+    Ack {
+        /// The gateway's id of the message.
+        message: Box<str>,
+        /// What happened.
+        status: AckStatus,
+        /// The error code of an error ack (`463`, `429`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
+        /// The gateway's words about it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Box<str>>,
     },
     /// A send/receive error.
     Error {
@@ -148,6 +167,7 @@ impl EventKind {
             EventKind::LockReleased { .. } => "lock_released",
             EventKind::CircuitBreaker { .. } => "circuit_breaker",
             EventKind::Message { .. } => "message",
+            EventKind::Ack { .. } => "ack",
             EventKind::Error { .. } => "error",
             EventKind::Counter { .. } => "counter",
             EventKind::Gauge { .. } => "gauge",

@@ -1,6 +1,7 @@
 //! The wire form parsed: every type, every error naming its field.
 
 use super::*;
+use crate::delivery::{AckStatus, ErrorCode};
 use crate::id::SessionId;
 use crate::time::{DurationMs, Timestamp};
 
@@ -252,7 +253,8 @@ fn message_count_defaults_to_one() {
         ev.kind,
         EventKind::Message {
             direction: Direction::Inbound,
-            count: 1
+            count: 1,
+            ids: Box::default(),
         }
     );
 }
@@ -271,4 +273,109 @@ fn a_counter_delta_past_the_bound_is_refused_so_counters_stay_finite() {
     let e = parse(r#"{"type":"counter","name":"calls","delta":1e308}"#).unwrap_err();
     assert_eq!(e.field, "delta");
     parse(r#"{"type":"counter","name":"calls","delta":1e15}"#).unwrap();
+}
+
+#[test]
+fn an_outbound_message_carries_its_ids_and_count_defaults_to_them() {
+    let ev = parse(r#"{"type":"message","direction":"outbound","ids":["a","b"]}"#).unwrap();
+    let EventKind::Message { count, ids, .. } = ev.kind else {
+        panic!("a message");
+    };
+    assert_eq!(count, 2);
+    assert_eq!(&*ids, &["a".into(), "b".into()] as &[Box<str>]);
+    // More messages than ids: the rest were sent without one.
+    let ev = parse(r#"{"type":"message","direction":"outbound","count":5,"ids":["a"]}"#).unwrap();
+    assert!(matches!(ev.kind, EventKind::Message { count: 5, .. }));
+}
+
+#[test]
+fn message_ids_are_checked() {
+    for (json, field, says) in [
+        (
+            r#"{"type":"message","direction":"inbound","ids":["a"]}"#,
+            "ids",
+            "outbound messages only",
+        ),
+        (
+            r#"{"type":"message","direction":"outbound","count":1,"ids":["a","b"]}"#,
+            "count",
+            "fewer than the 2 ids",
+        ),
+        (
+            r#"{"type":"message","direction":"outbound","ids":"a"}"#,
+            "ids",
+            "must be an array",
+        ),
+        (
+            r#"{"type":"message","direction":"outbound","ids":["a", 7]}"#,
+            "ids",
+            "ids[1] must be a string",
+        ),
+        (
+            r#"{"type":"message","direction":"outbound","ids":[""]}"#,
+            "ids",
+            "ids[0] is empty",
+        ),
+    ] {
+        let e = parse(json).unwrap_err();
+        assert_eq!(e.field, field, "{json}: {e}");
+        assert!(e.problem.contains(says), "{json}: {e}");
+    }
+    let many: Vec<String> = (0..=MAX_IDS).map(|i| format!("\"m{i}\"")).collect();
+    let json = format!(
+        r#"{{"type":"message","direction":"outbound","ids":[{}]}}"#,
+        many.join(",")
+    );
+    let e = parse(&json).unwrap_err();
+    assert!(e.problem.contains("more than 1000 ids"), "{e}");
+}
+
+#[test]
+fn an_ack_names_its_message_status_and_code() {
+    let ev = parse(r#"{"type":"ack","message":"3EB0","status":"error","code":463,"detail":"x"}"#)
+        .unwrap();
+    assert_eq!(
+        ev.kind,
+        EventKind::Ack {
+            message: "3EB0".into(),
+            status: AckStatus::Error,
+            code: Some(ErrorCode::parse("463").unwrap()),
+            detail: Some("x".into()),
+        }
+    );
+    // The journal's form is the wire form.
+    let back: Event = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
+    assert_eq!(back, ev);
+    for (json, field, says) in [
+        (
+            r#"{"type":"ack","status":"server"}"#,
+            "message",
+            "is required",
+        ),
+        (
+            r#"{"type":"ack","message":"a","status":"sent"}"#,
+            "status",
+            "not an ack status",
+        ),
+        (r#"{"type":"ack","message":"a"}"#, "status", "is required"),
+        (
+            r#"{"type":"ack","message":"a","status":"server","code":"463"}"#,
+            "code",
+            "error acks only",
+        ),
+        (
+            r#"{"type":"ack","message":"a","status":"error","code":"4 63"}"#,
+            "code",
+            "letters, digits",
+        ),
+        (
+            r#"{"type":"ack","message":"a","status":"error","code":"x0123456789012345678901234"}"#,
+            "code",
+            "at most 24",
+        ),
+    ] {
+        let e = parse(json).unwrap_err();
+        assert_eq!(e.field, field, "{json}: {e}");
+        assert!(e.problem.contains(says), "{json}: {e}");
+    }
 }

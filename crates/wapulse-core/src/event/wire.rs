@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{AuthMethod, Direction, Event, EventKind, MetricName, SessionState};
+use crate::delivery::{AckStatus, ErrorCode};
 use crate::id::{SessionId, SessionIdError};
 use crate::labels::{LabelChanges, LabelError, MAX_CHANGES};
 use crate::time::{DurationMs, Timestamp};
@@ -137,6 +138,68 @@ impl<'de> Deserialize<'de> for WireLabels {
     }
 }
 
+/// The `ids` field as a gateway sent it, before it is checked.
+#[derive(Clone, Debug)]
+pub enum WireIds {
+    /// An array: its items in order; at most one more than an event may
+    /// carry (the rest is skipped unread: that one more is refused anyway).
+    List(Vec<WireValue>),
+    /// Anything but an array, described for the error.
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for WireIds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Loose;
+        impl<'de> serde::de::Visitor<'de> for Loose {
+            type Value = WireIds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WireIds, A::Error> {
+                let mut items = Vec::new();
+                while items.len() <= MAX_IDS {
+                    match seq.next_element()? {
+                        Some(item) => items.push(item),
+                        None => return Ok(WireIds::List(items)),
+                    }
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(WireIds::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireIds, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(WireIds::Other("an object".into()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<WireIds, E> {
+                Ok(WireIds::Other(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WireIds, E> {
+                Ok(WireIds::Other(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WireIds, E> {
+                Ok(WireIds::Other(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<WireIds, E> {
+                Ok(WireIds::Other(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<WireIds, E> {
+                Ok(WireIds::Other(format!("\"{}\"", truncate_for_error(v))))
+            }
+            fn visit_unit<E>(self) -> Result<WireIds, E> {
+                Ok(WireIds::Other("null".into()))
+            }
+        }
+        deserializer.deserialize_any(Loose)
+    }
+}
+
 impl WireValue {
     fn describe(&self) -> String {
         match self {
@@ -181,6 +244,9 @@ pub struct RawEvent {
     pub error_kind: Option<WireValue>,
     pub labels: Option<WireLabels>,
     pub expected: Option<WireValue>,
+    pub ids: Option<WireIds>,
+    pub status: Option<WireValue>,
+    pub code: Option<WireValue>,
 }
 
 /// What [`RawEvent::parse`] needs to know about the receiving side.
@@ -221,14 +287,17 @@ impl EventError {
 /// far more than anyone counts) however many events come.
 pub const MAX_COUNTER_DELTA: f64 = 1e15;
 
+/// Most message ids one `message` event may carry.
+pub const MAX_IDS: usize = 1000;
+
 /// Longest free text kept from a gateway (reasons, details, messages).
 pub const MAX_TEXT_LEN: usize = 1024;
 /// Longest short label (lock holder, operation, store, error kind, id).
 pub const MAX_LABEL_LEN: usize = 256;
 
 const EVENT_TYPES: &str = "state, heartbeat, heartbeat_failed, keepalives, auth, \
-credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, error, \
-counter, gauge, labels";
+credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, ack, \
+error, counter, gauge, labels";
 
 fn truncate_for_error(text: &str) -> String {
     if text.chars().count() > 64 {
@@ -332,6 +401,53 @@ fn metric_name(value: Option<WireValue>) -> Result<MetricName, EventError> {
             ),
         )
     })
+}
+
+fn message_ids(value: Option<WireIds>) -> Result<Box<[Box<str>]>, EventError> {
+    const WANTED: &str = "an array of the gateway's message ids (strings)";
+    let items = match value {
+        None => return Ok(Box::default()),
+        Some(WireIds::Other(got)) => {
+            return Err(EventError::new(
+                "ids",
+                format!("must be {WANTED}, got {got}"),
+            ));
+        }
+        Some(WireIds::List(items)) => items,
+    };
+    if items.len() > MAX_IDS {
+        return Err(EventError::new(
+            "ids",
+            format!("holds more than {MAX_IDS} ids; send them in several events"),
+        ));
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            WireValue::Text(t) if !t.is_empty() && t.chars().count() <= MAX_LABEL_LEN => {
+                ids.push(t.into_boxed_str())
+            }
+            WireValue::Text(t) if t.is_empty() => {
+                return Err(EventError::new("ids", format!("ids[{i}] is empty")));
+            }
+            WireValue::Text(t) => {
+                return Err(EventError::new(
+                    "ids",
+                    format!(
+                        "ids[{i}] is {} characters long; the limit is {MAX_LABEL_LEN}",
+                        t.chars().count()
+                    ),
+                ));
+            }
+            other => {
+                return Err(EventError::new(
+                    "ids",
+                    format!("ids[{i}] must be a string, got {}", other.describe()),
+                ));
+            }
+        }
+    }
+    Ok(ids.into_boxed_slice())
 }
 
 /// A refused label as an [`EventError`] on the field `labels`, naming the
@@ -506,9 +622,84 @@ impl RawEvent {
                         ));
                     }
                 };
+                let ids = message_ids(self.ids)?;
+                if !ids.is_empty() && direction == Direction::Inbound {
+                    return Err(EventError::new(
+                        "ids",
+                        "is for outbound messages only (the ids of sends whose acks follow)",
+                    ));
+                }
+                let count = match count("count", self.count)? {
+                    None => u32::try_from(ids.len()).unwrap_or(u32::MAX).max(1),
+                    Some(n) if (n as usize) < ids.len() => {
+                        return Err(EventError::new(
+                            "count",
+                            format!("is {n}, fewer than the {} ids given", ids.len()),
+                        ));
+                    }
+                    Some(n) => n,
+                };
                 EventKind::Message {
                     direction,
-                    count: count("count", self.count)?.unwrap_or(1),
+                    count,
+                    ids,
+                }
+            }
+            "ack" => {
+                let message =
+                    required_text("message", self.message, MAX_LABEL_LEN).map_err(|e| {
+                        EventError::new(
+                            "message",
+                            format!("{} (the gateway's message id)", e.problem),
+                        )
+                    })?;
+                if message.is_empty() {
+                    return Err(EventError::new(
+                        "message",
+                        "must not be empty (the gateway's message id)",
+                    ));
+                }
+                let raw = required_text("status", self.status, 64)?;
+                let status = AckStatus::parse(&raw).ok_or_else(|| {
+                    EventError::new(
+                        "status",
+                        format!(
+                            "\"{}\" is not an ack status (one of server, delivered, read, played, error)",
+                            truncate_for_error(&raw)
+                        ),
+                    )
+                })?;
+                // A code may come as a number (Baileys' `"463"`, the Cloud
+                // API's 131048): kept as its text.
+                let code = match self.code {
+                    None => None,
+                    Some(WireValue::Int(n)) => Some(n.to_string()),
+                    // `463.0` is the integer 463 in JSON.
+                    Some(WireValue::Float(f)) if f.fract() == 0.0 && f.abs() < 1e18 => {
+                        Some((f as i64).to_string())
+                    }
+                    Some(WireValue::Text(t)) => Some(t),
+                    Some(other) => {
+                        return Err(EventError::new(
+                            "code",
+                            format!("must be a string or a number, got {}", other.describe()),
+                        ));
+                    }
+                };
+                let code = code
+                    .map(|c| ErrorCode::parse(&c).map_err(|p| EventError::new("code", p)))
+                    .transpose()?;
+                if code.is_some() && status != AckStatus::Error {
+                    return Err(EventError::new(
+                        "code",
+                        format!("is for error acks only (status is {})", status.as_str()),
+                    ));
+                }
+                EventKind::Ack {
+                    message,
+                    status,
+                    code,
+                    detail: text("detail", self.detail, MAX_TEXT_LEN)?,
                 }
             }
             "error" => EventKind::Error {

@@ -55,6 +55,7 @@ fn platform_counters_follow_messages_errors_counters_and_gauges() {
         EventKind::Message {
             direction: Direction::Inbound,
             count: 150,
+            ids: Box::default(),
         },
     ));
     fleet.apply(&ev(
@@ -62,6 +63,7 @@ fn platform_counters_follow_messages_errors_counters_and_gauges() {
         EventKind::Message {
             direction: Direction::Outbound,
             count: 2,
+            ids: Box::default(),
         },
     ));
     fleet.apply(&ev(

@@ -25,6 +25,7 @@ fn inbound(secs: f64, count: u32) -> Event {
         EventKind::Message {
             direction: Direction::Inbound,
             count,
+            ids: Box::default(),
         },
     )
 }

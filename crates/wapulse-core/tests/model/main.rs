@@ -2,6 +2,7 @@
 //! alerts out. One test binary (faster to link than one per file).
 
 mod alerting;
+mod delivery;
 mod fleet;
 mod gateways;
 mod labels;

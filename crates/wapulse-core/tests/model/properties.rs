@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 use wapulse_core::labels::LabelChanges;
 use wapulse_core::{
-    AuthMethod, Direction, DurationMs, Event, EventKind, Fleet, Level, MetricName, SessionState,
-    Thresholds, ThresholdsConfig, evaluate,
+    AckStatus, AuthMethod, Direction, DurationMs, ErrorCode, Event, EventKind, Fleet, Level,
+    MetricName, SessionState, Thresholds, ThresholdsConfig, evaluate,
 };
 
 use crate::support::*;
@@ -41,7 +41,20 @@ fn kind() -> impl Strategy<Value = EventKind> {
         1 => (any::<bool>(), 0u32..10).prop_map(|(inbound, count)| EventKind::Message {
             direction: if inbound { Direction::Inbound } else { Direction::Outbound },
             count,
+            ids: Box::default(),
         }),
+        2 => proptest::collection::vec(0u8..12, 1..4).prop_map(|ids| EventKind::Message {
+            direction: Direction::Outbound,
+            count: ids.len() as u32,
+            ids: ids.into_iter().map(|i| format!("m{i}").into()).collect(),
+        }),
+        2 => (0u8..14, proptest::sample::select(AckStatus::ALL.to_vec()), proptest::sample::select(vec![None, Some("463"), Some("429"), Some("479")]))
+            .prop_map(|(id, status, code)| EventKind::Ack {
+                message: format!("m{id}").into(),
+                status,
+                code: code.filter(|_| status == AckStatus::Error).map(|c| ErrorCode::parse(c).unwrap()),
+                detail: None,
+            }),
         1 => Just(EventKind::Error { kind: "send".into(), message: None }),
         1 => (0.0f64..10.0).prop_map(|delta| EventKind::Counter { name: MetricName::parse("jobs").unwrap(), delta }),
         1 => (-5.0f64..5.0).prop_map(|value| EventKind::Gauge { name: MetricName::parse("active").unwrap(), value }),
@@ -77,11 +90,17 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
-/// The whole state, labels and liveness included (the session's serde
-/// form leaves them out; snapshots store them beside it).
+/// The whole state, labels, liveness and delivery included (the
+/// session's serde form leaves them out; snapshots store them beside it).
 fn state_json(fleet: &Fleet) -> String {
     let state = fleet.state_ref();
-    serde_json::to_string(&(fleet.to_state(), state.labels(), state.liveness())).unwrap()
+    serde_json::to_string(&(
+        fleet.to_state(),
+        state.labels(),
+        state.liveness(),
+        state.delivery(),
+    ))
+    .unwrap()
 }
 
 proptest! {

@@ -416,6 +416,8 @@ fn every_alert_has_an_action_and_a_message() {
             since: None,
             context: 10,
             cause: None,
+            codes: [wapulse_core::ErrorCode::parse("463").ok(), None],
+            until: None,
         };
         assert!(!alert.message().is_empty());
         assert!(!alert.action().is_empty());

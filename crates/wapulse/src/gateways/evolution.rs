@@ -25,13 +25,16 @@
 //! `logout.instance`, `connection.update` close): whichever order they
 //! land in, the session ends `logged_out` with the close code.
 //! | `messages.upsert` | `message` (direction from `key.fromMe`) |
-//! | `send.message` | `message` outbound |
+//! | `send.message` | `message` outbound, its id in `ids` |
+//! | `messages.update` (`fromMe`) | `ack`: ERROR `error` (code from `messageStubParameters`), SERVER_ACK `server`, DELIVERY_ACK `delivered`, READ `read`, PLAYED `played` |
 //! | `wuid` | label `me` |
 
 use serde_json::Value;
-use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
+use wapulse_core::{AckStatus, AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
-use super::{Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, session_id, text};
+use super::{
+    Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, error_code, session_id, text,
+};
 
 /// Evolution names events `connection.update`, `CONNECTION_UPDATE` or, in
 /// a sub-path, `connection-update`: all read as `connection.update`.
@@ -139,9 +142,31 @@ pub fn map(
                 let key = m.get("key").unwrap_or(&Value::Null);
                 let from_me = event == "send.message"
                     || key.get("fromMe").and_then(Value::as_bool) == Some(true);
-                batch.message("evo-msg", from_me, text(key, "id"));
+                let id = text(key, "id");
+                batch.message("evo-msg", from_me, id);
+                if let (true, Some(id)) = (from_me, id) {
+                    message_ack(&mut batch, id, m);
+                }
             }
             !messages.is_empty()
+        }
+        "messages.update" => {
+            // One update, or a list of them.
+            let updates: Vec<&Value> = match data {
+                Value::Array(items) => items.iter().collect(),
+                Value::Object(_) => vec![data],
+                _ => Vec::new(),
+            };
+            let mut any = false;
+            for u in updates {
+                let from_me = u.get("fromMe").and_then(Value::as_bool) == Some(true)
+                    || u.pointer("/key/fromMe").and_then(Value::as_bool) == Some(true);
+                let id = text(u, "keyId").or_else(|| u.get("key").and_then(|k| text(k, "id")));
+                if let (true, Some(id)) = (from_me, id) {
+                    any |= message_ack(&mut batch, id, u);
+                }
+            }
+            any
         }
         _ => false,
     };
@@ -151,6 +176,30 @@ pub fn map(
     batch.no_keepalives(&prior);
     batch.labels(&prior, &[("me", me)]);
     Ok(batch.finish(event))
+}
+
+/// Evolution's `status` (ERROR, PENDING, SERVER_ACK, DELIVERY_ACK, READ,
+/// PLAYED; DELETED as a fallback) as an ack event; returns whether it was
+/// one. An error's code, when Baileys gave one, is in
+/// `messageStubParameters`.
+fn message_ack(batch: &mut Batch, id: &str, update: &Value) -> bool {
+    let status = match update.get("status").and_then(Value::as_str) {
+        Some("ERROR") => AckStatus::Error,
+        Some("SERVER_ACK") => AckStatus::Server,
+        Some("DELIVERY_ACK") => AckStatus::Delivered,
+        Some("READ") => AckStatus::Read,
+        Some("PLAYED") => AckStatus::Played,
+        _ => return false,
+    };
+    let params = update
+        .get("messageStubParameters")
+        .and_then(Value::as_array);
+    let (code, detail) = match (status, params) {
+        (AckStatus::Error, Some(p)) => (error_code(p.first()), p.get(1).and_then(Value::as_str)),
+        _ => (None, None),
+    };
+    batch.ack("evo", id, status, code, detail);
+    true
 }
 
 /// The reason a QR wait carries when Evolution offered a pairing code.

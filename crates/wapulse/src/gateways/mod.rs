@@ -17,16 +17,21 @@
 //!   HEARTBEAT_STALE / DEAD never page for them; INBOUND_SILENCE and the
 //!   state do.
 //! - "Connecting" after connected is a reconnect.
+//! - A send carries its message id (`ids`) and every ack of it names the
+//!   same id, cut the same way; an ack's event id is the message and its
+//!   status, so the same ack delivered twice counts once.
 
 mod bounded;
 pub mod config;
 pub mod evolution;
 pub mod waha;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wapulse_core::labels::LabelChanges;
 use wapulse_core::{
-    Direction, Event, EventKind, FleetSnapshot, Labels, SessionId, SessionState, Timestamp,
+    AckStatus, Direction, ErrorCode, Event, EventKind, FleetSnapshot, Labels, SessionId,
+    SessionState, Timestamp,
 };
 
 pub use config::{GatewaySettings, RawGateways};
@@ -176,17 +181,52 @@ impl Batch {
         } else {
             Direction::Inbound
         };
-        let kind = EventKind::Message {
-            direction,
-            count: 1,
-        };
-        match message_id {
-            Some(id) if !id.is_empty() => {
-                let id = format!("{tag}:{}:{id}:{}", self.session, direction.as_str());
+        match message_id.filter(|id| !id.is_empty()) {
+            Some(message) => {
+                // A send carries its id, so that its acks can be followed.
+                let ids: Box<[Box<str>]> = if from_me {
+                    Box::new([message_key(message).into()])
+                } else {
+                    Box::default()
+                };
+                let kind = EventKind::Message {
+                    direction,
+                    count: 1,
+                    ids,
+                };
+                let id = format!("{tag}:{}:{message}:{}", self.session, direction.as_str());
                 self.push_with_id(kind, id)
             }
-            _ => self.push(kind),
+            None => self.push(EventKind::Message {
+                direction,
+                count: 1,
+                ids: Box::default(),
+            }),
         }
+    }
+
+    /// An ack for the sent message `message`, keyed by message and status
+    /// so that a retried delivery (or the same ack in two events) counts
+    /// once.
+    pub fn ack(
+        &mut self,
+        tag: &str,
+        message: &str,
+        status: AckStatus,
+        code: Option<ErrorCode>,
+        detail: Option<&str>,
+    ) {
+        if message.is_empty() {
+            return;
+        }
+        let kind = EventKind::Ack {
+            message: message_key(message).into(),
+            status,
+            code,
+            detail: detail.map(|d| truncate(d, wapulse_core::event::MAX_TEXT_LEN).into()),
+        };
+        let id = format!("{tag}:{}:ack:{message}:{}", self.session, status.as_str());
+        self.push_with_id(kind, id);
     }
 
     /// The "no regular keepalives" declaration, once per session.
@@ -229,6 +269,24 @@ impl Batch {
             events: self.events,
         }
     }
+}
+
+/// A gateway's message id as events carry it (at most
+/// [`MAX_LABEL_LEN`](wapulse_core::event::MAX_LABEL_LEN) characters: a send
+/// and its acks cut the same way).
+fn message_key(id: &str) -> String {
+    truncate(id, wapulse_core::event::MAX_LABEL_LEN)
+}
+
+/// An error code as a gateway gave it (a string or a number), when it is
+/// one wapulse can hold.
+pub fn error_code(value: Option<&Value>) -> Option<ErrorCode> {
+    let text = match value? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    ErrorCode::parse(&text).ok()
 }
 
 fn truncate(text: &str, chars: usize) -> String {

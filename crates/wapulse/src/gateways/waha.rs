@@ -14,15 +14,16 @@
 //! | `engine.event` `creds.update` (NOWEB) | `credentials_written` |
 //! | `engine.event` KeepAliveTimeout / KeepAliveRestored (GOWS) | `heartbeat_failed` / `heartbeat` |
 //! | `engine.event` StreamReplaced / LoggedOut / `gows.ConnectedEventData` (GOWS) | `disconnected` 440 / `logged_out` / `connected` |
-//! | `message`, `message.any` | `message` (direction from `fromMe`; one per message id) |
+//! | `message`, `message.any` | `message` (direction from `fromMe`; one per message id; a send carries its id in `ids`, and its `ack` when it has one) |
+//! | `message.ack` (`fromMe`) | `ack`: -1 `error` (code from `_data.messageStubParameters`), 1 `server`, 2 `delivered`, 3 `read`, 4 `played` |
 //! | `me.id`, `engine` | labels `me`, `engine` |
 
 use serde_json::Value;
-use wapulse_core::{AuthMethod, EventKind, SessionId, SessionState, Timestamp};
+use wapulse_core::{AckStatus, AuthMethod, EventKind, SessionId, SessionState, Timestamp};
 
 use super::{
-    Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, is_logout_code, session_id,
-    text,
+    Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, error_code, is_logout_code,
+    session_id, text,
 };
 
 /// Maps one delivery. `delivery` is WAHA's `X-Webhook-Request-Id` (the
@@ -64,10 +65,27 @@ pub fn map(
         "engine.event" => engine_event(&mut batch, payload),
         "message" | "message.any" => {
             // `message` and `message.any` both carry an inbound message:
-            // keyed by its id, it counts once.
+            // keyed by its id, it counts once. A send (`fromMe`) may come
+            // with its ack already.
             let from_me = payload.get("fromMe").and_then(Value::as_bool) == Some(true);
-            batch.message("waha-msg", from_me, text(payload, "id"));
+            let id = text(payload, "id");
+            batch.message("waha-msg", from_me, id);
+            if let (true, Some(id)) = (from_me, id) {
+                message_ack(&mut batch, id, payload);
+            }
             true
+        }
+        "message.ack" => {
+            let from_me = payload.get("fromMe").and_then(Value::as_bool) == Some(true);
+            match (from_me, text(payload, "id")) {
+                (true, Some(id)) => {
+                    message_ack(&mut batch, id, payload);
+                    true
+                }
+                // Acks of what others sent (read receipts we gave) are not
+                // about this session's deliveries.
+                _ => false,
+            }
         }
         _ => false,
     };
@@ -78,6 +96,36 @@ pub fn map(
     let me = envelope.get("me").and_then(|m| text(m, "id"));
     batch.labels(&prior, &[("me", me), ("engine", text(&envelope, "engine"))]);
     Ok(batch.finish(event))
+}
+
+/// WAHA's `ack` (ERROR -1, PENDING 0, SERVER 1, DEVICE 2, READ 3,
+/// PLAYED 4) as an ack event; PENDING and unknown values say nothing. An
+/// error's code, when the engine gave one, is in `_data` (NOWEB passes
+/// Baileys' `messageStubParameters` through).
+fn message_ack(batch: &mut Batch, id: &str, payload: &Value) {
+    let status = match payload.get("ack").and_then(Value::as_i64) {
+        Some(-1) => AckStatus::Error,
+        Some(1) => AckStatus::Server,
+        Some(2) => AckStatus::Delivered,
+        Some(3) => AckStatus::Read,
+        Some(4) => AckStatus::Played,
+        _ => return,
+    };
+    let (code, detail) = if status == AckStatus::Error {
+        let data = payload.get("_data").unwrap_or(&Value::Null);
+        let params = ["/messageStubParameters", "/update/messageStubParameters"]
+            .iter()
+            .find_map(|p| data.pointer(p).and_then(Value::as_array));
+        let code = params.and_then(|p| error_code(p.first()));
+        let detail = params
+            .and_then(|p| p.get(1))
+            .and_then(Value::as_str)
+            .or_else(|| text(payload, "ackName"));
+        (code, detail)
+    } else {
+        (None, None)
+    };
+    batch.ack("waha", id, status, code, detail);
 }
 
 fn session_status(batch: &mut Batch, prior: &Prior, payload: &Value) -> Result<bool, Refused> {

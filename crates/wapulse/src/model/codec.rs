@@ -1,23 +1,24 @@
 //! The on-disk fleet snapshot: its body format and codec.
 //!
-//! Snapshot body format 3 (written today): one version byte (`3`), the
+//! Snapshot body format 4 (written today): one version byte (`4`), the
 //! postcard encoding of [`wapulse_core::FleetState`], then the postcard
 //! encoding of `Vec<(SessionId, Labels)>` (the labels of every session that
 //! has some, in id order), then of `Vec<(SessionId, Liveness)>` (disconnect
 //! reason, conflicts, inbound baseline, keepalive expectation; the sessions
-//! that have any). The session layout is format 1's (labels and liveness
-//! are not part of a session's serde form), so format 2 (no liveness
-//! section) and format 1 (the state alone) still decode: what they lack
-//! starts empty.
+//! that have any), then (format 4) of `Vec<(SessionId, Delivery)>` (the
+//! delivery figures of the sessions that sent or were acked). The session
+//! layout is format 1's (labels, liveness and delivery are not part of a
+//! session's serde form), so formats 3, 2 (no liveness section) and 1 (the
+//! state alone) still decode: what they lack starts empty.
 
-use wapulse_core::{Fleet, FleetState, Labels, Liveness, SessionId};
+use wapulse_core::{Delivery, Fleet, FleetState, Labels, Liveness, SessionId};
 
 use super::ModelOptions;
 use crate::store::StoreError;
 
-/// The snapshot body format written today (3: format 1, a labels section
-/// and a liveness section). Formats 1 and 2 are read.
-pub const SNAPSHOT_FORMAT: u8 = 3;
+/// The snapshot body format written today (4: format 1, a labels section,
+/// a liveness section and a delivery section). Formats 1 to 3 are read.
+pub const SNAPSHOT_FORMAT: u8 = 4;
 
 pub(super) fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fleet, StoreError> {
     let state = decode_state(body).map_err(|e| StoreError::Corrupt {
@@ -31,10 +32,10 @@ pub(super) fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fle
     ))
 }
 
-/// Decodes a snapshot body of format 1, 2 or 3, or says what is wrong.
+/// Decodes a snapshot body of format 1 to 4, or says what is wrong.
 pub(super) fn decode_state(body: &[u8]) -> Result<FleetState, String> {
     let (format, rest) = body.split_first().ok_or("empty")?;
-    if !(1..=3).contains(format) {
+    if !(1..=4).contains(format) {
         return Err(format!("unknown snapshot format {format}"));
     }
     let (mut state, mut rest): (FleetState, _) =
@@ -55,6 +56,14 @@ pub(super) fn decode_state(body: &[u8]) -> Result<FleetState, String> {
             .map_err(|e| format!("liveness section: liveness for {e}"))?;
         rest = after;
     }
+    if *format >= 4 {
+        let (delivery, after): (Vec<(SessionId, Delivery)>, _) =
+            postcard::take_from_bytes(rest).map_err(|e| format!("delivery section: {e}"))?;
+        state
+            .restore_delivery(delivery)
+            .map_err(|e| format!("delivery section: delivery for {e}"))?;
+        rest = after;
+    }
     if !rest.is_empty() {
         return Err(format!("{} bytes after the last section", rest.len()));
     }
@@ -71,5 +80,6 @@ pub fn encode(fleet: &Fleet) -> Result<Vec<u8>, String> {
     let state = fleet.state_ref();
     let body = postcard::to_extend(&state, vec![SNAPSHOT_FORMAT]).map_err(|e| e.to_string())?;
     let body = postcard::to_extend(&state.labels(), body).map_err(|e| e.to_string())?;
-    postcard::to_extend(&state.liveness(), body).map_err(|e| e.to_string())
+    let body = postcard::to_extend(&state.liveness(), body).map_err(|e| e.to_string())?;
+    postcard::to_extend(&state.delivery(), body).map_err(|e| e.to_string())
 }

@@ -184,11 +184,30 @@ fn events_with_liveness() -> Vec<Event> {
     events.push(line(serde_json::json!({
         "session": "a", "at": "2026-02-05T11:14:00Z", "type": "keepalives", "expected": false
     })));
+    // Delivery: sends with ids, their acks, a restriction.
+    events.push(line(serde_json::json!({
+        "session": "a", "at": "2026-02-05T11:15:00Z", "type": "message", "direction": "outbound",
+        "count": 4, "ids": ["m1", "m2", "m3", "m4"]
+    })));
+    for (id, status, code) in [
+        ("m1", "server", None),
+        ("m2", "delivered", None),
+        ("m3", "error", Some("463")),
+    ] {
+        let mut e = serde_json::json!({
+            "session": "a", "at": "2026-02-05T11:15:02Z", "type": "ack", "message": id,
+            "status": status
+        });
+        if let Some(code) = code {
+            e["code"] = code.into();
+        }
+        events.push(line(e));
+    }
     events
 }
 
 #[test]
-fn format_3_keeps_labels_and_liveness_exactly() {
+fn format_4_keeps_labels_liveness_and_delivery_exactly() {
     let fleet = fleet_of(&events_with_liveness());
     let b = fleet.view().get("b").unwrap();
     assert_eq!(b.liveness.conflicts_total, 1);
@@ -198,13 +217,28 @@ fn format_3_keeps_labels_and_liveness_exactly() {
     );
     let body = encode(&fleet).unwrap();
     assert_eq!(body[0], SNAPSHOT_FORMAT);
-    assert_eq!(SNAPSHOT_FORMAT, 3);
+    assert_eq!(SNAPSHOT_FORMAT, 4);
     validate(&body).unwrap();
     let back = restored(&body);
     same_model(&back, &fleet);
     let a = back.view().get("a").unwrap();
     assert!(a.liveness.keepalives_off);
     assert!(a.liveness.inbound.weight() > 0.0);
+    let d = a.delivery.as_deref().unwrap();
+    assert_eq!(
+        (
+            d.sent(),
+            d.server_acked(),
+            d.delivered(),
+            d.failed(),
+            d.pending()
+        ),
+        (4, 2, 1, 1, 1)
+    );
+    assert!(
+        d.restriction(Timestamp::from_millis(i64::MAX / 2))
+            .is_some()
+    );
     // Restored exactly: the same events on top give the same model.
     let mut more = back;
     let mut original = fleet;
@@ -212,6 +246,21 @@ fn format_3_keeps_labels_and_liveness_exactly() {
     more.apply_all(&tail);
     original.apply_all(&tail);
     same_model(&more, &original);
+}
+
+#[test]
+fn a_format_3_snapshot_restores_with_no_delivery_figures() {
+    let fleet = fleet_of(&events_with_liveness());
+    let state = fleet.state_ref();
+    let body = postcard::to_extend(&state, vec![3]).unwrap();
+    let body = postcard::to_extend(&state.labels(), body).unwrap();
+    let body = postcard::to_extend(&state.liveness(), body).unwrap();
+    validate(&body).unwrap();
+    let back = restored(&body);
+    assert!(back.view().sessions().all(|s| s.delivery.is_none()));
+    let mut expected = Session::clone(fleet.view().get("a").unwrap());
+    expected.delivery = None;
+    assert_eq!(**back.view().get("a").unwrap(), expected);
 }
 
 #[test]

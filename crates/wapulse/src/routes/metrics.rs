@@ -11,11 +11,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 use serde_json::{Value, json};
+use wapulse_core::delivery::{AckLatencies, LATENCY_BUCKETS_MS};
 use wapulse_core::{
-    AlertCode, Assessment, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
+    AlertCode, Assessment, Delivery, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
 };
 
 use super::ApiError;
@@ -229,6 +232,7 @@ fn session_series(
             .last_duration
             .map_or(f64::NAN, |d| d.as_secs_f64())
     );
+    delivery_series(out, sessions, &label, fleet);
     if fleet {
         return;
     }
@@ -316,6 +320,120 @@ fn session_series(
     for s in sessions {
         sample(f, &[("direction", "inbound")], s.traffic.inbound as f64);
         sample(f, &[("direction", "outbound")], s.traffic.outbound as f64);
+    }
+}
+
+/// Delivery series, for the sessions that have delivery figures (a fleet
+/// that never sends with ids exposes none): outstanding messages, error
+/// acks by code; per-session ack latency quantiles on a single session's
+/// page only (six series a session would swamp a fleet's scrape).
+fn delivery_series(
+    out: &mut Families,
+    sessions: &[&Session],
+    label: &dyn Fn(&Session) -> Vec<LabelPair>,
+    fleet: bool,
+) {
+    use MetricType::{COUNTER, GAUGE};
+    let sending: Vec<(&Session, &Delivery)> = sessions
+        .iter()
+        .filter_map(|s| s.delivery.as_deref().map(|d| (*s, d)))
+        .collect();
+    let f = out.family(
+        "wa_outbound_pending",
+        "Sent messages waiting for WhatsApp's server ack",
+        GAUGE,
+    );
+    for (s, d) in &sending {
+        push(f, label(s), d.pending() as f64);
+    }
+    let f = out.family(
+        "wa_outbound_messages_total",
+        "Messages sent, as delivery follows them (with or without ids)",
+        COUNTER,
+    );
+    for (s, d) in &sending {
+        push(f, label(s), d.sent() as f64);
+    }
+    let f = out.family(
+        "wa_outbound_acks_total",
+        "Sent messages by the furthest ack counted: server, delivered, read (cumulative: a \
+         delivered message was also server-acked), failed",
+        COUNTER,
+    );
+    for (s, d) in &sending {
+        for (status, n) in [
+            ("server", d.server_acked()),
+            ("delivered", d.delivered()),
+            ("read", d.read()),
+            ("failed", d.failed()),
+        ] {
+            let mut labels = label(s);
+            labels.extend(label_pairs(&[("status", status)]));
+            push(f, labels, n as f64);
+        }
+    }
+    let f = out.family(
+        "wa_delivery_errors_total",
+        "Error acks of sent messages, by code",
+        COUNTER,
+    );
+    for (s, d) in &sending {
+        for (code, n) in d.errors_total() {
+            let mut labels = label(s);
+            labels.extend(label_pairs(&[("code", code.as_str())]));
+            push(f, labels, *n as f64);
+        }
+    }
+    if fleet {
+        return;
+    }
+    let f = out.family(
+        "wa_delivery_latency_seconds",
+        "Time from send to ack over the recent acks (ack: server, delivered)",
+        GAUGE,
+    );
+    for (s, d) in &sending {
+        for (ack, p) in [
+            ("server", d.time_to_server()),
+            ("delivered", d.time_to_delivered()),
+        ] {
+            let Some(p) = p else { continue };
+            for (q, ms) in [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99)] {
+                let mut labels = label(s);
+                labels.extend(label_pairs(&[("ack", ack), ("quantile", q)]));
+                push(f, labels, f64::from(ms) / 1000.0);
+            }
+        }
+    }
+}
+
+/// The fleet's ack latency histogram (for heatmaps), by ack.
+fn latency_histogram(out: &mut Families, latencies: &AckLatencies) {
+    let f = out.family(
+        "wa_delivery_ack_latency_seconds",
+        "Time from send to ack over the fleet, since wapulse started (ack: server, delivered)",
+        MetricType::HISTOGRAM,
+    );
+    for (ack, h) in [
+        ("server", &latencies.to_server),
+        ("delivered", &latencies.to_delivered),
+    ] {
+        let mut histogram = Histogram::default();
+        let mut cumulative = 0u64;
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_MS.len());
+        for (bound, n) in LATENCY_BUCKETS_MS.iter().zip(h.counts) {
+            cumulative += n;
+            let mut b = Bucket::default();
+            b.set_upper_bound(f64::from(*bound) / 1000.0);
+            b.set_cumulative_count(cumulative);
+            buckets.push(b);
+        }
+        histogram.set_bucket(buckets);
+        histogram.set_sample_count(h.count());
+        histogram.set_sample_sum(h.sum_ms as f64 / 1000.0);
+        let mut m = Metric::from_label(label_pairs(&[("ack", ack)]));
+        m.set_histogram(histogram);
+        f.mut_metric().push(m);
     }
 }
 
@@ -440,6 +558,7 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     for (name, value) in &platform.gauges {
         sample(f, &[("name", name.as_str())], *value);
     }
+    latency_histogram(&mut out, snapshot.ack_latencies());
     probe_series(&mut out, &state);
     session_series(&mut out, &sessions, &assessments, t, now, true);
     out.encode()

@@ -201,7 +201,7 @@ pub fn table() -> Vec<Route> {
         ),
         route(
             "/sessions",
-            "List sessions (filter by status, state and label=name:value, paginated)",
+            "List sessions (filter by status, state, code (an alert code firing) and label=name:value, paginated)",
             Read,
             &[OK, (400, "bad filter"), UNAUTHORIZED],
             JSON,

@@ -1,15 +1,17 @@
 """Schemathesis hooks for wapulse's contract run (scripts/check-openapi).
 
-Three rules of the API are beyond what a JSON Schema can say. Two depend
+Some rules of the API are beyond what a JSON Schema can say. Two depend
 on the clock: an event's `at` may be at most `max_future_skew` (5 min)
 ahead of the server's clock and `max_event_age` (30 days) behind it, and a
 silence must end in the future, after it
 starts (generated date-times span years 0001-9999, so most fall on the
 wrong side). One ties the body to the path: on /v1/sessions/{id}/events an
-event's `session`, when given, must be the path's. These hooks move such
-values to the right side of the rule and touch nothing else: every other
-generated value reaches the server as generated, and a body invalid for
-another reason stays invalid.
+event's `session`, when given, must be the path's. The delivery events
+add cross-field rules: a message's `count` is at least its number of
+`ids`, `ids` are for outbound messages, an ack's `code` for error acks.
+These hooks move such values to the right side of the rule and touch
+nothing else: every other generated value reaches the server as generated,
+and a body invalid for another reason stays invalid.
 """
 
 import re
@@ -41,6 +43,28 @@ def _past_event_times(body):
             # Within max_future_skew ahead and max_event_age (30 days) behind.
             if t is not None and (t > now or t < now - timedelta(days=29)):
                 event["at"] = _stamp(now - timedelta(hours=1))
+    return body
+
+
+def _delivery_rules(body):
+    """A message's `count` is at least its number of `ids`, and `ids` are
+    for outbound messages only; an ack's `code` is for error acks only."""
+    events = body if isinstance(body, list) else [body]
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        ids = event.get("ids")
+        if event.get("type") == "message" and isinstance(ids, list):
+            if event.get("direction") == "inbound":
+                event["ids"] = None
+            elif (
+                isinstance(event.get("count"), int)
+                and not isinstance(event["count"], bool)
+                and 0 <= event["count"] < len(ids)
+            ):
+                event["count"] = len(ids)
+        if event.get("type") == "ack" and event.get("status") != "error" and "code" in event:
+            event["code"] = None
     return body
 
 
@@ -83,7 +107,7 @@ def map_case(context, case):
     if operation is None or operation.method.upper() != "POST":
         return case
     if operation.path in ("/v1/events", "/v1/sessions/{id}/events"):
-        case.body = _past_event_times(case.body)
+        case.body = _delivery_rules(_past_event_times(case.body))
     if operation.path == "/v1/sessions/{id}/events":
         # The body's `session`, when a valid id, must be the path's: a
         # cross-field rule of this route, like the clock rules above.

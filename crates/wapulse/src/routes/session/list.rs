@@ -1,22 +1,26 @@
-//! `/sessions`: every session, filtered by status, state and label, in id
-//! order, paged.
+//! `/sessions`: every session, filtered by status, state, alert code and
+//! label, in id order, paged.
 
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Serialize;
-use wapulse_core::{Assessment, Labels, Level, Session, SessionId, SessionState, evaluate};
+use wapulse_core::{
+    AlertCode, Assessment, Labels, Level, Session, SessionId, SessionState, evaluate,
+};
 
 use super::parse_limit;
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
 
-/// `GET /sessions` query: `status`, `state`, `limit`, `after` at most
-/// once each, `label=name:value` any number of times (every one must match).
+/// `GET /sessions` query: `status`, `state`, `code`, `limit`, `after` at
+/// most once each, `label=name:value` any number of times (every one must
+/// match).
 #[derive(Default)]
 struct ListQuery {
     status: Option<String>,
     state: Option<String>,
+    code: Option<String>,
     limit: Option<String>,
     after: Option<String>,
     labels: Vec<(String, String)>,
@@ -29,6 +33,7 @@ impl ListQuery {
             let slot = match key.as_str() {
                 "status" => &mut q.status,
                 "state" => &mut q.state,
+                "code" => &mut q.code,
                 "limit" => &mut q.limit,
                 "after" => &mut q.after,
                 "label" => {
@@ -37,7 +42,7 @@ impl ListQuery {
                 }
                 other => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown query parameter `{other}` (status, state, label, limit, after)"
+                        "unknown query parameter `{other}` (status, state, code, label, limit, after)"
                     )));
                 }
             };
@@ -109,6 +114,22 @@ pub(in crate::routes) async fn list(
             field: Some("state"),
         })?),
     };
+    let code = match q.code.as_deref() {
+        None => None,
+        Some(c) => Some(
+            AlertCode::ALL
+                .into_iter()
+                .find(|k| k.as_str() == c)
+                .ok_or_else(|| ApiError::BadRequest {
+                    message: format!(
+                        "code `{c}` is not an alert code (one of {})",
+                        AlertCode::ALL.map(|k| k.as_str()).join(", ")
+                    ),
+                    index: None,
+                    field: Some("code"),
+                })?,
+        ),
+    };
     let limit = parse_limit(q.limit.as_deref())?;
     let t = &state.settings.thresholds;
     let now = clock::now();
@@ -137,18 +158,20 @@ pub(in crate::routes) async fn list(
             return None;
         }
         let a = evaluate(s, t, now);
-        status.is_none_or(|w| a.level == w).then_some(a)
+        (status.is_none_or(|w| a.level == w)
+            && code.is_none_or(|c| a.alerts.iter().any(|x| x.code == c)))
+        .then_some(a)
     };
-    let total = match (status, wanted_state) {
-        // The total by level needs every session's level.
-        (Some(_), _) => snapshot
+    let total = match (status.is_some() || code.is_some(), wanted_state) {
+        // The total by level or code needs every session judged.
+        (true, _) => snapshot
             .sessions()
             .filter(|s| matching(s).is_some())
             .count(),
         // By label: a scan, but no evaluation.
-        (None, _) if !q.labels.is_empty() => snapshot.sessions().filter(|s| selected(s)).count(),
-        (None, Some(w)) => snapshot.by_state()[w.index()],
-        (None, None) => snapshot.len(),
+        (false, _) if !q.labels.is_empty() => snapshot.sessions().filter(|s| selected(s)).count(),
+        (false, Some(w)) => snapshot.by_state()[w.index()],
+        (false, None) => snapshot.len(),
     };
     let mut page: Vec<SessionRow> = Vec::with_capacity(limit.min(snapshot.len()));
     let mut more = false;

@@ -6,7 +6,11 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
-use wapulse_core::{Labels, Level, Session, SessionId, SessionState, Timestamp, evaluate};
+use std::collections::BTreeMap;
+
+use wapulse_core::{
+    Labels, Level, Session, SessionId, SessionState, Thresholds, Timestamp, evaluate,
+};
 
 use super::alerts::{AlertView, alert_views};
 use super::health::heartbeat_ok;
@@ -31,7 +35,98 @@ pub struct ObserveView {
     integrity: IntegritySection,
     circuit_breaker: BreakerSection,
     messages: MessagesSection,
+    delivery: DeliverySection,
     alerts: Vec<AlertView>,
+}
+
+/// What the session's sends became (all zero and null for a session that
+/// never sent a message with ids nor got an ack).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliverySection {
+    sent: u64,
+    server_acked: u64,
+    delivered: u64,
+    read: u64,
+    failed: u64,
+    pending: u64,
+    /// Sends not followed (no ids, or past the followed bound).
+    untracked: u64,
+    oldest_pending_age: Option<u64>,
+    time_to_server: Option<Percentiles>,
+    time_to_delivered: Option<Percentiles>,
+    errors_by_code: BTreeMap<String, u32>,
+    /// The failure window `errorsByCode` covers (ms).
+    window: u64,
+    last_error_at: Option<String>,
+    restriction: Option<RestrictionView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RestrictionView {
+    kind: &'static str,
+    code: String,
+    since: String,
+    until: Option<String>,
+    explanation: &'static str,
+    action: &'static str,
+}
+
+fn delivery_section(s: &Session, t: &Thresholds, now: Timestamp) -> DeliverySection {
+    let window = t.delivery_failure_window;
+    let percentiles = |p: Option<wapulse_core::window::Percentiles>| {
+        p.map(|p| Percentiles {
+            p50: Some(p.p50),
+            p90: Some(p.p90),
+            p99: Some(p.p99),
+        })
+    };
+    let Some(d) = s.delivery.as_deref() else {
+        return DeliverySection {
+            sent: 0,
+            server_acked: 0,
+            delivered: 0,
+            read: 0,
+            failed: 0,
+            pending: 0,
+            untracked: 0,
+            oldest_pending_age: None,
+            time_to_server: None,
+            time_to_delivered: None,
+            errors_by_code: BTreeMap::new(),
+            window: window.as_millis(),
+            last_error_at: None,
+            restriction: None,
+        };
+    };
+    DeliverySection {
+        sent: d.sent(),
+        server_acked: d.server_acked(),
+        delivered: d.delivered(),
+        read: d.read(),
+        failed: d.failed(),
+        pending: d.pending(),
+        untracked: d.untracked(),
+        oldest_pending_age: d.oldest_pending().map(|at| now.since(at).as_millis()),
+        time_to_server: percentiles(d.time_to_server()),
+        time_to_delivered: percentiles(d.time_to_delivered()),
+        errors_by_code: d
+            .errors_by_code(now, window)
+            .into_iter()
+            .map(|(c, n)| (c.as_str().to_owned(), n))
+            .collect(),
+        window: window.as_millis(),
+        last_error_at: ts(d.last_error_at()),
+        restriction: d.restriction(now).map(|r| RestrictionView {
+            kind: r.kind.as_str(),
+            code: r.code.as_str().to_owned(),
+            since: r.since.to_rfc3339(),
+            until: ts(r.until),
+            explanation: r.kind.explanation(),
+            action: r.kind.action(),
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -351,6 +446,7 @@ pub(crate) fn observe_view(state: &Shared, s: &Session, started: Instant) -> Obs
                 }
             },
         },
+        delivery: delivery_section(s, t, now),
         alerts: alert_views(&a),
     }
 }
