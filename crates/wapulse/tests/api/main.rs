@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod connections;
+mod delivery;
 mod gateways;
 mod health;
 mod ingest;
