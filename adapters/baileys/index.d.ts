@@ -1,19 +1,26 @@
 // Types for wapulse-baileys. Baileys itself is only needed for its types
 // (structural: any object with `ev`, and optionally `ws`, `query`,
-// `requestPairingCode`, is accepted).
+// `requestPairingCode`, `sendMessage`, `authState`, is accepted).
 
 /** The part of a Baileys socket (`ReturnType<typeof makeWASocket>`) the adapter uses. */
 export interface WatchableSocket {
+  /** `connection.update`, `messages.upsert`, `messages.update`, `message-receipt.update` are followed. */
   ev: {
     on(event: string, listener: (arg: any) => void): unknown;
     off(event: string, listener: (arg: any) => void): unknown;
   };
+  /** `frame` (heartbeats) and `CB:ack,class:message` (the server's acks of sends) are followed. */
   ws?: {
-    on(event: 'frame', listener: (frame: unknown) => void): unknown;
-    off?(event: 'frame', listener: (frame: unknown) => void): unknown;
+    on(event: string, listener: (frame: any) => void): unknown;
+    off?(event: string, listener: (frame: any) => void): unknown;
   };
   query?(node: unknown, timeoutMs?: number): Promise<unknown>;
   requestPairingCode?(phoneNumber: string, customPairingCode?: string): Promise<string>;
+  /** Wrapped while watched (when `append` is counted, a send is taken when it resolves); given back at stop. */
+  sendMessage?(jid: string, content: unknown, options?: unknown): Promise<unknown>;
+  /** `creds.me` (the account's own jids): group receipts of its own devices are not acks. */
+  authState?: { creds?: { me?: { id?: string; lid?: string } | null } };
+  user?: { id?: string; lid?: string } | null;
 }
 
 /** label name → value (`null` removes the label) */
@@ -33,7 +40,7 @@ export interface ClientOptions {
   flushIntervalMs?: number;
   /** Most events per request; a full batch is sent at once. Default 500. */
   maxBatch?: number;
-  /** Bound of the queue (see README: what is dropped first). Default 10 000. */
+  /** Bound of the queue (see README: what is dropped first). Default 10 000. Message ids queued are bounded at ten times it (at least 10 000). */
   maxQueue?: number;
   /** One request's time limit. Default 10 000 ms. */
   requestTimeoutMs?: number;
@@ -68,7 +75,11 @@ export interface SessionOptions {
   pingTimeoutMs?: number;
   /** Close codes that mean `logged_out`. Default [401, 403, 411]. */
   loggedOutCodes?: number[];
-  /** `messages.upsert` types counted. Default ['notify']. */
+  /**
+   * `messages.upsert` types counted. Default ['notify']. Add 'append' to
+   * count (and follow the delivery of) the gateway's own sends (Baileys'
+   * `emitOwnEvents`), and the offline backlog.
+   */
   messageTypes?: Array<'notify' | 'append'>;
 }
 
@@ -98,6 +109,10 @@ export interface Stats {
   /** messages whose count was lost (unmergeable message events dropped) */
   droppedMessages: number;
   mergedMessageEvents: number;
+  /** ack events dropped (the queue full: plain acks before message counts, error acks after) */
+  droppedAcks: number;
+  /** message ids dropped from queued outbound events (their messages still counted, not followed) */
+  droppedIds: number;
   /** most events ever kept beyond maxQueue (never-dropped kinds) */
   overCapacity: number;
   consecutiveFailures: number;
@@ -151,7 +166,8 @@ export declare class WapulseClient {
 }
 
 export declare class EventQueue {
-  constructor(max: number);
+  /** maxIds: bound of the message ids all queued events carry (default max × 10, at least 10 000). */
+  constructor(max: number, maxIds?: number);
   readonly length: number;
   push(event: Record<string, unknown>): void;
   peek(): Array<Record<string, unknown>>;

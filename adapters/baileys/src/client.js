@@ -143,10 +143,15 @@ export class WapulseClient {
     return w;
   }
 
-  /** @internal queue one event (envelope fields added here) */
-  _enqueue(session, type, fields, atMs = Date.now()) {
+  /**
+   * @internal queue one event (envelope fields added here). The id is the
+   * client's prefix and sequence unless the caller gives one derived from
+   * what the event says (acks: `ack:<message id>:<status>`, the same
+   * whoever reports it and however often).
+   */
+  _enqueue(session, type, fields, atMs = Date.now(), id = undefined) {
     if (this.stopped) return false;
-    const event = { session, type, at: new Date(atMs).toISOString(), id: `${this.idPrefix}-${(this.seq++).toString(36)}`, ...fields };
+    const event = { session, type, at: new Date(atMs).toISOString(), id: id ?? `${this.idPrefix}-${(this.seq++).toString(36)}`, ...fields };
     this.queue.push(event);
     this.counters.enqueued++;
     if (this.queue.length >= this.maxBatch && !this.kick) {

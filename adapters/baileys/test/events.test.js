@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWatcher } from '../src/index.js';
 import { Wapulse, TOKEN, waitFor, binaryPresent, WAPULSE_BIN } from './helpers/wapulse.js';
-import { loopbackServer, socket, memoryAuth, fixture, nextUpdate, endQuietly } from './helpers/baileys.js';
+import { loopbackServer, socket, memoryAuth, fixture, nextUpdate, endQuietly, renumbered } from './helpers/baileys.js';
 
 let wapulse;
 let hold;
@@ -71,7 +71,7 @@ test('open → connected + session_restore; messages counted exactly; saveCreds 
   sock.ev.emit('connection.update', fixture('connection-open.json'));
   const up = fixture('messages-upsert.json');
   for (let i = 0; i < 4; i++) sock.ev.emit('messages.upsert', up.notifyInbound); // 3 each
-  for (let i = 0; i < 3; i++) sock.ev.emit('messages.upsert', up.notifyOutbound); // 2 each
+  for (let i = 0; i < 3; i++) sock.ev.emit('messages.upsert', renumbered(up.notifyOutbound, i)); // 2 new sends each
   sock.ev.emit('messages.upsert', up.append); // not counted
   sock.ev.emit('connection.update', fixture('connection-pending-notifications.json'));
   sock.ev.emit('creds.update', fixture('creds-update.json'));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createWatcher } from '../src/index.js';
 import { Wapulse, TOKEN, waitFor, binaryPresent, WAPULSE_BIN } from './helpers/wapulse.js';
-import { loopbackServer, socket, memoryAuth, fixture, nextUpdate, endQuietly } from './helpers/baileys.js';
+import { loopbackServer, socket, memoryAuth, fixture, nextUpdate, endQuietly, renumbered } from './helpers/baileys.js';
 
 let wapulse;
 let hold;
@@ -32,11 +32,13 @@ after(async () => {
 const stateList = (journal) =>
   journal.filter((e) => e.type === 'state').map((e) => (e.reason === undefined ? e.state : `${e.state}:${e.reason}`));
 
+let sends = 0;
 function upsert(sock, inbound, outbound) {
   const up = fixture('messages-upsert.json');
   const one = (m) => ({ type: 'notify', messages: [m] });
   for (let i = 0; i < inbound; i++) sock.ev.emit('messages.upsert', one(up.notifyInbound.messages[i % 3]));
-  for (let i = 0; i < outbound; i++) sock.ev.emit('messages.upsert', one(up.notifyOutbound.messages[i % 2]));
+  // each send a message of its own (wapulse takes a repeated id for the same one)
+  for (let i = 0; i < outbound; i++) sock.ev.emit('messages.upsert', renumbered(one(up.notifyOutbound.messages[i % 2]), ++sends));
 }
 
 test('events made while wapulse is down arrive after its restart: nothing lost, nothing doubled', async () => {

@@ -114,3 +114,87 @@ test('take and unshift keep the order', () => {
   assert.deepEqual(q.peek().map((e) => e.id), all);
   assert.equal(q.length, 30);
 });
+
+const ack = (status, message = 'm') => ev('ack', { message, status });
+const out = (ids, count = ids.length) => ev('message', { direction: 'outbound', count, ids });
+
+test('acks are dropped after message counts are merged and before they are dropped; error acks last', () => {
+  const q = new EventQueue(10);
+  q.push(st('connected'));
+  const errors = [ack('error', 'e1'), ack('error', 'e2')];
+  for (const e of errors) q.push(e);
+  const delivered = Array.from({ length: 6 }, (_, i) => ack('delivered', `d${i}`));
+  for (const e of delivered) q.push(e);
+  q.push(msg('inbound', 1));
+  q.push(ack('read', 'r')); // 11: two over 90 %
+  assert.deepEqual(
+    q.peek().map((e) => e.message ?? e.type),
+    ['state', 'e1', 'e2', 'd2', 'd3', 'd4', 'd5', 'message', 'r'],
+  );
+  assert.equal(q.stats.droppedAcks, 2);
+  assert.equal(q.stats.droppedMessages, 0);
+
+  const r = new EventQueue(5);
+  r.push(st('connected'));
+  r.push(ack('error', 'e1'));
+  r.push(msg('inbound', 2));
+  r.push(ack('error', 'e2'));
+  r.push(ack('server', 's'));
+  r.push(st('disconnected')); // the plain ack, then the message count
+  assert.deepEqual(r.peek().map((e) => e.message ?? e.state), ['connected', 'e1', 'e2', 'disconnected']);
+  assert.equal(r.stats.droppedMessages, 2);
+  r.push(st('reconnecting'));
+  r.push(st('connected')); // only error acks are left to drop
+  assert.deepEqual(r.peek().map((e) => e.state), ['connected', 'disconnected', 'reconnecting', 'connected']);
+  assert.equal(r.stats.droppedAcks, 3);
+});
+
+test('merged outbound counts keep their ids ahead of their acks, at most 1000 ids an event', () => {
+  const q = new EventQueue(4);
+  const first = out(['a']);
+  q.push(first);
+  q.push(ack('server', 'a'));
+  q.push(out(['b']));
+  q.push(out(['c', 'd'], 3));
+  q.push(st('connected')); // merged into the oldest: ids stay before later acks
+  assert.deepEqual(q.peek().map((e) => [e.type, e.count, e.ids ?? e.message]), [
+    ['message', 5, ['a', 'b', 'c', 'd']],
+    ['ack', undefined, 'a'],
+    ['state', undefined, undefined],
+  ]);
+  assert.equal(q.peek()[0].id, first.id);
+  assert.equal(q.stats.mergedMessageEvents, 2);
+  assert.equal(q.ids, 4);
+
+  const full = new EventQueue(10);
+  full.push(out(Array.from({ length: 997 }, (_, i) => `x${i}`)));
+  full.push(out(['y1', 'y2']));
+  full.push(out(['z1', 'z2'], 3));
+  for (let i = 0; i < 8; i++) full.push(st('connected')); // 11: two merges
+  const [m] = full.peek();
+  assert.equal(m.count, 1002, 'every message still counted');
+  assert.equal(m.ids.length, 1000);
+  assert.deepEqual(m.ids.slice(-3), ['y1', 'y2', 'z1']);
+  assert.equal(full.stats.droppedIds, 1);
+  assert.equal(full.ids, 1000);
+});
+
+test('the ids queued are bounded: the oldest unsent events lose theirs, counts kept', () => {
+  const q = new EventQueue(100, 50);
+  const sent = out(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9', 's10']);
+  q.push(sent);
+  const taken = q.take(1);
+  taken[0].attempted = true;
+  q.unshift(taken); // an event already sent once is never changed
+  for (let i = 0; i < 6; i++) q.push(out(Array.from({ length: 10 }, (_, j) => `m${i}-${j}`)));
+  const left = q.peek();
+  assert.ok(q.ids <= 50, `ids ${q.ids}`);
+  assert.equal(left.length, 7);
+  assert.deepEqual(left[0].ids, sent.ids);
+  assert.ok(left.every((e) => e.count === 10));
+  assert.equal(left.filter((e) => !e.ids).length, 2);
+  assert.equal(q.stats.droppedIds, 20);
+  assert.deepEqual(left.at(-1).ids.length, 10, 'the newest keep theirs');
+  q.take(100);
+  assert.equal(q.ids, 0);
+});

@@ -15,6 +15,17 @@ export function fixture(name) {
 }
 
 /**
+ * A copy of a recorded `messages.upsert` (or any `{ messages }` / list of
+ * `{ key }`) whose message ids end in `n` (4 hex digits): the same payload
+ * as new messages. wapulse takes a repeated id for the same message.
+ */
+export function renumbered(payload, n) {
+  const tail = (Number(n) & 0xffff).toString(16).toUpperCase().padStart(4, '0');
+  const fix = (m) => (m?.key?.id ? { ...m, key: { ...m.key, id: m.key.id.slice(0, -4) + tail } } : m);
+  return Array.isArray(payload) ? payload.map(fix) : { ...payload, messages: payload.messages.map(fix) };
+}
+
+/**
  * A loopback server for Baileys to connect to.
  * mode 'close': a WebSocket server that accepts each connection and closes it
  * (Baileys answers with `close` 428, as against a real server that drops it).
