@@ -184,6 +184,30 @@ async fn hostile_labels_render_as_text() {
 }
 
 #[tokio::test]
+async fn a_session_page_shows_its_delivery_and_a_restriction_with_its_action() {
+    let app = spawn_app().await;
+    app.ingest(serde_json::json!([
+        {"session": "sender", "type": "state", "state": "connected"},
+        {"session": "sender", "type": "message", "direction": "outbound", "ids": ["a", "b", "c"]},
+        {"session": "sender", "type": "ack", "message": "a", "status": "error", "code": "463"},
+    ]))
+    .await;
+    let (code, html) = page(&app, "/ui/sessions/sender").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("<h3>delivery</h3>"), "{html}");
+    for row in [
+        "<dt>pending</dt><dd>2</dd>",
+        "<dt>failed</dt><dd>1</dd>",
+        "<dt>restriction.kind</dt><dd>reachout_timelock</dd>",
+        "<dt>errorsByCode.463</dt><dd>1</dd>",
+    ] {
+        assert!(html.contains(row), "{row} in {html}");
+    }
+    assert!(html.contains("ACCOUNT_RESTRICTED"), "{html}");
+    assert!(html.contains("Do NOT re-pair"), "{html}");
+}
+
+#[tokio::test]
 async fn a_session_page_shows_its_timeline_alerts_and_events() {
     let app = spawn_app().await;
     fleet(&app).await;
