@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use wapulse_core::{
-    Direction, Event, EventKind, Fleet, Session, SessionId, SessionState, Thresholds, Timestamp,
-    evaluate,
+    AckStatus, Direction, Event, EventKind, Fleet, Session, SessionId, SessionState, Thresholds,
+    Timestamp, evaluate,
 };
 
 const ORIGIN: i64 = 1_770_000_000_000;
@@ -110,7 +110,30 @@ fn eval(c: &mut Criterion) {
         troubled.apply(&event(&one[0], now.as_millis() - ORIGIN, kind), &t);
     }
     let later = now.plus(wapulse_core::DurationMs::from_mins(40));
+    // A session with its whole outstanding window waiting (the stall scan
+    // reads every followed message).
+    let mut mute = healthy.clone();
+    for chunk in 0..4 {
+        let ids: Box<[Box<str>]> = (0..256)
+            .map(|i| format!("3EB0{:016X}", chunk * 256 + i).into())
+            .collect();
+        mute.apply(
+            &event(
+                &one[0],
+                now.as_millis() - ORIGIN,
+                EventKind::Message {
+                    direction: Direction::Outbound,
+                    count: 256,
+                    ids,
+                },
+            ),
+            &t,
+        );
+    }
     let mut g = c.benchmark_group("evaluate");
+    g.bench_function("session_with_1024_outstanding_sends", |b| {
+        b.iter(|| evaluate(black_box(&mute), &t, later))
+    });
     g.bench_function("healthy_session", |b| {
         b.iter(|| evaluate(black_box(&healthy), &t, now))
     });
@@ -133,6 +156,41 @@ fn rollup(c: &mut Criterion) {
         b.iter(|| snapshot.rollup(&t, now))
     });
     g.bench_function("snapshot_100k_sessions", |b| b.iter(|| fleet.snapshot()));
+    // The same fleet, every session sending: 20 sends with ids, 17 acked.
+    let mut sending = fleet.clone();
+    let sends: Vec<Event> = many
+        .iter()
+        .flat_map(|id| {
+            let ids: Box<[Box<str>]> = (0..20).map(|i| format!("m{i}").into()).collect();
+            let acks = (0..17).map(move |i| {
+                event(
+                    id,
+                    150_001,
+                    EventKind::Ack {
+                        message: format!("m{i}").into(),
+                        status: AckStatus::Server,
+                        code: None,
+                        detail: None,
+                    },
+                )
+            });
+            std::iter::once(event(
+                id,
+                150_000,
+                EventKind::Message {
+                    direction: Direction::Outbound,
+                    count: 20,
+                    ids,
+                },
+            ))
+            .chain(acks)
+        })
+        .collect();
+    sending.apply_all(&sends);
+    let sending_snapshot = sending.snapshot();
+    g.bench_function("fleet_100k_sessions_sending", |b| {
+        b.iter(|| sending_snapshot.rollup(&t, now))
+    });
     // The cost a writer pays per ingest batch when it publishes a snapshot
     // after every batch: copy-on-write of the touched shards and sessions.
     let batch: Vec<Event> = (0..100)

@@ -5,7 +5,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use wapulse_core::{Event, EventKind, Fleet, SessionId, SessionState, Thresholds, Timestamp};
+use wapulse_core::delivery::MAX_FOLLOWED;
+use wapulse_core::{
+    AckStatus, Direction, ErrorCode, Event, EventKind, Fleet, SessionId, SessionState, Thresholds,
+    Timestamp,
+};
 
 struct Counting;
 
@@ -76,4 +80,66 @@ fn main() {
         std::mem::size_of::<wapulse_core::Session>(),
     );
     assert_eq!(fleet.view().len(), N);
+    drop(fleet);
+
+    // Sessions that send: every one with a full outstanding window (the
+    // bound of followed messages, none acked) and a few error codes.
+    const SENDERS: usize = 1_000;
+    let at = |ms: i64| Timestamp::from_millis(1_770_000_000_000 + ms);
+    let mut events = Vec::new();
+    for id in &ids[..SENDERS] {
+        events.push(Event {
+            session: id.clone(),
+            at: at(0),
+            id: None,
+            kind: EventKind::State {
+                state: SessionState::Connected,
+                reason: None,
+            },
+        });
+        for chunk in 0..(MAX_FOLLOWED / 256) {
+            let ids: Box<[Box<str>]> = (0..256)
+                .map(|i| format!("3EB0{:016X}", chunk * 256 + i).into())
+                .collect();
+            events.push(Event {
+                session: id.clone(),
+                at: at(1_000 + chunk as i64),
+                id: None,
+                kind: EventKind::Message {
+                    direction: Direction::Outbound,
+                    count: 256,
+                    ids,
+                },
+            });
+        }
+        for code in ["463", "429", "479"] {
+            events.push(Event {
+                session: id.clone(),
+                at: at(2_000),
+                id: None,
+                kind: EventKind::Ack {
+                    message: "not-followed".into(),
+                    status: AckStatus::Error,
+                    code: ErrorCode::parse(code).ok(),
+                    detail: None,
+                },
+            });
+        }
+    }
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut fleet = Fleet::with_dedup_capacity(Thresholds::default(), 0);
+    fleet.apply_all(&events);
+    let after = LIVE.load(Ordering::Relaxed);
+    let pending: u64 = fleet
+        .view()
+        .sessions()
+        .map(|s| s.delivery.as_deref().map_or(0, |d| d.pending()))
+        .sum();
+    assert_eq!(pending, (SENDERS * MAX_FOLLOWED) as u64);
+    println!(
+        "memory: {SENDERS} sending sessions, each with {MAX_FOLLOWED} messages outstanding, hold \
+         {:.0} bytes per session ({} of them the delivery figures' own struct)",
+        (after - before) as f64 / SENDERS as f64,
+        std::mem::size_of::<wapulse_core::Delivery>(),
+    );
 }

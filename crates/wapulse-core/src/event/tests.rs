@@ -379,3 +379,12 @@ fn an_ack_names_its_message_status_and_code() {
         assert!(e.problem.contains(says), "{json}: {e}");
     }
 }
+
+#[test]
+fn a_numeric_code_is_kept_as_its_text_within_18_digits() {
+    let ev = parse(r#"{"type":"ack","message":"a","status":"error","code":131048.0}"#).unwrap();
+    assert!(matches!(ev.kind, EventKind::Ack { code: Some(c), .. } if c.as_str() == "131048"));
+    let e = parse(r#"{"type":"ack","message":"a","status":"error","code":1000000000000000000}"#)
+        .unwrap_err();
+    assert_eq!(e.field, "code", "{e}");
+}

@@ -671,12 +671,19 @@ impl RawEvent {
                 })?;
                 // A code may come as a number (Baileys' `"463"`, the Cloud
                 // API's 131048): kept as its text.
+                const MAX_NUMERIC_CODE: i64 = 999_999_999_999_999_999;
                 let code = match self.code {
                     None => None,
-                    Some(WireValue::Int(n)) => Some(n.to_string()),
+                    Some(WireValue::Int(n)) if n.abs() <= MAX_NUMERIC_CODE => Some(n.to_string()),
                     // `463.0` is the integer 463 in JSON.
                     Some(WireValue::Float(f)) if f.fract() == 0.0 && f.abs() < 1e18 => {
                         Some((f as i64).to_string())
+                    }
+                    Some(WireValue::Int(_) | WireValue::Float(_)) => {
+                        return Err(EventError::new(
+                            "code",
+                            format!("a numeric code has at most 18 digits (±{MAX_NUMERIC_CODE})"),
+                        ));
                     }
                     Some(WireValue::Text(t)) => Some(t),
                     Some(other) => {
