@@ -51,7 +51,8 @@ enum Role {
     /// acked: a mute session.
     Mute,
     /// WhatsApp refuses its sends with 463 for a minute (a reach-out
-    /// timelock), until a later send is delivered.
+    /// timelock); restricted until a later send is delivered, four
+    /// minutes on.
     Restricted,
 }
 
@@ -502,10 +503,13 @@ impl Simulation {
                         out.push(ev(id, now, inbound(1)));
                     }
                 }
+                // Refused with 463 from 90 s to 150 s; then the gateway
+                // holds its sends until 400 s, when a delivered one lifts
+                // the restriction.
                 Role::Restricted if t.is_multiple_of(10) => {
                     if (90..150).contains(&t) {
                         self.send(&mut out, id, now, &[(1, AckStatus::Error, Some("463"))]);
-                    } else {
+                    } else if !(150..400).contains(&t) {
                         self.healthy_send(&mut out, id, now);
                     }
                 }
