@@ -156,6 +156,37 @@ async fn each_alert_code_through_ingest() {
             "INBOUND_SILENCE",
             "critical",
         ),
+        (
+            "mute",
+            json!([connected(900), {"type": "heartbeat"},
+                {"type": "message", "direction": "outbound", "ids": ["a", "b", "c"], "at": ago(700)}]),
+            "DELIVERY_STALLED",
+            "critical",
+        ),
+        (
+            "refused",
+            {
+                let ids: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+                let mut events = vec![
+                    connected(600),
+                    json!({"type": "heartbeat"}),
+                    json!({"type": "message", "direction": "outbound", "ids": ids, "at": ago(300)}),
+                ];
+                events.extend((0..5).map(|i| {
+                    json!({"type": "ack", "message": format!("f{i}"), "status": "error", "code": "479", "at": ago(290)})
+                }));
+                Value::Array(events)
+            },
+            "DELIVERY_FAILURES",
+            "critical",
+        ),
+        (
+            "timelocked",
+            json!([connected(60), {"type": "heartbeat"},
+                {"type": "ack", "message": "x", "status": "error", "code": 463}]),
+            "ACCOUNT_RESTRICTED",
+            "critical",
+        ),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (session, events, code, level) in cases {
