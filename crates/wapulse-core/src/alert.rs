@@ -445,8 +445,12 @@ pub struct Assessment {
     pub alerts: Vec<Alert>,
 }
 
-/// Judges `session` against `t` at `now`.
+/// Judges `session` against `t` at `now`. A session stopped on purpose
+/// is judged on nothing: it pages nothing until it starts again.
 pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment {
+    if session.state == SessionState::Stopped {
+        return Assessment::default();
+    }
     let mut alerts = Vec::new();
     let cause = session
         .liveness
@@ -771,6 +775,9 @@ fn judge_delivery(
 /// The evaluator keeps a deadline queue of these instants, so an idle
 /// fleet costs nothing between them.
 pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<Timestamp> {
+    if session.state == SessionState::Stopped {
+        return None;
+    }
     let mut next: Option<Timestamp> = None;
     let mut consider = |at: Timestamp| {
         if at > now && next.is_none_or(|n| at < n) {

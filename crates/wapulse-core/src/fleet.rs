@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Level, evaluate};
 use crate::delivery::{AckLatencies, Delivery};
 use crate::event::{
-    Direction, Event, EventError, EventKind, MetricName, SessionState, label_error,
+    Direction, Event, EventError, EventKind, MetricName, STATES, SessionState, label_error,
 };
 use crate::id::SessionId;
 use crate::labels::Labels;
@@ -184,7 +184,7 @@ pub struct Rollup {
     /// Sessions known.
     pub sessions: usize,
     /// Sessions per state, indexed by [`SessionState::index`].
-    pub by_state: [usize; 7],
+    pub by_state: [usize; STATES],
     /// Sessions per level, indexed `ok`, `warning`, `critical`.
     pub by_level: [usize; 3],
     /// Firing alerts over all sessions.
@@ -225,7 +225,7 @@ pub struct FleetSnapshot {
     order: Arc<Vec<SessionId>>,
     pending: Vec<SessionId>,
     len: usize,
-    by_state: [usize; 7],
+    by_state: [usize; STATES],
     platform: Arc<PlatformMetrics>,
     events: u64,
     /// Ack latencies since the process started (not in snapshots).
@@ -239,7 +239,7 @@ impl Default for FleetSnapshot {
             order: Arc::default(),
             pending: Vec::new(),
             len: 0,
-            by_state: [0; 7],
+            by_state: [0; STATES],
             platform: Arc::default(),
             events: 0,
             ack_latencies: Arc::default(),
@@ -316,7 +316,7 @@ impl FleetSnapshot {
     }
 
     /// Sessions per state, kept up to date on every write (no scan).
-    pub fn by_state(&self) -> [usize; 7] {
+    pub fn by_state(&self) -> [usize; STATES] {
         self.by_state
     }
 
@@ -647,7 +647,7 @@ impl Fleet {
     pub fn from_state(thresholds: Thresholds, state: FleetState, dedup_capacity: usize) -> Self {
         let mut shards: Vec<HashMap<SessionId, Arc<Session>>> =
             (0..SHARDS).map(|_| HashMap::new()).collect();
-        let mut by_state = [0usize; 7];
+        let mut by_state = [0usize; STATES];
         let len = state.sessions.len();
         let mut order: Vec<SessionId> = state.sessions.iter().map(|s| s.id().clone()).collect();
         order.sort_unstable();

@@ -275,7 +275,7 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
             "description": "idempotency key: a repeated id is acknowledged and ignored" })),
     });
     let state = json!({ "enum": ["connecting", "connected", "reconnecting", "disconnected",
-        "qr_required", "logged_out", "circuit_open"] });
+        "qr_required", "logged_out", "circuit_open", "stopped"] });
     let reason = json!({ "type": ["string", "integer", "null"], "maxLength": MAX_TEXT_LEN,
         "minimum": -9.2e18, "maximum": 9.2e18,
         "description": "why: text, or a gateway close code (440, \"440: conflict\", connectionReplaced)" });

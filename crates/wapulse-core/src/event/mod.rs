@@ -21,7 +21,7 @@ use crate::id::SessionId;
 use crate::labels::LabelChanges;
 use crate::time::Timestamp;
 
-pub use vocabulary::{AuthMethod, Direction, MetricName, SessionState};
+pub use vocabulary::{AuthMethod, Direction, MetricName, STATES, SessionState};
 pub use wire::{
     EventError, MAX_COUNTER_DELTA, MAX_IDS, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent,
     WireIds, WireLabels, WireValue, label_error,

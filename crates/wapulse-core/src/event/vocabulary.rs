@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ident::is_identifier;
 
+/// How many session states there are.
+pub const STATES: usize = 8;
+
 /// Where a session sits in its connection state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,11 +28,15 @@ pub enum SessionState {
     LoggedOut,
     /// The gateway's reconnect circuit breaker stopped retrying.
     CircuitOpen,
+    /// An operator stopped the session on purpose (WAHA STOPPED, an
+    /// adapter's `stop()` when asked): it pages nothing. Last in the
+    /// list, so that snapshots written before it decode unchanged.
+    Stopped,
 }
 
 impl SessionState {
     /// Every state, in a stable order (used for rollups and metrics).
-    pub const ALL: [SessionState; 7] = [
+    pub const ALL: [SessionState; STATES] = [
         SessionState::Connecting,
         SessionState::Connected,
         SessionState::Reconnecting,
@@ -37,6 +44,7 @@ impl SessionState {
         SessionState::QrRequired,
         SessionState::LoggedOut,
         SessionState::CircuitOpen,
+        SessionState::Stopped,
     ];
 
     /// The wire name (`qr_required`).
@@ -49,6 +57,7 @@ impl SessionState {
             SessionState::QrRequired => "qr_required",
             SessionState::LoggedOut => "logged_out",
             SessionState::CircuitOpen => "circuit_open",
+            SessionState::Stopped => "stopped",
         }
     }
 

@@ -543,7 +543,7 @@ impl RawEvent {
                         "state",
                         format!(
                             "\"{}\" is not a session state (one of connecting, connected, \
-                             reconnecting, disconnected, qr_required, logged_out, circuit_open)",
+                             reconnecting, disconnected, qr_required, logged_out, circuit_open, stopped)",
                             truncate_for_error(&raw)
                         ),
                     )

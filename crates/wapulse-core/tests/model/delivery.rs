@@ -585,3 +585,23 @@ impl Lcg {
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+#[test]
+fn a_stopped_session_pages_nothing_whatever_it_holds() {
+    let t = Thresholds::default();
+    let mut events = mute_after(305.0, 900.0);
+    events.push(nack(901.0, "m1", "463"));
+    events.push(state(902.0, SessionState::Stopped));
+    let s = fold(&events);
+    assert_eq!(s.state, SessionState::Stopped);
+    assert!(
+        judge(&s, 902.0 + 7_200.0).alerts.is_empty(),
+        "no LONG_DISCONNECTION, no delivery alert"
+    );
+    assert_eq!(next_change(&s, &t, at(903.0)), None);
+    // Started again: judged again.
+    let mut events = events;
+    events.push(state(10_000.0, SessionState::Connecting));
+    let s = fold(&events);
+    assert!(find(&s, 10_000.0 + 1_801.0, AlertCode::LongDisconnection).is_some());
+}

@@ -76,7 +76,7 @@ pub struct AlertSnapshot {
     /// Sessions per level (`ok`, `warning`, `critical`) as last judged.
     pub by_level: [usize; 3],
     /// Sessions per state (`SessionState::index`) and level, as last judged.
-    pub by_state_level: [[usize; 3]; 7],
+    pub by_state_level: [[usize; 3]; wapulse_core::event::STATES],
     /// Conditions holding over all sessions.
     pub alerts: usize,
     /// Counts over `active`.

@@ -8,7 +8,7 @@
 //! | `session.status` STARTING | `connecting` (first) / `reconnecting` (after it was connected) |
 //! | `session.status` WORKING | `connected` (+ `auth qr_scan` / `passkey` after a QR or passkey wait) |
 //! | `session.status` SCAN_QR_CODE, PASSKEY_* | `qr_required` |
-//! | `session.status` STOPPED | `disconnected` |
+//! | `session.status` STOPPED | `stopped` (on purpose: pages nothing) |
 //! | `session.status` FAILED | `logged_out` (nothing after a coded logout; `qr_required` after a QR wait) |
 //! | `engine.event` `connection.update` close (NOWEB) | `disconnected` / `logged_out` with the close code |
 //! | `engine.event` `creds.update` (NOWEB) | `credentials_written` |
@@ -156,7 +156,8 @@ fn session_status(batch: &mut Batch, prior: &Prior, payload: &Value) -> Result<b
         "SCAN_QR_CODE" | "PASSKEY_REQUIRED" | "PASSKEY_CONFIRMATION_REQUIRED" => {
             batch.state(SessionState::QrRequired, Some(status.into()))
         }
-        "STOPPED" => batch.state(SessionState::Disconnected, Some(status.into())),
+        // Stopped by an operator, on purpose: it pages nothing.
+        "STOPPED" => batch.state(SessionState::Stopped, Some(status.into())),
         // FAILED follows a logout (whose close code, already applied, is
         // the better reason), ends a QR or passkey wait that timed out, or
         // says the session cannot start: a logout for the operator.

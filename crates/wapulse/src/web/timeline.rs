@@ -2,6 +2,7 @@
 //! over a window, from the journal's `state` events. Pure, so it is tested
 //! without a store.
 
+use wapulse_core::event::STATES;
 use wapulse_core::{SessionState, Timestamp};
 
 /// Time spent in one state, clipped to the window.
@@ -50,8 +51,8 @@ pub fn bands(
 }
 
 /// Milliseconds spent in each state (`SessionState::index`) over `bands`.
-pub fn time_in_state(bands: &[Band]) -> [u64; 7] {
-    let mut total = [0u64; 7];
+pub fn time_in_state(bands: &[Band]) -> [u64; STATES] {
+    let mut total = [0u64; STATES];
     for b in bands {
         total[b.state.index()] += b.end.since(b.start).as_millis();
     }

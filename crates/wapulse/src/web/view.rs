@@ -75,6 +75,8 @@ pub fn state(s: SessionState) -> Badge {
         SessionState::Disconnected => ("critical", "○"),
         SessionState::LoggedOut => ("critical", "⏏"),
         SessionState::CircuitOpen => ("critical", "⊘"),
+        // Stopped on purpose: nothing to fix.
+        SessionState::Stopped => ("muted", "■"),
     };
     Badge {
         class,

@@ -767,9 +767,35 @@ async fn noweb_logouts_passkeys_and_stops_map_as_the_table_says() {
     assert_eq!(codes(&app, p).await, ["QR_REQUIRED:warning"]);
     ok(&app, WAHA, &waha("session.status.WORKING", p, 18, "c")).await;
     assert_eq!(observe(&app, p).await["auth"]["method"], "passkey");
-    // Stopped: down, with WAHA's word as the reason.
+    // Stopped: on purpose, with WAHA's word as the reason.
     ok(&app, WAHA, &waha("session.status.STOPPED", p, 5, "d")).await;
     let o = observe(&app, p).await;
-    assert_eq!(o["session"]["state"], "disconnected");
+    assert_eq!(o["session"]["state"], "stopped");
     assert_eq!(o["session"]["stateReason"], "STOPPED");
+}
+
+#[tokio::test]
+async fn a_session_stopped_on_purpose_pages_nothing_however_long_it_stays_stopped() {
+    let app = spawn_app().await;
+    let s = "parked";
+    ok(&app, WAHA, &waha("session.status.WORKING", s, 3_600, "a")).await;
+    ok(&app, WAHA, &waha("session.status.STOPPED", s, 2_400, "b")).await;
+    // Forty minutes stopped: a disconnected session would be
+    // LONG_DISCONNECTION by now.
+    assert!(codes(&app, s).await.is_empty());
+    let h = app.get_json_any(&format!("/sessions/{s}/health")).await;
+    assert_eq!(
+        (&h["status"], &h["state"]),
+        (&json!("ok"), &json!("stopped"))
+    );
+    let list = app.get_json("/sessions?state=stopped", 200).await;
+    assert_eq!(list["total"], 1, "{list}");
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("wa_sessions{state=\"stopped\"} 1"),
+        "{metrics}"
+    );
+    // Started again (a start, not a reconnect): judged again.
+    ok(&app, WAHA, &waha("session.status.STARTING", s, 10, "c")).await;
+    assert_eq!(observe(&app, s).await["session"]["state"], "connecting");
 }

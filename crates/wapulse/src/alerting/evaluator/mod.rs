@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use wapulse_core::event::STATES;
 use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert};
 use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble};
 use wapulse_core::{FleetSnapshot, Level, SessionId, Silence, Thresholds, Timestamp};
@@ -116,7 +117,7 @@ pub struct Evaluator {
     deadlines: Deadlines,
     by_level: [usize; 3],
     /// Sessions per state and level, as last judged (the dashboard's grid).
-    by_state_level: [[usize; 3]; 7],
+    by_state_level: [[usize; 3]; STATES],
     alerts: usize,
     groups: HashMap<(String, String), GroupEntry>,
     silences: Vec<Silence>,
@@ -164,7 +165,7 @@ impl Evaluator {
             folded: HashMap::new(),
             deadlines: Deadlines::default(),
             by_level: [0; 3],
-            by_state_level: [[0; 3]; 7],
+            by_state_level: [[0; 3]; STATES],
             alerts: 0,
             groups: HashMap::new(),
             silences,

@@ -108,7 +108,7 @@ pub(in crate::routes) async fn list(
         Some(s) => Some(SessionState::parse(s).ok_or_else(|| ApiError::BadRequest {
             message: format!(
                 "state `{s}` is not one of connecting, connected, reconnecting, disconnected, \
-                 qr_required, logged_out, circuit_open"
+                 qr_required, logged_out, circuit_open, stopped"
             ),
             index: None,
             field: Some("state"),
