@@ -592,6 +592,7 @@ fn a_stopped_session_pages_nothing_whatever_it_holds() {
     let mut events = mute_after(305.0, 900.0);
     events.push(nack(901.0, "m1", "463"));
     events.push(state(902.0, SessionState::Stopped));
+    let stopped = events.len();
     let s = fold(&events);
     assert_eq!(s.state, SessionState::Stopped);
     assert!(
@@ -600,7 +601,7 @@ fn a_stopped_session_pages_nothing_whatever_it_holds() {
     );
     assert_eq!(next_change(&s, &t, at(903.0)), None);
     // Started again: judged again.
-    let mut events = events;
+    assert_eq!(events.len(), stopped);
     events.push(state(10_000.0, SessionState::Connecting));
     let s = fold(&events);
     assert!(find(&s, 10_000.0 + 1_801.0, AlertCode::LongDisconnection).is_some());
