@@ -409,12 +409,15 @@ impl Alert {
 }
 
 /// Restriction kinds by the index ACCOUNT_RESTRICTED carries.
-const RESTRICTION_KINDS: [RestrictionKind; 5] = [
+const RESTRICTION_KINDS: [RestrictionKind; 8] = [
     RestrictionKind::ReachoutTimelock,
     RestrictionKind::RateLimit,
     RestrictionKind::SpamLimit,
     RestrictionKind::PolicyBlock,
     RestrictionKind::TosBlock,
+    RestrictionKind::MessagingRestricted,
+    RestrictionKind::Banned,
+    RestrictionKind::Other,
 ];
 
 /// A rate's usual gap, rounded as a person says it: whole minutes from a

@@ -203,6 +203,15 @@ pub enum RestrictionKind {
     /// whatsapp-web.js `TOS_BLOCK` / `SMB_TOS_BLOCK`: banned for breaking
     /// the terms of service.
     TosBlock,
+    /// The Cloud API's messaging restrictions (`BIZ_INITIATED_BLOCK`,
+    /// `CUSTOMER_INITIATED_BLOCK`, `ADD_NUMBER_BLOCK`), usually with an
+    /// expiry.
+    MessagingRestricted,
+    /// The WhatsApp Business Account is disabled (`WABA_DISABLED`,
+    /// `WABA_DISABLE_SCHEDULED`).
+    Banned,
+    /// A restriction a gateway reported under a code wapulse does not name.
+    Other,
 }
 
 impl RestrictionKind {
@@ -214,8 +223,18 @@ impl RestrictionKind {
             "131048" => RestrictionKind::SpamLimit,
             "368" => RestrictionKind::PolicyBlock,
             "TOS_BLOCK" | "SMB_TOS_BLOCK" => RestrictionKind::TosBlock,
+            "BIZ_INITIATED_BLOCK" | "CUSTOMER_INITIATED_BLOCK" | "ADD_NUMBER_BLOCK" => {
+                RestrictionKind::MessagingRestricted
+            }
+            "WABA_DISABLED" | "WABA_DISABLE_SCHEDULED" => RestrictionKind::Banned,
             _ => return None,
         })
+    }
+
+    /// The restriction a `restriction` event's code names (`Other` when
+    /// wapulse does not know the code: the gateway said it is one).
+    pub fn of_reported(code: &str) -> Self {
+        Self::from_code(code).unwrap_or(RestrictionKind::Other)
     }
 
     /// The wire name.
@@ -226,6 +245,9 @@ impl RestrictionKind {
             RestrictionKind::SpamLimit => "spam_limit",
             RestrictionKind::PolicyBlock => "policy_block",
             RestrictionKind::TosBlock => "tos_block",
+            RestrictionKind::MessagingRestricted => "messaging_restricted",
+            RestrictionKind::Banned => "banned",
+            RestrictionKind::Other => "other",
         }
     }
 
@@ -247,6 +269,11 @@ impl RestrictionKind {
             RestrictionKind::TosBlock => {
                 "banned: WhatsApp blocked the number for its terms of service"
             }
+            RestrictionKind::MessagingRestricted => {
+                "messaging restricted: Meta limits what this business number may send"
+            }
+            RestrictionKind::Banned => "disabled: Meta disabled the WhatsApp Business Account",
+            RestrictionKind::Other => "restricted, as the gateway reports it",
         }
     }
 
@@ -273,6 +300,19 @@ impl RestrictionKind {
             RestrictionKind::TosBlock => {
                 "The number is banned: stop all automation on it and appeal through WhatsApp \
                  support; re-pairing will not help"
+            }
+            RestrictionKind::MessagingRestricted => {
+                "Stop the restricted kind of sends (business-initiated templates) until the \
+                 restriction expires, and review the quality of what this number sends in \
+                 WhatsApp Manager"
+            }
+            RestrictionKind::Banned => {
+                "The business account is disabled: stop sending from it and request a review in \
+                 WhatsApp Manager (Account quality)"
+            }
+            RestrictionKind::Other => {
+                "Check the number's status with the gateway and in WhatsApp; stop bulk sends \
+                 until it is clear"
             }
         }
     }
@@ -715,6 +755,11 @@ impl Delivery {
                 None
             }
         }
+    }
+
+    /// Lifts the restriction in force (a gateway said it is over).
+    pub fn lift(&mut self) {
+        self.restriction = None;
     }
 
     /// Marks a restriction (an error code, or a gateway's own report).

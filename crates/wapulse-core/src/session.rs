@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{AckTiming, Delivery};
+use crate::delivery::{AckTiming, Delivery, RestrictionKind};
 use crate::disconnect::{DisconnectReason, LastDisconnect};
 use crate::event::{AuthMethod, Direction, Event, EventKind, SessionState};
 use crate::id::SessionId;
@@ -461,6 +461,23 @@ impl Session {
                     at,
                     t.delivery_failure_window,
                 );
+            }
+            EventKind::Restriction {
+                code,
+                until,
+                lifted,
+            } => {
+                let delivery = self.delivery.get_or_insert_default();
+                if *lifted {
+                    delivery.lift();
+                } else {
+                    delivery.restrict(
+                        RestrictionKind::of_reported(code.as_str()),
+                        *code,
+                        at,
+                        *until,
+                    );
+                }
             }
             EventKind::Error { .. } => self.traffic.errors += 1,
             EventKind::Counter { .. } | EventKind::Gauge { .. } => {}

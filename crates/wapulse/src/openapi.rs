@@ -370,6 +370,18 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
             &["message", "status"],
         ),
         (
+            "restriction",
+            json!({ "code": { "type": ["string", "integer"],
+                "pattern": format!("^[A-Za-z0-9_.-]{{1,{MAX_CODE_LEN}}}$"),
+                "minimum": -999_999_999_999_999_999i64, "maximum": 999_999_999_999_999_999i64,
+                "description": "the restriction's code (TOS_BLOCK, BIZ_INITIATED_BLOCK, WABA_DISABLED, 463, …)" },
+            "until": nullable(json!({ "type": "string", "format": "date-time",
+                "description": "when it ends, when known (RFC 3339)" })),
+            "lifted": nullable(json!({ "type": "boolean",
+                "description": "true: the restriction is over" })) }),
+            &["code"],
+        ),
+        (
             "error",
             json!({ "kind": text(MAX_LABEL_LEN), "message": nullable(text(MAX_TEXT_LEN)) }),
             &["kind"],

@@ -122,6 +122,22 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<Box<str>>,
     },
+    /// WhatsApp restricted the number (a ban, a messaging restriction),
+    /// or lifted it (`lifted`), as the gateway reports it outside acks.
+    Restriction {
+        /// The gateway's code for it (`TOS_BLOCK`, `BIZ_INITIATED_BLOCK`).
+        code: ErrorCode,
+        /// When it ends, when known.
+        #[serde(
+            default,
+            with = "crate::time::rfc3339_opt",
+            skip_serializing_if = "Option::is_none"
+        )]
+        until: Option<Timestamp>,
+        /// The restriction is over.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lifted: bool,
+    },
     /// A send/receive error.
     Error {
         /// What kind of error.
@@ -168,6 +184,7 @@ impl EventKind {
             EventKind::CircuitBreaker { .. } => "circuit_breaker",
             EventKind::Message { .. } => "message",
             EventKind::Ack { .. } => "ack",
+            EventKind::Restriction { .. } => "restriction",
             EventKind::Error { .. } => "error",
             EventKind::Counter { .. } => "counter",
             EventKind::Gauge { .. } => "gauge",

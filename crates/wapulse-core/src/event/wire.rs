@@ -247,6 +247,8 @@ pub struct RawEvent {
     pub ids: Option<WireIds>,
     pub status: Option<WireValue>,
     pub code: Option<WireValue>,
+    pub until: Option<WireValue>,
+    pub lifted: Option<WireValue>,
 }
 
 /// What [`RawEvent::parse`] needs to know about the receiving side.
@@ -297,7 +299,7 @@ pub const MAX_LABEL_LEN: usize = 256;
 
 const EVENT_TYPES: &str = "state, heartbeat, heartbeat_failed, keepalives, auth, \
 credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, ack, \
-error, counter, gauge, labels";
+restriction, error, counter, gauge, labels";
 
 fn truncate_for_error(text: &str) -> String {
     if text.chars().count() > 64 {
@@ -448,6 +450,39 @@ fn message_ids(value: Option<WireIds>) -> Result<Box<[Box<str>]>, EventError> {
         }
     }
     Ok(ids.into_boxed_slice())
+}
+
+/// An error code as a gateway may give it: a string, or a number (Baileys'
+/// `"463"`, the Cloud API's 131048), kept as its text.
+fn error_code_field(value: Option<WireValue>) -> Result<Option<ErrorCode>, EventError> {
+    // A code may come as a number (Baileys' `"463"`, the Cloud
+    // API's 131048): kept as its text.
+    const MAX_NUMERIC_CODE: i64 = 999_999_999_999_999_999;
+    let code = match value {
+        None => None,
+        Some(WireValue::Int(n)) if n.abs() <= MAX_NUMERIC_CODE => Some(n.to_string()),
+        // `463.0` is the integer 463 in JSON.
+        Some(WireValue::Float(f)) if f.fract() == 0.0 && f.abs() < 1e18 => {
+            Some((f as i64).to_string())
+        }
+        Some(WireValue::Int(_) | WireValue::Float(_)) => {
+            return Err(EventError::new(
+                "code",
+                format!("a numeric code has at most 18 digits (±{MAX_NUMERIC_CODE})"),
+            ));
+        }
+        Some(WireValue::Text(t)) => Some(t),
+        Some(other) => {
+            return Err(EventError::new(
+                "code",
+                format!("must be a string or a number, got {}", other.describe()),
+            ));
+        }
+    };
+    let code = code
+        .map(|c| ErrorCode::parse(&c).map_err(|p| EventError::new("code", p)))
+        .transpose()?;
+    Ok(code)
 }
 
 /// A refused label as an [`EventError`] on the field `labels`, naming the
@@ -669,33 +704,7 @@ impl RawEvent {
                         ),
                     )
                 })?;
-                // A code may come as a number (Baileys' `"463"`, the Cloud
-                // API's 131048): kept as its text.
-                const MAX_NUMERIC_CODE: i64 = 999_999_999_999_999_999;
-                let code = match self.code {
-                    None => None,
-                    Some(WireValue::Int(n)) if n.abs() <= MAX_NUMERIC_CODE => Some(n.to_string()),
-                    // `463.0` is the integer 463 in JSON.
-                    Some(WireValue::Float(f)) if f.fract() == 0.0 && f.abs() < 1e18 => {
-                        Some((f as i64).to_string())
-                    }
-                    Some(WireValue::Int(_) | WireValue::Float(_)) => {
-                        return Err(EventError::new(
-                            "code",
-                            format!("a numeric code has at most 18 digits (±{MAX_NUMERIC_CODE})"),
-                        ));
-                    }
-                    Some(WireValue::Text(t)) => Some(t),
-                    Some(other) => {
-                        return Err(EventError::new(
-                            "code",
-                            format!("must be a string or a number, got {}", other.describe()),
-                        ));
-                    }
-                };
-                let code = code
-                    .map(|c| ErrorCode::parse(&c).map_err(|p| EventError::new("code", p)))
-                    .transpose()?;
+                let code = error_code_field(self.code)?;
                 if code.is_some() && status != AckStatus::Error {
                     return Err(EventError::new(
                         "code",
@@ -707,6 +716,30 @@ impl RawEvent {
                     status,
                     code,
                     detail: text("detail", self.detail, MAX_TEXT_LEN)?,
+                }
+            }
+            "restriction" => {
+                let code = error_code_field(self.code)?.ok_or_else(|| {
+                    EventError::new(
+                        "code",
+                        "is required (the restriction's code, e.g. TOS_BLOCK)",
+                    )
+                })?;
+                let until = match text("until", self.until, 64)? {
+                    None => None,
+                    Some(t) => Some(
+                        Timestamp::parse_rfc3339(&t)
+                            .map_err(|e| EventError::new("until", e.to_string()))?,
+                    ),
+                };
+                let lifted = match self.lifted {
+                    None => false,
+                    some => boolean("lifted", some)?,
+                };
+                EventKind::Restriction {
+                    code,
+                    until,
+                    lifted,
                 }
             }
             "error" => EventKind::Error {

@@ -606,3 +606,43 @@ fn a_stopped_session_pages_nothing_whatever_it_holds() {
     let s = fold(&events);
     assert!(find(&s, 10_000.0 + 1_801.0, AlertCode::LongDisconnection).is_some());
 }
+
+#[test]
+fn a_reported_restriction_holds_until_its_end_or_its_lift() {
+    let t = Thresholds::default();
+    let restriction = |secs: f64, code: &str, until: Option<f64>, lifted: bool| {
+        ev(
+            secs,
+            EventKind::Restriction {
+                code: ErrorCode::parse(code).unwrap(),
+                until: until.map(at),
+                lifted,
+            },
+        )
+    };
+    let s = fold(&[
+        state(0.0, SessionState::Connected),
+        quiet(0.0),
+        restriction(10.0, "BIZ_INITIATED_BLOCK", Some(7_200.0), false),
+    ]);
+    let a = find(&s, 20.0, AlertCode::AccountRestricted).unwrap();
+    assert_eq!(
+        a.restriction_kind().map(|k| k.as_str()),
+        Some("messaging_restricted")
+    );
+    assert_eq!(next_change(&s, &t, at(20.0)), Some(at(7_200.0)));
+    assert!(find(&s, 7_200.0, AlertCode::AccountRestricted).is_none());
+    // A code wapulse does not name is still a restriction; a lift ends it.
+    let s = fold(&[
+        state(0.0, SessionState::Connected),
+        restriction(10.0, "SOMETHING_NEW", None, false),
+    ]);
+    let a = find(&s, 20.0, AlertCode::AccountRestricted).unwrap();
+    assert_eq!(a.restriction_kind().map(|k| k.as_str()), Some("other"));
+    let s = fold(&[
+        state(0.0, SessionState::Connected),
+        restriction(10.0, "WABA_DISABLED", None, false),
+        restriction(30.0, "WABA_DISABLED", None, true),
+    ]);
+    assert!(find(&s, 40.0, AlertCode::AccountRestricted).is_none());
+}

@@ -55,6 +55,12 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 code: code.filter(|_| status == AckStatus::Error).map(|c| ErrorCode::parse(c).unwrap()),
                 detail: None,
             }),
+        1 => (proptest::sample::select(vec!["TOS_BLOCK", "BIZ_INITIATED_BLOCK", "NEW_ONE"]), proptest::option::of(0i64..100_000), any::<bool>())
+            .prop_map(|(code, until, lifted)| EventKind::Restriction {
+                code: ErrorCode::parse(code).unwrap(),
+                until: until.map(|s| at(s as f64)),
+                lifted,
+            }),
         1 => Just(EventKind::Error { kind: "send".into(), message: None }),
         1 => (0.0f64..10.0).prop_map(|delta| EventKind::Counter { name: MetricName::parse("jobs").unwrap(), delta }),
         1 => (-5.0f64..5.0).prop_map(|value| EventKind::Gauge { name: MetricName::parse("active").unwrap(), value }),
