@@ -74,6 +74,9 @@ pub enum AlertCode {
     DeliveryStalled,
     /// Error acks over a share of the sends in the window.
     DeliveryFailures,
+    /// A business number was flagged for quality, or its messaging limit
+    /// was lowered (Cloud API).
+    NumberQuality,
     /// Reconnect attempts at the warning threshold.
     ReconnectAttempts,
     /// Connected, but no inbound message for longer than its own rate
@@ -101,7 +104,7 @@ pub enum AlertCode {
 
 impl AlertCode {
     /// Every code.
-    pub const ALL: [AlertCode; 19] = [
+    pub const ALL: [AlertCode; 20] = [
         AlertCode::CircuitBreakerOpen,
         AlertCode::SessionCorruption,
         AlertCode::AccountRestricted,
@@ -110,6 +113,7 @@ impl AlertCode {
         AlertCode::HeartbeatDead,
         AlertCode::DeliveryStalled,
         AlertCode::DeliveryFailures,
+        AlertCode::NumberQuality,
         AlertCode::ReconnectAttempts,
         AlertCode::InboundSilence,
         AlertCode::SessionConflict,
@@ -131,6 +135,7 @@ impl AlertCode {
             AlertCode::AccountRestricted => "ACCOUNT_RESTRICTED",
             AlertCode::DeliveryStalled => "DELIVERY_STALLED",
             AlertCode::DeliveryFailures => "DELIVERY_FAILURES",
+            AlertCode::NumberQuality => "NUMBER_QUALITY",
             AlertCode::LongDisconnection => "LONG_DISCONNECTION",
             AlertCode::ExcessiveReconnects => "EXCESSIVE_RECONNECTS",
             AlertCode::HeartbeatDead => "HEARTBEAT_DEAD",
@@ -315,6 +320,14 @@ impl Alert {
                     }
                 )
             }
+            AlertCode::NumberQuality => {
+                if self.level == Level::Critical {
+                    "Meta lowered this number's messaging limit (quality downgrade)".to_owned()
+                } else {
+                    "Meta flagged this number's quality: its messaging limit may be lowered"
+                        .to_owned()
+                }
+            }
             AlertCode::AccountRestricted => {
                 let code = self.codes[0].map_or_else(String::new, |c| format!(" (code {c})"));
                 let until = self
@@ -403,6 +416,10 @@ impl Alert {
             }
             AlertCode::AccountRestricted => {
                 "WhatsApp restricted this number: stop bulk sends from it; do not re-pair"
+            }
+            AlertCode::NumberQuality => {
+                "Recipients block or report this number's messages: pause marketing sends, \
+                 review templates and opt-ins in WhatsApp Manager (quality rating)"
             }
         }
     }
@@ -702,6 +719,22 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
                 codes: [Some(r.code), None],
                 until: r.until,
             });
+        }
+        if let Some(q) = delivery.quality() {
+            let level = q.level();
+            if level != Level::Ok {
+                alerts.push(Alert {
+                    code: AlertCode::NumberQuality,
+                    level,
+                    value: q.limit().unwrap_or(0),
+                    threshold: 0,
+                    since: Some(q.at),
+                    context: 0,
+                    cause: None,
+                    codes: [None; 2],
+                    until: None,
+                });
+            }
         }
         let failures = delivery.failures(now, t.delivery_failure_window);
         if failures.errors >= u64::from(t.delivery_failure_min_errors) {

@@ -447,6 +447,52 @@ pub struct Delivery {
     last_error_at: Option<Timestamp>,
     restriction: Option<Restriction>,
     errors_total: Vec<(ErrorCode, u64)>,
+    quality: Option<Quality>,
+}
+
+/// A business number's quality and messaging limit, as the Cloud API
+/// last reported them (`phone_number_quality_update`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quality {
+    /// What happened: `FLAGGED`, `UNFLAGGED`, `DOWNGRADE`, `UPGRADE`, …
+    pub event: Box<str>,
+    /// The messaging limit tier now (`TIER_1K`), when given.
+    pub tier: Option<Box<str>>,
+    /// The quality rating (`GREEN`, `YELLOW`, `RED`), when given.
+    pub rating: Option<Box<str>>,
+    /// When it was reported.
+    pub at: Timestamp,
+}
+
+impl Quality {
+    /// How bad it is: a downgrade of the messaging limit is critical, a
+    /// flagged number (or a red rating) a warning, anything else fine.
+    pub fn level(&self) -> crate::alert::Level {
+        use crate::alert::Level;
+        if self.event.eq_ignore_ascii_case("DOWNGRADE") {
+            Level::Critical
+        } else if self.event.eq_ignore_ascii_case("FLAGGED")
+            || self
+                .rating
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case("RED"))
+        {
+            Level::Warning
+        } else {
+            Level::Ok
+        }
+    }
+
+    /// The messaging limit in conversations a day (`TIER_1K` → 1,000);
+    /// `None` when unknown or unlimited.
+    pub fn limit(&self) -> Option<u64> {
+        let tier = self.tier.as_deref()?.strip_prefix("TIER_")?;
+        let (digits, scale) = match tier.strip_suffix('K') {
+            Some(d) => (d, 1_000),
+            None => (tier, 1),
+        };
+        digits.parse::<u64>().ok().map(|n| n * scale)
+    }
 }
 
 /// The stall verdict's inputs: the outstanding messages sent since the
@@ -754,6 +800,18 @@ impl Delivery {
                 });
                 None
             }
+        }
+    }
+
+    /// The number's quality, when reported.
+    pub fn quality(&self) -> Option<&Quality> {
+        self.quality.as_ref()
+    }
+
+    /// Records a quality report; an older one than held changes nothing.
+    pub fn report_quality(&mut self, quality: Quality) {
+        if self.quality.as_ref().is_none_or(|q| quality.at >= q.at) {
+            self.quality = Some(quality);
         }
     }
 

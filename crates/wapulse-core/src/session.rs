@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{AckTiming, Delivery, RestrictionKind};
+use crate::delivery::{AckTiming, Delivery, Quality, RestrictionKind};
 use crate::disconnect::{DisconnectReason, LastDisconnect};
 use crate::event::{AuthMethod, Direction, Event, EventKind, SessionState};
 use crate::id::SessionId;
@@ -479,6 +479,19 @@ impl Session {
                     );
                 }
             }
+            EventKind::Quality {
+                event,
+                tier,
+                rating,
+            } => self
+                .delivery
+                .get_or_insert_default()
+                .report_quality(Quality {
+                    event: event.clone(),
+                    tier: tier.clone(),
+                    rating: rating.clone(),
+                    at,
+                }),
             EventKind::Error { .. } => self.traffic.errors += 1,
             EventKind::Counter { .. } | EventKind::Gauge { .. } => {}
             EventKind::Labels { labels } => {

@@ -54,9 +54,12 @@ enum Role {
     /// timelock); restricted until a later send is delivered, four
     /// minutes on.
     Restricted,
+    /// A Cloud API number (no socket, no keepalives): flagged for quality,
+    /// then its messaging limit lowered, then raised again.
+    CloudNumber,
 }
 
-const TROUBLE: [Role; 14] = [
+const TROUBLE: [Role; 15] = [
     Role::Stall,
     Role::Storm,
     Role::Corruption,
@@ -71,6 +74,7 @@ const TROUBLE: [Role; 14] = [
     Role::Conflict,
     Role::Mute,
     Role::Restricted,
+    Role::CloudNumber,
 ];
 
 struct Simulated {
@@ -510,6 +514,24 @@ impl Simulation {
                     if (90..150).contains(&t) {
                         self.send(&mut out, id, now, &[(1, AckStatus::Error, Some("463"))]);
                     } else if !(150..400).contains(&t) {
+                        self.healthy_send(&mut out, id, now);
+                    }
+                }
+                Role::CloudNumber => {
+                    beating = false;
+                    let quality = |event: &str, tier: &str| EventKind::Quality {
+                        event: event.into(),
+                        tier: Some(tier.into()),
+                        rating: None,
+                    };
+                    match t {
+                        1 => out.push(ev(id, now, EventKind::Keepalives { expected: false })),
+                        30 => out.push(ev(id, now, quality("FLAGGED", "TIER_1K"))),
+                        200 => out.push(ev(id, now, quality("DOWNGRADE", "TIER_250"))),
+                        500 => out.push(ev(id, now, quality("UPGRADE", "TIER_1K"))),
+                        _ => {}
+                    }
+                    if t.is_multiple_of(15) {
                         self.healthy_send(&mut out, id, now);
                     }
                 }

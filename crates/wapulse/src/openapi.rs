@@ -382,6 +382,16 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
             &["code"],
         ),
         (
+            "quality",
+            json!({ "event": { "type": "string", "maxLength": 64,
+                "description": "FLAGGED, UNFLAGGED, DOWNGRADE, UPGRADE, … (the Cloud API's phone_number_quality_update)" },
+            "tier": nullable(json!({ "type": "string", "maxLength": 64,
+                "description": "the messaging limit tier now (TIER_1K)" })),
+            "rating": nullable(json!({ "type": "string", "maxLength": 64,
+                "description": "GREEN, YELLOW, RED" })) }),
+            &["event"],
+        ),
+        (
             "error",
             json!({ "kind": text(MAX_LABEL_LEN), "message": nullable(text(MAX_TEXT_LEN)) }),
             &["kind"],

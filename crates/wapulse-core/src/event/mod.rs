@@ -138,6 +138,18 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lifted: bool,
     },
+    /// A business number's quality or messaging limit changed (the Cloud
+    /// API's `phone_number_quality_update`).
+    Quality {
+        /// What happened (`FLAGGED`, `UNFLAGGED`, `DOWNGRADE`, `UPGRADE`).
+        event: Box<str>,
+        /// The messaging limit tier now (`TIER_1K`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<Box<str>>,
+        /// The quality rating (`GREEN`, `YELLOW`, `RED`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rating: Option<Box<str>>,
+    },
     /// A send/receive error.
     Error {
         /// What kind of error.
@@ -185,6 +197,7 @@ impl EventKind {
             EventKind::Message { .. } => "message",
             EventKind::Ack { .. } => "ack",
             EventKind::Restriction { .. } => "restriction",
+            EventKind::Quality { .. } => "quality",
             EventKind::Error { .. } => "error",
             EventKind::Counter { .. } => "counter",
             EventKind::Gauge { .. } => "gauge",

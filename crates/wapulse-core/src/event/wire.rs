@@ -249,6 +249,9 @@ pub struct RawEvent {
     pub code: Option<WireValue>,
     pub until: Option<WireValue>,
     pub lifted: Option<WireValue>,
+    pub event: Option<WireValue>,
+    pub tier: Option<WireValue>,
+    pub rating: Option<WireValue>,
 }
 
 /// What [`RawEvent::parse`] needs to know about the receiving side.
@@ -299,7 +302,7 @@ pub const MAX_LABEL_LEN: usize = 256;
 
 const EVENT_TYPES: &str = "state, heartbeat, heartbeat_failed, keepalives, auth, \
 credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, ack, \
-restriction, error, counter, gauge, labels";
+restriction, quality, error, counter, gauge, labels";
 
 fn truncate_for_error(text: &str) -> String {
     if text.chars().count() > 64 {
@@ -742,6 +745,11 @@ impl RawEvent {
                     lifted,
                 }
             }
+            "quality" => EventKind::Quality {
+                event: required_text("event", self.event, 64)?,
+                tier: text("tier", self.tier, 64)?,
+                rating: text("rating", self.rating, 64)?,
+            },
             "error" => EventKind::Error {
                 kind: required_text("kind", self.error_kind, MAX_LABEL_LEN)?,
                 message: text("message", self.message, MAX_TEXT_LEN)?,

@@ -384,6 +384,26 @@ fn delivery_series(
             push(f, labels, *n as f64);
         }
     }
+    let f = out.family(
+        "wa_number_quality",
+        "A business number's quality (Cloud API): 0 fine, 1 flagged, 2 messaging limit lowered",
+        GAUGE,
+    );
+    for (s, d) in &sending {
+        if let Some(q) = d.quality() {
+            push(f, label(s), q.level() as u8 as f64);
+        }
+    }
+    let f = out.family(
+        "wa_messaging_limit",
+        "A business number's messaging limit in conversations a day (Cloud API tiers)",
+        GAUGE,
+    );
+    for (s, d) in &sending {
+        if let Some(limit) = d.quality().and_then(|q| q.limit()) {
+            push(f, label(s), limit as f64);
+        }
+    }
     if fleet {
         return;
     }

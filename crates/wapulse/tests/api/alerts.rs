@@ -187,6 +187,13 @@ async fn each_alert_code_through_ingest() {
             "ACCOUNT_RESTRICTED",
             "critical",
         ),
+        (
+            "lowered",
+            json!([connected(60), {"type": "heartbeat"},
+                {"type": "quality", "event": "DOWNGRADE", "tier": "TIER_250"}]),
+            "NUMBER_QUALITY",
+            "critical",
+        ),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (session, events, code, level) in cases {

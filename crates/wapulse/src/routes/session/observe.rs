@@ -36,7 +36,20 @@ pub struct ObserveView {
     circuit_breaker: BreakerSection,
     messages: MessagesSection,
     delivery: DeliverySection,
+    /// A business number's quality (Cloud API), `null` before a report.
+    quality: Option<QualityView>,
     alerts: Vec<AlertView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QualityView {
+    rating: Option<Box<str>>,
+    event: Box<str>,
+    tier: Option<Box<str>>,
+    /// The tier as conversations a day (`null`: unknown or unlimited).
+    limit: Option<u64>,
+    at: String,
 }
 
 /// What the session's sends became (all zero and null for a session that
@@ -447,6 +460,17 @@ pub(crate) fn observe_view(state: &Shared, s: &Session, started: Instant) -> Obs
             },
         },
         delivery: delivery_section(s, t, now),
+        quality: s
+            .delivery
+            .as_deref()
+            .and_then(|d| d.quality())
+            .map(|q| QualityView {
+                rating: q.rating.clone(),
+                event: q.event.clone(),
+                tier: q.tier.clone(),
+                limit: q.limit(),
+                at: q.at.to_rfc3339(),
+            }),
         alerts: alert_views(&a),
     }
 }
