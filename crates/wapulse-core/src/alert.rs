@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{Delivery, ErrorCode, RestrictionKind};
+use crate::delivery::{Delivery, ErrorCode, QualityVerdict, RestrictionKind};
 use crate::disconnect::{KNOWN_REASONS, KnownReason};
 use crate::event::SessionState;
 use crate::session::Session;
@@ -721,7 +721,11 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             });
         }
         if let Some(q) = delivery.quality() {
-            let level = q.level();
+            let level = match q.verdict() {
+                QualityVerdict::Fine => Level::Ok,
+                QualityVerdict::Flagged => Level::Warning,
+                QualityVerdict::Lowered => Level::Critical,
+            };
             if level != Level::Ok {
                 alerts.push(Alert {
                     code: AlertCode::NumberQuality,

@@ -450,6 +450,17 @@ pub struct Delivery {
     quality: Option<Quality>,
 }
 
+/// What a quality report says, from fine to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QualityVerdict {
+    /// Nothing to do.
+    Fine,
+    /// Flagged (or rated red): the limit may be lowered.
+    Flagged,
+    /// The messaging limit was lowered.
+    Lowered,
+}
+
 /// A business number's quality and messaging limit, as the Cloud API
 /// last reported them (`phone_number_quality_update`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -465,21 +476,20 @@ pub struct Quality {
 }
 
 impl Quality {
-    /// How bad it is: a downgrade of the messaging limit is critical, a
-    /// flagged number (or a red rating) a warning, anything else fine.
-    pub fn level(&self) -> crate::alert::Level {
-        use crate::alert::Level;
+    /// What it says: the messaging limit lowered, the number flagged (or
+    /// rated red), or fine.
+    pub fn verdict(&self) -> QualityVerdict {
         if self.event.eq_ignore_ascii_case("DOWNGRADE") {
-            Level::Critical
+            QualityVerdict::Lowered
         } else if self.event.eq_ignore_ascii_case("FLAGGED")
             || self
                 .rating
                 .as_deref()
                 .is_some_and(|r| r.eq_ignore_ascii_case("RED"))
         {
-            Level::Warning
+            QualityVerdict::Flagged
         } else {
-            Level::Ok
+            QualityVerdict::Fine
         }
     }
 

@@ -28,6 +28,10 @@ pub enum Access {
     /// `INGEST_TOKEN` when one is configured, as a bearer token, as
     /// `?token=` (a gateway's webhook URL) or in `gateways.token_header`.
     Webhook,
+    /// The WhatsApp Cloud API webhook: with its app secret configured the
+    /// handler checks Meta's signature (and nothing is asked here); else
+    /// as `Webhook`, and closed (401) when no `INGEST_TOKEN` is set either.
+    Signed,
 }
 
 /// Why a request was refused (answered with 401), for the caller.
@@ -76,6 +80,13 @@ impl Access {
                     "INGEST_TOKEN",
                 )
             }
+            Access::Signed if s.gateways.cloud_app_secret.is_some() => Ok(()),
+            Access::Signed if s.ingest_token.is_none() => Err(Unauthorized(
+                "the WhatsApp Cloud API webhook needs its app secret ([gateways.whatsapp_cloud] \
+                 app_secret or WHATSAPP_CLOUD_APP_SECRET) or INGEST_TOKEN: neither is set"
+                    .into(),
+            )),
+            Access::Signed => Access::Webhook.admit(settings, headers, uri),
             Access::Metrics => {
                 let query = query_token(uri);
                 verify(
@@ -104,7 +115,7 @@ impl Access {
             Access::Read => settings.read_token.is_none(),
             Access::Ingest | Access::Webhook => settings.ingest_token.is_none(),
             Access::Admin => settings.admin_token.is_none() && settings.ingest_token.is_none(),
-            Access::Metrics => false,
+            Access::Metrics | Access::Signed => false,
         }
     }
 }

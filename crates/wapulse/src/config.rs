@@ -411,8 +411,14 @@ impl Settings {
             file.routes.unwrap_or_default(),
         )?;
         s.alerting.extra_roots = extra_roots;
-        s.gateways =
-            crate::gateways::GatewaySettings::check(file.gateways, nonempty("WAHA_HMAC_KEY"))?;
+        s.gateways = crate::gateways::GatewaySettings::check(
+            file.gateways,
+            crate::gateways::GatewayEnv {
+                waha_hmac_key: nonempty("WAHA_HMAC_KEY"),
+                cloud_app_secret: nonempty("WHATSAPP_CLOUD_APP_SECRET"),
+                cloud_verify_token: nonempty("WHATSAPP_CLOUD_VERIFY_TOKEN"),
+            },
+        )?;
         s.cluster =
             crate::cluster::config::ClusterSettings::check(file.cluster, nonempty, s.retention)?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {

@@ -79,6 +79,8 @@ pub fn document(settings: &Settings) -> Value {
             Access::Open => {}
             Access::Read => op["security"] = json!([{ "readToken": [] }, {}]),
             Access::Ingest | Access::Webhook => op["security"] = json!([{ "ingestToken": [] }, {}]),
+            // The signature in the body's header, or the ingest token.
+            Access::Signed => op["security"] = json!([{ "ingestToken": [] }, {}]),
             Access::Admin => op["security"] = json!([{ "adminToken": [] }, {}]),
             Access::Metrics => {
                 op["security"] = json!([{ "metricsToken": [] }, { "metricsQueryToken": [] }])
@@ -90,7 +92,10 @@ pub fn document(settings: &Settings) -> Value {
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Silence" } } }
             });
         } else if let Some(
-            name @ ("WahaWebhook" | "EvolutionWebhook" | "EvolutionWebhookByEvent"),
+            name @ ("WahaWebhook"
+            | "EvolutionWebhook"
+            | "EvolutionWebhookByEvent"
+            | "WhatsappCloudWebhook"),
         ) = r.request
         {
             op["requestBody"] = json!({
@@ -207,6 +212,17 @@ pub fn document(settings: &Settings) -> Value {
         json!({ "type": "string", "description": "connection.update, qrcode.updated, messages.upsert, …; others: 202, ignored" }),
         "Evolution API v2's webhook envelope, as Evolution sends it",
     );
+    doc["components"]["schemas"]["WhatsappCloudWebhook"] = json!({
+        "type": "object",
+        "description": "The WhatsApp Cloud API webhook envelope, as Meta sends it; parts wapulse \
+            cannot place (no phone number id, an update for a number never seen) are skipped, and \
+            a delivery with nothing usable is acknowledged (202)",
+        "properties": {
+            "object": { "description": "whatsapp_business_account" },
+            "entry": { "description": "[{id: <WABA id>, changes: [{field: messages | \
+                phone_number_quality_update | account_update, value}]}]" }
+        }
+    });
     doc["components"]["schemas"]["EvolutionWebhookByEvent"] = evolution(
         &["instance"],
         json!({ "description": "the event (a string); when not a string, the path's event is used" }),

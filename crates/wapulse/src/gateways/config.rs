@@ -18,6 +18,22 @@ pub struct RawGateways {
     pub waha: Option<RawWaha>,
     /// `[gateways.evolution]`.
     pub evolution: Option<RawEvolution>,
+    /// `[gateways.whatsapp_cloud]`.
+    pub whatsapp_cloud: Option<RawWhatsappCloud>,
+}
+
+/// `[gateways.whatsapp_cloud]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhatsappCloud {
+    /// Prepended to the phone number id to make the session id.
+    pub session_prefix: Option<String>,
+    /// The Meta app's secret: every delivery must carry a valid
+    /// `X-Hub-Signature-256`; also `WHATSAPP_CLOUD_APP_SECRET`.
+    pub app_secret: Option<String>,
+    /// The token Meta's subscription handshake must present; also
+    /// `WHATSAPP_CLOUD_VERIFY_TOKEN`.
+    pub verify_token: Option<String>,
 }
 
 /// `[gateways.waha]`.
@@ -50,11 +66,31 @@ pub struct GatewaySettings {
     pub waha_hmac_key: Option<Secret>,
     /// Evolution instance id prefix.
     pub evolution_prefix: String,
+    /// Cloud API session id prefix (before the phone number id).
+    pub cloud_prefix: String,
+    /// When set, every Cloud API delivery must carry a valid
+    /// `X-Hub-Signature-256`, and no bearer token is asked for.
+    pub cloud_app_secret: Option<Secret>,
+    /// The subscription handshake's token; without it, the handshake is
+    /// refused.
+    pub cloud_verify_token: Option<Secret>,
+}
+
+/// The gateway settings the environment may give.
+#[derive(Debug, Default)]
+pub struct GatewayEnv {
+    /// `WAHA_HMAC_KEY`.
+    pub waha_hmac_key: Option<String>,
+    /// `WHATSAPP_CLOUD_APP_SECRET`.
+    pub cloud_app_secret: Option<String>,
+    /// `WHATSAPP_CLOUD_VERIFY_TOKEN`.
+    pub cloud_verify_token: Option<String>,
 }
 
 impl GatewaySettings {
-    /// Checks `[gateways]`; `env` supplies `WAHA_HMAC_KEY`.
-    pub fn check(raw: Option<RawGateways>, env_hmac_key: Option<String>) -> anyhow::Result<Self> {
+    /// Checks `[gateways]`; `env` supplies the secrets the environment
+    /// gives (they win over the file).
+    pub fn check(raw: Option<RawGateways>, env: GatewayEnv) -> anyhow::Result<Self> {
         let raw = raw.unwrap_or_default();
         let prefix = |field: &str, p: Option<String>| -> anyhow::Result<String> {
             let p = p.unwrap_or_default();
@@ -75,13 +111,19 @@ impl GatewaySettings {
                 })?,
             ),
         };
+        let secret = |env: Option<String>, file: Option<String>| {
+            env.filter(|k| !k.is_empty())
+                .or(file.filter(|k| !k.is_empty()))
+                .map(Secret::new)
+        };
+        let cloud = raw.whatsapp_cloud.unwrap_or_default();
         Ok(Self {
             token_header,
             waha_prefix: prefix("waha", waha.session_prefix)?,
-            waha_hmac_key: env_hmac_key
-                .filter(|k| !k.is_empty())
-                .or(waha.hmac_key.filter(|k| !k.is_empty()))
-                .map(Secret::new),
+            waha_hmac_key: secret(env.waha_hmac_key, waha.hmac_key),
+            cloud_prefix: prefix("whatsapp_cloud", cloud.session_prefix)?,
+            cloud_app_secret: secret(env.cloud_app_secret, cloud.app_secret),
+            cloud_verify_token: secret(env.cloud_verify_token, cloud.verify_token),
             evolution_prefix: prefix(
                 "evolution",
                 raw.evolution.unwrap_or_default().session_prefix,

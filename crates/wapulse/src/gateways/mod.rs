@@ -25,6 +25,7 @@ mod bounded;
 pub mod config;
 pub mod evolution;
 pub mod waha;
+pub mod whatsapp_cloud;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -34,7 +35,7 @@ use wapulse_core::{
     SessionState, Timestamp,
 };
 
-pub use config::{GatewaySettings, RawGateways};
+pub use config::{GatewayEnv, GatewaySettings, RawGateways};
 
 /// How far behind its receipt a delivery's own timestamp is believed: a
 /// retry comes within minutes; a timestamp older than this is a clock gone
@@ -366,17 +367,24 @@ mod tests {
             "token_header = \"X-Api-Key\"\n[waha]\nsession_prefix = \"waha:\"\nhmac_key = \"file\"\n",
         )
         .unwrap();
-        let s = GatewaySettings::check(Some(raw), Some("env".into())).unwrap();
+        let s = GatewaySettings::check(
+            Some(raw),
+            GatewayEnv {
+                waha_hmac_key: Some("env".into()),
+                ..GatewayEnv::default()
+            },
+        )
+        .unwrap();
         assert_eq!(s.waha_prefix, "waha:");
         assert_eq!(s.waha_hmac_key.unwrap().expose(), "env");
         assert_eq!(s.token_header.unwrap().as_str(), "x-api-key");
         let bad: RawGateways = toml::from_str("[evolution]\nsession_prefix = \"a b\"\n").unwrap();
-        let err = GatewaySettings::check(Some(bad), None)
+        let err = GatewaySettings::check(Some(bad), GatewayEnv::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("gateways.evolution.session_prefix"), "{err}");
         let bad: RawGateways = toml::from_str("token_header = \"bad header\"\n").unwrap();
-        let err = GatewaySettings::check(Some(bad), None)
+        let err = GatewaySettings::check(Some(bad), GatewayEnv::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("gateways.token_header"), "{err}");

@@ -391,7 +391,7 @@ fn delivery_series(
     );
     for (s, d) in &sending {
         if let Some(q) = d.quality() {
-            push(f, label(s), q.level() as u8 as f64);
+            push(f, label(s), q.verdict() as u8 as f64);
         }
     }
     let f = out.family(

@@ -354,6 +354,31 @@ pub fn table() -> Vec<Route> {
             WEBHOOK,
             post(webhooks::evolution_by_event),
         ),
+        route_as(
+            Method::POST,
+            Some("WhatsappCloudWebhook"),
+            "/v1/webhooks/whatsapp-cloud",
+            "A WhatsApp Cloud API webhook delivery, as Meta sends it: signed with \
+             X-Hub-Signature-256 when the app secret is set (then no bearer token), else \
+             INGEST_TOKEN; with neither, 401",
+            Signed,
+            WEBHOOK,
+            post(webhooks::whatsapp_cloud),
+        ),
+        route_as(
+            Method::GET,
+            None,
+            "/v1/webhooks/whatsapp-cloud",
+            "Meta's subscription handshake (hub.mode=subscribe, hub.verify_token, \
+             hub.challenge): the challenge, as text, to the configured verify token only",
+            Open,
+            &[
+                (200, "the challenge"),
+                (400, "not a subscription handshake"),
+                (403, "no verify token configured, or not this one"),
+            ],
+            get(webhooks::whatsapp_cloud_handshake),
+        ),
         route(
             "/healthz",
             "Liveness",

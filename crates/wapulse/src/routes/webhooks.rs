@@ -1,15 +1,16 @@
-//! `POST /v1/webhooks/waha` and `POST /v1/webhooks/evolution[/{event}]`:
+//! `POST /v1/webhooks/waha`, `POST /v1/webhooks/evolution[/{event}]` and
+//! `GET`/`POST /v1/webhooks/whatsapp-cloud`:
 //! gateway deliveries, checked, mapped (`crate::gateways`) and applied
 //! like any batch of events.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
-use sha2::Sha512;
+use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use wapulse_core::Timestamp;
 
@@ -23,6 +24,7 @@ use crate::gateways::{self, Mapped, Prior, Refused};
 enum Gateway {
     Waha,
     Evolution,
+    WhatsappCloud,
 }
 
 impl Gateway {
@@ -30,7 +32,130 @@ impl Gateway {
         match self {
             Gateway::Waha => "waha",
             Gateway::Evolution => "evolution",
+            Gateway::WhatsappCloud => "whatsapp_cloud",
         }
+    }
+}
+
+/// `GET /v1/webhooks/whatsapp-cloud`: Meta's subscription handshake
+/// (`hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`): the
+/// challenge echoed only to the configured verify token.
+pub(super) async fn whatsapp_cloud_handshake(
+    State(state): State<Shared>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let get = |key: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(expected) = &state.settings.gateways.cloud_verify_token else {
+        return ApiError::Forbidden(
+            "no verify token is configured ([gateways.whatsapp_cloud] verify_token or \
+             WHATSAPP_CLOUD_VERIFY_TOKEN): the subscription handshake is refused"
+                .into(),
+        )
+        .into_response();
+    };
+    if get("hub.mode") != Some("subscribe") {
+        return ApiError::invalid("hub.mode", "must be `subscribe` (Meta's webhook handshake)")
+            .into_response();
+    }
+    let Some(challenge) = get("hub.challenge") else {
+        return ApiError::invalid("hub.challenge", "is required (Meta's webhook handshake)")
+            .into_response();
+    };
+    let given = get("hub.verify_token").unwrap_or_default();
+    if !bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        return ApiError::Forbidden(
+            "hub.verify_token does not match the configured verify token".into(),
+        )
+        .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge.to_owned(),
+    )
+        .into_response()
+}
+
+/// `POST /v1/webhooks/whatsapp-cloud`: with `app_secret` set, the
+/// signature is the authentication (Meta sends no bearer token) and is
+/// required even when a bearer token is also given; without it, the ingest
+/// token is, and with neither the route is closed.
+pub(super) async fn whatsapp_cloud(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        // The route's access (`Signed`) let the request in: by the ingest
+        // token, or here by the signature.
+        let gateways = &state.settings.gateways;
+        let body = checked_body(&state, &headers, body)?;
+        if let Some(secret) = &gateways.cloud_app_secret {
+            verify_cloud_signature(&headers, &body, secret.expose())?;
+        }
+        let received = clock::now();
+        let snapshot = state.model.snapshot();
+        let mapped = gateways::whatsapp_cloud::map(
+            &body,
+            &gateways.cloud_prefix,
+            |id| Prior::of(&snapshot, id),
+            |name, value| {
+                snapshot
+                    .sessions()
+                    .filter(|s| s.labels.get(name) == Some(value))
+                    .map(|s| s.id().clone())
+                    .collect()
+            },
+            received,
+        );
+        Ok::<_, ApiError>((mapped, received))
+    }
+    .await;
+    finish(&state, Gateway::WhatsappCloud, result).await
+}
+
+/// Meta signs with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the
+/// raw body with the app secret>`.
+fn verify_cloud_signature(headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), ApiError> {
+    let Some(given) = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(ApiError::Unauthorized(
+            "missing X-Hub-Signature-256: the app secret is set, so every Cloud API delivery \
+             must be signed by Meta"
+                .into(),
+        ));
+    };
+    let Some(hex) = given.trim().strip_prefix("sha256=") else {
+        return Err(ApiError::Unauthorized(
+            "X-Hub-Signature-256 must read `sha256=<hex>`".into(),
+        ));
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if bool::from(
+        hex.to_ascii_lowercase()
+            .as_bytes()
+            .ct_eq(expected.as_bytes()),
+    ) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "X-Hub-Signature-256 does not match the body: wrong app secret, or the body was \
+             changed"
+                .into(),
+        ))
     }
 }
 

@@ -48,7 +48,9 @@ async fn read_token_guards_every_read_route_and_leaves_health_open() {
                 );
                 assert_eq!(with("m3trics").await.unwrap().status(), 200, "{path}");
             }
-            Access::Ingest | Access::Webhook => unreachable!("ingest routes are POST"),
+            Access::Ingest | Access::Webhook | Access::Signed => {
+                unreachable!("ingest routes are POST")
+            }
             // Neither ADMIN_TOKEN nor INGEST_TOKEN is set: open.
             Access::Admin => assert_eq!(bare, 200, "{path}: no admin or ingest token set"),
         }

@@ -31,3 +31,4 @@ mod storage;
 mod support;
 mod tls;
 mod web;
+mod whatsapp_cloud;
