@@ -286,7 +286,7 @@ mod tests {
         for v in [
             serde_json::json!("2030-01-20T19:31:16+0000"),
             serde_json::json!("2030-01-20T19:31:16+00:00"),
-            serde_json::json!(1_895_081_476),
+            serde_json::json!(1_895_167_876),
         ] {
             assert_eq!(expiration(Some(&v)), Some(want), "{v}");
         }
