@@ -25,6 +25,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     default_session: Option<String>,
     log_level: Option<String>,
+    log_format: Option<String>,
     ingest_token: Option<String>,
     metrics_token: Option<String>,
     read_token: Option<String>,
@@ -68,6 +69,8 @@ pub struct Settings {
     pub default_session: SessionId,
     /// A `tracing` filter directive.
     pub log_filter: String,
+    /// How log lines are written (`LOG_FORMAT`: text or json).
+    pub log_format: crate::telemetry::LogFormat,
     /// Required on writes when set.
     pub ingest_token: Option<Secret>,
     /// Required on `/metrics.json`; without it that endpoint always says 401.
@@ -143,6 +146,7 @@ impl Settings {
             data_dir: PathBuf::from("./data"),
             default_session: SessionId::parse("default").expect("valid literal"),
             log_filter: "info".into(),
+            log_format: crate::telemetry::LogFormat::Text,
             ingest_token: None,
             metrics_token: None,
             read_token: None,
@@ -246,6 +250,10 @@ impl Settings {
         }
         if let Some(level) = nonempty("LOG_LEVEL").or(file.log_level) {
             s.log_filter = log_filter(&level)?;
+        }
+        if let Some(format) = nonempty("LOG_FORMAT").or(file.log_format) {
+            s.log_format = crate::telemetry::LogFormat::parse(&format)
+                .map_err(|e| anyhow::anyhow!("LOG_FORMAT (or log_format): {e}"))?;
         }
         // A token of spaces is no token: refused, not taken for one.
         let token = |env_name: &str, from_file: Option<String>| -> Result<Option<Secret>> {

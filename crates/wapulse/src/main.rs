@@ -171,7 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::Serve { config } => {
             let settings = load(config)?;
-            telemetry::init_logging(&settings.log_filter);
+            telemetry::init_logging(&settings.log_filter, settings.log_format);
             serving_runtime(&settings)?.block_on(async {
                 let app = Application::build(settings).await?;
                 app.run_until(shutdown_signal()).await
@@ -191,7 +191,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if settings.alerting.receivers.is_empty() {
                 settings.alerting = wapulse::alerting::config::AlertingSettings::demo();
             }
-            telemetry::init_logging(&settings.log_filter);
+            telemetry::init_logging(&settings.log_filter, settings.log_format);
             serving_runtime(&settings)?.block_on(async {
                 let app = Application::build(settings).await?;
                 let addr = app.local_addr();
@@ -287,7 +287,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             log_level,
         } => {
             let filter = wapulse::config::log_filter(&log_level)?;
-            telemetry::init_logging(&filter);
+            let format = match std::env::var("LOG_FORMAT") {
+                Ok(f) if !f.is_empty() => telemetry::LogFormat::parse(&f)
+                    .map_err(|e| anyhow::anyhow!("LOG_FORMAT: {e}"))?,
+                _ => telemetry::LogFormat::Text,
+            };
+            telemetry::init_logging(&filter, format);
             let opts = beat::BeatOptions {
                 redis_url: redis,
                 key,

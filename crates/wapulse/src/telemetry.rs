@@ -126,12 +126,54 @@ impl Default for Telemetry {
     }
 }
 
-/// Installs the log subscriber with `filter` (already validated).
-pub fn init_logging(filter: &str) {
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human text; coloured only when standard output is a terminal and
+    /// `NO_COLOR` is unset.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message`, `target`,
+    /// every field, the current span and the span list.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json` (any case), or names what is allowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("`{text}` is not a log format (text or json)")),
+        }
+    }
+}
+
+/// Installs the log subscriber with `filter` (already validated), writing
+/// `format` to standard output.
+pub fn init_logging(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_target(false)
+                .with_ansi(colour)
+                .try_init();
+        }
+        LogFormat::Json => {
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_target(true)
+                .with_env_filter(filter)
+                .try_init();
+        }
+    }
 }

@@ -121,8 +121,9 @@ async fn seed_health_check_script_runs_unchanged() {
 #[test]
 fn refuses_to_start_on_bad_settings_naming_them() {
     type Env<'a> = &'a [(&'a str, &'a str)];
-    let cases: [(Env, &str); 4] = [
+    let cases: [(Env, &str); 5] = [
         (&[("WAPULSE_BIND", "0.0.0.0:0")], "INGEST_TOKEN"),
+        (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
         (&[("PORT", "eighty")], "PORT"),
         (&[("LOG_LEVEL", "SHOUTY")], "LOG_LEVEL"),
         (
@@ -140,6 +141,32 @@ fn refuses_to_start_on_bad_settings_naming_them() {
         assert_eq!(out.status.code(), Some(1), "{env:?}: {stderr}");
         assert!(stderr.contains(needle), "{env:?}: {stderr}");
     }
+}
+
+#[test]
+fn logs_are_one_json_object_per_line_when_asked_and_never_coloured_in_a_pipe() {
+    let served = serve_with(&[("LOG_FORMAT", "json")]);
+    let log = served.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "some log at start");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    // The start warnings carry their fields beside the message.
+    assert!(
+        lines.iter().any(|l| l.contains("\"bind\":\"127.0.0.1:")),
+        "{log}"
+    );
+    drop(served);
+    // Text into a pipe (or a file): no escape codes, whatever NO_COLOR says.
+    let served = serve_with(&[]);
+    let log = served.log();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log:?}");
 }
 
 #[test]
