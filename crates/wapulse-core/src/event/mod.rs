@@ -7,8 +7,10 @@
 //! - `vocabulary`: the words events use ([`SessionState`], [`AuthMethod`],
 //!   [`Direction`], [`MetricName`]).
 //! - here: the checked [`Event`] and what happened ([`EventKind`]).
-//! - `wire`: the loose wire form ([`RawEvent`]), its parse and its errors.
+//! - `wire`: the loose wire form ([`RawEvent`]), its parse and its errors;
+//!   `loose`: the bounded loose values it is read into.
 
+mod loose;
 #[cfg(test)]
 mod tests;
 mod vocabulary;
@@ -21,10 +23,11 @@ use crate::id::SessionId;
 use crate::labels::LabelChanges;
 use crate::time::Timestamp;
 
+pub use loose::{WireIds, WireLabels, WireValue};
 pub use vocabulary::{AuthMethod, Direction, MetricName, STATES, SessionState};
 pub use wire::{
     EventError, MAX_COUNTER_DELTA, MAX_IDS, MAX_LABEL_LEN, MAX_TEXT_LEN, ParseContext, RawEvent,
-    WireIds, WireLabels, WireValue, label_error,
+    label_error,
 };
 
 /// What happened to a session.

@@ -4,6 +4,10 @@
 //! A session gets a [`Delivery`] the first time it sends a message with
 //! ids or receives an ack; a session that never sends costs one pointer.
 //!
+//! Here: `Delivery` and the following of messages; `code` (ack status,
+//! error codes), `restriction`, `quality`, `minutes` (the failure window),
+//! `latency` (ack timings, the fleet's histograms).
+//!
 //! # Following messages
 //! A send with ids puts each id in the *followed* set with its send time,
 //! stage `pending`. Acks move it forward (`server` → `delivered` → `read`,
@@ -38,14 +42,25 @@
 //! message or not (codes are facts about the account). It lifts at its
 //! expiry when known, or when a message sent after it is delivered.
 
+mod code;
+mod latency;
+mod minutes;
+mod quality;
+mod restriction;
+
 use std::collections::VecDeque;
-use std::fmt;
 use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
 
 use crate::time::{DurationMs, Timestamp};
 use crate::window::{Percentiles, RecentSamples};
+
+pub use code::{AckStatus, ErrorCode};
+pub use latency::{AckLatencies, AckTiming, LATENCY_BUCKETS_MS, LatencyHistogram};
+use minutes::Minutes;
+pub use quality::{Quality, QualityVerdict};
+pub use restriction::{Restriction, RestrictionKind};
 
 /// Most messages followed per session.
 pub const MAX_FOLLOWED: usize = 1024;
@@ -60,276 +75,6 @@ pub const MAX_RECENT_ERRORS: usize = 64;
 pub const MAX_ERROR_CODES: usize = 16;
 /// Longest error code (`463`, `131048`, `SMB_TOS_BLOCK`).
 pub const MAX_CODE_LEN: usize = 24;
-
-/// What an ack says happened to a sent message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckStatus {
-    /// WhatsApp's server took it (one tick).
-    Server,
-    /// It reached the recipient's device (two ticks).
-    Delivered,
-    /// The recipient read it.
-    Read,
-    /// The recipient played it (voice, video).
-    Played,
-    /// The server refused it.
-    Error,
-}
-
-impl AckStatus {
-    /// Every status, in order.
-    pub const ALL: [AckStatus; 5] = [
-        AckStatus::Server,
-        AckStatus::Delivered,
-        AckStatus::Read,
-        AckStatus::Played,
-        AckStatus::Error,
-    ];
-
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AckStatus::Server => "server",
-            AckStatus::Delivered => "delivered",
-            AckStatus::Read => "read",
-            AckStatus::Played => "played",
-            AckStatus::Error => "error",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// An error code from an error ack (`463`, `429`, `131048`): at most
-/// [`MAX_CODE_LEN`] characters of `[A-Za-z0-9_.-]`, held inline.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ErrorCode {
-    bytes: [u8; MAX_CODE_LEN],
-    len: u8,
-}
-
-impl ErrorCode {
-    /// The code an error ack without one is counted under.
-    pub const UNKNOWN: ErrorCode = ErrorCode::fixed(b"unknown");
-    /// The codes past [`MAX_ERROR_CODES`], in the life-long counts.
-    pub const OTHER: ErrorCode = ErrorCode::fixed(b"other");
-
-    const fn fixed(text: &[u8]) -> Self {
-        let mut bytes = [0u8; MAX_CODE_LEN];
-        let mut i = 0;
-        while i < text.len() {
-            bytes[i] = text[i];
-            i += 1;
-        }
-        Self {
-            bytes,
-            len: text.len() as u8,
-        }
-    }
-
-    /// Checks a code, or says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("must not be empty when given".into());
-        }
-        if text.len() > MAX_CODE_LEN {
-            return Err(format!(
-                "is {} characters long; an error code has at most {MAX_CODE_LEN}",
-                text.chars().count()
-            ));
-        }
-        if let Some(c) = text
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
-            return Err(format!(
-                "\"{text}\" holds {c:?}; an error code is letters, digits, `_`, `.` and `-`"
-            ));
-        }
-        Ok(Self::fixed(text.as_bytes()))
-    }
-
-    /// The code's text.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII was ever stored.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
-    }
-}
-
-impl fmt::Debug for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrorCode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        ErrorCode::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Which restriction WhatsApp put on the account; each needs its own
-/// response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestrictionKind {
-    /// 463 (`NackCallerReachoutTimelocked`): the account may not start new
-    /// chats for a while.
-    ReachoutTimelock,
-    /// 429 and the Cloud API's 130429 / 131056: sending faster than
-    /// allowed.
-    RateLimit,
-    /// The Cloud API's 131048: too many messages were flagged as spam.
-    SpamLimit,
-    /// The Cloud API's 368: temporarily blocked for policy violations.
-    PolicyBlock,
-    /// whatsapp-web.js `TOS_BLOCK` / `SMB_TOS_BLOCK`: banned for breaking
-    /// the terms of service.
-    TosBlock,
-    /// The Cloud API's messaging restrictions (`BIZ_INITIATED_BLOCK`,
-    /// `CUSTOMER_INITIATED_BLOCK`, `ADD_NUMBER_BLOCK`), usually with an
-    /// expiry.
-    MessagingRestricted,
-    /// The WhatsApp Business Account is disabled (`WABA_DISABLED`,
-    /// `WABA_DISABLE_SCHEDULED`).
-    Banned,
-    /// A restriction a gateway reported under a code wapulse does not name.
-    Other,
-}
-
-impl RestrictionKind {
-    /// The restriction an error code means, if it means one.
-    pub fn from_code(code: &str) -> Option<Self> {
-        Some(match code {
-            "463" => RestrictionKind::ReachoutTimelock,
-            "429" | "130429" | "131056" => RestrictionKind::RateLimit,
-            "131048" => RestrictionKind::SpamLimit,
-            "368" => RestrictionKind::PolicyBlock,
-            "TOS_BLOCK" | "SMB_TOS_BLOCK" => RestrictionKind::TosBlock,
-            "BIZ_INITIATED_BLOCK" | "CUSTOMER_INITIATED_BLOCK" | "ADD_NUMBER_BLOCK" => {
-                RestrictionKind::MessagingRestricted
-            }
-            "WABA_DISABLED" | "WABA_DISABLE_SCHEDULED" => RestrictionKind::Banned,
-            _ => return None,
-        })
-    }
-
-    /// The restriction a `restriction` event's code names (`Other` when
-    /// wapulse does not know the code: the gateway said it is one).
-    pub fn of_reported(code: &str) -> Self {
-        Self::from_code(code).unwrap_or(RestrictionKind::Other)
-    }
-
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RestrictionKind::ReachoutTimelock => "reachout_timelock",
-            RestrictionKind::RateLimit => "rate_limit",
-            RestrictionKind::SpamLimit => "spam_limit",
-            RestrictionKind::PolicyBlock => "policy_block",
-            RestrictionKind::TosBlock => "tos_block",
-            RestrictionKind::MessagingRestricted => "messaging_restricted",
-            RestrictionKind::Banned => "banned",
-            RestrictionKind::Other => "other",
-        }
-    }
-
-    /// What it means, for a message.
-    pub const fn explanation(self) -> &'static str {
-        match self {
-            RestrictionKind::ReachoutTimelock => {
-                "reach-out timelock: WhatsApp does not let this number start new chats for a while"
-            }
-            RestrictionKind::RateLimit => {
-                "rate limit: the number sends faster than WhatsApp allows"
-            }
-            RestrictionKind::SpamLimit => {
-                "spam limit: too many of this number's messages were blocked or reported"
-            }
-            RestrictionKind::PolicyBlock => {
-                "policy block: the number is temporarily blocked for policy violations"
-            }
-            RestrictionKind::TosBlock => {
-                "banned: WhatsApp blocked the number for its terms of service"
-            }
-            RestrictionKind::MessagingRestricted => {
-                "messaging restricted: Meta limits what this business number may send"
-            }
-            RestrictionKind::Banned => "disabled: Meta disabled the WhatsApp Business Account",
-            RestrictionKind::Other => "restricted, as the gateway reports it",
-        }
-    }
-
-    /// What the operator should do.
-    pub const fn action(self) -> &'static str {
-        match self {
-            RestrictionKind::ReachoutTimelock => {
-                "Stop bulk and first-contact sends from this number until the timelock lifts; keep \
-                 answering existing chats. Do NOT re-pair or restart: it does not lift the \
-                 restriction and risks a ban"
-            }
-            RestrictionKind::RateLimit => {
-                "Slow down: lower this number's send rate and spread bulk sends out; the limit \
-                 lifts on its own"
-            }
-            RestrictionKind::SpamLimit => {
-                "Stop bulk sends from this number and review what it sends and to whom (opt-ins, \
-                 templates); do not re-pair"
-            }
-            RestrictionKind::PolicyBlock => {
-                "Stop sending from this number until the block ends and review the policy \
-                 violation in WhatsApp Business Manager; do not re-pair"
-            }
-            RestrictionKind::TosBlock => {
-                "The number is banned: stop all automation on it and appeal through WhatsApp \
-                 support; re-pairing will not help"
-            }
-            RestrictionKind::MessagingRestricted => {
-                "Stop the restricted kind of sends (business-initiated templates) until the \
-                 restriction expires, and review the quality of what this number sends in \
-                 WhatsApp Manager"
-            }
-            RestrictionKind::Banned => {
-                "The business account is disabled: stop sending from it and request a review in \
-                 WhatsApp Manager (Account quality)"
-            }
-            RestrictionKind::Other => {
-                "Check the number's status with the gateway and in WhatsApp; stop bulk sends \
-                 until it is clear"
-            }
-        }
-    }
-}
-
-/// A restriction WhatsApp put on the account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Restriction {
-    /// Which.
-    pub kind: RestrictionKind,
-    /// The error code that said so.
-    pub code: ErrorCode,
-    /// When it was first seen.
-    pub since: Timestamp,
-    /// When it ends, when known.
-    pub until: Option<Timestamp>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Stage {
@@ -353,81 +98,6 @@ struct EarlyAck {
     code: Option<ErrorCode>,
 }
 
-/// Sends and error acks per minute over the failure window.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Minutes {
-    /// The minute (since the epoch) of the last bucket.
-    last: i64,
-    /// `(sends, errors)` per minute, the last bucket at the end.
-    buckets: VecDeque<(u32, u32)>,
-}
-
-const MINUTE: i64 = 60_000;
-
-impl Minutes {
-    fn width(window: DurationMs) -> usize {
-        (window.as_millis().div_ceil(MINUTE as u64)).clamp(1, 24 * 60) as usize
-    }
-
-    fn record(&mut self, at: Timestamp, sends: u32, errors: u32, window: DurationMs) {
-        let width = Self::width(window);
-        let minute = at.as_millis().div_euclid(MINUTE);
-        if self.buckets.is_empty() {
-            self.last = minute;
-            self.buckets.push_back((0, 0));
-        }
-        if minute > self.last {
-            let gap = (minute - self.last).min(width as i64) as usize;
-            for _ in 0..gap {
-                self.buckets.push_back((0, 0));
-            }
-            self.last = minute;
-        }
-        while self.buckets.len() > width {
-            self.buckets.pop_front();
-        }
-        let back = (self.last - minute) as usize;
-        if back >= self.buckets.len() {
-            // Older than the window: nothing left to count it in.
-            return;
-        }
-        let i = self.buckets.len() - 1 - back;
-        let bucket = &mut self.buckets[i];
-        bucket.0 = bucket.0.saturating_add(sends);
-        bucket.1 = bucket.1.saturating_add(errors);
-    }
-
-    /// `(sends, errors)` within the window before `now` (to the minute).
-    fn totals(&self, now: Timestamp, window: DurationMs) -> (u64, u64) {
-        let width = Self::width(window) as i64;
-        let minute = now.as_millis().div_euclid(MINUTE);
-        let len = self.buckets.len() as i64;
-        let mut totals = (0u64, 0u64);
-        for (i, (s, e)) in self.buckets.iter().enumerate() {
-            let bucket_minute = self.last - (len - 1 - i as i64);
-            if bucket_minute > minute - width && bucket_minute <= minute {
-                totals.0 += u64::from(*s);
-                totals.1 += u64::from(*e);
-            }
-        }
-        totals
-    }
-
-    /// When the oldest error still counted leaves the window.
-    fn next_error_expiry(&self, now: Timestamp, window: DurationMs) -> Option<Timestamp> {
-        let width = Self::width(window) as i64;
-        let minute = now.as_millis().div_euclid(MINUTE);
-        let len = self.buckets.len() as i64;
-        self.buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, e))| *e > 0)
-            .map(|(i, _)| self.last - (len - 1 - i as i64))
-            .find(|m| *m > minute - width)
-            .map(|m| Timestamp::from_millis((m + width) * MINUTE))
-    }
-}
-
 /// A session's delivery figures.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -448,61 +118,6 @@ pub struct Delivery {
     restriction: Option<Restriction>,
     errors_total: Vec<(ErrorCode, u64)>,
     quality: Option<Quality>,
-}
-
-/// What a quality report says, from fine to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum QualityVerdict {
-    /// Nothing to do.
-    Fine,
-    /// Flagged (or rated red): the limit may be lowered.
-    Flagged,
-    /// The messaging limit was lowered.
-    Lowered,
-}
-
-/// A business number's quality and messaging limit, as the Cloud API
-/// last reported them (`phone_number_quality_update`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quality {
-    /// What happened: `FLAGGED`, `UNFLAGGED`, `DOWNGRADE`, `UPGRADE`, …
-    pub event: Box<str>,
-    /// The messaging limit tier now (`TIER_1K`), when given.
-    pub tier: Option<Box<str>>,
-    /// The quality rating (`GREEN`, `YELLOW`, `RED`), when given.
-    pub rating: Option<Box<str>>,
-    /// When it was reported.
-    pub at: Timestamp,
-}
-
-impl Quality {
-    /// What it says: the messaging limit lowered, the number flagged (or
-    /// rated red), or fine.
-    pub fn verdict(&self) -> QualityVerdict {
-        if self.event.eq_ignore_ascii_case("DOWNGRADE") {
-            QualityVerdict::Lowered
-        } else if self.event.eq_ignore_ascii_case("FLAGGED")
-            || self
-                .rating
-                .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case("RED"))
-        {
-            QualityVerdict::Flagged
-        } else {
-            QualityVerdict::Fine
-        }
-    }
-
-    /// The messaging limit in conversations a day (`TIER_1K` → 1,000);
-    /// `None` when unknown or unlimited.
-    pub fn limit(&self) -> Option<u64> {
-        let tier = self.tier.as_deref()?.strip_prefix("TIER_")?;
-        let (digits, scale) = match tier.strip_suffix('K') {
-            Some(d) => (d, 1_000),
-            None => (tier, 1),
-        };
-        digits.parse::<u64>().ok().map(|n| n * scale)
-    }
 }
 
 /// The stall verdict's inputs: the outstanding messages sent since the
@@ -534,68 +149,6 @@ impl Failures {
             0.0
         } else {
             self.errors as f64 / self.sends.max(self.errors) as f64
-        }
-    }
-}
-
-/// What one ack measured: the wait for the server and for delivery, in ms,
-/// where this ack was the one that said so.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AckTiming {
-    /// Send to server ack.
-    pub to_server: Option<u32>,
-    /// Send to delivered.
-    pub to_delivered: Option<u32>,
-}
-
-/// Buckets (ms) of the fleet-wide ack latency histogram.
-pub const LATENCY_BUCKETS_MS: [u32; 14] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000,
-    1_800_000, 3_600_000,
-];
-
-/// Ack latencies over the fleet, cumulative since the process started
-/// (kept in memory only: a restart is a counter reset to Prometheus).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LatencyHistogram {
-    /// Per bucket of [`LATENCY_BUCKETS_MS`] (not cumulative), then the
-    /// overflow.
-    pub counts: [u64; LATENCY_BUCKETS_MS.len() + 1],
-    /// Sum of the observations (ms).
-    pub sum_ms: u64,
-}
-
-impl LatencyHistogram {
-    /// Adds one observation.
-    pub fn observe(&mut self, ms: u32) {
-        let i = LATENCY_BUCKETS_MS.partition_point(|b| *b < ms);
-        self.counts[i] += 1;
-        self.sum_ms += u64::from(ms);
-    }
-
-    /// Observations in all.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-}
-
-/// The fleet's ack latency histograms: to server, to delivered.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AckLatencies {
-    /// Send to server ack.
-    pub to_server: LatencyHistogram,
-    /// Send to delivered.
-    pub to_delivered: LatencyHistogram,
-}
-
-impl AckLatencies {
-    /// Records what one ack measured.
-    pub fn record(&mut self, timing: AckTiming) {
-        if let Some(ms) = timing.to_server {
-            self.to_server.observe(ms);
-        }
-        if let Some(ms) = timing.to_delivered {
-            self.to_delivered.observe(ms);
         }
     }
 }

@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{Delivery, ErrorCode, QualityVerdict, RestrictionKind};
+mod delivery;
+
+use crate::delivery::{ErrorCode, RestrictionKind};
 use crate::disconnect::{KNOWN_REASONS, KnownReason};
 use crate::event::SessionState;
 use crate::session::Session;
@@ -250,7 +252,9 @@ impl Alert {
         if self.code != AlertCode::AccountRestricted {
             return None;
         }
-        RESTRICTION_KINDS.get(self.context as usize).copied()
+        delivery::RESTRICTION_KINDS
+            .get(self.context as usize)
+            .copied()
     }
 
     /// The named close code behind this alert, if any.
@@ -424,18 +428,6 @@ impl Alert {
         }
     }
 }
-
-/// Restriction kinds by the index ACCOUNT_RESTRICTED carries.
-const RESTRICTION_KINDS: [RestrictionKind; 8] = [
-    RestrictionKind::ReachoutTimelock,
-    RestrictionKind::RateLimit,
-    RestrictionKind::SpamLimit,
-    RestrictionKind::PolicyBlock,
-    RestrictionKind::TosBlock,
-    RestrictionKind::MessagingRestricted,
-    RestrictionKind::Banned,
-    RestrictionKind::Other,
-];
 
 /// A rate's usual gap, rounded as a person says it: whole minutes from a
 /// minute on, whole seconds below.
@@ -681,9 +673,6 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
             );
         }
     }
-    if let Some(delivery) = &session.delivery {
-        judge_delivery(session, delivery, t, now, &mut fire);
-    }
     match session.state {
         SessionState::LoggedOut => fire(
             AlertCode::LoggedOut,
@@ -704,106 +693,12 @@ pub fn evaluate(session: &Session, t: &Thresholds, now: Timestamp) -> Assessment
         _ => {}
     }
     if let Some(delivery) = &session.delivery {
-        if let Some(r) = delivery.restriction(now) {
-            alerts.push(Alert {
-                code: AlertCode::AccountRestricted,
-                level: Level::Critical,
-                value: 1,
-                threshold: 1,
-                since: Some(r.since),
-                context: RESTRICTION_KINDS
-                    .iter()
-                    .position(|k| *k == r.kind)
-                    .unwrap_or(0) as u64,
-                cause: None,
-                codes: [Some(r.code), None],
-                until: r.until,
-            });
-        }
-        if let Some(q) = delivery.quality() {
-            let level = match q.verdict() {
-                QualityVerdict::Fine => Level::Ok,
-                QualityVerdict::Flagged => Level::Warning,
-                QualityVerdict::Lowered => Level::Critical,
-            };
-            if level != Level::Ok {
-                alerts.push(Alert {
-                    code: AlertCode::NumberQuality,
-                    level,
-                    value: q.limit().unwrap_or(0),
-                    threshold: 0,
-                    since: Some(q.at),
-                    context: 0,
-                    cause: None,
-                    codes: [None; 2],
-                    until: None,
-                });
-            }
-        }
-        let failures = delivery.failures(now, t.delivery_failure_window);
-        if failures.errors >= u64::from(t.delivery_failure_min_errors) {
-            let share = failures.share();
-            let level = tier(
-                share,
-                t.delivery_failure_warning,
-                t.delivery_failure_critical,
-            );
-            if let Some((level, bar)) = level {
-                let sends = failures.sends.max(failures.errors);
-                alerts.push(Alert {
-                    code: AlertCode::DeliveryFailures,
-                    level,
-                    value: failures.errors,
-                    threshold: ((bar * sends as f64).ceil() as u64)
-                        .max(u64::from(t.delivery_failure_min_errors)),
-                    since: None,
-                    context: failures.sends,
-                    cause: None,
-                    codes: failures.top,
-                    until: None,
-                });
-            }
-        }
+        delivery::judge(session, delivery, t, now, &mut alerts);
     }
     // Most severe first; within a level, in AlertCode order (stable sort).
     alerts.sort_by(|a, b| b.level.cmp(&a.level).then(a.code.cmp(&b.code)));
     let level = alerts.iter().map(|a| a.level).max().unwrap_or(Level::Ok);
     Assessment { level, alerts }
-}
-
-/// Since when the stall rule measures the wait of `session`'s outstanding
-/// messages, with how many wait; `None` when it does not judge (not
-/// connected, fewer outstanding messages than the bar needs). A message
-/// sent before the current connection waits from the connect.
-fn stall(session: &Session, delivery: &Delivery, t: &Thresholds) -> Option<(Timestamp, u32)> {
-    let connected_since = session.connected_since.filter(|_| session.is_connected())?;
-    let out = delivery.outstanding()?;
-    (out.count >= t.delivery_stall_min_messages)
-        .then(|| (out.oldest.max(connected_since), out.count))
-}
-
-fn judge_delivery(
-    session: &Session,
-    delivery: &Delivery,
-    t: &Thresholds,
-    now: Timestamp,
-    fire: &mut impl FnMut(AlertCode, Level, u64, u64, Option<Timestamp>, u64),
-) {
-    if let Some((since, count)) = stall(session, delivery, t) {
-        let waited = now.since(since);
-        if let Some((level, bar)) =
-            tier(waited, t.delivery_stall_warning, t.delivery_stall_critical)
-        {
-            fire(
-                AlertCode::DeliveryStalled,
-                level,
-                waited.as_millis(),
-                bar.as_millis(),
-                Some(since),
-                u64::from(count),
-            );
-        }
-    }
 }
 
 /// The earliest instant after `now` at which [`evaluate`] may give a
@@ -871,16 +766,7 @@ pub fn next_change(session: &Session, t: &Thresholds, now: Timestamp) -> Option<
         consider(lock.since.plus(t.lock_held_critical));
     }
     if let Some(delivery) = &session.delivery {
-        if let Some((since, _)) = stall(session, delivery, t) {
-            consider(since.plus(t.delivery_stall_warning));
-            consider(since.plus(t.delivery_stall_critical));
-        }
-        if let Some(at) = delivery.next_failure_expiry(now, t.delivery_failure_window) {
-            consider(at);
-        }
-        if let Some(until) = delivery.restriction(now).and_then(|r| r.until) {
-            consider(until);
-        }
+        delivery::deadlines(session, delivery, t, now, &mut consider);
     }
     next
 }
