@@ -209,6 +209,27 @@ fn rollup(c: &mut Criterion) {
             held
         })
     });
+    // Retiring: one session (a DELETE), and a sweep's batch of 1,000, each
+    // with a reader holding the snapshot before (the order is rebuilt once
+    // per batch). Each iteration retires from a fresh copy.
+    let retire = |id: &SessionId| event(id, 400_000, EventKind::Retire { reason: None });
+    let one = [retire(&many[4242])];
+    let thousand: Vec<Event> = many.iter().step_by(100).map(retire).collect();
+    for (name, events) in [
+        ("retire_1_of_100k_sessions", &one[..]),
+        ("retire_1000_of_100k_sessions", &thousand[..]),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (fleet.clone(), fleet.snapshot()),
+                |(mut f, held)| {
+                    f.apply_all(events);
+                    (f, held)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -224,6 +224,8 @@ pub struct FleetSnapshot {
     /// since the last merge wait in `pending`.
     order: Arc<Vec<SessionId>>,
     pending: Vec<SessionId>,
+    /// Ids retired since the last merge, to leave the sorted order.
+    retired: Vec<SessionId>,
     len: usize,
     by_state: [usize; STATES],
     platform: Arc<PlatformMetrics>,
@@ -238,6 +240,7 @@ impl Default for FleetSnapshot {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             order: Arc::default(),
             pending: Vec::new(),
+            retired: Vec::new(),
             len: 0,
             by_state: [0; STATES],
             platform: Arc::default(),
@@ -262,7 +265,10 @@ impl FleetSnapshot {
     /// taken with [`Fleet::snapshot`]; kept up to date on write, so paging
     /// costs a binary search, not a sort.
     pub fn sorted_ids(&self) -> &[SessionId] {
-        debug_assert!(self.pending.is_empty(), "snapshots are settled");
+        debug_assert!(
+            self.pending.is_empty() && self.retired.is_empty(),
+            "snapshots are settled"
+        );
         &self.order
     }
 
@@ -276,14 +282,29 @@ impl FleetSnapshot {
         ids[start..].iter().filter_map(|id| self.get(id.as_str()))
     }
 
-    /// Merges ids added since the last merge into the sorted order: one
-    /// O(n) pass per batch that adds sessions, not one per session.
+    /// Merges ids added since the last merge into the sorted order and
+    /// takes out those retired: one O(n) pass per batch that adds or
+    /// retires sessions, not one per session. An id retired and added
+    /// again within the batch is listed once; one added and retired, not
+    /// at all.
     fn settle(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.retired.is_empty() {
             return;
         }
         let mut fresh = std::mem::take(&mut self.pending);
+        if !self.retired.is_empty() {
+            let gone: HashSet<SessionId> = std::mem::take(&mut self.retired).into_iter().collect();
+            self.order = Arc::new(
+                self.order
+                    .iter()
+                    .filter(|id| !gone.contains(*id))
+                    .cloned()
+                    .collect(),
+            );
+            fresh.retain(|id| self.shards[shard_of(id.as_str())].contains_key(id.as_str()));
+        }
         fresh.sort_unstable();
+        fresh.dedup();
         let old = std::mem::take(&mut self.order);
         let mut merged = Vec::with_capacity(old.len() + fresh.len());
         let (mut a, mut b) = (old.iter().peekable(), fresh.into_iter().peekable());
@@ -391,6 +412,20 @@ impl FleetSnapshot {
         }
         let session = shard.get_mut(id.as_str()).expect("present: inserted above");
         Arc::make_mut(session)
+    }
+
+    /// Takes the session `id` out, if it is there.
+    fn retire(&mut self, id: &SessionId) {
+        let shard = &mut self.shards[shard_of(id.as_str())];
+        if !shard.contains_key(id.as_str()) {
+            return;
+        }
+        let Some(session) = Arc::make_mut(shard).remove(id.as_str()) else {
+            return;
+        };
+        self.len -= 1;
+        self.by_state[session.state.index()] -= 1;
+        self.retired.push(id.clone());
     }
 }
 
@@ -576,6 +611,10 @@ impl Fleet {
                     .insert(name.clone(), *value);
                 return Applied::Applied;
             }
+            EventKind::Retire { .. } => {
+                current.retire(&event.session);
+                return Applied::Applied;
+            }
             _ => {}
         }
         let (before, after, timing) = {
@@ -664,6 +703,7 @@ impl Fleet {
                 shards: shards.into_iter().map(Arc::new).collect(),
                 order: Arc::new(order),
                 pending: Vec::new(),
+                retired: Vec::new(),
                 len,
                 by_state,
                 platform: Arc::new(state.platform),

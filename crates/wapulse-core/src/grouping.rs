@@ -73,6 +73,10 @@ pub struct NotifiedAlert {
     /// For a fleet incident: how many sessions it covers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affected: Option<u64>,
+    /// Resolved because its session was retired on purpose (deleted, or
+    /// idle past `retire_after`), not because it recovered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 /// Group timers.

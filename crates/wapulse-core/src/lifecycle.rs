@@ -208,6 +208,28 @@ impl AlertLife {
         out
     }
 
+    /// Ends the alert because its session was retired on purpose: a
+    /// firing alert resolves now (no `keep_firing_for`, no flapping hold:
+    /// nothing is left to come back), a pending one is cancelled. The
+    /// fires are forgotten with it, so the state is
+    /// [forgettable](Self::is_forgettable) at once.
+    pub fn retire(&mut self, now: Timestamp) -> Vec<Transition> {
+        let out = match self.phase {
+            Phase::Inactive => Vec::new(),
+            Phase::Pending => vec![Transition::Cancelled],
+            Phase::Firing => {
+                self.resolved_at = Some(now);
+                vec![Transition::Resolved]
+            }
+        };
+        self.phase = Phase::Inactive;
+        self.active_since = None;
+        self.clear_since = None;
+        self.flapping = false;
+        self.fires = WindowCount::default();
+        out
+    }
+
     fn hold(&self, rules: &LifeRules) -> DurationMs {
         if self.flapping {
             rules.keep_firing_for.max(rules.flap_quiet)

@@ -493,7 +493,8 @@ impl Session {
                     at,
                 }),
             EventKind::Error { .. } => self.traffic.errors += 1,
-            EventKind::Counter { .. } | EventKind::Gauge { .. } => {}
+            // The fleet takes these: a retire removes the session.
+            EventKind::Counter { .. } | EventKind::Gauge { .. } | EventKind::Retire { .. } => {}
             EventKind::Labels { labels } => {
                 // Bounded whatever arrives; the service refuses a batch
                 // that would go past the bound before it is accepted.

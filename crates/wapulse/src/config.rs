@@ -54,6 +54,7 @@ struct FileSettings {
     receivers: Option<Vec<RawReceiver>>,
     routes: Option<Vec<RawRoute>>,
     gateways: Option<crate::gateways::RawGateways>,
+    sessions: Option<crate::retire::RawSessions>,
     ca_file: Option<PathBuf>,
     cluster: Option<crate::cluster::config::RawCluster>,
 }
@@ -130,6 +131,8 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     /// Gateway webhooks (WAHA, Evolution API).
     pub gateways: crate::gateways::GatewaySettings,
+    /// `[sessions]`: retiring idle sessions (`retire_after`).
+    pub sessions: crate::retire::SessionSettings,
     /// `ca_file` / `WAPULSE_CA_FILE`: certificates trusted, besides the
     /// system's and Mozilla's, by every outgoing TLS connection.
     pub ca_file: Option<PathBuf>,
@@ -173,6 +176,7 @@ impl Settings {
             probes: Vec::new(),
             alerting: AlertingSettings::default(),
             gateways: crate::gateways::GatewaySettings::default(),
+            sessions: crate::retire::SessionSettings::default(),
             ca_file: None,
             cluster: None,
         }
@@ -427,6 +431,8 @@ impl Settings {
                 cloud_verify_token: nonempty("WHATSAPP_CLOUD_VERIFY_TOKEN"),
             },
         )?;
+        s.sessions =
+            crate::retire::SessionSettings::check(file.sessions, nonempty("WAPULSE_RETIRE_AFTER"))?;
         s.cluster =
             crate::cluster::config::ClusterSettings::check(file.cluster, nonempty, s.retention)?;
         if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {

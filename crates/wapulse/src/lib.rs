@@ -68,6 +68,7 @@ pub mod nagios;
 pub mod openapi;
 pub mod priority;
 pub mod probes;
+pub mod retire;
 pub mod routes;
 pub mod secret;
 pub mod serve;

@@ -425,6 +425,14 @@ fn event_schemas(settings: &Settings) -> (Value, Map<String, Value>) {
             &["name", "value"],
         ),
         ("labels", json!({ "labels": labels }), &["labels"]),
+        (
+            "retire",
+            json!({ "reason": nullable(json!({ "type": "string", "maxLength": MAX_TEXT_LEN,
+                "description": "why the session was retired; a retire takes the session out \
+                    of every view and resolves its alerts as retired (not the default session: \
+                    409)" })) }),
+            &[],
+        ),
     ];
     let mut one_of = Vec::new();
     let mut mapping = Map::new();

@@ -169,6 +169,9 @@ impl Application {
                 gate,
             )
             .context("cannot start the notifiers' thread")?;
+        if let Some(after) = self.state.settings.sessions.retire_after {
+            tokio::spawn(retire_idle_sessions(Arc::downgrade(&self.state), after));
+        }
         let t = &self.state.telemetry;
         let metrics = ConnectionMetrics {
             accepted: t.http_connections.clone(),
@@ -281,6 +284,35 @@ fn open_files_limit() -> Option<usize> {
 }
 
 /// Completes on SIGTERM or SIGINT.
+/// `retire_after`: sweeps while the application lives, retiring through
+/// the same write path as `DELETE /sessions/{id}` (the stream in cluster
+/// mode).
+async fn retire_idle_sessions(state: std::sync::Weak<AppState>, after: wapulse_core::DurationMs) {
+    let Some(app) = state.upgrade() else {
+        return;
+    };
+    let default = app.settings.default_session.clone();
+    let batch = app.settings.max_batch_events;
+    drop(app);
+    let fleet = {
+        let state = state.clone();
+        move || state.upgrade().map(|s| s.model.snapshot())
+    };
+    let submit: crate::retire::Submit = Arc::new(move |events| {
+        let state = state.clone();
+        Box::pin(async move {
+            let Some(app) = state.upgrade() else {
+                return Err("wapulse is stopping".to_owned());
+            };
+            app.accept(events, clock::now())
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    });
+    crate::retire::sweep(after, default, batch, fleet, submit).await;
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

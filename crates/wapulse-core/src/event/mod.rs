@@ -181,6 +181,16 @@ pub enum EventKind {
         /// What changes.
         labels: LabelChanges,
     },
+    /// The session was deleted on purpose (`DELETE /sessions/{id}`, a
+    /// gateway's delete signal, `retire_after`): it leaves the model, its
+    /// alerts resolve as retired, and a later event starts it afresh.
+    /// Applied in arrival order, whatever its `at`; a no-op for a session
+    /// the model does not hold.
+    Retire {
+        /// Why, in the words of whoever retired it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Box<str>>,
+    },
 }
 
 impl EventKind {
@@ -205,6 +215,7 @@ impl EventKind {
             EventKind::Counter { .. } => "counter",
             EventKind::Gauge { .. } => "gauge",
             EventKind::Labels { .. } => "labels",
+            EventKind::Retire { .. } => "retire",
         }
     }
 }

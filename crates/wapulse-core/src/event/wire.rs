@@ -100,7 +100,7 @@ pub const MAX_LABEL_LEN: usize = 256;
 
 const EVENT_TYPES: &str = "state, heartbeat, heartbeat_failed, keepalives, auth, \
 credentials_written, validation, lock_acquired, lock_released, circuit_breaker, message, ack, \
-restriction, quality, error, counter, gauge, labels";
+restriction, quality, error, counter, gauge, labels, retire";
 
 fn text(
     field: &'static str,
@@ -571,6 +571,9 @@ impl RawEvent {
             },
             "labels" => EventKind::Labels {
                 labels: label_changes(self.labels)?,
+            },
+            "retire" => EventKind::Retire {
+                reason: text("reason", self.reason, MAX_TEXT_LEN)?,
             },
             other => {
                 return Err(EventError::new(

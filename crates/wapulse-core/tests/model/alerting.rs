@@ -124,6 +124,34 @@ fn flapping_is_said_once_and_holds_the_alert_until_quiet() {
 }
 
 #[test]
+fn retiring_resolves_a_firing_alert_at_once_whatever_holds_it() {
+    // keep_firing_for of an hour, and flapping: a retire waits for neither.
+    let r = rules(0, 3600);
+    let mut life = AlertLife::default();
+    for i in 0..4 {
+        life.step(C, at(f64::from(i) * 60.0), &r);
+        life.step(None, at(f64::from(i) * 60.0 + 30.0), &r);
+    }
+    assert!(life.flapping && life.phase == Phase::Firing);
+    assert_eq!(life.retire(at(400.0)), [Transition::Resolved]);
+    assert_eq!(life.phase, Phase::Inactive);
+    assert_eq!(life.resolved_at, Some(at(400.0)));
+    assert!(!life.flapping);
+    // Nothing is kept for flapping: the state may be forgotten now.
+    assert!(life.is_forgettable(at(400.0), &r));
+    assert_eq!(life.deadline(&r), None);
+    // Once is all: a second retire says nothing.
+    assert_eq!(life.retire(at(401.0)), []);
+
+    // A pending alert is cancelled (nothing was sent, nothing is sent).
+    let mut pending = AlertLife::default();
+    pending.step(W, at(0.0), &rules(60, 0));
+    assert_eq!(pending.retire(at(10.0)), [Transition::Cancelled]);
+    assert_eq!(pending.phase, Phase::Inactive);
+    assert_eq!(AlertLife::default().retire(at(0.0)), []);
+}
+
+#[test]
 fn the_lifecycle_state_survives_a_serde_round_trip() {
     let r = rules(60, 30);
     let mut life = AlertLife::default();
@@ -213,6 +241,7 @@ fn alert(session: &str, code: &str, status: Status) -> NotifiedAlert {
         labels: BTreeMap::new(),
         sessions: Vec::new(),
         affected: None,
+        retired: false,
     }
 }
 

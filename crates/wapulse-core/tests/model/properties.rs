@@ -65,6 +65,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
         1 => (0.0f64..10.0).prop_map(|delta| EventKind::Counter { name: MetricName::parse("jobs").unwrap(), delta }),
         1 => (-5.0f64..5.0).prop_map(|value| EventKind::Gauge { name: MetricName::parse("active").unwrap(), value }),
         2 => label_changes().prop_map(|labels| EventKind::Labels { labels }),
+        1 => Just(EventKind::Retire { reason: None }),
     ]
 }
 
@@ -140,12 +141,59 @@ proptest! {
         let snapshot_between = parts.snapshot();
         parts.apply_all(&events[at_split..]);
         prop_assert_eq!(state_json(&whole), state_json(&parts));
-        prop_assert!(snapshot_between.len() <= parts.view().len());
+        // Sessions only come, unless one is retired.
+        let retires = events[at_split..].iter().any(|e| matches!(e.kind, EventKind::Retire { .. }));
+        prop_assert!(retires || snapshot_between.len() <= parts.view().len());
         // The sorted index holds exactly the sessions, in order.
         let snap = parts.snapshot();
         let mut ids: Vec<_> = snap.sessions().map(|s| s.id().clone()).collect();
         ids.sort();
         prop_assert_eq!(snap.sorted_ids(), &ids[..]);
+    }
+
+    #[test]
+    fn a_retired_session_leaves_every_view_and_a_later_event_starts_it_afresh(
+        events in events(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let i = cut.index(events.len() + 1);
+        let retire = Event {
+            session: sid("a"),
+            at: at(0.0),
+            id: None,
+            kind: EventKind::Retire { reason: Some("gone".into()) },
+        };
+        // Keys seen before the retire still count as repeats after it, so
+        // a's later events go without keys: what they make must not depend
+        // on anything before the retire.
+        let later: Vec<Event> = events[i..]
+            .iter()
+            .filter(|e| e.session.as_str() == "a")
+            .map(|e| Event { id: None, ..e.clone() })
+            .filter(|e| !matches!(e.kind, EventKind::Retire { .. }))
+            .collect();
+        let mut fleet = Fleet::new(Thresholds::default());
+        fleet.apply_all(&events[..i]);
+        fleet.apply_all([&retire]);
+        let after_retire = fleet.snapshot();
+        prop_assert!(after_retire.get("a").is_none());
+        prop_assert!(!after_retire.sorted_ids().iter().any(|id| id.as_str() == "a"));
+        prop_assert_eq!(after_retire.by_state().iter().sum::<usize>(), after_retire.len());
+        prop_assert_eq!(after_retire.sorted_ids().len(), after_retire.len());
+        fleet.apply_all(&later);
+        let mut fresh = Fleet::new(Thresholds::default());
+        fresh.apply_all(&later);
+        let one = |f: &Fleet| {
+            f.view().get("a").map(|s| {
+                serde_json::to_string(&(s.as_ref(), &s.labels, &s.liveness, &s.delivery)).unwrap()
+            })
+        };
+        prop_assert_eq!(one(&fleet), one(&fresh));
+        let snap = fleet.snapshot();
+        let mut ids: Vec<_> = snap.sessions().map(|s| s.id().clone()).collect();
+        ids.sort();
+        prop_assert_eq!(snap.sorted_ids(), &ids[..]);
+        prop_assert_eq!(snap.by_state().iter().sum::<usize>(), snap.len());
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl ActiveAlert {
             labels: self.labels.clone(),
             sessions: self.sessions.clone(),
             affected: self.affected,
+            retired: false,
         }
     }
 }

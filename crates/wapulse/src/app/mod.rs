@@ -64,6 +64,10 @@ pub enum NotTaken {
     /// platform metric names): it names the cap.
     #[error("{0}")]
     OverCapacity(String),
+    /// The event at this index would retire the default session, which
+    /// `/session/health` answers for.
+    #[error("event {0} retires the default session")]
+    RetiresDefault(usize),
 }
 
 /// Most distinct platform counter and gauge names (each batch copies the
@@ -85,14 +89,21 @@ impl AppState {
     }
 
     /// Refuses a batch that would take the fleet past `max_sessions` or
-    /// past [`MAX_PLATFORM_METRICS`] names. Judged against the published
+    /// past [`MAX_PLATFORM_METRICS`] names, or retire the default session. Judged against the published
     /// model when the batch arrives: batches arriving together can pass it
     /// together, by at most their own new sessions.
     fn room_for(&self, events: &[Event]) -> Result<(), NotTaken> {
         let snapshot = self.model.snapshot();
         let mut new_sessions = HashSet::new();
         let mut new_names = HashSet::new();
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
+            if let EventKind::Retire { .. } = e.kind {
+                if e.session == self.settings.default_session {
+                    return Err(NotTaken::RetiresDefault(i));
+                }
+                // A retire never adds a session.
+                continue;
+            }
             if snapshot.get(e.session.as_str()).is_none() {
                 new_sessions.insert(e.session.as_str());
             }

@@ -34,6 +34,33 @@ pub struct RawWhatsappCloud {
     /// The token Meta's subscription handshake must present; also
     /// `WHATSAPP_CLOUD_VERIFY_TOKEN`.
     pub verify_token: Option<String>,
+    /// `[[gateways.whatsapp_cloud.numbers]]`: numbers known before any
+    /// delivery names them.
+    pub numbers: Option<Vec<RawCloudNumber>>,
+}
+
+/// One `[[gateways.whatsapp_cloud.numbers]]`: a phone number id with the
+/// display number and WABA that quality and account updates name it by.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudNumber {
+    /// Meta's phone number id (the session, after `session_prefix`).
+    pub phone_number_id: String,
+    /// The number as people dial it (`+1 555 000 1234`).
+    pub display_number: Option<String>,
+    /// The WhatsApp Business Account id.
+    pub waba: Option<String>,
+}
+
+/// A Cloud API number known from the settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudNumber {
+    /// Its session.
+    pub session: SessionId,
+    /// Its display number, digits only.
+    pub display_digits: Option<String>,
+    /// Its WABA id.
+    pub waba: Option<String>,
 }
 
 /// `[gateways.waha]`.
@@ -74,6 +101,9 @@ pub struct GatewaySettings {
     /// The subscription handshake's token; without it, the handshake is
     /// refused.
     pub cloud_verify_token: Option<Secret>,
+    /// Cloud API numbers named in the settings, besides those learned from
+    /// deliveries.
+    pub cloud_numbers: Vec<CloudNumber>,
 }
 
 /// The gateway settings the environment may give.
@@ -117,11 +147,34 @@ impl GatewaySettings {
                 .map(Secret::new)
         };
         let cloud = raw.whatsapp_cloud.unwrap_or_default();
+        let cloud_prefix = prefix("whatsapp_cloud", cloud.session_prefix)?;
+        let mut cloud_numbers = Vec::new();
+        for (i, n) in cloud.numbers.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("gateways.whatsapp_cloud.numbers[{i}]");
+            let session = SessionId::parse(&format!("{cloud_prefix}{}", n.phone_number_id))
+                .map_err(|e| anyhow::anyhow!("{at}.phone_number_id: {e}"))?;
+            let display_digits = match n.display_number {
+                None => None,
+                Some(d) => match crate::gateways::whatsapp_cloud::digits(&d) {
+                    Some(digits) => Some(digits),
+                    None => anyhow::bail!(
+                        "{at}.display_number: `{d}` holds no digits (write the number as Meta \
+                         shows it, e.g. +1 555 000 1234)"
+                    ),
+                },
+            };
+            cloud_numbers.push(CloudNumber {
+                session,
+                display_digits,
+                waba: n.waba.filter(|w| !w.is_empty()),
+            });
+        }
         Ok(Self {
+            cloud_numbers,
             token_header,
             waha_prefix: prefix("waha", waha.session_prefix)?,
             waha_hmac_key: secret(env.waha_hmac_key, waha.hmac_key),
-            cloud_prefix: prefix("whatsapp_cloud", cloud.session_prefix)?,
+            cloud_prefix,
             cloud_app_secret: secret(env.cloud_app_secret, cloud.app_secret),
             cloud_verify_token: secret(env.cloud_verify_token, cloud.verify_token),
             evolution_prefix: prefix(

@@ -17,6 +17,7 @@
 //! | `qrcode.updated` | `qr_required` (`pairing_code` when it carries one) |
 //! | `status.instance` closed | `logged_out` with `disconnectionReasonCode` |
 //! | `logout.instance` | `logged_out` (nothing more when already logged out) |
+//! | `remove.instance` | `retire` (the instance was deleted) |
 //!
 //! Evolution reconnects every other drop by itself and sends `close` only
 //! for the codes it does not reconnect (401, 402, 403, 406, 408), after
@@ -72,6 +73,15 @@ pub fn map(
         format!("evo:{}", body_digest(body)),
     );
     let mut me = None;
+    if event == "remove.instance" {
+        // The instance was deleted: its session is retired. Nothing else
+        // goes with it (a first delivery's keepalives or labels would only
+        // create the session to retire it).
+        batch.push(EventKind::Retire {
+            reason: Some("remove.instance".into()),
+        });
+        return Ok(batch.finish(event));
+    }
     let mapped = match event.as_str() {
         "connection.update" => {
             me = text(data, "wuid");

@@ -17,6 +17,10 @@
 //! | `message`, `message.any` | `message` (direction from `fromMe`; one per message id; a send carries its id in `ids`, and its `ack` when it has one) |
 //! | `message.ack` (`fromMe`) | `ack`: -1 `error` (code from `_data.messageStubParameters`), 1 `server`, 2 `delivered`, 3 `read`, 4 `played` |
 //! | `me.id`, `engine` | labels `me`, `engine` |
+//!
+//! WAHA sends no webhook when a session is deleted (there is no such event
+//! in its list): retire one with `DELETE /sessions/{id}`, or let
+//! `retire_after` do it.
 
 use serde_json::Value;
 use wapulse_core::{AckStatus, AuthMethod, EventKind, SessionId, SessionState, Timestamp};

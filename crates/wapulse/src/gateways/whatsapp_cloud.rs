@@ -17,23 +17,79 @@
 //! | `messages` `metadata` | labels `display_number`, `waba` (what later quality and account updates are matched by) |
 //! | `phone_number_quality_update` | `quality` (event, `current_limit` as the tier) for the number whose label `display_number` matches |
 //! | `account_update` ACCOUNT_RESTRICTION | `restriction` per `restriction_info` (`BIZ_INITIATED_BLOCK`, `CUSTOMER_INITIATED_BLOCK`, `ADD_NUMBER_BLOCK`) with its expiration |
+//! | `account_update` ACCOUNT_DELETED | `retire` (the number, else every number of the WABA) |
 //! | `account_update` DISABLED_UPDATE | `restriction WABA_DISABLED` (DISABLE), `WABA_DISABLE_SCHEDULED`; REINSTATE lifts it |
 //!
 //! An account update names the number by `phone_number` (its display
 //! number) or only by the WABA (`entry.id`): every number learned under
-//! that WABA. A part of a delivery wapulse cannot place (no usable phone
+//! that WABA. Numbers may also be named in the settings
+//! (`[[gateways.whatsapp_cloud.numbers]]`), so that an update finds a
+//! number whose deliveries have not said its display number yet. A part of a delivery wapulse cannot place (no usable phone
 //! number id, an update for a number never seen) is skipped; a delivery
 //! with nothing usable is acknowledged and ignored.
 
 use serde_json::Value;
-use wapulse_core::{AckStatus, EventKind, SessionId, SessionState, Timestamp};
+use wapulse_core::{AckStatus, EventKind, FleetSnapshot, SessionId, SessionState, Timestamp};
 
+use super::config::CloudNumber;
 use super::{Batch, Mapped, Prior, Refused, body_digest, envelope, error_code, session_id, text};
 
 /// Label names a Cloud API number carries.
 pub const DISPLAY_NUMBER: &str = "display_number";
 /// The WhatsApp Business Account id label.
 pub const WABA: &str = "waba";
+
+/// A display number's digits (`+1 555-000-1234` → `15550001234`), so
+/// that the same number written two ways matches; none when it has none.
+pub fn digits(number: &str) -> Option<String> {
+    let d: String = number.chars().filter(char::is_ascii_digit).collect();
+    (!d.is_empty()).then_some(d)
+}
+
+/// The sessions a quality or account update names by `name`
+/// ([`DISPLAY_NUMBER`] or [`WABA`]) = `value`: those whose label says so
+/// (learned from deliveries; display numbers compared by their digits),
+/// and those `[[gateways.whatsapp_cloud.numbers]]` names, when the model
+/// has them.
+pub fn sessions_named(
+    snapshot: &FleetSnapshot,
+    numbers: &[CloudNumber],
+    name: &str,
+    value: &str,
+) -> Vec<SessionId> {
+    let wanted = if name == DISPLAY_NUMBER {
+        digits(value)
+    } else {
+        Some(value.to_owned())
+    };
+    let Some(wanted) = wanted else {
+        return Vec::new();
+    };
+    let matches = |v: &str| {
+        if name == DISPLAY_NUMBER {
+            digits(v).as_deref() == Some(wanted.as_str())
+        } else {
+            v == wanted
+        }
+    };
+    let mut found: Vec<SessionId> = snapshot
+        .sessions()
+        .filter(|s| s.labels.get(name).is_some_and(matches))
+        .map(|s| s.id().clone())
+        .collect();
+    for n in numbers {
+        let named = match name {
+            DISPLAY_NUMBER => n.display_digits.as_deref() == Some(wanted.as_str()),
+            WABA => n.waba.as_deref() == Some(wanted.as_str()),
+            _ => false,
+        };
+        if named && snapshot.get(n.session.as_str()).is_some() && !found.contains(&n.session) {
+            found.push(n.session.clone());
+        }
+    }
+    found.sort();
+    found
+}
 
 /// Maps one delivery. `prior` tells what wapulse knows of a session;
 /// `labelled(name, value)` lists the sessions with that label.
@@ -200,6 +256,7 @@ fn account(
     received: Timestamp,
 ) -> Vec<Batch> {
     let mut restrictions: Vec<(&str, Option<Timestamp>, bool)> = Vec::new();
+    let deleted = text(value, "event") == Some("ACCOUNT_DELETED");
     match text(value, "event") {
         Some("ACCOUNT_RESTRICTION") => {
             for r in value
@@ -232,7 +289,7 @@ fn account(
         }
         _ => {}
     }
-    if restrictions.is_empty() {
+    if restrictions.is_empty() && !deleted {
         return Vec::new();
     }
     let sessions = match (text(value, "phone_number"), waba) {
@@ -244,6 +301,12 @@ fn account(
         .into_iter()
         .map(|session| {
             let mut batch = Batch::new(session, received, id_base.to_owned());
+            if deleted {
+                // The account is gone: its numbers are retired, not paged.
+                batch.push(EventKind::Retire {
+                    reason: Some("account_update ACCOUNT_DELETED".into()),
+                });
+            }
             for (code, until, lifted) in &restrictions {
                 if let Ok(code) = wapulse_core::ErrorCode::parse(code) {
                     batch.push(EventKind::Restriction {

@@ -160,6 +160,15 @@ impl From<crate::app::NotTaken> for ApiError {
                 index: None,
                 field: None,
             },
+            crate::app::NotTaken::RetiresDefault(i) => ApiError::Conflict {
+                message: format!(
+                    "event {i} retires the default session, which /session/health answers for; \
+                     it cannot be retired (set default_session to another id first); nothing \
+                     was applied"
+                ),
+                index: Some(i),
+                field: Some("type"),
+            },
         }
     }
 }

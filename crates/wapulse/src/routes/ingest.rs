@@ -283,7 +283,9 @@ async fn ingest(
     };
     let outcome = match state.accept(events, received).await {
         Ok(outcome) => outcome,
-        Err(e @ crate::app::NotTaken::OverCapacity(_)) => {
+        Err(
+            e @ (crate::app::NotTaken::OverCapacity(_) | crate::app::NotTaken::RetiresDefault(_)),
+        ) => {
             telemetry.with_label_values(&["rejected"]).inc();
             return Err(e.into());
         }

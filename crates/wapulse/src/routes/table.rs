@@ -97,7 +97,8 @@ const WEBHOOK: &[(u16, &str)] = &[
     (400, "malformed delivery; nothing applied"),
     (
         409,
-        "the delivery would pass max_sessions or the 1,000 platform metric names; nothing applied",
+        "the delivery would pass max_sessions or the 1,000 platform metric names, or retire \
+         the default session; nothing applied",
     ),
     (
         401,
@@ -124,8 +125,9 @@ pub fn table() -> Vec<Route> {
         UNAUTHORIZED,
         (
             409,
-            "a labels event would leave a session with more than 16 labels, or the batch would \
-             pass max_sessions or the 1,000 platform metric names; nothing applied",
+            "a labels event would leave a session with more than 16 labels, the batch would \
+             pass max_sessions or the 1,000 platform metric names, or it retires the default \
+             session; nothing applied",
         ),
         (413, "body too large"),
         (415, "unsupported content type"),
@@ -246,6 +248,24 @@ pub fn table() -> Vec<Route> {
             read_id,
             JSON,
             get(session::alerts::thresholds_for),
+        ),
+        route_as(
+            Method::DELETE,
+            None,
+            "/sessions/{id}",
+            "Retire a session on purpose: its alerts resolve as retired, it leaves every list, \
+             count and /metrics; its journal stays until retention; a later event starts it \
+             afresh",
+            Admin,
+            &[
+                (200, "retired: {retired, at}"),
+                BAD_ID,
+                UNAUTHORIZED,
+                NOT_FOUND,
+                (409, "the default session cannot be retired"),
+                (503, "the store refused the write (Retry-After)"),
+            ],
+            delete(session::retire::retire),
         ),
         route(
             "/sessions/{id}/events",

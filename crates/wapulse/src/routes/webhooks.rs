@@ -104,11 +104,12 @@ pub(super) async fn whatsapp_cloud(
             &gateways.cloud_prefix,
             |id| Prior::of(&snapshot, id),
             |name, value| {
-                snapshot
-                    .sessions()
-                    .filter(|s| s.labels.get(name) == Some(value))
-                    .map(|s| s.id().clone())
-                    .collect()
+                gateways::whatsapp_cloud::sessions_named(
+                    &snapshot,
+                    &gateways.cloud_numbers,
+                    name,
+                    value,
+                )
             },
             received,
         );
@@ -370,7 +371,9 @@ async fn finish(
             }))
             .into_response()
         }
-        Err(e @ crate::app::NotTaken::OverCapacity(_)) => {
+        Err(
+            e @ (crate::app::NotTaken::OverCapacity(_) | crate::app::NotTaken::RetiresDefault(_)),
+        ) => {
             count("rejected", 1);
             ApiError::from(e).into_response()
         }

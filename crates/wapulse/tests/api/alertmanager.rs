@@ -159,3 +159,34 @@ async fn one_alertmanager_down_does_not_hold_back_the_other() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_session_s_alert_ends_in_alertmanager() {
+    let am = AlertmanagerServer::start();
+    let app = spawn_alerting(&format!(
+        "[alerting]\nfor = \"0s\"\n[[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\n\
+         url = [\"{}\"]\ninterval = \"500ms\"\n",
+        am.url()
+    ))
+    .await;
+    app.ingest(json!([
+        {"session": "gone", "type": "state", "state": "logged_out"},
+        {"session": "kept", "type": "state", "state": "logged_out"},
+    ]))
+    .await;
+    am.wait_active("LOGGED_OUT", "both alerts arrive", |a| a.len() == 2)
+        .await;
+    let r = app
+        .client
+        .delete(app.url("/sessions/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The retired session's alert ends; the other stays active across
+    // resends.
+    let left = am
+        .wait_active("LOGGED_OUT", "the retired alert ends", |a| a.len() == 1)
+        .await;
+    assert_eq!(left[0]["labels"]["session"], "kept", "{left:#?}");
+}

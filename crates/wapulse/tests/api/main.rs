@@ -25,6 +25,7 @@ mod notify_restarts;
 mod notify_routing;
 mod notify_silences;
 mod probes;
+mod retire;
 mod security;
 mod session;
 mod storage;

@@ -276,3 +276,90 @@ async fn quality_and_account_updates_land_on_the_numbers_learned_before() {
     // A violation alone is not mapped: acknowledged.
     deliver(&app, "account_update.violation", 202).await;
 }
+
+#[tokio::test]
+async fn numbers_named_in_the_settings_take_updates_before_a_delivery_labels_them() {
+    let loaded = Settings::from_toml(
+        r#"
+        [gateways.whatsapp_cloud]
+        session_prefix = "pn-"
+        [[gateways.whatsapp_cloud.numbers]]
+        phone_number_id = "106540352242922"
+        display_number = "+1 555-078-3881"
+        waba = "102290129340398"
+        "#,
+        |_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        Settings::from_toml(
+            "[[gateways.whatsapp_cloud.numbers]]\nphone_number_id = \"1\"\ndisplay_number = \"n/a\"\n",
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string(),
+        "gateways.whatsapp_cloud.numbers[0].display_number: `n/a` holds no digits (write the \
+         number as Meta shows it, e.g. +1 555 000 1234)"
+    );
+    let app = spawn_with(move |s| {
+        s.ingest_token = secret("ingest-t");
+        s.gateways = loaded.gateways;
+    })
+    .await;
+    let with_token = |body: &str| {
+        let body = body.to_owned();
+        let app = &app;
+        async move { post(app, &body, &[("authorization", "Bearer ingest-t")]).await }
+    };
+    // Not in the model yet: nothing to land on.
+    let flagged = cloud("phone_number_quality_update.flagged").to_string();
+    let (code, _) = with_token(&flagged).await;
+    assert_eq!(code, 202);
+    // The session exists (here through the ingest API, without labels):
+    // the settings name it.
+    let session = format!("pn-{NUMBER}");
+    app.client
+        .post(app.url("/v1/events"))
+        .bearer_auth("ingest-t")
+        .json(&json!([{"session": session, "type": "state", "state": "connected"}]))
+        .send()
+        .await
+        .unwrap();
+    let (code, answer) = with_token(&flagged).await;
+    assert_eq!(code, 200, "{answer}");
+    let alerts = app
+        .get_json(&format!("/sessions/{session}/alerts"), 200)
+        .await;
+    assert!(alerts.to_string().contains("NUMBER_QUALITY"), "{alerts}");
+    // Named only by the WABA: the disabled account lands too.
+    let (code, _) = with_token(&cloud("account_update.disabled").to_string()).await;
+    assert_eq!(code, 200);
+    let r = app
+        .get_json(&format!("/sessions/{session}/observe"), 200)
+        .await["delivery"]["restriction"]
+        .clone();
+    assert_eq!(r["kind"], "banned", "{r}");
+}
+
+#[tokio::test]
+async fn a_deleted_account_retires_its_number() {
+    let app = signed_app().await;
+    deliver(&app, "messages.inbound", 200).await;
+    assert_eq!(
+        app.get(&format!("/sessions/{NUMBER}/health"))
+            .await
+            .status(),
+        200
+    );
+    deliver(&app, "account_update.deleted", 200).await;
+    assert_eq!(
+        app.get(&format!("/sessions/{NUMBER}/health"))
+            .await
+            .status(),
+        404
+    );
+    let journal = app
+        .get_json(&format!("/sessions/{NUMBER}/events"), 200)
+        .await;
+    assert_eq!(journal["events"][0]["type"], "retire", "{journal}");
+}

@@ -68,6 +68,21 @@ def _delivery_rules(body):
     return body
 
 
+def _retires(body):
+    events = body if isinstance(body, list) else [body]
+    return [e for e in events if isinstance(e, dict) and e.get("type") == "retire"]
+
+
+def _no_default_retire(body):
+    """The default session cannot be retired (409, a rule of the settings):
+    a retire names another session."""
+    for event in _retires(body):
+        session = event.get("session")
+        if session is None or session == "default":
+            event["session"] = "contract-retired"
+    return body
+
+
 def _future_silence(body):
     if not isinstance(body, dict):
         return body
@@ -107,10 +122,12 @@ def map_case(context, case):
     if operation is None or operation.method.upper() != "POST":
         return case
     if operation.path in ("/v1/events", "/v1/sessions/{id}/events"):
-        case.body = _delivery_rules(_past_event_times(case.body))
+        case.body = _no_default_retire(_delivery_rules(_past_event_times(case.body)))
     if operation.path == "/v1/sessions/{id}/events":
         # The body's `session`, when a valid id, must be the path's: a
         # cross-field rule of this route, like the clock rules above.
+        if (case.path_parameters or {}).get("id") == "default" and _retires(case.body):
+            case.path_parameters["id"] = "contract-retired"
         session = (case.path_parameters or {}).get("id")
         if isinstance(session, str) and _SESSION(session):
             case.body = _path_session(case.body, session)

@@ -60,6 +60,7 @@ pub(super) fn notified(
         labels: saved.labels.clone(),
         sessions: saved.sessions.clone(),
         affected: saved.affected,
+        retired: false,
     }
 }
 
@@ -124,24 +125,29 @@ impl Evaluator {
                     .get_or_insert_with(|| session.map(|s| session_labels(s)).unwrap_or_default())
                     .clone();
             }
-            let transitions = saved.life.step(alert.map(|a| a.level), now, &rules);
+            // A session gone from the model was retired on purpose: its
+            // alerts end now, said as retired.
+            let transitions = match session {
+                Some(_) => saved.life.step(alert.map(|a| a.level), now, &rules),
+                None => saved.life.retire(now),
+            };
             if (&saved.life, &saved.labels) != (&before.0, &before.1) {
                 self.dirty_lives
                     .insert((id.as_str().to_owned(), code.as_str().to_owned()));
                 self.active_dirty = true;
             }
             for t in &transitions {
-                self.history.push((
-                    "transition",
-                    serde_json::json!({
-                        "session": id.as_str(),
-                        "code": code.as_str(),
-                        "transition": t.as_str(),
-                        "level": saved.life.level,
-                        "at": now.to_rfc3339(),
-                    })
-                    .to_string(),
-                ));
+                let mut entry = serde_json::json!({
+                    "session": id.as_str(),
+                    "code": code.as_str(),
+                    "transition": t.as_str(),
+                    "level": saved.life.level,
+                    "at": now.to_rfc3339(),
+                });
+                if session.is_none() {
+                    entry["reason"] = "retired".into();
+                }
+                self.history.push(("transition", entry.to_string()));
                 if let Transition::LevelChanged { from } = t {
                     // The old level ends everywhere it was said: a route or
                     // group by level (PagerDuty for critical only) must not
@@ -158,10 +164,14 @@ impl Evaluator {
                 saved.told = false;
             }
             if let Some(status) = notify_status(&transitions) {
-                out.push((
-                    notified(id.as_str(), code.as_str(), saved, status, now),
-                    Scope::All,
-                ));
+                let mut n = notified(id.as_str(), code.as_str(), saved, status, now);
+                if session.is_none() {
+                    n.retired = true;
+                    n.summary = format!("Session retired on purpose (was: {})", n.summary);
+                    n.action =
+                        "None: the session was deleted or retired; its alerts end here.".to_owned();
+                }
+                out.push((n, Scope::All));
             }
             if let Some(d) = saved.life.deadline(&rules) {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));

@@ -46,6 +46,9 @@ pub fn alert(
     if let Some(n) = a.affected {
         annotations["affected"] = json!(n.to_string());
     }
+    if a.retired {
+        annotations["retired"] = json!("true");
+    }
     json!({
         "labels": labels(a),
         "annotations": annotations,

@@ -299,6 +299,7 @@ mod tests {
             labels: BTreeMap::new(),
             sessions: Vec::new(),
             affected: None,
+            retired: false,
         };
         GroupMessage {
             group_key: "k".repeat(400),

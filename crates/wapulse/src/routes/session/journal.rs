@@ -1,11 +1,14 @@
 //! `/sessions/{id}/events`: one session's journal, newest first, read
-//! from the store off the async workers.
+//! from the store off the async workers; a retired session's too (`retired:
+//! true`) until retention drops it.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use super::{find, parse_limit};
+use wapulse_core::SessionId;
+
+use super::parse_limit;
 use crate::app::Shared;
 use crate::routes::ApiError;
 
@@ -25,7 +28,13 @@ pub(in crate::routes) async fn events(
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let session = find(&state, &id)?;
+    let id = SessionId::parse(&id).map_err(|e| ApiError::BadRequest {
+        message: e.to_string(),
+        index: None,
+        field: Some("id"),
+    })?;
+    // A retired session's journal stays readable until retention.
+    let retired = state.model.snapshot().get(id.as_str()).is_none();
     let limit = parse_limit(q.limit.as_deref())?;
     let before = match q.before.as_deref() {
         None => None,
@@ -36,11 +45,16 @@ pub(in crate::routes) async fn events(
         })?),
     };
     let journal = state.model.journal();
-    let id = session.id().clone();
-    let rows = tokio::task::spawn_blocking(move || journal.session_events(&id, limit, before))
+    let read = id.clone();
+    let rows = tokio::task::spawn_blocking(move || journal.session_events(&read, limit, before))
         .await
         .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if retired && rows.is_empty() && before.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no session `{id}` has been seen"
+        )));
+    }
     let next_before = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
@@ -54,7 +68,8 @@ pub(in crate::routes) async fn events(
         })
         .collect();
     Ok(Json(serde_json::json!({
-        "session": session.id(),
+        "session": id,
+        "retired": retired,
         "count": events.len(),
         "events": events,
         "nextBefore": next_before,

@@ -10,12 +10,14 @@
 //! - `observe`: `/session/observe`, every section.
 //! - `list`: `/sessions`, filtered and paged.
 //! - `journal`: `/sessions/{id}/events`, read from the store.
+//! - `retire`: `DELETE /sessions/{id}`.
 
 pub(super) mod alerts;
 pub(super) mod health;
 pub(crate) mod journal;
 pub(crate) mod list;
 pub(crate) mod observe;
+pub(super) mod retire;
 
 use std::sync::Arc;
 
