@@ -293,14 +293,20 @@ impl FleetSnapshot {
         }
         let mut fresh = std::mem::take(&mut self.pending);
         if !self.retired.is_empty() {
-            let gone: HashSet<SessionId> = std::mem::take(&mut self.retired).into_iter().collect();
-            self.order = Arc::new(
-                self.order
-                    .iter()
-                    .filter(|id| !gone.contains(*id))
-                    .cloned()
-                    .collect(),
-            );
+            // Found by binary search and cut out between slices: no hashing
+            // of every id for a batch that retires one.
+            let mut gone = std::mem::take(&mut self.retired);
+            gone.sort_unstable();
+            gone.dedup();
+            let order = &self.order;
+            let mut kept = Vec::with_capacity(order.len());
+            let mut start = 0;
+            for at in gone.iter().filter_map(|id| order.binary_search(id).ok()) {
+                kept.extend_from_slice(&order[start..at]);
+                start = at + 1;
+            }
+            kept.extend_from_slice(&order[start..]);
+            self.order = Arc::new(kept);
             fresh.retain(|id| self.shards[shard_of(id.as_str())].contains_key(id.as_str()));
         }
         fresh.sort_unstable();
