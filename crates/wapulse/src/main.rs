@@ -84,7 +84,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Store tools (read-only: safe while the service runs).
+    /// Store tools: check, export and backup read the store and are safe
+    /// while the service runs; restore fills an empty data directory.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
@@ -112,6 +113,28 @@ enum StoreCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Copy the whole store to a new file, consistent as of one commit,
+    /// while the service runs and writes; the copy is checked like `store
+    /// check`. Never overwrites a file.
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// TOML config file (else WAPULSE_CONFIG); gives data_dir.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Put a backup in place as the store of an empty data directory
+    /// (refused for a directory that holds anything, such as a running
+    /// wapulse's store). Start wapulse on that directory afterwards.
+    Restore {
+        /// The backup file (from `wapulse store backup`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The empty (or new) data directory to restore into.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +153,22 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn load(config: Option<PathBuf>) -> Result<Settings> {
     Settings::load(config.as_deref(), |k| std::env::var(k).ok())
+}
+
+/// What `store check`, `backup` and `restore` say of a store.
+fn print_inspection(what: &str, report: &sqlite::Inspection) {
+    println!("{what}: {}", report.path);
+    println!("schema version: {}", report.schema_version);
+    match report.seq_range {
+        Some((lo, hi)) => println!(
+            "journal: {} events (seq {lo}..{hi}), {} sessions",
+            report.journal_events, report.sessions
+        ),
+        None => println!("journal: empty"),
+    }
+    for (seq, taken, bytes) in &report.snapshots {
+        println!("snapshot: seq {seq}, taken {taken}, {bytes} bytes");
+    }
 }
 
 fn main() -> ExitCode {
@@ -228,18 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let settings = load(config)?;
             let report = sqlite::inspect(&settings.data_dir, model::codec::validate)?;
-            println!("store: {}", report.path);
-            println!("schema version: {}", report.schema_version);
-            match report.seq_range {
-                Some((lo, hi)) => println!(
-                    "journal: {} events (seq {lo}..{hi}), {} sessions",
-                    report.journal_events, report.sessions
-                ),
-                None => println!("journal: empty"),
-            }
-            for (seq, taken, bytes) in &report.snapshots {
-                println!("snapshot: seq {seq}, taken {taken}, {bytes} bytes");
-            }
+            print_inspection("store", &report);
             if report.problems.is_empty() {
                 println!("ok");
                 Ok(ExitCode::SUCCESS)
@@ -276,6 +304,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             eprintln!("exported {count} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store {
+            command: StoreCommand::Backup { file, config },
+        } => {
+            let settings = load(config)?;
+            let report =
+                wapulse::store::backup::backup(&settings.data_dir, &file, model::codec::validate)?;
+            print_inspection("backup", &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store {
+            command: StoreCommand::Restore { file, data_dir },
+        } => {
+            let report = wapulse::store::backup::restore(&file, &data_dir, model::codec::validate)?;
+            print_inspection("restored", &report);
+            println!(
+                "start wapulse with data_dir = {} (WAPULSE_DATA_DIR); in cluster mode it then \
+                 catches up from the stream",
+                data_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Beat {

@@ -6,6 +6,7 @@
 //! (`/sessions/{id}/events`). SQLite ([`sqlite`]) is the only backend; a
 //! second one would implement the same two traits.
 
+pub mod backup;
 pub mod sqlite;
 
 use serde::Serialize;

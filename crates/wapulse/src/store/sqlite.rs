@@ -480,7 +480,7 @@ pub struct Inspection {
     pub problems: Vec<String>,
 }
 
-fn open_existing_read_only(dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
+pub(super) fn open_existing_read_only(dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
     let path = dir.join(FILE_NAME);
     if !path.exists() {
         return Err(StoreError::Failed(format!(
@@ -501,7 +501,16 @@ pub fn inspect(
     decode_snapshot: impl Fn(&[u8]) -> Result<(), String>,
 ) -> Result<Inspection, StoreError> {
     let (conn, path) = open_existing_read_only(dir)?;
-    let err = |e: rusqlite::Error| classify(&path, e);
+    inspect_connection(&conn, &path, decode_snapshot)
+}
+
+/// [`inspect`] of an open database (`path` names it in the report).
+pub(super) fn inspect_connection(
+    conn: &Connection,
+    path: &Path,
+    decode_snapshot: impl Fn(&[u8]) -> Result<(), String>,
+) -> Result<Inspection, StoreError> {
+    let err = |e: rusqlite::Error| classify(path, e);
     let mut out = Inspection {
         path: path.display().to_string(),
         ..Inspection::default()

@@ -9,6 +9,7 @@
 mod alertmanager;
 mod alerts;
 mod auth;
+mod backup;
 mod cli;
 mod cluster;
 mod connections;
