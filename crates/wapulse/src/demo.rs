@@ -4,7 +4,9 @@
 //! The simulation runs on a one-second tick and replays a ten-minute script
 //! per trouble role; the rest of the fleet stays healthy (heartbeats every
 //! 30 s, traffic, an occasional quick reconnect). Events go through the
-//! same model as ingested ones.
+//! front door: posted over HTTP to the service's own `POST /v1/events`,
+//! with its ingest token, exactly as a gateway posts them (so the ingest
+//! figures move, and in cluster mode they go through the stream).
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use wapulse_core::{
 };
 
 use crate::clock;
-use crate::model::Model;
+use crate::secret::Secret;
 
 /// How long one pass of the trouble script lasts, in ticks (seconds).
 const CYCLE: u64 = 600;
@@ -603,27 +605,76 @@ impl Simulation {
     }
 }
 
-/// Feeds the model from a simulation until `shutdown` is dropped or fires.
-/// `default_session` is simulated too (the seed's `/session/…` paths show
-/// it).
+/// Where the simulated gateway posts: the service's own ingest API.
+pub struct FrontDoor {
+    /// `http://127.0.0.1:<port>/v1/events`.
+    pub url: String,
+    /// The ingest token, when the service asks for one.
+    pub token: Option<Secret>,
+    /// Most events in one request (`max_batch_events`).
+    pub max_batch: usize,
+}
+
+impl FrontDoor {
+    /// Posts `events` as NDJSON, at most `max_batch` a request; the first
+    /// refusal stops the rest of this call (they are the simulation's
+    /// own, so the next tick goes on).
+    async fn post(&self, client: &reqwest::Client, events: &[Event]) -> Result<(), String> {
+        for chunk in events.chunks(self.max_batch.max(1)) {
+            let mut body = String::new();
+            for e in chunk {
+                body.push_str(&serde_json::to_string(e).map_err(|e| e.to_string())?);
+                body.push('\n');
+            }
+            let mut request = client
+                .post(&self.url)
+                .header("content-type", "application/x-ndjson")
+                .body(body);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token.expose());
+            }
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                return Err(format!("{status}: {text}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Feeds the service from a simulation, through its front door, until
+/// `shutdown` is dropped or fires. `default_session` is simulated too (the
+/// seed's `/session/…` paths show it).
 pub async fn run(
-    model: Model,
+    door: FrontDoor,
     default_session: SessionId,
     sessions: usize,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default();
     let mut sim = Simulation::new(sessions, &default_session, 0x5eed);
-    let now = clock::now();
-    if let Err(e) = model.ingest(sim.start(now), now).await {
-        tracing::error!(error = %e, "demo: the model refused the first events");
-    }
     let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.tick().await;
+    // The fleet's history first, retried until the service takes it (it
+    // may still be starting).
+    let start = sim.start(clock::now());
+    loop {
+        tokio::select! {
+            _ = every.tick() => match door.post(&client, &start).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "demo: the first events were refused; retrying"),
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
     loop {
         tokio::select! {
             _ = every.tick() => {
-                let now = clock::now();
-                if let Err(e) = model.ingest(sim.tick(now), now).await {
+                if let Err(e) = door.post(&client, &sim.tick(clock::now())).await {
                     tracing::warn!(error = %e, "demo: events refused");
                 }
             }

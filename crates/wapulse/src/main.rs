@@ -236,8 +236,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let addr = app.local_addr();
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let state = app.state();
+                // Through the front door: the service's own ingest API on
+                // loopback, as a gateway would post.
+                let loopback = match addr.ip() {
+                    std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                };
+                let door = demo::FrontDoor {
+                    url: format!(
+                        "http://{}/v1/events",
+                        std::net::SocketAddr::new(loopback, addr.port())
+                    ),
+                    token: state.settings.ingest_token.clone(),
+                    max_batch: state.settings.max_batch_events.min(5_000),
+                };
                 let sim = tokio::spawn(demo::run(
-                    state.model.clone(),
+                    door,
                     state.settings.default_session.clone(),
                     sessions as usize,
                     stopped,

@@ -216,6 +216,16 @@ fn demo_serves_a_troubled_fleet() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Through the front door: the events were posted to the ingest API,
+    // so its counter (the overview's ingest rate) moves.
+    let (_, metrics) = reqwest::body(&format!("{base}/metrics")).unwrap();
+    let accepted: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("wapulse_ingest_events_total{outcome=\"accepted\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no accepted ingest counter: {metrics}"));
+    assert!(accepted > 20.0, "{accepted} events through ingest");
     // Trouble whose history is back-dated shows at once.
     let (_, alerts) = reqwest::body(&format!("{base}/sessions/demo-006/alerts")).unwrap();
     assert!(alerts.contains("LONG_DISCONNECTION"), "{alerts}");

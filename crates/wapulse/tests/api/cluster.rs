@@ -870,6 +870,58 @@ async fn a_retire_on_one_replica_is_applied_by_every_replica_and_resolved_once()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_in_cluster_mode_feeds_its_fleet_through_the_stream() {
+    let nats = Nats::start();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("demo.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nnats_url = \"{}\"\nreplica_id = \"demo-1\"\n",
+            nats.url()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(home.path().join("demo.log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["demo", "--sessions", "12", "--config"])
+        .arg(&config)
+        .env("PORT", port.to_string())
+        .env("TMPDIR", home.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/livez"));
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let health: Value = client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let position = health["cluster"]["position"].as_u64().unwrap_or(0);
+        let sessions = health["sessions"]["total"].as_u64().unwrap_or(0);
+        if position > 0 && sessions == 12 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo's events never came back from the stream: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_shows_one_alert_sent_by_every_replica() {
     let am = AlertmanagerServer::start();
     let nats = Nats::start();
