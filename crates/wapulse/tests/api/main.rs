@@ -15,6 +15,7 @@ mod cluster;
 mod connections;
 mod delivery;
 mod gateways;
+mod ha;
 mod health;
 mod ingest;
 mod labels;

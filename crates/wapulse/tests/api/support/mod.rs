@@ -7,6 +7,7 @@ pub mod app;
 pub mod process;
 pub mod promtool;
 pub mod receivers;
+pub mod replicas;
 pub mod servers;
 pub mod service;
 pub mod tls;
@@ -20,6 +21,7 @@ pub use process::{
 };
 pub use promtool::promtool_check;
 pub use receivers::{FakeReceiver, Fault, Kind, Received, verify_webhook};
-pub use servers::{AlertmanagerServer, BlackHole, Nats, PostgresServer, RedisServer};
+pub use replicas::*;
+pub use servers::{AlertmanagerServer, BlackHole, Nats, PostgresServer, RedisServer, nats_binary};
 pub use service::*;
 pub use tls::{TestCa, TlsListener};

