@@ -2,7 +2,10 @@
 //! real nats-servers clustered with the ConfigMap's own `nats-server.conf`
 //! (addresses rewritten to loopback) and three wapulse replicas with the
 //! ConfigMap's own `wapulse.toml` (its stream of three copies): they agree,
-//! and losing one NATS node loses nothing and stops no ingest.
+//! and losing one NATS node loses nothing and stops no ingest. And as
+//! `deploy/compose/ha.yml` describes it: two replicas with its
+//! `wapulse.toml` behind a real HAProxy with its `haproxy.cfg`, which
+//! keeps taking writes when a replica dies.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -253,4 +256,106 @@ async fn three_nats_nodes_and_three_replicas_as_the_manifests_describe() {
     }
     let view = agree(&all, 4).await;
     assert!(view.to_string().contains("\"s3\""), "{view}");
+}
+
+/// `deploy/compose/ha/` file `name`.
+fn compose_file(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/compose/ha")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_behind_haproxy_as_the_compose_file_describes() {
+    let home = tempfile::tempdir().unwrap();
+    let nats = Nats::start();
+    let config = home.path().join("wapulse.toml");
+    std::fs::write(&config, compose_file("wapulse.toml")).unwrap();
+    let mut replicas: Vec<Replica> = ["wapulse-1", "wapulse-2"]
+        .iter()
+        .map(|id| {
+            Replica::with_config(
+                home.path(),
+                id,
+                &config,
+                &[
+                    ("WAPULSE_NATS_URL", &nats.url()),
+                    ("WAPULSE_REPLICA_ID", id),
+                ],
+            )
+        })
+        .collect();
+    for r in &replicas {
+        r.ready().await;
+    }
+    // The balancer: the compose file's haproxy.cfg, its front port and the
+    // replicas' addresses on loopback.
+    let front = free_port();
+    let cfg = compose_file("haproxy.cfg")
+        .replace("bind :3001", &format!("bind 127.0.0.1:{front}"))
+        .replace("log stdout format raw local0", "")
+        .replace("    log global\n", "")
+        .replace("wapulse-1:3001", &format!("127.0.0.1:{}", replicas[0].port))
+        .replace("wapulse-2:3001", &format!("127.0.0.1:{}", replicas[1].port));
+    let cfg_path = home.path().join("haproxy.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let haproxy = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.path().join("haproxy.log")).unwrap())
+        .spawn()
+        .expect("haproxy (Debian package haproxy; scripts/test installs it)");
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _haproxy = Killed(haproxy);
+    let client = reqwest::Client::new();
+    let through = format!("http://127.0.0.1:{front}");
+    // Posts through the balancer until it is taken (the balancer may not
+    // have judged a replica ready yet, or one was just lost).
+    let post = |session: &'static str| {
+        let (client, url) = (client.clone(), format!("{through}/v1/events"));
+        async move {
+            let deadline = Instant::now() + CLUSTER_WAIT;
+            loop {
+                let r = client
+                    .post(&url)
+                    .json(&json!([{"session": session, "id": session, "type": "state", "state": "connected"}]))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status() == 200) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{session} never taken through the balancer"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    post("b1").await;
+    let all: Vec<&Replica> = replicas.iter().collect();
+    agree(&all, 2).await;
+    // One replica lost: the balancer sends everything to the other.
+    replicas[0].kill();
+    post("b2").await;
+    let (code, body) = get(&client, &format!("{through}/sessions/b2/health")).await;
+    assert_eq!(code, 200, "{body}");
+    let left: Vec<&Replica> = replicas[1..].iter().collect();
+    agree(&left, 3).await;
+    // Back: it catches up from the stream and agrees again.
+    replicas[0].spawn();
+    replicas[0].ready().await;
+    let all: Vec<&Replica> = replicas.iter().collect();
+    agree(&all, 3).await;
 }
