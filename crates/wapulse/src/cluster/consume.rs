@@ -26,6 +26,12 @@ use crate::model::IngestError;
 /// Messages handed to the writer before their answers are awaited.
 const IN_FLIGHT: usize = 512;
 
+/// How long the consumer may deliver nothing while the stream holds
+/// messages past it before it is created again. An ordered consumer lives
+/// on one NATS server: when that server dies it may hang without an error
+/// (seen with a three-node cluster losing one node).
+const STALL: Duration = Duration::from_secs(5);
+
 type Reply = oneshot::Receiver<Result<BatchOutcome, IngestError>>;
 
 pub(super) async fn run(
@@ -74,6 +80,7 @@ pub(super) async fn run(
         // delivered, and it delivered nothing yet): what was applied is
         // passed over before anything looks at it (silences included).
         let mut next_seq = from;
+        let mut last_message = tokio::time::Instant::now();
         loop {
             // Take what is ready without waiting; when nothing is, let the
             // writer's answers through (their requests wait on them), then
@@ -86,6 +93,19 @@ pub(super) async fn run(
                     }
                     tokio::select! {
                         m = messages.next() => m,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {
+                            let behind = cluster.stream_last.load(std::sync::atomic::Ordering::Acquire)
+                                >= next_seq;
+                            if behind && last_message.elapsed() >= STALL {
+                                tracing::warn!(
+                                    next_seq,
+                                    "the stream consumer delivered nothing for {STALL:?} while the \
+                                     stream holds more; starting it again"
+                                );
+                                break;
+                            }
+                            continue;
+                        }
                         _ = stop.changed() => return,
                     }
                 }
@@ -98,6 +118,7 @@ pub(super) async fn run(
                 }
                 None => break,
             };
+            last_message = tokio::time::Instant::now();
             let Ok(info) = message.info() else {
                 tracing::warn!("a stream message without delivery info; starting again");
                 break;
