@@ -524,8 +524,13 @@ impl Session {
         t: &Thresholds,
     ) {
         if let (false, Some(reason)) = (new == SessionState::Connected, reason) {
-            // Counted whenever it happened: a late close is still a close.
-            if DisconnectReason::read(reason).is_conflict() {
+            // Counted whenever it happened (a late close is still a close),
+            // but once per close: the same state with the same reason again
+            // (a gateway repeating itself) is no new one.
+            let repeat = self.state_seen
+                && self.state == new
+                && self.state_reason.as_deref() == Some(&**reason);
+            if !repeat && DisconnectReason::read(reason).is_conflict() {
                 self.liveness
                     .conflicts
                     .get_or_insert_with(Default::default)

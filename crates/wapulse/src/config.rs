@@ -48,6 +48,7 @@ struct FileSettings {
     ingest_priority: Option<String>,
     read_priority: Option<String>,
     read_realtime_budget: Option<f64>,
+    metrics_sessions: Option<String>,
     thresholds: Option<ThresholdsConfig>,
     probes: Option<Vec<RawProbe>>,
     alerting: Option<RawAlerting>,
@@ -123,6 +124,8 @@ pub struct Settings {
     /// With `read_priority = "realtime"`: the share of the CPUs available
     /// that request workers may use at real-time priority, in (0, 1].
     pub read_realtime_budget: f64,
+    /// Which sessions `/metrics` gives per-session series for.
+    pub metrics_sessions: MetricsSessions,
     /// Alert thresholds.
     pub thresholds: Thresholds,
     /// Probes of the services around the sessions.
@@ -172,6 +175,7 @@ impl Settings {
             ingest_priority: Priority::default(),
             read_priority: ReadPriority::default(),
             read_realtime_budget: reads::DEFAULT_BUDGET,
+            metrics_sessions: MetricsSessions::All,
             thresholds: Thresholds::default(),
             probes: Vec::new(),
             alerting: AlertingSettings::default(),
@@ -404,6 +408,14 @@ impl Settings {
             }
             s.read_realtime_budget = v;
         }
+        if let Some(m) = nonempty("WAPULSE_METRICS_SESSIONS").or(file.metrics_sessions) {
+            s.metrics_sessions = MetricsSessions::parse(&m).with_context(|| {
+                format!(
+                    "metrics_sessions / WAPULSE_METRICS_SESSIONS: `{m}` is not \"all\", \
+                     \"unhealthy\" or \"none\""
+                )
+            })?;
+        }
         if let Some(t) = file.thresholds {
             s.thresholds = Thresholds::try_from(t).context("invalid [thresholds]")?;
         }
@@ -459,6 +471,32 @@ fn is_placeholder(token: &str) -> bool {
     ]
     .iter()
     .any(|p| t.contains(p))
+}
+
+/// Which sessions `/metrics` writes per-session series for (`wa_session_*`,
+/// `wa_heartbeat_*`, … with a `session` label): the fleet rollups
+/// (`wa_sessions`, `wa_sessions_by_level`, `wa_alerts`, …) are always
+/// there. For Prometheus servers that cannot take a series per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsSessions {
+    /// Every session (the default).
+    All,
+    /// Only sessions at warning or critical, while they are.
+    Unhealthy,
+    /// None: fleet rollups only.
+    None,
+}
+
+impl MetricsSessions {
+    /// `all`, `unhealthy` or `none`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "all" => Some(Self::All),
+            "unhealthy" => Some(Self::Unhealthy),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
 }
 
 /// Maps the seed's `LOG_LEVEL` names (DEBUG, INFO, WARNING, ERROR) to a

@@ -87,6 +87,27 @@ fn a_long_disconnection_names_its_close_code() {
 }
 
 #[test]
+fn a_conflict_close_said_twice_counts_once() {
+    let events = vec![
+        ev(0.0, EventKind::Keepalives { expected: false }),
+        state(0.0, SessionState::Connected),
+        close(60.0, SessionState::Disconnected, "440"),
+        // The gateway says it again (a repeated webhook, a second close
+        // handler): the same close.
+        close(61.0, SessionState::Disconnected, "440"),
+        close(62.0, SessionState::Disconnected, "440"),
+    ];
+    let s = fold(&events);
+    assert_eq!(s.liveness.conflicts_total, 1);
+    assert_eq!(alert_of(&s, 63.0, AlertCode::SessionConflict), None);
+    // A new close after the session moved on is a new one.
+    let mut again = events.clone();
+    again.push(state(70.0, SessionState::Reconnecting));
+    again.push(close(71.0, SessionState::Disconnected, "440"));
+    assert_eq!(fold(&again).liveness.conflicts_total, 2);
+}
+
+#[test]
 fn session_conflict_fires_at_two_and_five_replaced_closes_in_ten_minutes() {
     // (No keepalives expected, so that only conflicts move the verdict.)
     let mut events = vec![

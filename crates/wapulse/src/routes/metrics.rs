@@ -25,6 +25,7 @@ use super::ApiError;
 use super::session::find;
 use crate::app::Shared;
 use crate::clock;
+use crate::config::MetricsSessions;
 use crate::probes::ProbeStatus;
 
 /// Builds metric families one at a time and encodes each as soon as the
@@ -580,7 +581,19 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     }
     latency_histogram(&mut out, snapshot.ack_latencies());
     probe_series(&mut out, &state);
-    session_series(&mut out, &sessions, &assessments, t, now, true);
+    match state.settings.metrics_sessions {
+        MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
+        MetricsSessions::Unhealthy => {
+            let (listed, judged): (Vec<&Session>, Vec<Assessment>) = sessions
+                .iter()
+                .zip(assessments)
+                .filter(|(_, a)| a.level != Level::Ok)
+                .map(|(s, a)| (*s, a))
+                .unzip();
+            session_series(&mut out, &listed, &judged, t, now, true);
+        }
+        MetricsSessions::None => {}
+    }
     out.encode()
 }
 

@@ -172,3 +172,57 @@ async fn alert_metrics_pass_promtool() {
     };
     promtool_check(&text);
 }
+
+/// The sessions `/metrics` gives a `session` label, and how many series
+/// carry one.
+async fn listed_sessions(app: &TestApp) -> (std::collections::BTreeSet<String>, usize, String) {
+    let (code, text) = app.get_text("/metrics").await;
+    assert_eq!(code, 200);
+    let mut sessions = std::collections::BTreeSet::new();
+    let mut series = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(rest) = line.split("session=\"").nth(1) {
+            sessions.insert(rest.split('"').next().unwrap().to_owned());
+            series += 1;
+        }
+    }
+    (sessions, series, text)
+}
+
+#[tokio::test]
+async fn metrics_sessions_chooses_every_session_the_unhealthy_ones_or_none() {
+    let fleet = json!([
+        {"session": "fine", "type": "state", "state": "connected"},
+        {"session": "fine", "type": "heartbeat"},
+        {"session": "gone", "type": "state", "state": "logged_out"},
+    ]);
+    let mut per_session = Vec::new();
+    for (choice, want) in [
+        (MetricsSessions::All, vec!["default", "fine", "gone"]),
+        (MetricsSessions::Unhealthy, vec!["gone"]),
+        (MetricsSessions::None, vec![]),
+    ] {
+        let app = spawn_with(move |s| s.metrics_sessions = choice).await;
+        app.ingest(fleet.clone()).await;
+        let (sessions, series, text) = listed_sessions(&app).await;
+        let want: std::collections::BTreeSet<String> =
+            want.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(sessions, want, "{choice:?}");
+        per_session.push((choice, series));
+        // The fleet rollups stay whatever the choice.
+        assert!(text.contains("wa_sessions{state=\"connected\"} 1"), "{choice:?}");
+        assert!(
+            text.contains("wa_alerts{code=\"LOGGED_OUT\",level=\"critical\"} 1"),
+            "{choice:?}: {text}"
+        );
+        promtool_check(&text);
+    }
+    println!("series with a session label: {per_session:?}");
+    let e = config_check("metrics_sessions = \"some\"\n");
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("metrics_sessions"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+}

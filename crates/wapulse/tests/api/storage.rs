@@ -199,13 +199,27 @@ async fn history_pages_newest_first() {
         let page = app
             .get_json(&format!("/sessions/h/events?limit=10&before={before}"), 200)
             .await;
-        seen += page["count"].as_u64().unwrap();
+        let count = page["count"].as_u64().unwrap();
+        // A cursor never leads to an empty page.
+        assert!(count > 0, "an empty page after a cursor");
+        seen += count;
         match page["nextBefore"].as_u64() {
             Some(b) => before = b,
             None => break,
         }
     }
     assert_eq!(seen, 25);
+    // A page that ends exactly at the journal's start has no cursor: five
+    // events, a page of five.
+    app.ingest(Value::Array(
+        (0..5)
+            .map(|i| json!({"session": "five", "type": "heartbeat", "rtt_ms": i}))
+            .collect(),
+    ))
+    .await;
+    let page = app.get_json("/sessions/five/events?limit=5", 200).await;
+    assert_eq!(page["count"], 5);
+    assert_eq!(page["nextBefore"], Value::Null, "{page}");
     app.get_json("/sessions/nobody/events", 404).await;
     let e = app
         .get_json("/sessions/h/events?before=yesterday", 400)

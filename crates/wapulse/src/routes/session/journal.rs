@@ -46,18 +46,21 @@ pub(in crate::routes) async fn events(
     };
     let journal = state.model.journal();
     let read = id.clone();
-    let rows = tokio::task::spawn_blocking(move || journal.session_events(&read, limit, before))
-        .await
-        .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // One row more than the page: a cursor is given only when there is
+    // more to read (never one that leads to an empty page).
+    let mut rows =
+        tokio::task::spawn_blocking(move || journal.session_events(&read, limit + 1, before))
+            .await
+            .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
     if retired && rows.is_empty() && before.is_none() {
         return Err(ApiError::NotFound(format!(
             "no session `{id}` has been seen"
         )));
     }
-    let next_before = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.seq))
-        .flatten();
+    let next_before = more.then(|| rows.last().map(|r| r.seq)).flatten();
     let events: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|r| {

@@ -5,7 +5,7 @@
 pub use wapulse::alerting::receivers::webhook::sign as sign_webhook;
 pub use wapulse::app::Shared;
 pub use wapulse::auth::Access;
-pub use wapulse::config::Settings;
+pub use wapulse::config::{MetricsSessions, Settings};
 pub use wapulse::routes::{api_router, table};
 pub use wapulse::secret::Secret;
 pub use wapulse::startup::Application;
