@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use wapulse_core::grouping::{NotifiedAlert, Status};
-use wapulse_core::{Level, Phase, Timestamp};
+use wapulse_core::{AlertCode, Level, Phase, Timestamp};
 
 /// One pending or firing alert (or fleet incident), as `/alerts` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -80,6 +80,9 @@ pub struct AlertSnapshot {
     pub by_state_level: [[usize; 3]; wapulse_core::event::STATES],
     /// Conditions holding over all sessions.
     pub alerts: usize,
+    /// Conditions holding, by code (`AlertCode as usize`) and level, as
+    /// last judged: `/metrics`' `wa_alerts` when it evaluates no session.
+    pub by_code: [[usize; 3]; AlertCode::ALL.len()],
     /// Counts over `active`.
     pub counts: AlertCounts,
     /// Pending and firing alerts and incidents, worst first.

@@ -495,9 +495,15 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     let t = &state.settings.thresholds;
     let now = clock::now();
     let snapshot = state.model.snapshot();
+    let choice = state.settings.metrics_sessions;
     // In id order from the snapshot's sorted index; evaluated once, for
-    // the rollups and the per-session series alike.
-    let sessions: Vec<&Session> = snapshot.sessions_after(None).map(|s| s.as_ref()).collect();
+    // the rollups and the per-session series alike. With no per-session
+    // series, no session is evaluated: the rollups are the evaluator's, as
+    // of its last pass.
+    let sessions: Vec<&Session> = match choice {
+        MetricsSessions::None => Vec::new(),
+        _ => snapshot.sessions_after(None).map(|s| s.as_ref()).collect(),
+    };
     let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
 
     let mut out = Families::with_capacity(sessions.len() * 7);
@@ -529,14 +535,20 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     for st in SessionState::ALL {
         sample(f, &[("state", st.as_str())], by_state[st.index()] as f64);
     }
-    let mut by_level = [0usize; 3];
-    let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
-    for a in &assessments {
-        by_level[a.level as usize] += 1;
-        for alert in &a.alerts {
-            by_code[alert.code as usize][alert.level as usize] += 1;
+    let (by_level, by_code) = if choice == MetricsSessions::None {
+        let judged = state.alerting.snapshot();
+        (judged.by_level, judged.by_code)
+    } else {
+        let mut by_level = [0usize; 3];
+        let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
+        for a in &assessments {
+            by_level[a.level as usize] += 1;
+            for alert in &a.alerts {
+                by_code[alert.code as usize][alert.level as usize] += 1;
+            }
         }
-    }
+        (by_level, by_code)
+    };
     let f = out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
     for level in Level::ALL {
         sample(
@@ -581,7 +593,7 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     }
     latency_histogram(&mut out, snapshot.ack_latencies());
     probe_series(&mut out, &state);
-    match state.settings.metrics_sessions {
+    match choice {
         MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
         MetricsSessions::Unhealthy => {
             let (listed, judged): (Vec<&Session>, Vec<Assessment>) = sessions

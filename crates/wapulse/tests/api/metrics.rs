@@ -204,18 +204,54 @@ async fn metrics_sessions_chooses_every_session_the_unhealthy_ones_or_none() {
     ] {
         let app = spawn_with(move |s| s.metrics_sessions = choice).await;
         app.ingest(fleet.clone()).await;
-        let (sessions, series, text) = listed_sessions(&app).await;
+        // With no per-session series the rollups are the evaluator's: they
+        // follow its next pass.
+        let deadline = std::time::Instant::now() + WAIT;
+        let (sessions, series, text) = loop {
+            let got = listed_sessions(&app).await;
+            if got
+                .2
+                .contains("wa_alerts{code=\"LOGGED_OUT\",level=\"critical\"} 1")
+            {
+                break got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{choice:?}: {}",
+                got.2
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let want: std::collections::BTreeSet<String> =
             want.iter().map(|s| (*s).to_owned()).collect();
         assert_eq!(sessions, want, "{choice:?}");
         per_session.push((choice, series));
         // The fleet rollups stay whatever the choice.
-        assert!(text.contains("wa_sessions{state=\"connected\"} 1"), "{choice:?}");
+        assert!(
+            text.contains("wa_sessions{state=\"connected\"} 1"),
+            "{choice:?}"
+        );
         assert!(
             text.contains("wa_alerts{code=\"LOGGED_OUT\",level=\"critical\"} 1"),
             "{choice:?}: {text}"
         );
         promtool_check(&text);
+        if choice == MetricsSessions::None {
+            // The evaluator's counts follow a recovery too.
+            app.ingest(json!([{"session": "gone", "type": "state", "state": "connected"}]))
+                .await;
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let (_, _, text) = listed_sessions(&app).await;
+                if !text.contains("wa_alerts{code=\"LOGGED_OUT\"")
+                    && text.contains("wa_sessions_by_level{level=\"critical\"} 0")
+                {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{text}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
     println!("series with a session label: {per_session:?}");
     let e = config_check("metrics_sessions = \"some\"\n");

@@ -46,7 +46,7 @@ use arc_swap::ArcSwap;
 use wapulse_core::event::STATES;
 use wapulse_core::grouping::{Group, GroupTiming, NotifiedAlert};
 use wapulse_core::incident::{IncidentCheck, IncidentTracker, Trouble};
-use wapulse_core::{FleetSnapshot, Level, SessionId, Silence, Thresholds, Timestamp};
+use wapulse_core::{AlertCode, FleetSnapshot, Level, SessionId, Silence, Thresholds, Timestamp};
 
 use super::config::AlertingSettings;
 use super::metrics::AlertMetrics;
@@ -118,6 +118,8 @@ pub struct Evaluator {
     by_level: [usize; 3],
     /// Sessions per state and level, as last judged (the dashboard's grid).
     by_state_level: [[usize; 3]; STATES],
+    /// Sessions per alert code and level, as last judged.
+    by_code: [[usize; 3]; AlertCode::ALL.len()],
     alerts: usize,
     groups: HashMap<(String, String), GroupEntry>,
     silences: Vec<Silence>,
@@ -166,6 +168,7 @@ impl Evaluator {
             deadlines: Deadlines::default(),
             by_level: [0; 3],
             by_state_level: [[0; 3]; STATES],
+            by_code: [[0; 3]; AlertCode::ALL.len()],
             alerts: 0,
             groups: HashMap::new(),
             silences,

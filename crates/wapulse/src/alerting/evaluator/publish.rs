@@ -30,6 +30,7 @@ impl Evaluator {
             by_level: self.by_level,
             by_state_level: self.by_state_level,
             alerts: self.alerts,
+            by_code: self.by_code,
             counts,
             active,
             store_error: self.store_error.clone(),

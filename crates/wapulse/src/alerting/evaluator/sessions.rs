@@ -23,6 +23,9 @@ pub(super) struct Entry {
     /// the state × level grid.
     pub(super) state: usize,
     pub(super) alerts: usize,
+    /// The codes of its conditions at warning and at critical, as bits
+    /// (`1 << AlertCode as usize`): its share of the counts by code.
+    pub(super) codes: [u32; 2],
     pub(super) troubles: Option<Troubles>,
     pub(super) lives: Vec<(AlertCode, Saved)>,
     pub(super) due: Option<Timestamp>,
@@ -80,6 +83,23 @@ pub(super) fn notify_status(transitions: &[Transition]) -> Option<Status> {
 }
 
 impl Evaluator {
+    /// Adds (or takes away) a session's codes to the counts by code.
+    fn count_codes(&mut self, codes: [u32; 2], add: bool) {
+        for (i, level) in [Level::Warning, Level::Critical].into_iter().enumerate() {
+            let mut bits = codes[i];
+            while bits != 0 {
+                let code = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let n = &mut self.by_code[code][level as usize];
+                if add {
+                    *n += 1;
+                } else {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+
     pub(super) fn evaluate_session(
         &mut self,
         snap: &FleetSnapshot,
@@ -96,6 +116,7 @@ impl Evaluator {
             self.by_level[entry.level as usize] -= 1;
             self.by_state_level[entry.state][entry.level as usize] -= 1;
             self.alerts -= entry.alerts;
+            self.count_codes(entry.codes, false);
         }
         let mut deadline = session.and_then(|s| next_change(s, &self.thresholds, now));
         let mut lives = std::mem::take(&mut entry.lives);
@@ -207,6 +228,13 @@ impl Evaluator {
         entry.level = verdict.level;
         entry.alerts = verdict.alerts.len();
         entry.state = session.state.index();
+        entry.codes = [0; 2];
+        for a in &verdict.alerts {
+            if a.level != Level::Ok {
+                entry.codes[usize::from(a.level == Level::Critical)] |= 1 << (a.code as u32);
+            }
+        }
+        self.count_codes(entry.codes, true);
         self.by_level[entry.level as usize] += 1;
         self.by_state_level[entry.state][entry.level as usize] += 1;
         self.alerts += entry.alerts;

@@ -185,13 +185,40 @@ fn the_rollup_counts_every_session_at_the_level_evaluate_gives() {
     let changed = b.apply(&events);
     b.evaluator.pass(at(2), changed, true);
 
-    let snap = b.published.load_full();
-    let mut expected = [0usize; 3];
-    for s in snap.sessions() {
-        expected[evaluate(s, &Thresholds::default(), at(2)).level as usize] += 1;
-    }
-    assert_eq!(b.alerts.load_full().by_level, expected);
+    let recount = |b: &Bench, now| {
+        let snap = b.published.load_full();
+        let mut levels = [0usize; 3];
+        let mut codes = [[0usize; 3]; wapulse_core::AlertCode::ALL.len()];
+        for s in snap.sessions() {
+            let a = evaluate(s, &Thresholds::default(), now);
+            levels[a.level as usize] += 1;
+            for x in &a.alerts {
+                codes[x.code as usize][x.level as usize] += 1;
+            }
+        }
+        (levels, codes)
+    };
+    let (levels, codes) = recount(&b, at(2));
+    assert_eq!(b.alerts.load_full().by_level, levels);
+    assert_eq!(b.alerts.load_full().by_code, codes);
     assert_eq!(b.alerts.load_full().sessions(), 2);
+    assert_eq!(
+        codes[wapulse_core::AlertCode::LoggedOut as usize][wapulse_core::Level::Critical as usize],
+        1
+    );
+    // Kept by difference: after a recovery and a retire, still a recount.
+    let changed = b.apply(&[event(
+        "a",
+        3,
+        serde_json::json!({"type": "state", "state": "connected"}),
+    )]);
+    b.evaluator.pass(at(4), changed, false);
+    assert_eq!(b.alerts.load_full().by_code, recount(&b, at(4)).1);
+    let changed = b.apply(&[event("b", 5, serde_json::json!({"type": "retire"}))]);
+    b.evaluator.pass(at(6), changed, false);
+    let (levels, codes) = recount(&b, at(6));
+    assert_eq!(b.alerts.load_full().by_code, codes);
+    assert_eq!(b.alerts.load_full().by_level, levels);
 }
 
 #[test]
