@@ -125,8 +125,8 @@ fn flapping_is_said_once_and_holds_the_alert_until_quiet() {
 
 #[test]
 fn retiring_resolves_a_firing_alert_at_once_whatever_holds_it() {
-    // keep_firing_for of an hour, and flapping: a retire waits for neither.
-    let r = rules(0, 3600);
+    // Flapping (held firing until 15 minutes quiet): a retire does not wait.
+    let r = rules(0, 0);
     let mut life = AlertLife::default();
     for i in 0..4 {
         life.step(C, at(f64::from(i) * 60.0), &r);
@@ -142,6 +142,15 @@ fn retiring_resolves_a_firing_alert_at_once_whatever_holds_it() {
     assert_eq!(life.deadline(&r), None);
     // Once is all: a second retire says nothing.
     assert_eq!(life.retire(at(401.0)), []);
+
+    // Held by keep_firing_for (an hour): a retire does not wait either.
+    let r = rules(0, 3600);
+    let mut held = AlertLife::default();
+    held.step(C, at(0.0), &r);
+    assert_eq!(held.step(None, at(10.0), &r), []);
+    assert_eq!(held.phase, Phase::Firing);
+    assert_eq!(held.retire(at(20.0)), [Transition::Resolved]);
+    assert_eq!(held.phase, Phase::Inactive);
 
     // A pending alert is cancelled (nothing was sent, nothing is sent).
     let mut pending = AlertLife::default();
