@@ -4,8 +4,9 @@
 //!
 //! The envelope: `{event, instance, data, date_time, sender, server_url,
 //! apikey}`. `date_time` is the server's local time labelled `Z` (right
-//! only on a server running in UTC), so events take wapulse's receive
-//! time. Evolution carries no delivery id: a retry is the same body, so
+//! only on a server running in UTC): read in the quarter-hour zone that
+//! puts it just before its receipt ([`delivery_time`]), so a late retry
+//! keeps its own instant. Evolution carries no delivery id: a retry is the same body, so
 //! events are named by a hash of it (messages by their message id).
 //!
 //! | Evolution | wapulse |
@@ -36,6 +37,38 @@ use wapulse_core::{AckStatus, AuthMethod, EventKind, SessionId, SessionState, Ti
 use super::{
     Batch, Mapped, Prior, Refused, body_digest, code_text, envelope, error_code, session_id, text,
 };
+
+/// The instant of a delivery from Evolution's `date_time`, which is the
+/// server's local time written with a `Z` (right only on a server in UTC).
+/// Time zones are whole quarter hours off UTC (at most 14 h): the zone is
+/// the quarter-hour offset that puts the delivery between 10 minutes
+/// before its receipt and 5 minutes after (a retry, clocks a little
+/// apart), so a delivery keeps its own instant and a retry of an old
+/// `open` that lands after a later `close` stays older than it. Never
+/// ahead of the receipt; the receipt when there is no plausible
+/// `date_time` (missing, unreadable, or no zone fits).
+fn delivery_time(date_time: Option<&str>, received: Timestamp) -> Timestamp {
+    const QUARTER: i64 = 15 * 60 * 1000;
+    const BEFORE: i64 = 10 * 60 * 1000;
+    const MAX_ZONE: i64 = 14 * 60 * 60 * 1000;
+    let Some(local) = date_time.and_then(|t| Timestamp::parse_rfc3339(t).ok()) else {
+        return received;
+    };
+    // local = utc + zone; the instant must fall in (received - BEFORE,
+    // received + (QUARTER - BEFORE)]: the zone is the smallest quarter hour
+    // at or above local - received - (QUARTER - BEFORE).
+    let lowest = local.as_millis() - received.as_millis() - (QUARTER - BEFORE);
+    let zone = lowest.div_euclid(QUARTER) * QUARTER
+        + if lowest.rem_euclid(QUARTER) == 0 {
+            0
+        } else {
+            QUARTER
+        };
+    if zone.abs() > MAX_ZONE {
+        return received;
+    }
+    Timestamp::from_millis(local.as_millis() - zone).min(received)
+}
 
 /// Evolution names events `connection.update`, `CONNECTION_UPDATE` or, in
 /// a sub-path, `connection-update`: all read as `connection.update`.
@@ -69,7 +102,7 @@ pub fn map(
     let data = envelope.get("data").unwrap_or(&Value::Null);
     let mut batch = Batch::new(
         session.clone(),
-        received,
+        delivery_time(text(&envelope, "date_time"), received),
         format!("evo:{}", body_digest(body)),
     );
     let mut me = None;
@@ -224,6 +257,29 @@ fn closed(batch: &mut Batch, code: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_time_is_read_in_the_server_s_quarter_hour_zone() {
+        let received = Timestamp::parse_rfc3339("2026-12-06T20:00:00.000Z").unwrap();
+        let at = |t: &str| delivery_time(Some(t), received).to_rfc3339();
+        // A server in UTC, one in UTC+3 and one in UTC-3:30, each sent 40 s
+        // before the receipt: the same instant.
+        for local in [
+            "2026-12-06T19:59:20.000Z",
+            "2026-12-06T22:59:20.000Z",
+            "2026-12-06T16:29:20.000Z",
+        ] {
+            assert_eq!(at(local), "2026-12-06T19:59:20.000Z", "{local}");
+        }
+        // A retry 9 minutes late keeps its instant; its clock 2 minutes
+        // ahead of ours gives the receipt at most.
+        assert_eq!(at("2026-12-06T22:51:00.000Z"), "2026-12-06T19:51:00.000Z");
+        assert_eq!(at("2026-12-06T23:02:00.000Z"), "2026-12-06T20:00:00.000Z");
+        // No plausible zone, or no date_time: the receipt.
+        assert_eq!(at("2026-12-04T10:00:00.000Z"), "2026-12-06T20:00:00.000Z");
+        assert_eq!(at("yesterday"), "2026-12-06T20:00:00.000Z");
+        assert_eq!(delivery_time(None, received), received);
+    }
 
     #[test]
     fn event_names_read_the_same_in_every_spelling() {

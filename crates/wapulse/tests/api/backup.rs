@@ -60,31 +60,6 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
-/// What a read says, with what depends on the reading instant left out.
-fn timeless(mut v: Value) -> Value {
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                map.retain(|k, _| {
-                    !(k == "_meta"
-                        || k == "generatedAt"
-                        || k.ends_with("Formatted")
-                        || k.ends_with("Age")
-                        || k == "age"
-                        || k == "uptime"
-                        || k == "stateAge"
-                        || k == "silentFor")
-                });
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut v);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_full_ingest_restores_the_store_as_of_one_commit() {
     let home = tempfile::tempdir().unwrap();

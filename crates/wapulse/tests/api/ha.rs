@@ -137,6 +137,24 @@ async fn sessions(r: &Replica) -> Value {
     v["sessions"].clone()
 }
 
+/// Posts `session` connected to `url` until it is taken (200): NATS may
+/// still be electing, or the balancer not yet know a replica is gone.
+async fn connect_until_taken(client: &reqwest::Client, url: &str, session: &str) {
+    let deadline = Instant::now() + CLUSTER_WAIT;
+    loop {
+        let r = client
+            .post(url)
+            .json(&json!([{"session": session, "id": session, "type": "state", "state": "connected"}]))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{session} never taken by {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn agree(replicas: &[&Replica], sessions_wanted: usize) -> Value {
     let deadline = Instant::now() + CLUSTER_WAIT;
     loop {
@@ -237,23 +255,7 @@ async fn three_nats_nodes_and_three_replicas_as_the_manifests_describe() {
     // One NATS node lost: the other two keep the stream's quorum; writes
     // through any replica still land everywhere.
     drop(nodes.remove(0));
-    let deadline = Instant::now() + CLUSTER_WAIT;
-    loop {
-        let r = replicas[1]
-            .post(
-                "/v1/events",
-                &json!([{"session": "s3", "id": "a3", "type": "state", "state": "connected"}]),
-            )
-            .await;
-        if r.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no ingest with one NATS node down"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    connect_until_taken(&client, &replicas[1].url("/v1/events"), "s3").await;
     let view = agree(&all, 4).await;
     assert!(view.to_string().contains("\"s3\""), "{view}");
 }
@@ -320,35 +322,13 @@ async fn two_replicas_behind_haproxy_as_the_compose_file_describes() {
     let _haproxy = Killed(haproxy);
     let client = reqwest::Client::new();
     let through = format!("http://127.0.0.1:{front}");
-    // Posts through the balancer until it is taken (the balancer may not
-    // have judged a replica ready yet, or one was just lost).
-    let post = |session: &'static str| {
-        let (client, url) = (client.clone(), format!("{through}/v1/events"));
-        async move {
-            let deadline = Instant::now() + CLUSTER_WAIT;
-            loop {
-                let r = client
-                    .post(&url)
-                    .json(&json!([{"session": session, "id": session, "type": "state", "state": "connected"}]))
-                    .send()
-                    .await;
-                if r.is_ok_and(|r| r.status() == 200) {
-                    return;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{session} never taken through the balancer"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    post("b1").await;
+    let front_door = format!("{through}/v1/events");
+    connect_until_taken(&client, &front_door, "b1").await;
     let all: Vec<&Replica> = replicas.iter().collect();
     agree(&all, 2).await;
     // One replica lost: the balancer sends everything to the other.
     replicas[0].kill();
-    post("b2").await;
+    connect_until_taken(&client, &front_door, "b2").await;
     let (code, body) = get(&client, &format!("{through}/sessions/b2/health")).await;
     assert_eq!(code, 200, "{body}");
     let left: Vec<&Replica> = replicas[1..].iter().collect();

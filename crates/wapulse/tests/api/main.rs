@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod connections;
 mod delivery;
+mod gateway_edges;
 mod gateways;
 mod ha;
 mod health;
