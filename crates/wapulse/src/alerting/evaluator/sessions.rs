@@ -1,7 +1,14 @@
 //! Judging one session: its verdict, each alert's lifecycle step, the
 //! notifications the steps call for, its next deadline, and its share of
-//! the rollup (sessions per level and state) and of the incident tracker,
-//! kept by difference.
+//! the rollup (sessions per level, state and alert code) and of the
+//! incident tracker, kept by difference.
+//!
+//! A session the evaluator holds alert states for but the model no longer
+//! has was retired (sessions leave the model only by a `retire` event):
+//! each of its alerts ends at once (`AlertLife::retire`), said as retired,
+//! and its states are forgotten. The resolves go to the outbox in the
+//! pass's one transaction; after a crash the first (full) pass finds the
+//! saved states of absent sessions and does the same.
 
 use std::collections::BTreeMap;
 
