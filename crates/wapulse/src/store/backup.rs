@@ -27,9 +27,7 @@ fn failed(what: impl std::fmt::Display) -> anyhow::Error {
 /// `<path>.partial`: where a file is written before it is renamed into
 /// place.
 fn partial(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
+    sidecar(path, ".partial")
 }
 
 /// Flushes `path` to disk, and the directory that names it.

@@ -6,9 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
-use wapulse_core::SessionId;
-
-use super::parse_limit;
+use super::{parse_id, parse_limit};
 use crate::app::Shared;
 use crate::routes::ApiError;
 
@@ -28,11 +26,7 @@ pub(in crate::routes) async fn events(
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let id = SessionId::parse(&id).map_err(|e| ApiError::BadRequest {
-        message: e.to_string(),
-        index: None,
-        field: Some("id"),
-    })?;
+    let id = parse_id(&id)?;
     // A retired session's journal stays readable until retention.
     let retired = state.model.snapshot().get(id.as_str()).is_none();
     let limit = parse_limit(q.limit.as_deref())?;

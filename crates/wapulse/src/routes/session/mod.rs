@@ -32,13 +32,18 @@ const MAX_PAGE: usize = 1000;
 pub(crate) use list::label_filter;
 pub(crate) use observe::observe_view;
 
-/// Finds a session by a path id: 400 when malformed, 404 when unknown.
-pub(super) fn find(state: &Shared, id: &str) -> Result<Arc<Session>, ApiError> {
-    let id = SessionId::parse(id).map_err(|e| ApiError::BadRequest {
+/// A path id, checked: 400 naming `id` when malformed.
+pub(super) fn parse_id(id: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(id).map_err(|e| ApiError::BadRequest {
         message: e.to_string(),
         index: None,
         field: Some("id"),
-    })?;
+    })
+}
+
+/// Finds a session by a path id: 400 when malformed, 404 when unknown.
+pub(super) fn find(state: &Shared, id: &str) -> Result<Arc<Session>, ApiError> {
+    let id = parse_id(id)?;
     state
         .model
         .snapshot()
