@@ -1,7 +1,8 @@
 //! The journal's floor: the rows wapulse's writer appends for a batch of
-//! 100 ingested events, written with bare rusqlite and nothing else (the
-//! same table and index, the same pragmas: WAL and `synchronous = FULL`,
-//! which `durability = "power"` sets; one transaction per batch of 100),
+//! 100 ingested events, written with bare rusqlite and nothing else (into a
+//! store wapulse itself created, so the same table and index; WAL and
+//! `synchronous = FULL`, as `durability = "power"` sets; one transaction
+//! per batch of 100),
 //! as fast as one thread can. `scripts/bench` runs it beside wapulse's
 //! durable ingest and prints the ingest as a share of this floor.
 //!
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
+use wapulse::store::Durability;
+use wapulse::store::sqlite::{FILE_NAME, SqliteStore};
 
 const BATCH: usize = 100;
 
@@ -27,23 +30,12 @@ fn main() {
         .map_or_else(|| scratch.path().to_path_buf(), PathBuf::from);
     let seconds: f64 = args.get(1).map_or(5.0, |s| s.parse().expect("SECONDS"));
     std::fs::create_dir_all(&dir).expect("the directory");
-    let path = dir.join("floor.db");
-    let _ = std::fs::remove_file(&path);
-    let mut conn = Connection::open(&path).expect("the database");
+    let _ = std::fs::remove_file(dir.join(FILE_NAME));
+    // wapulse's own schema (its migrations), then nothing of wapulse.
+    drop(SqliteStore::open(&dir, Durability::Power, None).expect("a store"));
+    let mut conn = Connection::open(dir.join(FILE_NAME)).expect("the database");
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE journal (
-             seq INTEGER PRIMARY KEY,
-             session TEXT NOT NULL,
-             at_ms INTEGER NOT NULL,
-             received_ms INTEGER NOT NULL,
-             format INTEGER NOT NULL,
-             body TEXT NOT NULL
-         ) STRICT;
-         CREATE INDEX journal_by_session ON journal (session, seq);",
-    )
-    .unwrap();
     // The bodies scripts/bench posts (scripts/bench.d/bodies.py), as the
     // journal stores them: the event's wire JSON.
     let bodies: Vec<(String, String)> = (0..BATCH)

@@ -38,15 +38,7 @@ async fn delivery(app: &TestApp, session: &str) -> Value {
 }
 
 async fn alert(app: &TestApp, session: &str, code: &str) -> Option<Value> {
-    let a = app
-        .get_json(&format!("/sessions/{session}/alerts"), 200)
-        .await;
-    a["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["code"] == code)
-        .cloned()
+    app.session_alert(session, code).await
 }
 
 #[tokio::test]

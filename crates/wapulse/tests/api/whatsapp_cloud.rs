@@ -68,15 +68,7 @@ async fn signed_app() -> TestApp {
 }
 
 async fn alert(app: &TestApp, code: &str) -> Option<Value> {
-    let a = app
-        .get_json(&format!("/sessions/{NUMBER}/alerts"), 200)
-        .await;
-    a["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["code"] == code)
-        .cloned()
+    app.session_alert(NUMBER, code).await
 }
 
 #[tokio::test]

@@ -145,6 +145,19 @@ impl TestApp {
     }
 
     /// GET returning the JSON body whatever the status.
+    /// The active alert `code` of `session`, if it has one.
+    pub async fn session_alert(&self, session: &str, code: &str) -> Option<Value> {
+        let a = self
+            .get_json(&format!("/sessions/{session}/alerts"), 200)
+            .await;
+        a["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["code"] == code)
+            .cloned()
+    }
+
     pub async fn get_json_any(&self, path: &str) -> Value {
         self.get(path).await.json().await.expect("JSON body")
     }
