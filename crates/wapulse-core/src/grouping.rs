@@ -9,6 +9,7 @@
 //! the group; a resolved alert whose firing was never sent leaves silently.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,16 +58,18 @@ pub struct NotifiedAlert {
         skip_serializing_if = "Option::is_none"
     )]
     pub ends_at: Option<Timestamp>,
-    /// What is wrong, in the operator's words.
-    pub summary: String,
+    /// What is wrong, in the operator's words (shared with the
+    /// evaluator's state and its published view: one copy per text).
+    pub summary: Arc<str>,
     /// What to do.
-    pub action: String,
+    pub action: Arc<str>,
     /// Whether it is flapping.
     #[serde(default)]
     pub flapping: bool,
-    /// Its labels (the session's labels; an incident's label set).
+    /// Its labels (the session's labels; an incident's label set), shared
+    /// by the session's alerts and every view of them.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: Arc<BTreeMap<String, String>>,
     /// For a fleet incident: the sessions it covers (capped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
@@ -229,7 +232,7 @@ impl Group {
     /// resolves, so every update of it lands on the same entry).
     fn alert_key(a: &NotifiedAlert) -> String {
         let mut key = format!("{}\u{0}{}", a.session, a.code);
-        for (k, v) in &a.labels {
+        for (k, v) in a.labels.iter() {
             key.push('\u{0}');
             key.push_str(k);
             key.push('=');

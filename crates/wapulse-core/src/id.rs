@@ -61,6 +61,11 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id's shared text (no copy: views that outlive a borrow keep it).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 fn is_id_char(c: char) -> bool {

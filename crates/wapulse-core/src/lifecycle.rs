@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertCode, Level};
 use crate::time::{DurationMs, Timestamp};
-use crate::window::WindowCount;
+use crate::window::WINDOW_SLOTS;
 
 /// How long conditions must hold, and what counts as flapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub struct AlertLife {
     /// Whether it is flapping (held firing until quiet).
     pub flapping: bool,
     /// Recent fires, for flapping.
-    pub fires: WindowCount,
+    pub fires: Fires,
 }
 
 impl AlertLife {
@@ -226,7 +226,7 @@ impl AlertLife {
         self.active_since = None;
         self.clear_since = None;
         self.flapping = false;
-        self.fires = WindowCount::default();
+        self.fires = Fires::default();
         out
     }
 
@@ -244,7 +244,7 @@ impl AlertLife {
         self.clear_since = None;
         out.push(Transition::Fired);
         if rules.flap_threshold > 0 {
-            self.fires.record(now, 1, rules.flap_window);
+            self.fires.record(now, rules.flap_window);
             if !self.flapping && self.fires.count(now, rules.flap_window) >= rules.flap_threshold {
                 self.flapping = true;
                 out.push(Transition::FlappingStarted);
@@ -267,5 +267,109 @@ impl AlertLife {
     /// and no fire left in the flapping window.
     pub fn is_forgettable(&self, now: Timestamp, rules: &LifeRules) -> bool {
         self.phase == Phase::Inactive && self.fires.count(now, rules.flap_window) == 0
+    }
+}
+
+/// An alert's recent fires, for flapping: (instant in ms, count) records,
+/// at most [`WINDOW_SLOTS`], those older than the window before the newest
+/// forgotten; when full, a fire joins the newest record (so counts stay
+/// whole and expire a little late, which errs on keeping an alert up).
+///
+/// Sized by use (most alerts hold one fire, 16 bytes, not room for
+/// sixteen): with 100,000 alerts firing, each `AlertLife` is ~100 bytes.
+/// Saved states written before it (`{"slots": [...], "len": n}`) still
+/// load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FiresForm")]
+pub struct Fires(Vec<(i64, u32)>);
+
+/// How saved fires are read: today's list, or the fixed window of before.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FiresForm {
+    List(Vec<(i64, u32)>),
+    Window { slots: Vec<(i64, u32)>, len: u8 },
+}
+
+impl From<FiresForm> for Fires {
+    fn from(form: FiresForm) -> Self {
+        let mut records = match form {
+            FiresForm::List(records) => records,
+            FiresForm::Window { mut slots, len } => {
+                slots.truncate(len as usize);
+                slots
+            }
+        };
+        records.truncate(WINDOW_SLOTS);
+        records.shrink_to_fit();
+        Fires(records)
+    }
+}
+
+impl Fires {
+    /// Records one fire at `at`, forgetting those out of `window` before
+    /// the newest.
+    pub fn record(&mut self, at: Timestamp, window: DurationMs) {
+        let at = at.as_millis();
+        let newest = self.0.iter().map(|r| r.0).max().unwrap_or(i64::MIN).max(at);
+        let horizon = Timestamp::from_millis(newest).minus(window).as_millis();
+        self.0.retain(|r| r.0 > horizon);
+        if at > horizon {
+            if self.0.len() < WINDOW_SLOTS {
+                self.0.reserve_exact(1);
+                self.0.push((at, 1));
+            } else if let Some(latest) = self.0.iter_mut().max_by_key(|r| r.0) {
+                latest.0 = latest.0.max(at);
+                latest.1 = latest.1.saturating_add(1);
+            }
+        }
+        if self.0.capacity() > self.0.len() + 4 {
+            self.0.shrink_to_fit();
+        }
+    }
+
+    /// Fires within `window` before `now` (one exactly `window` old has
+    /// expired).
+    pub fn count(&self, now: Timestamp, window: DurationMs) -> u32 {
+        let horizon = now.minus(window).as_millis();
+        self.0
+            .iter()
+            .filter(|r| r.0 > horizon)
+            .fold(0u32, |n, r| n.saturating_add(r.1))
+    }
+}
+
+#[cfg(test)]
+mod fires_tests {
+    use super::*;
+    use crate::window::WindowCount;
+
+    #[test]
+    fn fires_count_as_the_fixed_window_did_and_old_saved_states_load() {
+        let window = DurationMs::from_mins(10);
+        let mut fires = Fires::default();
+        let mut reference = WindowCount::default();
+        // Fires every 7 s for 20 minutes: more than the slots hold at once.
+        for i in 0..170 {
+            let at = Timestamp::from_millis(1_770_000_000_000 + i * 7_000);
+            fires.record(at, window);
+            reference.record(at, 1, window);
+            for later in [0, 60_000, 599_999, 600_000] {
+                let now = Timestamp::from_millis(at.as_millis() + later);
+                assert_eq!(fires.count(now, window), reference.count(now, window));
+            }
+        }
+        assert!(fires.0.len() <= WINDOW_SLOTS);
+        // One fire costs one record.
+        let mut one = Fires::default();
+        one.record(Timestamp::from_millis(5), window);
+        assert_eq!(one.0.capacity(), 1);
+        // A state saved with the fixed window loads as the same fires.
+        let saved = serde_json::to_string(&reference).unwrap();
+        let loaded: Fires = serde_json::from_str(&saved).unwrap();
+        let now = Timestamp::from_millis(1_770_000_000_000 + 170 * 7_000);
+        assert_eq!(loaded.count(now, window), reference.count(now, window));
+        let again: Fires = serde_json::from_str(&serde_json::to_string(&loaded).unwrap()).unwrap();
+        assert_eq!(again, loaded);
     }
 }

@@ -247,7 +247,7 @@ fn alert(session: &str, code: &str, status: Status) -> NotifiedAlert {
         summary: "s".into(),
         action: "a".into(),
         flapping: false,
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         sessions: Vec::new(),
         affected: None,
         retired: false,
@@ -388,7 +388,7 @@ fn incidents_of_different_sets_are_different_alerts_in_one_group() {
     let mut g = Group::new("k".into(), BTreeMap::new(), at(0.0));
     for region in ["eu-1", "us-1"] {
         let mut a = alert("", "FLEET_INCIDENT", Status::Firing);
-        a.labels.insert("region".into(), region.into());
+        std::sync::Arc::make_mut(&mut a.labels).insert("region".into(), region.into());
         g.update(a);
     }
     assert_eq!(g.len(), 2);

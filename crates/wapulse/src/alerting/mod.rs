@@ -3,7 +3,8 @@
 //! - [`config`]: `[alerting]`, `[[receivers]]`, `[[routes]]`, checked.
 //! - `evaluator/`: the `wapulse-alerts` thread: each alert's lifecycle,
 //!   the fleet rollup and fleet incidents, groups, and the outbox rows.
-//! - [`snapshot`]: what the evaluator publishes after every pass.
+//! - [`snapshot`]: what the evaluator publishes after every pass;
+//!   [`active`]: its active alerts, indexed for O(page) reads.
 //! - [`routing`]: which receivers and which group an alert goes to.
 //! - [`payload`]: what an outbox row asks a receiver to send.
 //! - [`outbox`]: one delivery task per receiver (retries, rate limits,
@@ -23,6 +24,7 @@
 //! is written in the same transaction as the lifecycle change that caused
 //! it: a crash loses neither, and a restart sends what is pending.
 
+pub mod active;
 pub mod board;
 pub mod config;
 mod deadman;
@@ -49,6 +51,7 @@ use wapulse_core::{Silence, Thresholds, Timestamp};
 use crate::clock;
 use crate::model::Model;
 use crate::store::{Durability, StoreError};
+pub use active::{ActiveAlerts, AlertGroup, SessionLevels};
 use board::{ReceiverBoard, ReceiverHealth};
 use config::{AlertingSettings, ReceiverKind};
 use evaluator::{Evaluator, Msg};
@@ -126,12 +129,18 @@ impl Alerting {
         .with_clock(clock);
         let (tx, rx) = std::sync::mpsc::channel();
         let feed = tx.clone();
-        model.watch(Box::new(move |ids| {
-            let _ = feed.send(Msg::Changed(ids));
+        model.watch(Box::new(move |ids, events| {
+            let _ = feed.send(Msg::Changed(ids, events));
         }));
+        let priority = model.priority();
         let thread = std::thread::Builder::new()
             .name("wapulse-alerts".into())
-            .spawn(move || evaluator.run(rx))
+            .spawn(move || {
+                // A pass over 100,000 sessions (a fleet-wide outage, a burst
+                // of deadlines) yields the CPU to the reads, as writes do.
+                crate::priority::ingest::set_current_thread(priority);
+                evaluator.run(rx)
+            })
             .map_err(|e| StoreError::Failed(format!("cannot start the evaluator thread: {e}")))?;
         let (stop, _) = watch::channel(false);
         Ok(Self {

@@ -6,17 +6,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use super::active::{ActiveAlerts, SessionLevels};
 use wapulse_core::grouping::{NotifiedAlert, Status};
 use wapulse_core::{AlertCode, Level, Phase, Timestamp};
 
 /// One pending or firing alert (or fleet incident), as `/alerts` shows it.
+/// It owns no text: the session id, summary and labels are shared with the
+/// evaluator's state (an active alert costs its ~100 bytes here).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveAlert {
     /// The session (empty for a fleet incident).
-    pub session: String,
+    pub session: Arc<str>,
     /// The code.
-    pub code: String,
+    pub code: &'static str,
     /// How bad.
     pub level: Level,
     /// `pending` or `firing`.
@@ -34,9 +38,9 @@ pub struct ActiveAlert {
     /// Whether a fleet incident covers it (said there, not on its own).
     pub folded: bool,
     /// What is wrong.
-    pub summary: String,
+    pub summary: Arc<str>,
     /// The session's labels (an incident's set and trouble).
-    pub labels: BTreeMap<String, String>,
+    pub labels: Arc<BTreeMap<String, String>>,
     /// For an incident: the sessions it covers (capped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
@@ -52,14 +56,14 @@ impl ActiveAlert {
     /// As routes and silences see it.
     pub fn as_notified(&self) -> NotifiedAlert {
         NotifiedAlert {
-            session: self.session.clone(),
-            code: self.code.clone(),
+            session: self.session.to_string(),
+            code: self.code.to_owned(),
             level: self.level,
             status: Status::Firing,
             starts_at: self.fired_at.unwrap_or(self.since),
             ends_at: None,
             summary: self.summary.clone(),
-            action: String::new(),
+            action: "".into(),
             flapping: self.flapping,
             labels: self.labels.clone(),
             sessions: self.sessions.clone(),
@@ -74,6 +78,10 @@ impl ActiveAlert {
 pub struct AlertSnapshot {
     /// When the last pass ran (`None` before the first).
     pub evaluated_at: Option<Timestamp>,
+    /// The model's event count (`FleetSnapshot::events`) whose changes the
+    /// last pass judged: the indexes below are current for a model
+    /// snapshot with this count (see [`AlertSnapshot::judged`]).
+    pub judged_events: u64,
     /// Sessions per level (`ok`, `warning`, `critical`) as last judged.
     pub by_level: [usize; 3],
     /// Sessions per state (`SessionState::index`) and level, as last judged.
@@ -85,8 +93,10 @@ pub struct AlertSnapshot {
     pub by_code: [[usize; 3]; AlertCode::ALL.len()],
     /// Counts over `active`.
     pub counts: AlertCounts,
-    /// Pending and firing alerts and incidents, worst first.
-    pub active: Arc<Vec<ActiveAlert>>,
+    /// Pending and firing alerts and incidents, worst first, indexed.
+    pub active: Arc<ActiveAlerts>,
+    /// The sessions at warning and at critical, as last judged.
+    pub levels: Arc<SessionLevels>,
     /// Why the last write of alert state failed, if it did.
     pub store_error: Option<String>,
 }
@@ -102,9 +112,18 @@ pub struct AlertCounts {
     pub incidents: usize,
     /// Silenced alerts.
     pub silenced: usize,
+    /// Alerts a fleet incident covers.
+    pub folded: usize,
 }
 
 impl AlertSnapshot {
+    /// Whether the last pass judged every change of `fleet`: then the
+    /// active alerts and the level lists answer for it (up to the
+    /// deadlines due since, which the evaluator judges as they come).
+    pub fn judged(&self, fleet: &wapulse_core::FleetSnapshot) -> bool {
+        self.evaluated_at.is_some() && self.judged_events == fleet.events()
+    }
+
     /// Sessions judged (each counted at its level).
     pub fn sessions(&self) -> usize {
         self.by_level.iter().sum()

@@ -129,10 +129,11 @@ pub struct Model {
     tx: Arc<Mutex<Option<Sender<Command>>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     position: Arc<AtomicU64>,
+    priority: crate::priority::ingest::Priority,
 }
 
 /// Told which sessions each commit touched (the alert evaluator).
-type Watcher = Arc<Mutex<Option<Box<dyn Fn(Vec<SessionId>) + Send>>>>;
+type Watcher = Arc<Mutex<Option<Box<dyn Fn(Vec<SessionId>, u64) + Send>>>>;
 
 impl Model {
     /// Opens the store, loads the newest snapshot, replays the journal after
@@ -236,7 +237,14 @@ impl Model {
             tx: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(handle))),
             position,
+            priority,
         })
+    }
+
+    /// The CPU priority of the work that follows from writes (the writer;
+    /// the alert evaluator runs at it too): `ingest_priority`.
+    pub fn priority(&self) -> crate::priority::ingest::Priority {
+        self.priority
     }
 
     /// Cluster mode: the last stream sequence committed (0: none).
@@ -256,8 +264,9 @@ impl Model {
     }
 
     /// After every commit, `watch` is called with the sessions it touched
-    /// (each once), on the writer thread: it must not block.
-    pub fn watch(&self, watch: Box<dyn Fn(Vec<SessionId>) + Send>) {
+    /// (each once) and the published snapshot's event count
+    /// (`FleetSnapshot::events`), on the writer thread: it must not block.
+    pub fn watch(&self, watch: Box<dyn Fn(Vec<SessionId>, u64) + Send>) {
         *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
     }
 

@@ -196,14 +196,16 @@ impl Writer {
                 self.last_seq = seq;
                 self.since_snapshot += records.len() as u64;
                 if !records.is_empty() {
-                    self.published.store(Arc::new(self.fleet.snapshot()));
+                    let snapshot = self.fleet.snapshot();
+                    let events = snapshot.events();
+                    self.published.store(Arc::new(snapshot));
                     let watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(watch) = watcher.as_ref() {
                         let mut touched: Vec<SessionId> =
                             records.iter().map(|r| r.event.session.clone()).collect();
                         touched.sort_unstable();
                         touched.dedup();
-                        watch(touched);
+                        watch(touched, events);
                     }
                 }
                 self.record_health(None, !records.is_empty());

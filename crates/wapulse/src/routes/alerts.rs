@@ -96,26 +96,34 @@ pub(super) async fn list(
         }
     }
     let judged = state.alerting.snapshot();
-    let alerts: Vec<&crate::alerting::ActiveAlert> = judged
-        .active
-        .iter()
+    let active = &judged.active;
+    // The narrowest index first (a session's alerts, a code's), then the
+    // other filters over what it gives.
+    let base: Box<dyn Iterator<Item = &crate::alerting::ActiveAlert>> =
+        match (session.as_deref(), code.as_deref()) {
+            (Some(s), _) => Box::new(active.of_session(s)),
+            (None, Some(c)) => Box::new(active.alerts(active.with_code(c))),
+            (None, None) => Box::new(active.iter()),
+        };
+    let mut matching = base
         .filter(|a| level.is_none_or(|l| a.level == l))
         .filter(|a| code.as_deref().is_none_or(|c| a.code == c))
         .filter(|a| phase.is_none_or(|p| a.state == p))
-        .filter(|a| session.as_deref().is_none_or(|s| a.session == s))
+        .filter(|a| session.as_deref().is_none_or(|s| *a.session == *s))
         .filter(|a| {
             labels
                 .iter()
                 .all(|(n, v)| a.labels.get(n).is_some_and(|x| x == v))
-        })
-        .collect();
-    let page: Vec<_> = alerts.iter().skip(offset).take(limit).collect();
+        });
+    // Only the page is kept; the rest is counted.
+    let page: Vec<_> = matching.by_ref().skip(offset).take(limit).collect();
     let next = offset + page.len();
+    let total = next + matching.count();
     Ok(Json(json!({
         "evaluatedAt": judged.evaluated_at.map(Timestamp::to_rfc3339),
-        "total": alerts.len(),
+        "total": total,
         "count": page.len(),
-        "nextOffset": (next < alerts.len()).then_some(next),
+        "nextOffset": (next < total).then_some(next),
         "alerts": page,
     })))
 }

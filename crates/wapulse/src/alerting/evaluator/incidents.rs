@@ -140,22 +140,22 @@ impl Evaluator {
         let mut left: Vec<String> = Vec::new();
         let mut list_changed = false;
         if let (true, Some(c)) = (holds, check) {
-            entry.saved.summary = c.summary();
+            entry.saved.summary = c.summary().into();
             entry.saved.action = match trouble {
                 Trouble::NotConnected => {
                     "Check what these sessions share: the gateway hosts, their network, \
                      WhatsApp's status; per-session alerts are folded into this one"
-                        .to_owned()
+                        .into()
                 }
                 Trouble::Code(_) => {
                     "Look for the shared cause before handling sessions one by one; \
                      per-session alerts are folded into this one"
-                        .to_owned()
+                        .into()
                 }
             };
             let mut labels = set_labels(&set);
             labels.insert("trouble".to_owned(), trouble.to_string());
-            entry.saved.labels = labels;
+            entry.saved.labels = labels.into();
             entry.saved.affected = Some(c.current as u64);
             // Read again only when membership moved; compared in full: the
             // saved list is capped, and a session beyond the cap joining
@@ -254,11 +254,16 @@ impl Evaluator {
     }
 
     pub(super) fn is_folded(&self, a: &NotifiedAlert) -> bool {
-        a.code != FLEET_INCIDENT
-            && self.folded.get(&a.session).is_some_and(|ts| {
+        self.folds(&a.session, &a.code)
+    }
+
+    /// Whether a firing incident covers this session's alert.
+    pub(super) fn folds(&self, session: &str, code: &str) -> bool {
+        code != FLEET_INCIDENT
+            && self.folded.get(session).is_some_and(|ts| {
                 ts.iter().any(|t| match t {
                     Trouble::NotConnected => true,
-                    Trouble::Code(c) => c.as_str() == a.code,
+                    Trouble::Code(c) => c.as_str() == code,
                 })
             })
     }

@@ -28,6 +28,7 @@
 //!   flushing due groups into the outbox.
 //! - `persist`: the saved form of lifecycle states and the pass's write.
 //! - `publish`: the [`AlertSnapshot`] and the firing gauges.
+//! - `texts`: equal summaries and actions kept once.
 
 mod dispatch;
 mod incidents;
@@ -37,8 +38,9 @@ mod schedule;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod texts;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,14 +60,16 @@ use incidents::IncidentEntry;
 use persist::{Saved, incident_key, parse_code, parse_trouble};
 use schedule::Deadlines;
 use sessions::Entry;
+use texts::Texts;
 
 /// The code of a fleet incident.
 pub const FLEET_INCIDENT: &str = "FLEET_INCIDENT";
 
 /// What the evaluator thread is told.
 pub enum Msg {
-    /// A committed batch touched these sessions.
-    Changed(Vec<SessionId>),
+    /// A committed batch touched these sessions; the model's event count
+    /// once it was applied.
+    Changed(Vec<SessionId>, u64),
     /// The silences changed: here they all are.
     Silences(Vec<Silence>),
     /// Stop after one last pass.
@@ -108,7 +112,8 @@ pub struct Evaluator {
     sessions: HashMap<SessionId, Entry>,
     /// Sessions with a lifecycle state (pending, firing, or remembered for
     /// flapping): what `/alerts` lists.
-    with_lives: HashSet<SessionId>,
+    /// In id order: the published list is built in it.
+    with_lives: BTreeSet<SessionId>,
     incidents: BTreeMap<String, IncidentEntry>,
     tracker: IncidentTracker,
     /// The last counts, with the tracker version and instant they were made.
@@ -130,9 +135,18 @@ pub struct Evaluator {
     outbox: Vec<(String, String, String)>,
     history: Vec<(&'static str, String)>,
     active_dirty: bool,
+    /// The sessions judged at warning and at critical, in id order.
+    levels: [BTreeSet<SessionId>; 2],
+    /// Whether they changed since they were published.
+    levels_dirty: bool,
+    /// The model's event count up to which every change was told.
+    told_events: u64,
+    /// The model's event count this pass judged every change of.
+    judged_events: u64,
     last_pass: Timestamp,
     store_error: Option<String>,
     firing_series: HashSet<(String, Level)>,
+    texts: Texts,
 }
 
 impl Evaluator {
@@ -160,7 +174,7 @@ impl Evaluator {
             metrics,
             wake,
             sessions: HashMap::new(),
-            with_lives: HashSet::new(),
+            with_lives: BTreeSet::new(),
             incidents: BTreeMap::new(),
             tracker: IncidentTracker::new(),
             checks: None,
@@ -178,14 +192,19 @@ impl Evaluator {
             outbox: Vec::new(),
             history: Vec::new(),
             active_dirty: true,
+            levels: Default::default(),
+            levels_dirty: true,
+            told_events: 0,
+            judged_events: 0,
             last_pass: Timestamp::from_millis(0),
             store_error: None,
             firing_series: HashSet::new(),
+            texts: Texts::default(),
         };
         let store = me.store.clone();
         let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
         for (session, code, body) in store.lives()? {
-            let Ok(saved) = serde_json::from_str::<Saved>(&body) else {
+            let Ok(mut saved) = serde_json::from_str::<Saved>(&body) else {
                 tracing::warn!(session, code, "unreadable alert state dropped");
                 me.dirty_lives.insert((session, code));
                 continue;
@@ -210,8 +229,12 @@ impl Evaluator {
                     },
                 );
             } else if let (Ok(id), Some(code)) = (SessionId::parse(&session), parse_code(&code)) {
+                saved.summary = me.texts.text(saved.summary);
+                saved.action = me.texts.text(saved.action);
                 me.with_lives.insert(id.clone());
-                me.sessions.entry(id).or_default().lives.push((code, saved));
+                let lives = &mut me.sessions.entry(id).or_default().lives;
+                lives.reserve_exact(1);
+                lives.push((code, saved));
             }
         }
         let known: Vec<String> = me
@@ -282,6 +305,13 @@ impl Evaluator {
         ids.extend(self.deadlines.take_due(now, |id, at| {
             sessions.get(id).is_some_and(|e| e.due == Some(at))
         }));
+        // Every change told so far is judged by this pass (a full pass
+        // judges every session of the snapshot it read).
+        self.judged_events = if full {
+            snap.events().max(self.told_events)
+        } else {
+            self.told_events
+        };
         if full {
             ids.extend(snap.sessions().map(|s| s.id().clone()));
             // Saved states of sessions the model no longer has resolve.

@@ -4,6 +4,7 @@
 //! store refuses it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use wapulse_core::incident::Trouble;
@@ -14,15 +15,17 @@ use crate::alerting::store::PassWrite;
 
 /// A lifecycle state as saved: the core's state, what the alert said when
 /// it last held (so a resolve can still say what resolved), and the labels
-/// it goes by (frozen while it fires).
+/// it goes by (frozen while it fires). Texts and labels are shared with the
+/// published view and the groups (one copy of each; equal summaries are
+/// one text, see `Evaluator::text`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Saved {
     pub(super) life: AlertLife,
-    pub(super) summary: String,
-    pub(super) action: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(super) labels: BTreeMap<String, String>,
+    pub(super) summary: Arc<str>,
+    pub(super) action: Arc<str>,
+    #[serde(default, skip_serializing_if = "no_labels")]
+    pub(super) labels: Arc<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) sessions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +35,10 @@ pub(super) struct Saved {
     /// it by itself otherwise).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) told: bool,
+}
+
+fn no_labels(labels: &Arc<BTreeMap<String, String>>) -> bool {
+    labels.is_empty()
 }
 
 pub(super) fn incident_key(set: &str, trouble: Trouble) -> String {

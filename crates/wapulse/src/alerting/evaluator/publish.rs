@@ -11,6 +11,7 @@ use wapulse_core::{Level, Phase, Timestamp};
 
 use super::sessions::notified;
 use super::{Evaluator, FLEET_INCIDENT};
+use crate::alerting::active::{ActiveAlerts, SessionLevels};
 use crate::alerting::snapshot::{ActiveAlert, AlertCounts, AlertSnapshot};
 
 impl Evaluator {
@@ -20,19 +21,31 @@ impl Evaluator {
         // most passes reuse the previous list and its counts.
         let (active, counts) = if self.active_dirty || previous.evaluated_at.is_none() {
             self.active_dirty = false;
-            let active = Arc::new(self.active(now));
+            let active = Arc::new(ActiveAlerts::new(self.active(now)));
             (active.clone(), self.count(&active))
         } else {
             (previous.active.clone(), previous.counts)
         };
+        let levels = if self.levels_dirty || previous.evaluated_at.is_none() {
+            self.levels_dirty = false;
+            let [warning, critical] = &self.levels;
+            Arc::new(SessionLevels::new(
+                warning.iter().cloned().collect(),
+                critical.iter().cloned().collect(),
+            ))
+        } else {
+            previous.levels.clone()
+        };
         self.published.store(Arc::new(AlertSnapshot {
             evaluated_at: Some(now),
+            judged_events: self.judged_events,
             by_level: self.by_level,
             by_state_level: self.by_state_level,
             alerts: self.alerts,
             by_code: self.by_code,
             counts,
             active,
+            levels,
             store_error: self.store_error.clone(),
         }));
     }
@@ -45,13 +58,14 @@ impl Evaluator {
             match a.state {
                 Phase::Firing => {
                     counts.firing += 1;
-                    *firing.entry((a.code.clone(), a.level)).or_insert(0) += 1;
+                    *firing.entry((a.code.to_owned(), a.level)).or_insert(0) += 1;
                 }
                 Phase::Pending => counts.pending += 1,
                 Phase::Inactive => {}
             }
             counts.incidents += usize::from(a.code == FLEET_INCIDENT);
             counts.silenced += usize::from(a.silenced);
+            counts.folded += usize::from(a.folded);
         }
         for key in self.firing_series.iter() {
             if !firing.contains_key(key) {
@@ -72,41 +86,25 @@ impl Evaluator {
     }
 
     pub(super) fn active(&self, now: Timestamp) -> Vec<ActiveAlert> {
-        let mut out = Vec::new();
-        for id in &self.with_lives {
-            let Some(e) = self.sessions.get(id) else {
-                continue;
-            };
-            for (code, saved) in &e.lives {
-                if matches!(saved.life.phase, Phase::Pending | Phase::Firing) {
-                    let n = notified(id.as_str(), code.as_str(), saved, Status::Firing, now);
-                    out.push(ActiveAlert {
-                        session: id.as_str().to_owned(),
-                        code: code.as_str().to_owned(),
-                        level: saved.life.level,
-                        state: saved.life.phase,
-                        since: saved.life.active_since.unwrap_or(now),
-                        fired_at: saved
-                            .life
-                            .fired_at
-                            .filter(|_| saved.life.phase == Phase::Firing),
-                        flapping: saved.life.flapping,
-                        silenced: self.is_silenced(&n, now),
-                        folded: self.is_folded(&n),
-                        summary: saved.summary.clone(),
-                        labels: saved.labels.clone(),
-                        sessions: Vec::new(),
-                        affected: None,
-                        told: saved.told,
-                    });
-                }
-            }
-        }
+        let is_active = |p: Phase| matches!(p, Phase::Pending | Phase::Firing);
+        // Sized exactly (it is held until the next change: with 100,000
+        // alerts, doubling growth would keep room for another ~60,000).
+        let size = self
+            .with_lives
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .flat_map(|e| &e.lives)
+            .filter(|(_, s)| is_active(s.life.phase))
+            .count()
+            + self.incidents.len();
+        let mut out = Vec::with_capacity(size);
+        // In (session, code) order, incidents (no session) first:
+        // `ActiveAlerts::new` sorts it worst first and indexes it.
         for e in self.incidents.values() {
             if e.saved.life.phase == Phase::Firing {
                 let mut a = ActiveAlert {
-                    session: String::new(),
-                    code: FLEET_INCIDENT.to_owned(),
+                    session: "".into(),
+                    code: FLEET_INCIDENT,
                     level: Level::Critical,
                     state: Phase::Firing,
                     since: e.saved.life.active_since.unwrap_or(now),
@@ -130,16 +128,41 @@ impl Evaluator {
                 out.push(a);
             }
         }
-        // Worst first: incidents, then level, firing before pending, oldest.
-        out.sort_by(|a, b| {
-            (b.code == FLEET_INCIDENT)
-                .cmp(&(a.code == FLEET_INCIDENT))
-                .then(b.level.cmp(&a.level))
-                .then((b.state == Phase::Firing).cmp(&(a.state == Phase::Firing)))
-                .then(a.since.cmp(&b.since))
-                .then(a.session.cmp(&b.session))
-                .then(a.code.cmp(&b.code))
-        });
+        let mut lives = Vec::new();
+        for id in &self.with_lives {
+            let Some(e) = self.sessions.get(id) else {
+                continue;
+            };
+            lives.clear();
+            lives.extend(e.lives.iter().filter(|(_, s)| is_active(s.life.phase)));
+            lives.sort_unstable_by_key(|(code, _)| code.as_str());
+            for (code, saved) in &lives {
+                // No text is built per alert unless a silence must match.
+                let silenced = !self.silences.is_empty() && {
+                    let n = notified(id.as_str(), code.as_str(), saved, Status::Firing, now);
+                    self.is_silenced(&n, now)
+                };
+                out.push(ActiveAlert {
+                    session: id.shared(),
+                    code: code.as_str(),
+                    level: saved.life.level,
+                    state: saved.life.phase,
+                    since: saved.life.active_since.unwrap_or(now),
+                    fired_at: saved
+                        .life
+                        .fired_at
+                        .filter(|_| saved.life.phase == Phase::Firing),
+                    flapping: saved.life.flapping,
+                    silenced,
+                    folded: self.folds(id.as_str(), code.as_str()),
+                    summary: saved.summary.clone(),
+                    labels: saved.labels.clone(),
+                    sessions: Vec::new(),
+                    affected: None,
+                    told: saved.told,
+                });
+            }
+        }
         out
     }
 }

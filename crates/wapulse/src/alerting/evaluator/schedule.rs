@@ -100,7 +100,10 @@ impl Evaluator {
     /// Takes one message; true when it says stop.
     pub(super) fn take(&mut self, msg: Msg, changed: &mut Vec<SessionId>) -> bool {
         match msg {
-            Msg::Changed(ids) => changed.extend(ids),
+            Msg::Changed(ids, events) => {
+                changed.extend(ids);
+                self.told_events = self.told_events.max(events);
+            }
             Msg::Silences(s) => {
                 // Silenced alerts stay in their groups, muted: the next
                 // pass sends what a lifted silence hid.

@@ -11,6 +11,7 @@
 //! saved states of absent sessions and does the same.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wapulse_core::grouping::{NotifiedAlert, Status};
 use wapulse_core::incident::Troubles;
@@ -38,14 +39,15 @@ pub(super) struct Entry {
     pub(super) due: Option<Timestamp>,
 }
 
-fn session_labels(s: &Session) -> BTreeMap<String, String> {
-    s.labels
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+fn session_labels(s: &Session) -> Arc<BTreeMap<String, String>> {
+    Arc::new(
+        s.labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
 }
 
-/// A session alert as notifications show it.
 /// An alert (of a session, or a fleet incident with `session` empty) as
 /// notifications show it.
 pub(super) fn notified(
@@ -90,6 +92,23 @@ pub(super) fn notify_status(transitions: &[Transition]) -> Option<Status> {
 }
 
 impl Evaluator {
+    /// Moves a session between the level lists (warning, critical) when
+    /// its judged level changed.
+    fn move_level(&mut self, id: &SessionId, was: Option<Level>, now: Option<Level>) {
+        if was == now {
+            return;
+        }
+        let list = |l: Level| usize::from(l == Level::Critical);
+        if let Some(l) = was.filter(|l| *l != Level::Ok) {
+            self.levels[list(l)].remove(id);
+            self.levels_dirty = true;
+        }
+        if let Some(l) = now.filter(|l| *l != Level::Ok) {
+            self.levels[list(l)].insert(id.clone());
+            self.levels_dirty = true;
+        }
+    }
+
     /// Adds (or takes away) a session's codes to the counts by code.
     fn count_codes(&mut self, codes: [u32; 2], add: bool) {
         for (i, level) in [Level::Warning, Level::Critical].into_iter().enumerate() {
@@ -118,7 +137,9 @@ impl Evaluator {
         let session = snap.get(id.as_str());
         let verdict = session.map(|s| evaluate(s, &self.thresholds, now));
         // Built once, and only for a session with an alert to label.
-        let mut labels: Option<BTreeMap<String, String>> = None;
+        let mut labels: Option<Arc<BTreeMap<String, String>>> = None;
+        // The level it was judged at (`None`: not judged yet).
+        let was = entry.evaluated.then_some(entry.level);
         if entry.evaluated {
             self.by_level[entry.level as usize] -= 1;
             self.by_state_level[entry.state][entry.level as usize] -= 1;
@@ -136,6 +157,9 @@ impl Evaluator {
                 (None, None) => continue,
                 (_, Some(p)) => p,
                 (Some(_), None) => {
+                    // One slot at a time (a `Saved` is ~450 bytes; the
+                    // default growth would keep room for four).
+                    lives.reserve_exact(1);
                     lives.push((code, Saved::default()));
                     lives.len() - 1
                 }
@@ -144,8 +168,13 @@ impl Evaluator {
             let saved = &mut lives[idx].1;
             let before = (saved.life.clone(), saved.labels.clone());
             if let Some(a) = alert {
-                saved.summary = a.message();
-                saved.action = a.action().to_owned();
+                let summary = a.message();
+                if *saved.summary != *summary {
+                    saved.summary = self.texts.text(summary);
+                }
+                if *saved.action != *a.action() {
+                    saved.action = self.texts.text(a.action().to_owned());
+                }
             }
             if saved.life.phase != Phase::Firing {
                 // Frozen once it fires: its resolve must find its group.
@@ -195,9 +224,9 @@ impl Evaluator {
                 let mut n = notified(id.as_str(), code.as_str(), saved, status, now);
                 if session.is_none() {
                     n.retired = true;
-                    n.summary = format!("Session retired on purpose (was: {})", n.summary);
+                    n.summary = format!("Session retired on purpose (was: {})", n.summary).into();
                     n.action =
-                        "None: the session was deleted or retired; its alerts end here.".to_owned();
+                        "None: the session was deleted or retired; its alerts end here.".into();
                 }
                 out.push((n, Scope::All));
             }
@@ -220,6 +249,7 @@ impl Evaluator {
             self.with_lives.insert(id.clone());
         }
         let Some(session) = session else {
+            self.move_level(id, was, None);
             // Gone from the model: forget it once nothing is owed.
             if let Some(t) = entry.troubles.take() {
                 self.tracker.update(id.as_str(), Some(&t), None);
@@ -231,6 +261,7 @@ impl Evaluator {
             return;
         };
         let verdict = verdict.unwrap_or_default();
+        self.move_level(id, was, Some(verdict.level));
         entry.evaluated = true;
         entry.level = verdict.level;
         entry.alerts = verdict.alerts.len();

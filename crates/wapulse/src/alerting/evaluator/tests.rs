@@ -158,10 +158,7 @@ fn a_logged_out_session_fires_and_its_message_is_in_the_outbox_before_anything_i
     assert_eq!(judged.by_level[Level::Critical as usize], 1);
     assert_eq!(judged.counts.firing, 1);
     let alert = &judged.active[0];
-    assert_eq!(
-        (alert.session.as_str(), alert.code.as_str()),
-        ("a", "LOGGED_OUT")
-    );
+    assert_eq!((&*alert.session, alert.code), ("a", "LOGGED_OUT"));
     assert_eq!(alert.state, Phase::Firing);
 
     let rows = b.outbox("hook", at(2));
@@ -312,4 +309,52 @@ fn superseded_deadlines_are_passed_over_and_a_rebuild_keeps_only_current_ones() 
     d.rebuild([(at(8), a.clone())].into_iter());
     assert_eq!(d.len(), 1);
     assert_eq!(d.next(), Some(at(8)));
+}
+
+#[test]
+fn the_published_indexes_answer_for_the_fleet_only_once_its_changes_are_judged() {
+    let mut b = Bench::new(HOOK);
+    let changed = b.apply(&logged_out("a", 0));
+    b.evaluator.pass(at(2), changed, true);
+    let fleet = b.published.load_full();
+    let judged = b.alerts.load_full();
+    assert!(judged.judged(&fleet), "a full pass judged the whole fleet");
+    let (critical, n) = judged.levels.at(Level::Critical, None).unwrap();
+    assert_eq!((critical[0].as_str(), n), ("a", 1));
+
+    // A new commit: until the evaluator is told of it and passes, its
+    // indexes do not answer for the new snapshot.
+    let ids = b.apply(&logged_out("b", 3));
+    let fleet = b.published.load_full();
+    assert!(!b.alerts.load_full().judged(&fleet));
+    let mut changed = Vec::new();
+    assert!(
+        !b.evaluator
+            .take(super::Msg::Changed(ids, fleet.events()), &mut changed)
+    );
+    b.evaluator.pass(at(5), changed, false);
+    let judged = b.alerts.load_full();
+    assert!(judged.judged(&fleet));
+    let (critical, n) = judged.levels.at(Level::Critical, None).unwrap();
+    assert_eq!(
+        (critical.iter().map(|i| i.as_str()).collect::<Vec<_>>(), n),
+        (vec!["a", "b"], 2)
+    );
+    assert_eq!(
+        judged.active.find("b", "LOGGED_OUT").map(|a| a.state),
+        Some(Phase::Firing)
+    );
+}
+
+#[test]
+fn equal_summaries_of_many_sessions_are_one_text() {
+    let mut b = Bench::new(HOOK);
+    let mut changed = b.apply(&logged_out("a", 0));
+    changed.extend(b.apply(&logged_out("b", 0)));
+    b.evaluator.pass(at(2), changed, true);
+    let judged = b.alerts.load_full();
+    let a = judged.active.find("a", "LOGGED_OUT").unwrap();
+    let c = judged.active.find("b", "LOGGED_OUT").unwrap();
+    assert_eq!(a.summary, c.summary);
+    assert!(Arc::ptr_eq(&a.summary, &c.summary), "one copy, shared");
 }

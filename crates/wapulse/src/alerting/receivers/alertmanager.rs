@@ -18,7 +18,7 @@ use crate::alerting::config::AlertingSettings;
 
 /// The labels Alertmanager identifies an alert by.
 pub fn labels(a: &NotifiedAlert) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = a.labels.clone();
+    let mut labels: BTreeMap<String, String> = (*a.labels).clone();
     labels.insert("alertname".into(), a.code.clone());
     labels.insert("severity".into(), a.level.as_str().into());
     if !a.session.is_empty() {

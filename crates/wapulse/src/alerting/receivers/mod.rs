@@ -296,7 +296,7 @@ mod tests {
             summary: "No heartbeat for 5m".into(),
             action: "Force a reconnect".into(),
             flapping: false,
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             sessions: Vec::new(),
             affected: None,
             retired: false,

@@ -162,20 +162,65 @@ pub(in crate::routes) async fn list(
             && code.is_none_or(|c| a.alerts.iter().any(|x| x.code == c)))
         .then_some(a)
     };
-    let total = match (status.is_some() || code.is_some(), wanted_state) {
-        // The total by level or code needs every session judged.
-        (true, _) => snapshot
+    // By code or by level (warning, critical), once the evaluator has
+    // judged every change of this snapshot, its indexes give the candidates
+    // in id order and the totals (O(page), not a judgment of the fleet);
+    // each row is judged now. Before that, the fleet is judged here.
+    let judged = state.alerting.snapshot();
+    let indexed = judged.judged(&snapshot);
+    let after = q.after.as_deref();
+    let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Session>>> = match (code, status) {
+        _ if !indexed => Box::new(snapshot.sessions_after(after)),
+        (Some(c), _) => {
+            let (alerts, _) = judged.active.with_code_by_session(c.as_str(), after);
+            Box::new(alerts.filter_map(|a| snapshot.get(&a.session)))
+        }
+        (None, Some(l)) if let Some((ids, _)) = judged.levels.at(l, after) => {
+            Box::new(ids.iter().filter_map(|id| snapshot.get(id.as_str())))
+        }
+        _ => Box::new(snapshot.sessions_after(after)),
+    };
+    let total = match (code, status, wanted_state) {
+        (Some(_), _, _) | (_, Some(_), _) if !indexed => snapshot
             .sessions()
             .filter(|s| matching(s).is_some())
             .count(),
+        (Some(c), _, _) => {
+            let (alerts, all) = judged.active.with_code_by_session(c.as_str(), None);
+            if status.is_none() && wanted_state.is_none() && q.labels.is_empty() {
+                all
+            } else {
+                alerts
+                    .filter_map(|a| snapshot.get(&a.session))
+                    .filter(|s| matching(s).is_some())
+                    .count()
+            }
+        }
+        (None, Some(l), state) if q.labels.is_empty() => match state {
+            Some(w) => judged.by_state_level[w.index()][l as usize],
+            None => judged.by_level[l as usize],
+        },
+        (None, Some(l), _) => match judged.levels.at(l, None) {
+            Some((ids, _)) => ids
+                .iter()
+                .filter_map(|id| snapshot.get(id.as_str()))
+                .filter(|s| selected(s))
+                .count(),
+            None => snapshot
+                .sessions()
+                .filter(|s| matching(s).is_some())
+                .count(),
+        },
         // By label: a scan, but no evaluation.
-        (false, _) if !q.labels.is_empty() => snapshot.sessions().filter(|s| selected(s)).count(),
-        (false, Some(w)) => snapshot.by_state()[w.index()],
-        (false, None) => snapshot.len(),
+        (None, None, _) if !q.labels.is_empty() => {
+            snapshot.sessions().filter(|s| selected(s)).count()
+        }
+        (None, None, Some(w)) => snapshot.by_state()[w.index()],
+        (None, None, None) => snapshot.len(),
     };
     let mut page: Vec<SessionRow> = Vec::with_capacity(limit.min(snapshot.len()));
     let mut more = false;
-    for s in snapshot.sessions_after(q.after.as_deref()) {
+    for s in candidates {
         let Some(a) = matching(s) else { continue };
         if page.len() == limit {
             more = true;

@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
-use wapulse_core::lifecycle::Phase;
 
 use super::{ALERTS_PER_GROUP, AlertRow, alert_row, display, guard};
-use crate::alerting::{ActiveAlert, FLEET_INCIDENT};
+use crate::alerting::AlertGroup as Kind;
 use crate::app::Shared;
 use crate::clock;
 use crate::web::login;
@@ -61,23 +60,22 @@ pub(super) async fn alerts_page(
     let now = clock::now();
     let judged = st.alerting.snapshot();
     // A page stays small however many alerts fire: the first rows of each
-    // group (worst first); the sessions page filters for the rest.
-    let rows = |keep: &dyn Fn(&ActiveAlert) -> bool| -> (Vec<AlertRow>, usize) {
-        let mut total = 0;
-        let mut rows = Vec::new();
-        for a in judged.active.iter().filter(|a| keep(a)) {
-            total += 1;
-            if rows.len() < ALERTS_PER_GROUP {
-                rows.push(alert_row(a, now));
-            }
-        }
-        (rows, total)
+    // group (worst first, from the evaluator's index); the sessions page
+    // filters for the rest.
+    let rows = |kind: Kind| -> (Vec<AlertRow>, usize) {
+        let group = judged.active.group(kind);
+        let rows = judged
+            .active
+            .alerts(group)
+            .take(ALERTS_PER_GROUP)
+            .map(|a| alert_row(a, now))
+            .collect();
+        (rows, group.len())
     };
-    let fleet = FLEET_INCIDENT;
-    let incidents = rows(&|a| a.code == fleet);
-    let firing = rows(&|a| a.code != fleet && a.state == Phase::Firing && !a.silenced);
-    let pending = rows(&|a| a.code != fleet && a.state == Phase::Pending && !a.silenced);
-    let silenced = rows(&|a| a.silenced);
+    let incidents = rows(Kind::Incidents);
+    let firing = rows(Kind::Firing);
+    let pending = rows(Kind::Pending);
+    let silenced = rows(Kind::Silenced);
     let history = st
         .alerting
         .history(50, None)

@@ -60,12 +60,12 @@ pub struct AlertRow {
 pub(super) fn alert_row(a: &ActiveAlert, now: Timestamp) -> AlertRow {
     AlertRow {
         href: (!a.session.is_empty()).then(|| session_href(&a.session)),
-        session: a.session.clone(),
-        code: a.code.clone(),
+        session: a.session.to_string(),
+        code: a.code.to_owned(),
         level: level(a.level),
         phase: a.state.as_str(),
         since: when(a.since, now),
-        summary: a.summary.clone(),
+        summary: a.summary.to_string(),
         silenced: a.silenced,
         folded: a.folded,
         flapping: a.flapping,

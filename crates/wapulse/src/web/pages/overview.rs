@@ -5,11 +5,10 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use wapulse_core::lifecycle::Phase;
 use wapulse_core::{Level, SessionState};
 
 use super::{AlertRow, OVERVIEW_ALERTS, alert_row, guard};
-use crate::alerting::{ActiveAlert, FLEET_INCIDENT};
+use crate::alerting::{ActiveAlert, AlertGroup};
 use crate::app::Shared;
 use crate::clock;
 use crate::web::view::{Badge, When, html, level, state as state_badge, when};
@@ -138,24 +137,30 @@ pub(in crate::web) async fn overview(
             }
         })
         .collect();
-    // Incidents, then firing, then pending, each worst first as the snapshot
-    // is: one pass keeping the first few of each (no sort of the fleet's
-    // alerts per request).
-    let mut buckets: [Vec<&ActiveAlert>; 3] = Default::default();
-    let mut listed = 0usize;
-    for a in judged.active.iter().filter(|a| !a.folded) {
-        listed += 1;
-        let b = if a.code == FLEET_INCIDENT {
-            0
-        } else if a.state == Phase::Firing {
-            1
-        } else {
-            2
-        };
-        if buckets[b].len() < OVERVIEW_ALERTS {
-            buckets[b].push(a);
-        }
-    }
+    // Incidents, then firing, then pending that no incident covers, each
+    // worst first: the first few of each from the evaluator's indexes.
+    let active = &judged.active;
+    let buckets: Vec<Vec<&ActiveAlert>> = [
+        AlertGroup::Incidents,
+        AlertGroup::FiringUncovered,
+        AlertGroup::PendingUncovered,
+    ]
+    .iter()
+    .map(|g| {
+        active
+            .alerts(active.group(*g))
+            .take(OVERVIEW_ALERTS)
+            .collect()
+    })
+    .collect();
+    let listed = [
+        AlertGroup::Incidents,
+        AlertGroup::FiringUncovered,
+        AlertGroup::PendingUncovered,
+    ]
+    .iter()
+    .map(|g| active.group(*g).len())
+    .sum::<usize>();
     let more_alerts = listed.saturating_sub(OVERVIEW_ALERTS);
     let alerts = buckets
         .iter()

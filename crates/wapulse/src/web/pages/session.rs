@@ -248,30 +248,26 @@ pub(in crate::web) async fn session(
             .alerts
             .iter()
             .map(|x| SessionAlert {
-                phase: judged
-                    .active
-                    .iter()
-                    .find(|v| v.session == id && v.code == x.code.as_str())
-                    .map_or_else(
-                        || "not yet judged".to_owned(),
-                        |v| {
-                            let mut p = v.state.as_str().to_owned();
-                            if let Some(t) = v.fired_at {
-                                p.push_str(&format!(" since {}", when(t, now).relative));
+                phase: judged.active.find(&id, x.code.as_str()).map_or_else(
+                    || "not yet judged".to_owned(),
+                    |v| {
+                        let mut p = v.state.as_str().to_owned();
+                        if let Some(t) = v.fired_at {
+                            p.push_str(&format!(" since {}", when(t, now).relative));
+                        }
+                        for (flag, word) in [
+                            (v.silenced, "silenced"),
+                            (v.flapping, "flapping"),
+                            (v.folded, "in an incident"),
+                        ] {
+                            if flag {
+                                p.push_str(", ");
+                                p.push_str(word);
                             }
-                            for (flag, word) in [
-                                (v.silenced, "silenced"),
-                                (v.flapping, "flapping"),
-                                (v.folded, "in an incident"),
-                            ] {
-                                if flag {
-                                    p.push_str(", ");
-                                    p.push_str(word);
-                                }
-                            }
-                            p
-                        },
-                    ),
+                        }
+                        p
+                    },
+                ),
                 code: x.code.as_str().to_owned(),
                 level: level(x.level),
                 message: x.message(),

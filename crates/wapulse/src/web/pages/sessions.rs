@@ -148,22 +148,31 @@ pub(in crate::web) async fn sessions(
         let a = evaluate(s, t, now);
         want_level.is_none_or(|w| a.level == w).then_some(a)
     };
-    // By alert code: the sessions with that alert pending or firing, from
-    // the evaluator's list, instead of judging the fleet; the page walks
-    // the sessions in id order and keeps those in the set.
-    let with_code: Option<std::collections::HashSet<&str>> = want_code.map(|c| {
-        published
-            .active
-            .iter()
-            .filter(|a| a.code == c.as_str() && !a.session.is_empty())
-            .map(|a| a.session.as_str())
-            .collect()
-    });
-    let candidates = snapshot.sessions_after(q.after.as_deref()).filter(|s| {
-        with_code
-            .as_ref()
-            .is_none_or(|ids| ids.contains(s.id().as_str()))
-    });
+    // Candidates in id order, from the evaluator's indexes where a filter
+    // has one (O(page) however large the fleet): by alert code, the
+    // sessions with that alert pending or firing; by level (warning,
+    // critical), the sessions it last judged at it; else the fleet.
+    let active = &published.active;
+    let after = q.after.as_deref();
+    // The level lists only once the evaluator judged this snapshot.
+    let by_level = want_level
+        .filter(|_| published.judged(&snapshot))
+        .and_then(|l| published.levels.at(l, after));
+    let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Session>>> = if let Some(c) = want_code
+    {
+        let (alerts, _) = active.with_code_by_session(c.as_str(), after);
+        Box::new(alerts.filter_map(|a| snapshot.get(&a.session)))
+    } else if let Some((ids, _)) = by_level {
+        Box::new(ids.iter().filter_map(|id| snapshot.get(id.as_str())))
+    } else {
+        Box::new(snapshot.sessions_after(after))
+    };
+    let only = |level: bool, code: bool| {
+        want_level.is_some() == level
+            && want_code.is_some() == code
+            && want_label.is_none()
+            && f.q.is_empty()
+    };
     let total = if error.is_some() {
         0
     } else if want_level.is_none() && want_code.is_none() {
@@ -172,23 +181,32 @@ pub(in crate::web) async fn sessions(
             (None, true, Some(w)) => snapshot.by_state()[w.index()],
             _ => snapshot.sessions().filter(|s| cheap(s)).count(),
         }
-    } else if want_code.is_none() && want_label.is_none() && f.q.is_empty() {
+    } else if only(true, false) {
         // State and level: the evaluator's grid.
         let l = want_level.map_or(0, |l| l as usize);
         match want_state {
             Some(s) => published.by_state_level[s.index()][l],
             None => published.by_level[l],
         }
-    } else if let Some(ids) = &with_code {
-        if want_level.is_none() && want_state.is_none() && want_label.is_none() && f.q.is_empty() {
-            ids.len()
+    } else if let Some(c) = want_code {
+        let (alerts, all) = active.with_code_by_session(c.as_str(), None);
+        if only(false, true) && want_state.is_none() {
+            all
         } else {
             // Judged only when a level is asked for too.
-            ids.iter()
-                .filter_map(|id| snapshot.get(id))
+            alerts
+                .filter_map(|a| snapshot.get(&a.session))
                 .filter(|s| cheap(s) && (want_level.is_none() || judged(s).is_some()))
                 .count()
         }
+    } else if let Some(l) = want_level
+        .filter(|_| published.judged(&snapshot))
+        .and_then(|l| published.levels.at(l, None))
+    {
+        l.0.iter()
+            .filter_map(|id| snapshot.get(id.as_str()))
+            .filter(|s| cheap(s) && judged(s).is_some())
+            .count()
     } else {
         snapshot
             .sessions()
