@@ -69,7 +69,13 @@ fn main() {
         .collect();
     // Ids are shared by the fleet (Arc<str>), so they count once, here.
     let before = LIVE.load(Ordering::Relaxed);
-    let mut fleet = Fleet::with_dedup_capacity(Thresholds::default(), 0);
+    let mut fleet = Fleet::with_dedup(
+        Thresholds::default(),
+        wapulse_core::DedupLimits {
+            per_session: 0,
+            ..Default::default()
+        },
+    );
     fleet.apply_all(&events);
     let after = LIVE.load(Ordering::Relaxed);
     let per_session = (after - before) as f64 / N as f64;
@@ -127,7 +133,13 @@ fn main() {
         }
     }
     let before = LIVE.load(Ordering::Relaxed);
-    let mut fleet = Fleet::with_dedup_capacity(Thresholds::default(), 0);
+    let mut fleet = Fleet::with_dedup(
+        Thresholds::default(),
+        wapulse_core::DedupLimits {
+            per_session: 0,
+            ..Default::default()
+        },
+    );
     fleet.apply_all(&events);
     let after = LIVE.load(Ordering::Relaxed);
     let pending: u64 = fleet

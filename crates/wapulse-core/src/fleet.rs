@@ -12,13 +12,14 @@
 //! every ingest batch, that is the difference between tens of microseconds
 //! and milliseconds per batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Level, evaluate};
+use crate::dedup::{Dedup, DedupLimits};
 use crate::delivery::{AckLatencies, Delivery};
 use crate::event::{
     Direction, Event, EventError, EventKind, MetricName, STATES, SessionState, label_error,
@@ -79,84 +80,6 @@ impl PlatformMetrics {
             Some(name) => *self.counters.entry(name).or_insert(0.0) += delta,
             None => debug_assert!(false, "built-in counter name {name} is valid"),
         }
-    }
-}
-
-/// Remembers recent idempotency keys in bounded memory, oldest forgotten
-/// first. Keys are scoped by session.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dedup {
-    capacity: usize,
-    order: VecDeque<Arc<str>>,
-    #[serde(skip)]
-    seen: HashSet<Arc<str>>,
-}
-
-impl Dedup {
-    /// Remembers at most `capacity` keys.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            order: VecDeque::new(),
-            seen: HashSet::new(),
-        }
-    }
-
-    fn key(session: &SessionId, id: &str) -> String {
-        let mut key = String::with_capacity(session.as_str().len() + 1 + id.len());
-        key.push_str(session.as_str());
-        key.push('\u{0}');
-        key.push_str(id);
-        key
-    }
-
-    /// Whether this key was seen (and is still remembered).
-    pub fn contains(&self, session: &SessionId, id: &str) -> bool {
-        self.seen.contains(Self::key(session, id).as_str())
-    }
-
-    /// Remembers a key; returns false when it was already known.
-    pub fn insert(&mut self, session: &SessionId, id: &str) -> bool {
-        if self.capacity == 0 {
-            return true;
-        }
-        let key: Arc<str> = Self::key(session, id).into();
-        if !self.seen.insert(key.clone()) {
-            return false;
-        }
-        self.order.push_back(key);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
-    }
-
-    /// Changes how many keys are remembered, forgetting the oldest if
-    /// there are more.
-    pub fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity;
-        while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-    }
-
-    /// Rebuilds the lookup set after deserialization.
-    pub fn rebuild_index(&mut self) {
-        self.seen = self.order.iter().cloned().collect();
-    }
-
-    /// Keys remembered.
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
     }
 }
 
@@ -455,6 +378,47 @@ pub struct FleetState {
     dedup: Dedup,
 }
 
+/// A [`FleetState`] as snapshots of format 4 and before stored it: the
+/// idempotency memory was one fleet-wide queue of `"{session}\0{id}"`.
+#[derive(Deserialize)]
+pub struct LegacyFleetState {
+    sessions: Vec<Arc<Session>>,
+    platform: PlatformMetrics,
+    events: u64,
+    dedup: LegacyDedup,
+}
+
+#[derive(Deserialize)]
+struct LegacyDedup {
+    #[allow(dead_code)]
+    capacity: usize,
+    order: VecDeque<Arc<str>>,
+}
+
+impl LegacyFleetState {
+    /// Today's form: each session remembers the ids it had in the queue,
+    /// dated at its last event.
+    pub fn upgrade(self) -> FleetState {
+        let last: HashMap<&str, Timestamp> = self
+            .sessions
+            .iter()
+            .map(|s| (s.id().as_str(), s.last_event_at))
+            .collect();
+        let dedup = Dedup::from_legacy(
+            &self.dedup.order,
+            |s| last.get(s).copied(),
+            DedupLimits::default(),
+        );
+        drop(last);
+        FleetState {
+            sessions: self.sessions,
+            platform: self.platform,
+            events: self.events,
+            dedup,
+        }
+    }
+}
+
 /// A borrowed [`FleetState`]: serializes to exactly the same bytes without
 /// copying a session, so a snapshot of a large fleet costs no extra memory.
 #[derive(Serialize)]
@@ -463,6 +427,29 @@ pub struct FleetStateRef<'a> {
     platform: &'a PlatformMetrics,
     events: u64,
     dedup: &'a Dedup,
+}
+
+/// A borrowed state in the form of snapshot formats 1 to 4 (see
+/// [`LegacyFleetState`]), for tests of the readers of old snapshots.
+#[derive(Serialize)]
+pub struct LegacyFleetStateRef<'a> {
+    sessions: &'a [&'a Session],
+    platform: &'a PlatformMetrics,
+    events: u64,
+    dedup: (usize, Vec<String>),
+}
+
+impl<'a> FleetStateRef<'a> {
+    /// This state as formats 1 to 4 held it, with `keys` (`"{session}\0{id}"`)
+    /// as the fleet-wide idempotency queue.
+    pub fn legacy(&'a self, keys: Vec<String>) -> LegacyFleetStateRef<'a> {
+        LegacyFleetStateRef {
+            sessions: &self.sessions,
+            platform: self.platform,
+            events: self.events,
+            dedup: (keys.len(), keys),
+        }
+    }
 }
 
 impl FleetStateRef<'_> {
@@ -538,21 +525,18 @@ impl FleetState {
     }
 }
 
-/// How many idempotency keys a fleet remembers by default.
-pub const DEFAULT_DEDUP_CAPACITY: usize = 100_000;
-
 impl Fleet {
     /// An empty fleet judged by `thresholds`.
     pub fn new(thresholds: Thresholds) -> Self {
-        Self::with_dedup_capacity(thresholds, DEFAULT_DEDUP_CAPACITY)
+        Self::with_dedup(thresholds, DedupLimits::default())
     }
 
-    /// An empty fleet remembering up to `capacity` idempotency keys.
-    pub fn with_dedup_capacity(thresholds: Thresholds, capacity: usize) -> Self {
+    /// An empty fleet whose sessions remember event ids within `limits`.
+    pub fn with_dedup(thresholds: Thresholds, limits: DedupLimits) -> Self {
         Self {
             thresholds,
             current: FleetSnapshot::default(),
-            dedup: Dedup::new(capacity),
+            dedup: Dedup::new(limits),
         }
     }
 
@@ -585,7 +569,7 @@ impl Fleet {
     /// Applies one event, unless its idempotency key was seen before.
     pub fn apply(&mut self, event: &Event) -> Applied {
         if let Some(id) = event.id.as_deref()
-            && !self.dedup.insert(&event.session, id)
+            && !self.dedup.insert(&event.session, id, event.at)
         {
             return Applied::Duplicate;
         }
@@ -687,9 +671,9 @@ impl Fleet {
         }
     }
 
-    /// Rebuilds a fleet from a snapshot's state, remembering up to
-    /// `dedup_capacity` idempotency keys from now on.
-    pub fn from_state(thresholds: Thresholds, state: FleetState, dedup_capacity: usize) -> Self {
+    /// Rebuilds a fleet from a snapshot's state, its sessions remembering
+    /// event ids within `limits` from now on.
+    pub fn from_state(thresholds: Thresholds, state: FleetState, limits: DedupLimits) -> Self {
         let mut shards: Vec<HashMap<SessionId, Arc<Session>>> =
             (0..SHARDS).map(|_| HashMap::new()).collect();
         let mut by_state = [0usize; STATES];
@@ -701,8 +685,7 @@ impl Fleet {
             shards[shard_of(s.id().as_str())].insert(s.id().clone(), s);
         }
         let mut dedup = state.dedup;
-        dedup.rebuild_index();
-        dedup.set_capacity(dedup_capacity);
+        dedup.set_limits(limits);
         Self {
             thresholds,
             current: FleetSnapshot {

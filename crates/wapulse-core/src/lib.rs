@@ -18,6 +18,7 @@
 //! - [`grouping`]: aggregation groups: many alerts, one message.
 //! - [`incident`]: fleet incidents from many sessions in the same trouble.
 //! - [`matcher`]: label matchers (routes, silences) and [`Silence`].
+//! - [`dedup`]: each session's memory of event ids (idempotency).
 //! - [`fleet`]: [`Fleet`] of sessions with rollups and O(1) snapshots.
 //!
 //! # Invariants
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod dedup;
 pub mod delivery;
 pub mod disconnect;
 pub mod event;
@@ -46,13 +48,15 @@ pub mod time;
 pub mod window;
 
 pub use alert::{Alert, AlertCode, Assessment, Level, evaluate, next_change};
+pub use dedup::DedupLimits;
 pub use delivery::{AckStatus, Delivery, ErrorCode, Restriction, RestrictionKind};
 pub use event::{
     AuthMethod, Direction, Event, EventError, EventKind, MetricName, ParseContext, RawEvent,
     SessionState,
 };
 pub use fleet::{
-    Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, FleetStateRef, PlatformMetrics, Rollup,
+    Applied, BatchOutcome, Fleet, FleetSnapshot, FleetState, FleetStateRef, LegacyFleetState,
+    LegacyFleetStateRef, PlatformMetrics, Rollup,
 };
 pub use id::{SessionId, SessionIdError};
 pub use labels::Labels;

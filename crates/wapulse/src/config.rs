@@ -40,6 +40,8 @@ struct FileSettings {
     header_read_timeout: Option<DurationMs>,
     idle_timeout: Option<DurationMs>,
     dedup_capacity: Option<usize>,
+    dedup_window: Option<DurationMs>,
+    dedup_per_session: Option<usize>,
     durability: Option<String>,
     retention: Option<DurationMs>,
     snapshot_every_events: Option<u64>,
@@ -105,8 +107,8 @@ pub struct Settings {
     pub header_read_timeout: DurationMs,
     /// How long a connection may go without a byte moving either way.
     pub idle_timeout: DurationMs,
-    /// How many idempotency keys are remembered.
-    pub dedup_capacity: usize,
+    /// How long and how many event ids each session remembers.
+    pub dedup: wapulse_core::DedupLimits,
     /// What an acknowledged commit survives.
     pub durability: Durability,
     /// How long the journal keeps events.
@@ -166,7 +168,7 @@ impl Settings {
             max_sessions: 200_000,
             header_read_timeout: DurationMs::from_secs(30),
             idle_timeout: DurationMs::from_secs(60),
-            dedup_capacity: wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+            dedup: wapulse_core::DedupLimits::default(),
             durability: Durability::Power,
             retention: DurationMs::from_hours(7 * 24),
             snapshot_every_events: 100_000,
@@ -196,7 +198,7 @@ impl Settings {
             snapshot_every_events: self.snapshot_every_events,
             snapshot_interval: self.snapshot_interval,
             thresholds: self.thresholds.clone(),
-            dedup_capacity: self.dedup_capacity,
+            dedup: self.dedup,
             default_session: self.default_session.clone(),
             priority: self.ingest_priority,
             stream: self.cluster.as_ref().map(|c| c.stream.clone()),
@@ -345,8 +347,24 @@ impl Settings {
             }
             s.idle_timeout = v;
         }
-        if let Some(v) = file.dedup_capacity {
-            s.dedup_capacity = v;
+        if file.dedup_capacity.is_some() {
+            bail!(
+                "dedup_capacity: no longer a setting: each session now remembers its event ids \
+                 for dedup_window (default 30m) up to dedup_per_session ids (default 256); \
+                 remove it, or set those two"
+            );
+        }
+        if let Some(v) = file.dedup_window {
+            if v < DurationMs::from_mins(1) {
+                bail!("dedup_window: must be at least 1m (Evolution API retries for ~20m)");
+            }
+            s.dedup.window = v;
+        }
+        if let Some(v) = file.dedup_per_session {
+            if v > 100_000 {
+                bail!("dedup_per_session: must be at most 100000 (16 bytes an id, per session)");
+            }
+            s.dedup.per_session = v;
         }
         if let Some(d) = nonempty("WAPULSE_DURABILITY").or(file.durability) {
             s.durability = Durability::parse(&d).with_context(|| {
@@ -590,7 +608,7 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 15] = [
+        let cases: [(&str, Env, &str); 18] = [
             (
                 "",
                 &[("WAPULSE_INGEST_PRIORITY", "urgent")],
@@ -602,6 +620,9 @@ mod tests {
                 "WAPULSE_READ_PRIORITY",
             ),
             ("read_priority = \"fifo\"", &[], "read_priority"),
+            ("dedup_capacity = 100000", &[], "dedup_per_session"),
+            ("dedup_window = \"10s\"", &[], "dedup_window"),
+            ("dedup_per_session = 1000000", &[], "dedup_per_session"),
             ("read_realtime_budget = 0.0", &[], "read_realtime_budget"),
             ("read_realtime_budget = 1.5", &[], "read_realtime_budget"),
             (

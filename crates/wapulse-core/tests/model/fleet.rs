@@ -123,7 +123,7 @@ fn state_round_trips_through_serde() {
     let mut back = Fleet::from_state(
         Thresholds::default(),
         state,
-        wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+        wapulse_core::DedupLimits::default(),
     );
     assert_eq!(serde_json::to_string(&back.to_state()).unwrap(), json);
     assert_eq!(
@@ -188,7 +188,11 @@ fn sorted_ids_stay_sorted_across_batches_single_applies_and_restores() {
         .collect();
     assert_eq!(after, ["c", "m", "x", "z"], "a cursor need not be an id");
     // A restored fleet has the same order.
-    let restored = Fleet::from_state(Thresholds::default(), fleet.to_state(), 100);
+    let restored = Fleet::from_state(
+        Thresholds::default(),
+        fleet.to_state(),
+        wapulse_core::DedupLimits::default(),
+    );
     assert_eq!(restored.snapshot().sorted_ids(), snap.sorted_ids());
 }
 

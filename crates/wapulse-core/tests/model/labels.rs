@@ -154,7 +154,7 @@ fn labels_come_back_from_a_snapshot_state() {
     let bare = Fleet::from_state(
         Thresholds::default(),
         serde_json::from_str(&json).unwrap(),
-        10,
+        wapulse_core::DedupLimits::default(),
     );
     assert!(bare.view().get("s1").unwrap().labels.is_empty());
     // ... and the listed section gives them back.
@@ -171,7 +171,11 @@ fn labels_come_back_from_a_snapshot_state() {
                 .collect(),
         )
         .unwrap();
-    let restored = Fleet::from_state(Thresholds::default(), decoded, 10);
+    let restored = Fleet::from_state(
+        Thresholds::default(),
+        decoded,
+        wapulse_core::DedupLimits::default(),
+    );
     for id in ["s1", "b", "c"] {
         assert_eq!(
             restored.view().get(id).unwrap().as_ref(),

@@ -119,8 +119,14 @@ fn repeated_event_id_is_ignored() {
 }
 
 #[test]
-fn idempotency_memory_is_bounded() {
-    let mut fleet = Fleet::with_dedup_capacity(Thresholds::default(), 2);
+fn idempotency_memory_is_bounded_per_session() {
+    let mut fleet = Fleet::with_dedup(
+        Thresholds::default(),
+        wapulse_core::DedupLimits {
+            per_session: 2,
+            ..Default::default()
+        },
+    );
     for id in ["a", "b", "c"] {
         fleet.apply(&with_id(heartbeat(1.0), id));
     }
@@ -131,7 +137,7 @@ fn idempotency_memory_is_bounded() {
     assert_eq!(
         fleet.apply(&with_id(heartbeat(2.0), "a")),
         Applied::Applied,
-        "the oldest key was forgotten"
+        "the session's oldest key was forgotten"
     );
 }
 

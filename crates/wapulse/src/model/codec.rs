@@ -10,15 +10,21 @@
 //! layout is format 1's (labels, liveness and delivery are not part of a
 //! session's serde form), so formats 3, 2 (no liveness section) and 1 (the
 //! state alone) still decode: what they lack starts empty.
+//!
+//! Format 5 (written today) is format 4 with each session's idempotency
+//! memory (`wapulse_core::dedup`) in the state where formats 1 to 4 had one
+//! fleet-wide queue of keys; those decode into it (each session's ids
+//! dated at its last event).
 
-use wapulse_core::{Delivery, Fleet, FleetState, Labels, Liveness, SessionId};
+use wapulse_core::{Delivery, Fleet, FleetState, Labels, LegacyFleetState, Liveness, SessionId};
 
 use super::ModelOptions;
 use crate::store::StoreError;
 
-/// The snapshot body format written today (4: format 1, a labels section,
-/// a liveness section and a delivery section). Formats 1 to 3 are read.
-pub const SNAPSHOT_FORMAT: u8 = 4;
+/// The snapshot body format written today (5: the state with each
+/// session's idempotency memory, a labels section, a liveness section and
+/// a delivery section). Formats 1 to 4 are read.
+pub const SNAPSHOT_FORMAT: u8 = 5;
 
 pub(super) fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fleet, StoreError> {
     let state = decode_state(body).map_err(|e| StoreError::Corrupt {
@@ -28,18 +34,23 @@ pub(super) fn decode_snapshot(body: &[u8], options: &ModelOptions) -> Result<Fle
     Ok(Fleet::from_state(
         options.thresholds.clone(),
         state,
-        options.dedup_capacity,
+        options.dedup,
     ))
 }
 
 /// Decodes a snapshot body of format 1 to 4, or says what is wrong.
 pub(super) fn decode_state(body: &[u8]) -> Result<FleetState, String> {
     let (format, rest) = body.split_first().ok_or("empty")?;
-    if !(1..=4).contains(format) {
+    if !(1..=5).contains(format) {
         return Err(format!("unknown snapshot format {format}"));
     }
-    let (mut state, mut rest): (FleetState, _) =
-        postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
+    let (mut state, mut rest): (FleetState, _) = if *format >= 5 {
+        postcard::take_from_bytes(rest).map_err(|e| e.to_string())?
+    } else {
+        let (legacy, rest): (LegacyFleetState, _) =
+            postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
+        (legacy.upgrade(), rest)
+    };
     if *format >= 2 {
         let (labels, after): (Vec<(SessionId, Labels)>, _) =
             postcard::take_from_bytes(rest).map_err(|e| format!("labels section: {e}"))?;

@@ -60,8 +60,8 @@ pub struct ModelOptions {
     /// Alert thresholds (they also shape the fold: heartbeat interval,
     /// windows).
     pub thresholds: Thresholds,
-    /// Idempotency keys remembered.
-    pub dedup_capacity: usize,
+    /// How long and how many event ids each session remembers.
+    pub dedup: wapulse_core::DedupLimits,
     /// The session created at start if the journal does not have it.
     pub default_session: SessionId,
     /// CPU priority of the writer thread.
@@ -159,7 +159,7 @@ impl Model {
         let (mut fleet, snapshot_seq) = match store.latest_snapshot()? {
             Some(snap) => (codec::decode_snapshot(&snap.body, &options)?, snap.seq),
             None => (
-                Fleet::with_dedup_capacity(options.thresholds.clone(), options.dedup_capacity),
+                Fleet::with_dedup(options.thresholds.clone(), options.dedup),
                 0,
             ),
         };

@@ -31,7 +31,7 @@ fn restored(body: &[u8]) -> Fleet {
     Fleet::from_state(
         Thresholds::default(),
         decode_state(body).unwrap(),
-        wapulse_core::fleet::DEFAULT_DEDUP_CAPACITY,
+        wapulse_core::DedupLimits::default(),
     )
 }
 
@@ -39,7 +39,7 @@ fn restored(body: &[u8]) -> Fleet {
 /// the labels section): everything but liveness.
 fn format_2_body(fleet: &Fleet) -> Vec<u8> {
     let state = fleet.state_ref();
-    let body = postcard::to_extend(&state, vec![2]).unwrap();
+    let body = postcard::to_extend(&state.legacy(Vec::new()), vec![2]).unwrap();
     postcard::to_extend(&state.labels(), body).unwrap()
 }
 
@@ -54,12 +54,21 @@ fn same_model(a: &Fleet, b: &Fleet) {
         all
     };
     // Session's PartialEq covers labels; the state's JSON covers the
-    // platform metrics and the idempotency memory.
+    // platform metrics. The idempotency memory is compared where a test
+    // restores today's format (an old snapshot's ids are dated at their
+    // session's last event, not when they were seen).
     assert_eq!(sessions(a), sessions(b));
-    assert_eq!(
-        serde_json::to_value(a.to_state()).unwrap(),
-        serde_json::to_value(b.to_state()).unwrap()
-    );
+    let state = |f: &Fleet| {
+        let mut v = serde_json::to_value(f.to_state()).unwrap();
+        v.as_object_mut().unwrap().remove("dedup");
+        v
+    };
+    assert_eq!(state(a), state(b));
+}
+
+fn same_idempotency_memory(a: &Fleet, b: &Fleet) {
+    let dedup = |f: &Fleet| serde_json::to_value(f.to_state()).unwrap()["dedup"].clone();
+    assert_eq!(dedup(a), dedup(b));
 }
 
 fn cluster_options(dir: &std::path::Path) -> ModelOptions {
@@ -71,7 +80,7 @@ fn cluster_options(dir: &std::path::Path) -> ModelOptions {
         snapshot_every_events: 1000,
         snapshot_interval: DurationMs::from_mins(5),
         thresholds: Thresholds::default(),
-        dedup_capacity: 1000,
+        dedup: wapulse_core::DedupLimits::default(),
         default_session: sid("default"),
         priority: crate::priority::ingest::Priority::default(),
         stream: Some("WAPULSE".into()),
@@ -207,7 +216,7 @@ fn events_with_liveness() -> Vec<Event> {
 }
 
 #[test]
-fn format_4_keeps_labels_liveness_and_delivery_exactly() {
+fn format_5_keeps_labels_liveness_delivery_and_idempotency_exactly() {
     let fleet = fleet_of(&events_with_liveness());
     let b = fleet.view().get("b").unwrap();
     assert_eq!(b.liveness.conflicts_total, 1);
@@ -217,10 +226,11 @@ fn format_4_keeps_labels_liveness_and_delivery_exactly() {
     );
     let body = encode(&fleet).unwrap();
     assert_eq!(body[0], SNAPSHOT_FORMAT);
-    assert_eq!(SNAPSHOT_FORMAT, 4);
+    assert_eq!(SNAPSHOT_FORMAT, 5);
     validate(&body).unwrap();
     let back = restored(&body);
     same_model(&back, &fleet);
+    same_idempotency_memory(&back, &fleet);
     let a = back.view().get("a").unwrap();
     assert!(a.liveness.keepalives_off);
     assert!(a.liveness.inbound.weight() > 0.0);
@@ -252,7 +262,7 @@ fn format_4_keeps_labels_liveness_and_delivery_exactly() {
 fn a_format_3_snapshot_restores_with_no_delivery_figures() {
     let fleet = fleet_of(&events_with_liveness());
     let state = fleet.state_ref();
-    let body = postcard::to_extend(&state, vec![3]).unwrap();
+    let body = postcard::to_extend(&state.legacy(Vec::new()), vec![3]).unwrap();
     let body = postcard::to_extend(&state.labels(), body).unwrap();
     let body = postcard::to_extend(&state.liveness(), body).unwrap();
     validate(&body).unwrap();
@@ -325,11 +335,39 @@ fn a_damaged_body_is_refused() {
     );
     assert!(validate(&body[..body.len() - 1]).is_err());
     // Labels for a session the snapshot does not hold.
-    let mut ghost = postcard::to_stdvec(&fleet.state_ref()).unwrap();
+    let mut ghost = postcard::to_stdvec(&fleet.state_ref().legacy(Vec::new())).unwrap();
     ghost.insert(0, 2);
     let stray = vec![(sid("ghost"), Labels::try_from_pairs([("a", "b")]).unwrap())];
     let ghost = postcard::to_extend(&stray, ghost).unwrap();
     assert!(validate(&ghost).unwrap_err().contains("ghost"));
     assert_eq!(validate(&[9]).unwrap_err(), "unknown snapshot format 9");
     assert_eq!(validate(&[]).unwrap_err(), "empty");
+}
+
+#[test]
+fn a_format_4_snapshot_s_fleet_wide_idempotency_queue_becomes_each_session_s() {
+    let fleet = fleet_of(&events_with_liveness());
+    let state = fleet.state_ref();
+    let keys = vec!["a\u{0}wamid.1".to_owned(), "b\u{0}wamid.2".to_owned()];
+    let body = postcard::to_extend(&state.legacy(keys), vec![4]).unwrap();
+    let body = postcard::to_extend(&state.labels(), body).unwrap();
+    let body = postcard::to_extend(&state.liveness(), body).unwrap();
+    let body = postcard::to_extend(&state.delivery(), body).unwrap();
+    validate(&body).unwrap();
+    let back = restored(&body);
+    let retry = |session: &str, id: &str| -> Event {
+        serde_json::from_value(serde_json::json!({
+            "session": session, "at": "2026-02-05T11:30:00Z", "type": "heartbeat", "id": id
+        }))
+        .unwrap()
+    };
+    assert!(back.is_duplicate(&retry("a", "wamid.1")));
+    assert!(back.is_duplicate(&retry("b", "wamid.2")));
+    assert!(
+        !back.is_duplicate(&retry("a", "wamid.2")),
+        "keys stay per session"
+    );
+    // Written again, it is format 5 and keeps them.
+    let again = restored(&encode(&back).unwrap());
+    assert!(again.is_duplicate(&retry("a", "wamid.1")));
 }
