@@ -10,9 +10,10 @@ use std::sync::LazyLock;
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
 use wapulse::config::Settings;
-use wapulse_core::fleet::{DEFAULT_DEDUP_CAPACITY, Fleet};
+use wapulse_core::fleet::Fleet;
 use wapulse_core::{
-    DurationMs, ParseContext, RawEvent, SessionId, Thresholds, Timestamp, evaluate, next_change,
+    DedupLimits, DurationMs, ParseContext, RawEvent, SessionId, Thresholds, Timestamp, evaluate,
+    next_change,
 };
 
 static SETTINGS: LazyLock<Settings> =
@@ -23,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut headers = HeaderMap::new();
-    let content_type = if format & 1 == 0 { "application/json" } else { "application/x-ndjson" };
+    let content_type = if format & 1 == 0 {
+        "application/json"
+    } else {
+        "application/x-ndjson"
+    };
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let received = Timestamp::from_millis(1_770_000_000_000);
     let Ok(events) = wapulse::routes::parse_body(&SETTINGS, &headers, body, None, received) else {
@@ -39,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
     for event in &events {
         let wire = serde_json::to_string(event).expect("an event serializes");
         let raw: RawEvent = serde_json::from_str(&wire).expect("its wire form is JSON");
-        assert_eq!(&raw.parse(&ctx).expect("its wire form parses"), event, "{wire}");
+        assert_eq!(
+            &raw.parse(&ctx).expect("its wire form parses"),
+            event,
+            "{wire}"
+        );
     }
     let thresholds = Thresholds::default();
     let mut fleet = Fleet::new(thresholds.clone());
@@ -48,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     }
     fleet.apply_all(&events);
     let later = received.plus(DurationMs::from_hours(3));
-    let restored = Fleet::from_state(thresholds.clone(), fleet.to_state(), DEFAULT_DEDUP_CAPACITY);
+    let restored = Fleet::from_state(thresholds.clone(), fleet.to_state(), DedupLimits::default());
     for session in fleet.view().sessions() {
         for now in [received, later] {
             let verdict = evaluate(session, &thresholds, now);
@@ -56,8 +65,15 @@ fuzz_target!(|data: &[u8]| {
                 assert!(next > now, "a deadline is ahead of now");
                 evaluate(session, &thresholds, next);
             }
-            let again = restored.view().get(session.id().as_str()).expect("restored");
-            assert_eq!(evaluate(again, &thresholds, now), verdict, "snapshot round trip");
+            let again = restored
+                .view()
+                .get(session.id().as_str())
+                .expect("restored");
+            assert_eq!(
+                evaluate(again, &thresholds, now),
+                verdict,
+                "snapshot round trip"
+            );
         }
     }
     let _ = fleet.view().rollup(&thresholds, later);
