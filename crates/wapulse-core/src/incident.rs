@@ -21,6 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertCode;
+use crate::id::SessionId;
 use crate::session::Session;
 use crate::time::{DurationMs, Timestamp};
 
@@ -216,7 +217,8 @@ impl IncidentCheck {
 /// The sessions in one (set, trouble).
 #[derive(Clone, Debug, Default)]
 struct Troubled {
-    sessions: BTreeMap<String, Timestamp>,
+    /// Shared ids (no copy of the text per trouble).
+    sessions: BTreeMap<SessionId, Timestamp>,
     /// How many sessions entered the trouble at each instant (for counting
     /// the recent ones without visiting every session).
     starts: BTreeMap<Timestamp, usize>,
@@ -240,7 +242,12 @@ impl IncidentTracker {
 
     /// Records that `session`'s troubles went from `before` to `after`
     /// (`None`: not tracked, e.g. before its first evaluation).
-    pub fn update(&mut self, session: &str, before: Option<&Troubles>, after: Option<&Troubles>) {
+    pub fn update(
+        &mut self,
+        session: &SessionId,
+        before: Option<&Troubles>,
+        after: Option<&Troubles>,
+    ) {
         self.version += 1;
         let version = self.version;
         if let Some(b) = before {
@@ -272,7 +279,7 @@ impl IncidentTracker {
             *self.totals.entry(a.set.clone()).or_insert(0) += 1;
             for (kind, since) in &a.kinds {
                 let t = self.troubled.entry((a.set.clone(), *kind)).or_default();
-                if let Some(old) = t.sessions.insert(session.to_owned(), *since)
+                if let Some(old) = t.sessions.insert(session.clone(), *since)
                     && let Some(n) = t.starts.get_mut(&old)
                 {
                     *n -= 1;
@@ -319,7 +326,7 @@ impl IncidentTracker {
     }
 
     /// The sessions in `trouble` in `set`, in id order.
-    pub fn sessions(&self, set: &str, trouble: Trouble) -> Vec<String> {
+    pub fn sessions(&self, set: &str, trouble: Trouble) -> Vec<SessionId> {
         self.troubled
             .get(&(set.to_owned(), trouble))
             .map(|t| t.sessions.keys().cloned().collect())

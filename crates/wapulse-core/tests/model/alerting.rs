@@ -426,17 +426,17 @@ fn an_incident_needs_both_the_share_and_the_count_within_the_window() {
     assert_eq!(rules.needed(1000), 200);
     let mut tr = IncidentTracker::new();
     for i in 0..100 {
-        tr.update(&format!("s{i:03}"), None, Some(&healthy("")));
+        tr.update(&sid(&format!("s{i:03}")), None, Some(&healthy("")));
     }
     // 19 of 100 down: one short of 20 %.
     for i in 0..19 {
         let id = format!("s{i:03}");
-        tr.update(&id, Some(&healthy("")), Some(&troubled("", 10.0)));
+        tr.update(&sid(&id), Some(&healthy("")), Some(&troubled("", 10.0)));
     }
     let check = &tr.checks(at(20.0), &rules)[0];
     assert_eq!((check.current, check.recent, check.total), (19, 19, 100));
     assert!(!check.holds(false, &rules));
-    tr.update("s019", Some(&healthy("")), Some(&troubled("", 15.0)));
+    tr.update(&sid("s019"), Some(&healthy("")), Some(&troubled("", 15.0)));
     let check = &tr.checks(at(20.0), &rules)[0];
     assert!(check.holds(false, &rules));
     assert_eq!(check.percent(), 20);
@@ -475,8 +475,12 @@ fn sets_are_counted_apart() {
     assert_eq!(back.get("b").map(String::as_str), Some(""));
     let mut tr = IncidentTracker::new();
     for i in 0..10 {
-        tr.update(&format!("eu{i}"), None, Some(&troubled("region=eu-1", 0.0)));
-        tr.update(&format!("us{i}"), None, Some(&healthy("region=us-1")));
+        tr.update(
+            &sid(&format!("eu{i}")),
+            None,
+            Some(&troubled("region=eu-1", 0.0)),
+        );
+        tr.update(&sid(&format!("us{i}")), None, Some(&healthy("region=us-1")));
     }
     let checks = tr.checks(at(1.0), &rules);
     assert_eq!(checks.len(), 1);
@@ -484,7 +488,7 @@ fn sets_are_counted_apart() {
     assert!(checks[0].holds(false, &rules), "all 10 of eu-1");
     // Leaving removes a session from its set's counts.
     tr.update(
-        "eu0",
+        &sid("eu0"),
         Some(&troubled("region=eu-1", 0.0)),
         Some(&healthy("region=eu-1")),
     );
@@ -665,7 +669,7 @@ proptest! {
                 },
             };
             let version = tracker.version();
-            tracker.update(&id, current.get(&id), Some(&after));
+            tracker.update(&sid(&id), current.get(&id), Some(&after));
             prop_assert!(tracker.version() > version);
             current.insert(id, after);
         }
@@ -680,7 +684,11 @@ proptest! {
             prop_assert_eq!(c.current, members.len());
             prop_assert_eq!(c.recent, members.iter().filter(|m| m.1 >= horizon).count());
             prop_assert_eq!(c.total, current.values().filter(|t| t.set == c.set).count());
-            let listed = tracker.sessions(&c.set, c.trouble);
+            let listed: Vec<String> = tracker
+                .sessions(&c.set, c.trouble)
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect();
             let expected: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
             prop_assert_eq!(listed, expected);
         }
@@ -690,4 +698,8 @@ proptest! {
             .collect();
         prop_assert_eq!(checks.len(), troubled_pairs.len());
     }
+}
+
+fn sid(id: &str) -> wapulse_core::SessionId {
+    wapulse_core::SessionId::parse(id).unwrap()
 }

@@ -16,8 +16,8 @@ pub(super) struct IncidentEntry {
     pub(super) set: String,
     pub(super) trouble: Trouble,
     pub(super) saved: Saved,
-    /// Every covered session (the saved list is capped).
-    pub(super) covered: Vec<String>,
+    /// Every covered session (the saved list is capped), as shared ids.
+    pub(super) covered: Vec<SessionId>,
     /// The tracker's version of `covered` (read again only when it moves).
     pub(super) covered_version: u64,
 }
@@ -55,7 +55,7 @@ impl Evaluator {
             .unwrap_or_default();
         let mut seen = HashSet::new();
         let mut refold = false;
-        let mut unfold: Vec<String> = Vec::new();
+        let mut unfold: Vec<SessionId> = Vec::new();
         for c in &checks {
             let key = incident_key(&c.set, c.trouble);
             seen.insert(key.clone());
@@ -85,16 +85,13 @@ impl Evaluator {
         // covers and still fires is said now, one by one.
         unfold.sort_unstable();
         unfold.dedup();
-        for s in unfold {
-            let Ok(id) = SessionId::parse(&s) else {
-                continue;
-            };
+        for id in unfold {
             let Some(e) = self.sessions.get(&id) else {
                 continue;
             };
             for (code, saved) in &e.lives {
                 if saved.life.phase == Phase::Firing {
-                    let a = notified(&s, code.as_str(), saved, Status::Firing, now);
+                    let a = notified(id.as_str(), code.as_str(), saved, Status::Firing, now);
                     if !self.is_folded(&a) {
                         out.push((a, Scope::All));
                     }
@@ -114,7 +111,7 @@ impl Evaluator {
         check: Option<&IncidentCheck>,
         now: Timestamp,
         out: &mut Vec<(NotifiedAlert, Scope)>,
-        unfold: &mut Vec<String>,
+        unfold: &mut Vec<SessionId>,
     ) -> bool {
         let rules = self.settings.incident_rules();
         let incident_rules = &self.settings.incidents;
@@ -137,7 +134,7 @@ impl Evaluator {
         let holds = check.is_some_and(|c| c.holds(active, incident_rules));
         let before = entry.saved.clone();
         let folded_before = entry.folds();
-        let mut left: Vec<String> = Vec::new();
+        let mut left: Vec<SessionId> = Vec::new();
         let mut list_changed = false;
         if let (true, Some(c)) = (holds, check) {
             entry.saved.summary = c.summary().into();
@@ -164,14 +161,18 @@ impl Evaluator {
                 entry.covered_version = c.version;
                 let sessions = self.tracker.sessions(&set, trouble);
                 if entry.covered != sessions {
-                    let now_covered: HashSet<&String> = sessions.iter().collect();
+                    let now_covered: HashSet<&SessionId> = sessions.iter().collect();
                     left = entry
                         .covered
                         .iter()
                         .filter(|s| !now_covered.contains(s))
                         .cloned()
                         .collect();
-                    entry.saved.sessions = sessions.iter().take(SAVED_SESSIONS).cloned().collect();
+                    entry.saved.sessions = sessions
+                        .iter()
+                        .take(SAVED_SESSIONS)
+                        .map(|s| s.as_str().to_owned())
+                        .collect();
                     entry.covered = sessions;
                     list_changed = true;
                 }
@@ -240,13 +241,17 @@ impl Evaluator {
         self.folded.clear();
         for e in self.incidents.values() {
             if e.folds() {
-                let list = if e.covered.is_empty() {
-                    &e.saved.sessions
+                if e.covered.is_empty() {
+                    // Loaded from the store: the saved (capped) list.
+                    for s in &e.saved.sessions {
+                        if let Ok(id) = SessionId::parse(s) {
+                            self.folded.entry(id).or_default().push(e.trouble);
+                        }
+                    }
                 } else {
-                    &e.covered
-                };
-                for s in list {
-                    self.folded.entry(s.clone()).or_default().push(e.trouble);
+                    for id in &e.covered {
+                        self.folded.entry(id.clone()).or_default().push(e.trouble);
+                    }
                 }
             }
         }

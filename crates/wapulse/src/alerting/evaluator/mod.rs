@@ -118,7 +118,7 @@ pub struct Evaluator {
     tracker: IncidentTracker,
     /// The last counts, with the tracker version and instant they were made.
     checks: Option<(u64, Timestamp, Vec<IncidentCheck>)>,
-    folded: HashMap<String, Vec<Trouble>>,
+    folded: HashMap<SessionId, Vec<Trouble>>,
     deadlines: Deadlines,
     by_level: [usize; 3],
     /// Sessions per state and level, as last judged (the dashboard's grid).
@@ -221,7 +221,11 @@ impl Evaluator {
                 me.incidents.insert(
                     incident_key(&set, trouble),
                     IncidentEntry {
-                        covered: saved.sessions.clone(),
+                        covered: saved
+                            .sessions
+                            .iter()
+                            .filter_map(|s| SessionId::parse(s).ok())
+                            .collect(),
                         covered_version: 0,
                         set,
                         trouble,

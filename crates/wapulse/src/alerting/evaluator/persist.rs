@@ -106,8 +106,11 @@ impl Evaluator {
             .write(&w, now);
         match result {
             Ok(()) => {
+                // Emptied, and no room kept for the next outage's 100,000.
                 self.dirty_lives.clear();
+                self.dirty_lives.shrink_to(1024);
                 self.dirty_groups.clear();
+                self.dirty_groups.shrink_to(1024);
                 if self.store_error.take().is_some() {
                     tracing::info!("alert state written again");
                 }

@@ -252,7 +252,7 @@ impl Evaluator {
             self.move_level(id, was, None);
             // Gone from the model: forget it once nothing is owed.
             if let Some(t) = entry.troubles.take() {
-                self.tracker.update(id.as_str(), Some(&t), None);
+                self.tracker.update(id, Some(&t), None);
             }
             entry.evaluated = false;
             if !entry.lives.is_empty() {
@@ -285,7 +285,7 @@ impl Evaluator {
         let troubles = Troubles::of(session, set, firing);
         if entry.troubles.as_ref() != Some(&troubles) {
             self.tracker
-                .update(id.as_str(), entry.troubles.as_ref(), Some(&troubles));
+                .update(id, entry.troubles.as_ref(), Some(&troubles));
             entry.troubles = Some(troubles);
         }
         if entry.due != deadline {
