@@ -112,8 +112,6 @@ pub struct AlertCounts {
     pub incidents: usize,
     /// Silenced alerts.
     pub silenced: usize,
-    /// Alerts a fleet incident covers.
-    pub folded: usize,
 }
 
 impl AlertSnapshot {

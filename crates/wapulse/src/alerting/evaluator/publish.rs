@@ -65,7 +65,6 @@ impl Evaluator {
             }
             counts.incidents += usize::from(a.code == FLEET_INCIDENT);
             counts.silenced += usize::from(a.silenced);
-            counts.folded += usize::from(a.folded);
         }
         for key in self.firing_series.iter() {
             if !firing.contains_key(key) {

@@ -144,7 +144,6 @@ impl TestApp {
             .expect("request")
     }
 
-    /// GET returning the JSON body whatever the status.
     /// The active alert `code` of `session`, if it has one.
     pub async fn session_alert(&self, session: &str, code: &str) -> Option<Value> {
         let a = self
@@ -158,6 +157,7 @@ impl TestApp {
             .cloned()
     }
 
+    /// GET returning the JSON body whatever the status.
     pub async fn get_json_any(&self, path: &str) -> Value {
         self.get(path).await.json().await.expect("JSON body")
     }
