@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod availability;
 pub mod dedup;
 pub mod delivery;
 pub mod disconnect;

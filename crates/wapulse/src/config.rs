@@ -44,6 +44,8 @@ struct FileSettings {
     dedup_per_session: Option<usize>,
     durability: Option<String>,
     retention: Option<DurationMs>,
+    history_minutes_retention: Option<DurationMs>,
+    history_retention: Option<DurationMs>,
     snapshot_every_events: Option<u64>,
     snapshot_interval: Option<DurationMs>,
     max_store_bytes: Option<u64>,
@@ -113,6 +115,8 @@ pub struct Settings {
     pub durability: Durability,
     /// How long the journal keeps events.
     pub retention: DurationMs,
+    /// How long history is kept (minute rows; hour rows and state changes).
+    pub history: crate::history::Retention,
     /// Snapshot after this many events.
     pub snapshot_every_events: u64,
     /// Snapshot at least this often while events arrive.
@@ -171,6 +175,7 @@ impl Settings {
             dedup: wapulse_core::DedupLimits::default(),
             durability: Durability::Power,
             retention: DurationMs::from_hours(7 * 24),
+            history: crate::history::Retention::default(),
             snapshot_every_events: 100_000,
             snapshot_interval: DurationMs::from_mins(5),
             max_store_bytes: None,
@@ -202,6 +207,7 @@ impl Settings {
             default_session: self.default_session.clone(),
             priority: self.ingest_priority,
             stream: self.cluster.as_ref().map(|c| c.stream.clone()),
+            history: self.history,
         }
     }
 
@@ -378,6 +384,25 @@ impl Settings {
                 bail!("retention: must be greater than zero");
             }
             s.retention = v;
+        }
+        if let Some(v) = file.history_minutes_retention {
+            if v < DurationMs::from_hours(1) {
+                bail!("history_minutes_retention: must be at least 1h");
+            }
+            s.history.minutes = v;
+        }
+        if let Some(v) = file.history_retention {
+            if v < DurationMs::from_hours(24) {
+                bail!("history_retention: must be at least 1d");
+            }
+            s.history.hours = v;
+        }
+        if s.history.hours < s.history.minutes {
+            bail!(
+                "history_retention ({}) must be at least history_minutes_retention ({})",
+                s.history.hours.formatted(),
+                s.history.minutes.formatted()
+            );
         }
         if let Some(v) = file.snapshot_every_events {
             if v == 0 {
@@ -608,7 +633,7 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_setting() {
         type Env<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(&str, Env, &str); 18] = [
+        let cases: [(&str, Env, &str); 21] = [
             (
                 "",
                 &[("WAPULSE_INGEST_PRIORITY", "urgent")],
@@ -655,6 +680,17 @@ mod tests {
                 "WAPULSE_DURABILITY",
             ),
             ("retention = \"soon\"", &[], "retention"),
+            ("history_retention = \"1h\"", &[], "history_retention"),
+            (
+                "history_minutes_retention = \"10m\"",
+                &[],
+                "history_minutes_retention",
+            ),
+            (
+                "history_minutes_retention = \"30d\"\nhistory_retention = \"20d\"",
+                &[],
+                "must be at least history_minutes_retention",
+            ),
         ];
         for (file, env, needle) in cases {
             let err = load(file, env).unwrap_err();

@@ -63,6 +63,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod gateways;
+pub mod history;
 pub mod model;
 pub mod nagios;
 pub mod openapi;

@@ -61,14 +61,20 @@ pub fn document(settings: &Settings) -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                // A session's id is checked; a silence id or an Evolution
-                // event name is any text (unknown: 404 or ignored).
-                let schema =
-                    if r.path.starts_with("/sessions/") || r.path.starts_with("/v1/sessions/") {
-                        json!({ "type": "string", "pattern": SESSION_ID })
-                    } else {
-                        json!({ "type": "string" })
-                    };
+                // A session's id and a label name are checked; a silence
+                // id, a label value or an Evolution event name is any text
+                // (unknown: 404, "no data" or ignored).
+                let schema = if name == "id"
+                    && ["/sessions/", "/v1/sessions/", "/badge/"]
+                        .iter()
+                        .any(|p| r.path.starts_with(p))
+                {
+                    json!({ "type": "string", "pattern": SESSION_ID })
+                } else if name == "label" {
+                    json!({ "type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]{0,63}$" })
+                } else {
+                    json!({ "type": "string" })
+                };
                 json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();

@@ -26,10 +26,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -38,12 +35,14 @@ use hyper::http::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use prometheus::{IntCounter, IntCounterVec, IntGauge};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower_service::Service;
 
+mod activity;
+
+use self::activity::{Activity, Answering, Watched};
 use crate::priority::lanes::Lane;
 use crate::routes::FastPath;
 
@@ -200,21 +199,31 @@ impl Connection {
     /// or the server shuts down (in-flight requests finish first).
     async fn serve(self, tcp: TcpStream) {
         let Endpoints { router, fast } = self.endpoints;
+        let activity = Activity::new();
+        let working = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // A read worker takes up a pending priority change here (a
             // no-op on the ingest lane and without read_priority).
             crate::priority::reads::checkpoint();
             // The router is always ready (axum documents `poll_ready` as
-            // always `Ready`), so it is called directly.
-            let answer = fast.answer(&req).ok_or_else(|| router.clone().call(req));
+            // always `Ready`), so it is called directly. Its requests say
+            // when their bodies are read, so the time spent answering is
+            // never taken for an idle client.
+            let answer = fast.answer(&req).ok_or_else(|| {
+                let (head, body) = req.into_parts();
+                let (body, answering) = Answering::new(body, &working);
+                (
+                    router.clone().call(Request::from_parts(head, body)),
+                    answering,
+                )
+            });
             async move {
                 match answer {
                     Ok(response) => Ok::<_, Infallible>(response),
-                    Err(routed) => routed.await,
+                    Err((routed, _answering)) => routed.await,
                 }
             }
         });
-        let activity = Activity::new();
         let io = Watched {
             io: tcp,
             activity: activity.clone(),
@@ -253,99 +262,6 @@ impl OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// When a byte last moved on a connection.
-#[derive(Clone)]
-struct Activity {
-    opened: tokio::time::Instant,
-    /// Milliseconds from `opened` to the last byte moved.
-    last: Arc<AtomicU64>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            opened: tokio::time::Instant::now(),
-            last: Arc::default(),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
-        self.last.store(ms, Ordering::Relaxed);
-    }
-
-    /// Completes once nothing moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-/// A connection's socket that notes every byte moving either way.
-struct Watched {
-    io: TcpStream,
-    activity: Activity,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

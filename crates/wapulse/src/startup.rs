@@ -54,10 +54,13 @@ impl Application {
         })?;
         let telemetry = Telemetry::new();
         priority::metrics::register(&telemetry.registry);
-        let cluster = settings
-            .cluster
-            .clone()
-            .map(|c| Cluster::new(c, &telemetry.registry));
+        let cluster = settings.cluster.clone().map(|c| {
+            Cluster::new(
+                c,
+                &telemetry.registry,
+                settings.thresholds.heartbeat_age_critical,
+            )
+        });
         let judging: Option<JudgingClock> = cluster
             .clone()
             .map(|c| -> JudgingClock { Arc::new(move || c.judging_time()) });
@@ -149,6 +152,7 @@ impl Application {
                 cluster,
                 alerting.mark_window(),
                 alerting.reminder_window(),
+                alerting.stale_copy_after(),
             ))
         });
         let state = Arc::downgrade(&self.state);
@@ -172,6 +176,7 @@ impl Application {
         if let Some(after) = self.state.settings.sessions.retire_after {
             tokio::spawn(retire_idle_sessions(Arc::downgrade(&self.state), after));
         }
+        tokio::spawn(sample_levels(Arc::downgrade(&self.state)));
         let t = &self.state.telemetry;
         let metrics = ConnectionMetrics {
             accepted: t.http_connections.clone(),
@@ -250,30 +255,13 @@ fn connection_limits(settings: &Settings) -> Limits {
         }
         None => configured,
     };
-    // Nothing moves on a connection while its handler waits: `/warmup` on
-    // two runs of its slowest probe, ingest on the stream's ack. The idle
-    // limit leaves them that long.
-    let configured_idle = Duration::from_millis(settings.idle_timeout.as_millis());
-    let slowest_probe = settings.probes.iter().map(|p| p.timeout).max();
-    let waits = [
-        slowest_probe.map(|t| 2 * t),
-        settings
-            .cluster
-            .as_ref()
-            .map(|c| Duration::from_millis(c.publish_timeout.as_millis())),
-    ];
-    let needed = waits.into_iter().flatten().max().unwrap_or_default() + Duration::from_secs(5);
-    if needed > configured_idle {
-        tracing::info!(
-            idle_timeout = ?configured_idle,
-            raised_to = ?needed,
-            "idle_timeout raised above the longest wait of a handler (probe timeouts, publish_timeout)"
-        );
-    }
     Limits {
         max_connections,
         header_read_timeout: Duration::from_millis(settings.header_read_timeout.as_millis()),
-        idle_timeout: configured_idle.max(needed),
+        // Only a client's silence counts: a handler's own wait (`/warmup`
+        // on its probes, ingest on the store or the stream) is not idle
+        // time (`serve::activity`).
+        idle_timeout: Duration::from_millis(settings.idle_timeout.as_millis()),
     }
 }
 
@@ -284,6 +272,51 @@ fn open_files_limit() -> Option<usize> {
 }
 
 /// Completes on SIGTERM or SIGINT.
+/// Once a minute, records the sessions by level and the alerts firing in
+/// the history, with alerts firing by code and level and the notifications
+/// delivered and failed in the minute (the evaluator's and the notifiers'
+/// work is not in the log, so it is sampled; the rest of the history is
+/// derived from the log).
+async fn sample_levels(state: std::sync::Weak<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut told: Option<(u64, u64)> = None;
+    loop {
+        tick.tick().await;
+        let Some(app) = state.upgrade() else {
+            return;
+        };
+        let judged = app.alerting.snapshot();
+        if judged.evaluated_at.is_none() {
+            continue;
+        }
+        let now = clock::now();
+        let receivers = app.alerting.receivers();
+        let totals = receivers
+            .values()
+            .fold((0, 0), |(d, f), r| (d + r.delivered, f + r.failures));
+        let (delivered, failed) = told.map_or((0, 0), |(d, f)| {
+            (totals.0.saturating_sub(d), totals.1.saturating_sub(f))
+        });
+        told = Some(totals);
+        let mut detail = judged.history_detail();
+        detail.insert(
+            "notifications".into(),
+            serde_json::json!({"delivered": delivered, "failed": failed}),
+        );
+        app.model.record_levels(
+            crate::history::LevelSample {
+                minute_ms: crate::history::bucket(now, crate::history::MINUTE_MS),
+                ok: judged.by_level[wapulse_core::Level::Ok as usize] as u64,
+                warning: judged.by_level[wapulse_core::Level::Warning as usize] as u64,
+                critical: judged.by_level[wapulse_core::Level::Critical as usize] as u64,
+                alerts_firing: judged.counts.firing as u64,
+            },
+            serde_json::Value::Object(detail).to_string(),
+        );
+    }
+}
+
 /// `retire_after`: sweeps while the application lives, retiring through
 /// the same write path as `DELETE /sessions/{id}` (the stream in cluster
 /// mode).

@@ -53,20 +53,26 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots> {
     Ok(certs)
 }
 
+/// The system store's certificates, read once.
+pub fn system_certs() -> &'static [CertificateDer<'static>] {
+    static CERTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let native = rustls_native_certs::load_native_certs();
+        if !native.errors.is_empty() {
+            tracing::debug!(errors = native.errors.len(), "system CA certificates");
+        }
+        native.certs
+    })
+}
+
 /// Mozilla's roots and the system's, read once.
 fn base_roots() -> &'static rustls::RootCertStore {
     static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let mut store = rustls::RootCertStore::empty();
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let native = rustls_native_certs::load_native_certs();
-        let (added, ignored) = store.add_parsable_certificates(native.certs);
-        tracing::debug!(
-            added,
-            ignored,
-            errors = native.errors.len(),
-            "system CA certificates"
-        );
+        let (added, ignored) = store.add_parsable_certificates(system_certs().iter().cloned());
+        tracing::debug!(added, ignored, "system CA certificates");
         store
     })
 }

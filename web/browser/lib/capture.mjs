@@ -1,4 +1,4 @@
-// Full-page screenshots of the four pages of a running `wapulse demo`.
+// Full-page screenshots of the five pages of a running `wapulse demo`.
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,7 +30,7 @@ export function demoReady(demo) {
 }
 
 /**
- * Saves overview, sessions, session, alerts (`<name><suffix>.png`) into
+ * Saves overview, sessions, session, alerts, availability (`<name><suffix>.png`) into
  * `dir`, in `colorScheme`; returns {name: {file, overflowX}}, where
  * overflowX is how many CSS pixels the page is wider than the viewport.
  */
@@ -48,6 +48,7 @@ export async function capture(browser, demo, dir, { colorScheme = 'light', suffi
       ['sessions', '/ui/sessions'],
       ['session', href],
       ['alerts', '/ui/alerts'],
+      ['availability', '/ui/availability'],
     ];
     for (const [name, url] of pages) {
       await page.goto(url);

@@ -14,6 +14,7 @@ import silences from './silences.mjs';
 import escaping from './escaping.mjs';
 import nojs from './nojs.mjs';
 import keyboard from './keyboard.mjs';
+import history from './history.mjs';
 import screenshots from './screenshots.mjs';
 
 const env = { browser: null };
@@ -26,6 +27,6 @@ after(async () => {
   await env.browser?.close();
 });
 
-for (const suite of [overview, sessions, session, live, silences, escaping, nojs, keyboard, screenshots]) {
+for (const suite of [overview, sessions, session, live, silences, escaping, nojs, keyboard, history, screenshots]) {
   suite(env);
 }

@@ -23,11 +23,11 @@ export default function (env) {
       await demo?.stop();
     });
 
-    test('overview, sessions, session and alerts, light and dark, into artifacts/', async (t) => {
+    test('overview, sessions, session, alerts and availability, light and dark, into artifacts/', async (t) => {
       const tick = await demoReady(demo);
       for (const scheme of ['light', 'dark']) {
         const shots = await capture(env.browser, demo, ARTIFACTS, { colorScheme: scheme, suffix: scheme === 'dark' ? '-dark' : '' });
-        assert.deepEqual(Object.keys(shots), ['overview', 'sessions', 'session', 'alerts']);
+        assert.deepEqual(Object.keys(shots), ['overview', 'sessions', 'session', 'alerts', 'availability']);
         for (const [name, { file, overflowX }] of Object.entries(shots)) {
           const png = await readFile(file);
           assert.ok(png.subarray(0, 8).equals(PNG) && png.length > 10_000, `${file} is a picture`);

@@ -333,6 +333,16 @@ impl Delivery {
         }
     }
 
+    /// When message `id` was sent, while it is followed.
+    pub fn sent_at(&self, id: &str) -> Option<Timestamp> {
+        let key = message_key(id);
+        self.followed
+            .iter()
+            .rev()
+            .find(|f| f.key == key)
+            .map(|f| f.sent_at)
+    }
+
     /// An ack for message `id` at `at`. Returns what it measured when it
     /// changed a count (an unknown id, a repeat or a late ack does not).
     pub fn ack(

@@ -137,7 +137,8 @@ impl ActiveAlerts {
         }
     }
 
-    fn at<'a>(
+    /// The alerts at `positions` (an index's or a group's).
+    pub fn alerts<'a>(
         &'a self,
         positions: &'a [u32],
     ) -> impl DoubleEndedIterator<Item = &'a ActiveAlert> + 'a {
@@ -164,7 +165,7 @@ impl ActiveAlerts {
 
     /// One alert of one session.
     pub fn find(&self, session: &str, code: &str) -> Option<&ActiveAlert> {
-        self.at(self.session_positions(session))
+        self.alerts(self.session_positions(session))
             .find(|a| a.code == code)
     }
 
@@ -188,15 +189,7 @@ impl ActiveAlerts {
         let from = after.map_or(0, |after| {
             all.partition_point(|&p| &*self.list[p as usize].session <= after)
         });
-        (self.at(&all[from..]), all.len())
-    }
-
-    /// The positions of `positions` as alerts.
-    pub fn alerts<'a>(
-        &'a self,
-        positions: &'a [u32],
-    ) -> impl DoubleEndedIterator<Item = &'a ActiveAlert> + 'a {
-        self.at(positions)
+        (self.alerts(&all[from..]), all.len())
     }
 
     /// One dashboard group, worst first.
@@ -219,6 +212,18 @@ impl SessionLevels {
         critical.sort_unstable();
         Self {
             unhealthy: [warning, critical],
+        }
+    }
+
+    /// A session's level as last judged (`ok` when it is at neither).
+    pub fn level_of(&self, session: &str) -> Level {
+        let at = |list: &[SessionId]| list.binary_search_by(|id| id.as_str().cmp(session)).is_ok();
+        if at(&self.unhealthy[1]) {
+            Level::Critical
+        } else if at(&self.unhealthy[0]) {
+            Level::Warning
+        } else {
+            Level::Ok
         }
     }
 
@@ -366,6 +371,9 @@ mod tests {
             names.iter().map(|n| SessionId::parse(n).unwrap()).collect()
         };
         let levels = SessionLevels::new(ids(&["b", "a"]), ids(&["z", "c", "m"]));
+        assert_eq!(levels.level_of("m"), Level::Critical);
+        assert_eq!(levels.level_of("b"), Level::Warning);
+        assert_eq!(levels.level_of("q"), Level::Ok);
         let names = |l: &[SessionId]| l.iter().map(|i| i.as_str().to_owned()).collect::<Vec<_>>();
         let (all, n) = levels.at(Level::Critical, None).unwrap();
         assert_eq!(

@@ -28,12 +28,30 @@ pub struct ReceiverHealth {
     /// The last error, while failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A WhatsApp receiver's own sending session, as last checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<SenderHealth>,
     /// When it last took a notification.
     #[serde(
         with = "wapulse_core::time::rfc3339_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub last_delivered_at: Option<Timestamp>,
+}
+
+/// A WhatsApp receiver's sending session, for `/api/health`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderHealth {
+    /// The wapulse session watched.
+    pub session: String,
+    /// Whether it may send: not judged critical.
+    pub healthy: bool,
+    /// Who gets the messages while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Messages sent through the fallback since start.
+    pub via_fallback: u64,
 }
 
 /// Receiver health by name: written by the delivery tasks, read by
@@ -49,6 +67,12 @@ impl ReceiverBoard {
                 let health = ReceiverHealth {
                     kind: r.kind.name(),
                     status: "ok",
+                    sender: r.kind.sender().map(|s| SenderHealth {
+                        session: s.watch.clone(),
+                        healthy: true,
+                        fallback: s.fallback.clone(),
+                        via_fallback: 0,
+                    }),
                     ..ReceiverHealth::default()
                 };
                 (r.name.clone(), health)
@@ -84,6 +108,17 @@ impl ReceiverBoard {
             h.failures += 1;
             h.status = if permanent { "failing" } else { "retrying" };
             h.reason = Some(reason.to_owned());
+        });
+    }
+
+    /// Records how a WhatsApp receiver's sending session was found, and
+    /// whether a message went through its fallback.
+    pub fn sender(&self, name: &str, healthy: bool, via_fallback: bool) {
+        self.with(name, |h| {
+            if let Some(s) = &mut h.sender {
+                s.healthy = healthy;
+                s.via_fallback += u64::from(via_fallback);
+            }
         });
     }
 

@@ -12,7 +12,10 @@ use wapulse_core::incident::IncidentRules;
 use wapulse_core::lifecycle::default_for;
 use wapulse_core::{AlertCode, DurationMs, LifeRules, Matcher};
 
-use crate::secret::Secret;
+mod receiver;
+
+use receiver::check_receiver;
+pub use receiver::{RawReceiver, ReceiverKind, ReceiverSpec};
 
 /// `[alerting]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -39,27 +42,6 @@ pub struct RawAlerting {
     external_url: Option<String>,
 }
 
-/// One `[[receivers]]` table as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawReceiver {
-    name: String,
-    kind: String,
-    url: Option<StringOrList>,
-    routing_key: Option<String>,
-    secret: Option<String>,
-    timeout: Option<DurationMs>,
-    interval: Option<DurationMs>,
-    rate_per_second: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// One `[[routes]]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,74 +57,6 @@ pub struct RawRoute {
     repeat_interval: Option<DurationMs>,
     #[serde(rename = "continue", default)]
     continue_: bool,
-}
-
-/// What a receiver is, with what it needs.
-#[derive(Clone, Debug)]
-pub enum ReceiverKind {
-    /// A Slack incoming webhook (the URL is the secret).
-    Slack {
-        /// The webhook URL.
-        url: Secret,
-    },
-    /// PagerDuty Events API v2.
-    PagerDuty {
-        /// The integration's routing key.
-        routing_key: Secret,
-        /// The enqueue URL.
-        url: String,
-    },
-    /// A generic JSON webhook, signed per Standard Webhooks when a secret
-    /// is set.
-    Webhook {
-        /// Where to post.
-        url: Secret,
-        /// The signing secret (`whsec_…` base64, or raw text).
-        secret: Option<Secret>,
-    },
-    /// Prometheus Alertmanager v2 (every URL gets every alert).
-    Alertmanager {
-        /// Base URLs (`http://am:9093`; may hold credentials).
-        urls: Vec<Secret>,
-        /// How often firing alerts are sent again.
-        resend: Duration,
-    },
-    /// A dead-man's switch pinged while wapulse is healthy.
-    Deadman {
-        /// The ping URL.
-        url: Secret,
-        /// How often.
-        interval: Duration,
-    },
-    /// Writes each notification to the log (the demo's receiver).
-    Log,
-}
-
-impl ReceiverKind {
-    /// The kind's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ReceiverKind::Slack { .. } => "slack",
-            ReceiverKind::PagerDuty { .. } => "pagerduty",
-            ReceiverKind::Webhook { .. } => "webhook",
-            ReceiverKind::Alertmanager { .. } => "alertmanager",
-            ReceiverKind::Deadman { .. } => "deadman",
-            ReceiverKind::Log => "log",
-        }
-    }
-}
-
-/// A checked receiver.
-#[derive(Clone, Debug)]
-pub struct ReceiverSpec {
-    /// Its name (routes and metrics use it).
-    pub name: String,
-    /// What it is.
-    pub kind: ReceiverKind,
-    /// Each request's timeout.
-    pub timeout: Duration,
-    /// Most requests per second (the target's rate limit).
-    pub rate_per_second: f64,
 }
 
 /// A checked route.
@@ -226,6 +140,7 @@ impl AlertingSettings {
             ..Self::default()
         };
         s.receivers.push(ReceiverSpec {
+            templates: None,
             name: "console".into(),
             kind: ReceiverKind::Log,
             timeout: Duration::from_secs(1),
@@ -248,13 +163,16 @@ impl AlertingSettings {
     /// Half the smallest of one timing over the routes (the default
     /// timing's without routes).
     fn half_smallest(&self, of: impl Fn(&GroupTiming) -> DurationMs) -> DurationMs {
-        let smallest = self
-            .routes
+        DurationMs::from_millis(self.smallest(of).as_millis() / 2)
+    }
+
+    /// The smallest of one timing over the routes.
+    fn smallest(&self, of: impl Fn(&GroupTiming) -> DurationMs) -> DurationMs {
+        self.routes
             .iter()
             .map(|r| of(&r.timing))
             .min()
-            .unwrap_or_else(|| of(&GroupTiming::default()));
-        DurationMs::from_millis(smallest.as_millis() / 2)
+            .unwrap_or_else(|| of(&GroupTiming::default()))
     }
 
     /// Half the smallest `group_interval`: how far apart two replicas'
@@ -270,6 +188,12 @@ impl AlertingSettings {
     /// (cluster sent-marks).
     pub fn reminder_window(&self) -> DurationMs {
         self.half_smallest(|t| t.repeat_interval)
+    }
+
+    /// The smallest `repeat_interval`: a replica's copy of a message that
+    /// no peer settled for this long is stale (cluster sent-marks).
+    pub fn stale_copy_after(&self) -> DurationMs {
+        self.smallest(|t| t.repeat_interval)
     }
 
     /// The lifecycle rules of `code`.
@@ -382,12 +306,30 @@ impl AlertingSettings {
         let default_group_by = raw.group_by.unwrap_or_else(|| vec!["code".to_owned()]);
         for (i, r) in receivers.into_iter().enumerate() {
             let name = r.name.clone();
-            let spec =
-                check_receiver(r).with_context(|| format!("receivers[{i}] (name \"{name}\")"))?;
+            let spec = check_receiver(r, &s)
+                .with_context(|| format!("receivers[{i}] (name \"{name}\")"))?;
             if s.receivers.iter().any(|x| x.name == spec.name) {
                 bail!("receivers[{i}]: the name \"{name}\" is used twice");
             }
             s.receivers.push(spec);
+        }
+        for r in &s.receivers {
+            let Some(fallback) = r.kind.sender().and_then(|s| s.fallback.as_deref()) else {
+                continue;
+            };
+            let at = format!("receivers (name \"{}\"): fallback", r.name);
+            let Some(other) = s.receivers.iter().find(|x| x.name == fallback) else {
+                bail!("{at}: \"{fallback}\" is not among [[receivers]]");
+            };
+            if matches!(
+                other.kind,
+                ReceiverKind::Alertmanager { .. } | ReceiverKind::Deadman { .. }
+            ) {
+                bail!(
+                    "{at}: \"{fallback}\" is of kind {}, which takes no messages",
+                    other.kind.name()
+                );
+            }
         }
         if routes.is_empty() {
             for (i, _) in s.receivers.iter().enumerate() {
@@ -446,134 +388,6 @@ fn label_name(at: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn http_url(field: &str, text: &str) -> Result<()> {
-    match reqwest::Url::parse(text) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
-        _ => {
-            let (shown, _) = crate::secret::redact_url(text);
-            bail!("{field}: `{shown}` is not an http(s) URL")
-        }
-    }
-}
-
-fn one_url(r: &RawReceiver) -> Result<String> {
-    match &r.url {
-        Some(StringOrList::One(u)) => {
-            http_url("url", u).map_err(|_| anyhow::anyhow!("url: not an http(s) URL"))?;
-            Ok(u.clone())
-        }
-        Some(StringOrList::Many(_)) => bail!("url: a {} receiver takes one URL", r.kind),
-        None => bail!("url: required for a {} receiver", r.kind),
-    }
-}
-
-fn check_receiver(r: RawReceiver) -> Result<ReceiverSpec> {
-    if r.name.is_empty()
-        || !r
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        bail!("name: `{}` is not a name of letters, digits, _ - .", r.name);
-    }
-    let (kind, rate) = match r.kind.as_str() {
-        "slack" => (
-            ReceiverKind::Slack {
-                url: Secret::new(one_url(&r)?),
-            },
-            1.0,
-        ),
-        "pagerduty" => {
-            let routing_key = r
-                .routing_key
-                .clone()
-                .filter(|k| !k.is_empty())
-                .context("routing_key: required for a pagerduty receiver")?;
-            let url = match &r.url {
-                None => "https://events.pagerduty.com/v2/enqueue".to_owned(),
-                Some(_) => one_url(&r)?,
-            };
-            (
-                ReceiverKind::PagerDuty {
-                    routing_key: Secret::new(routing_key),
-                    url,
-                },
-                2.0,
-            )
-        }
-        "webhook" => (
-            ReceiverKind::Webhook {
-                url: Secret::new(one_url(&r)?),
-                secret: r.secret.clone().filter(|s| !s.is_empty()).map(Secret::new),
-            },
-            10.0,
-        ),
-        "alertmanager" => {
-            let urls = match &r.url {
-                Some(StringOrList::One(u)) => vec![u.clone()],
-                Some(StringOrList::Many(us)) if !us.is_empty() => us.clone(),
-                _ => bail!("url: required for an alertmanager receiver (one URL or a list)"),
-            };
-            for u in &urls {
-                http_url("url", u)?;
-            }
-            let resend = r.interval.unwrap_or(DurationMs::from_mins(1));
-            if resend < DurationMs::from_millis(100) {
-                bail!("interval: at least 100ms");
-            }
-            (
-                ReceiverKind::Alertmanager {
-                    urls: urls
-                        .into_iter()
-                        .map(|u| Secret::new(u.trim_end_matches('/')))
-                        .collect(),
-                    resend: Duration::from_millis(resend.as_millis()),
-                },
-                50.0,
-            )
-        }
-        "deadman" => {
-            let interval = r.interval.unwrap_or(DurationMs::from_mins(1));
-            if interval < DurationMs::from_millis(100) {
-                bail!("interval: at least 100ms");
-            }
-            (
-                ReceiverKind::Deadman {
-                    url: Secret::new(one_url(&r)?),
-                    interval: Duration::from_millis(interval.as_millis()),
-                },
-                10.0,
-            )
-        }
-        "log" => (ReceiverKind::Log, 1000.0),
-        other => bail!(
-            "kind: `{other}` is not one of slack, pagerduty, webhook, alertmanager, deadman, log"
-        ),
-    };
-    if r.routing_key.is_some() && !matches!(kind, ReceiverKind::PagerDuty { .. }) {
-        bail!("routing_key: only a pagerduty receiver takes one");
-    }
-    if r.secret.is_some() && !matches!(kind, ReceiverKind::Webhook { .. }) {
-        bail!("secret: only a webhook receiver takes one");
-    }
-    let rate_per_second = r.rate_per_second.unwrap_or(rate);
-    if !(0.001..=10_000.0).contains(&rate_per_second) {
-        bail!("rate_per_second: {rate_per_second} is not between 0.001 and 10000");
-    }
-    if let Some(secret) = r.secret.as_deref()
-        && let Some(b64) = secret.strip_prefix("whsec_")
-        && base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).is_err()
-    {
-        bail!("secret: a whsec_ secret must be base64 after the prefix");
-    }
-    Ok(ReceiverSpec {
-        name: r.name,
-        kind,
-        timeout: Duration::from_millis(r.timeout.unwrap_or(DurationMs::from_secs(10)).as_millis()),
-        rate_per_second,
-    })
-}
-
 /// The `[alerting]`, `[[receivers]]` and `[[routes]]` of a config file's
 /// text, checked (for tests of alerting on its own).
 #[cfg(test)]
@@ -591,145 +405,4 @@ pub(crate) fn from_toml(text: &str) -> Result<AlertingSettings> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(text: &str) -> Result<AlertingSettings> {
-        from_toml(text)
-    }
-
-    #[test]
-    fn without_routes_every_receiver_gets_every_alert_grouped_by_code() {
-        let s = check(
-            "[[receivers]]\nname = \"a\"\nkind = \"log\"\n[[receivers]]\nname = \"b\"\nkind = \"log\"\n",
-        )
-        .unwrap();
-        assert_eq!(s.routes.len(), 2);
-        assert!(
-            s.routes
-                .iter()
-                .all(|r| r.matchers.is_empty() && r.continue_ && r.group_by == ["code"])
-        );
-        assert_eq!(s.routes[0].timing, GroupTiming::default());
-    }
-
-    #[test]
-    fn facts_fire_at_once_and_for_code_overrides() {
-        let s =
-            check("[alerting]\nfor = \"2m\"\nfor_code = { HEARTBEAT_DEAD = \"0s\" }\n").unwrap();
-        assert_eq!(s.rules(AlertCode::LoggedOut).for_, DurationMs::ZERO);
-        assert_eq!(
-            s.rules(AlertCode::HeartbeatStale).for_,
-            DurationMs::from_mins(2)
-        );
-        assert_eq!(s.rules(AlertCode::HeartbeatDead).for_, DurationMs::ZERO);
-    }
-
-    #[test]
-    fn pagerduty_defaults_to_the_public_events_url_and_its_rate() {
-        let s = check("[[receivers]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"k\"\n")
-            .unwrap();
-        match &s.receivers[0].kind {
-            ReceiverKind::PagerDuty { url, .. } => {
-                assert_eq!(url, "https://events.pagerduty.com/v2/enqueue")
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s.receivers[0].rate_per_second, 2.0);
-    }
-
-    #[test]
-    fn mistakes_name_the_table_and_the_field() {
-        let cases = [
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"email\"\n",
-                "receivers[0] (name \"x\")",
-                "kind",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"slack\"\n",
-                "receivers[0]",
-                "url: required",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"pagerduty\"\n",
-                "receivers[0]",
-                "routing_key",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"ftp://h/\"\n",
-                "receivers[0]",
-                "url",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"slack\"\nurl = \"https://h/\"\nsecret = \"s\"\n",
-                "receivers[0]",
-                "secret",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[receivers]]\nname = \"x\"\nkind = \"log\"\n",
-                "receivers[1]",
-                "used twice",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"y\"\n",
-                "routes[0]",
-                "\"y\"",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"x\"\nmatch_re = { region = \"(\" }\n",
-                "routes[0]",
-                "regular expression",
-            ),
-            (
-                "[[receivers]]\nname = \"x\"\nkind = \"log\"\n[[routes]]\nreceiver = \"x\"\ngroup_by = [\"a-b\"]\n",
-                "routes[0].group_by",
-                "a-b",
-            ),
-            (
-                "[alerting]\nfor_code = { NOPE = \"1m\" }\n",
-                "alerting.for_code",
-                "NOPE",
-            ),
-            (
-                "[alerting]\nincident_min_share = 1.5\n",
-                "alerting.incident_min_share",
-                "1.5",
-            ),
-            (
-                "[alerting]\nincident_by = [\"bad label\"]\n",
-                "alerting.incident_by",
-                "bad label",
-            ),
-            (
-                "[alerting]\nincident_for = \"10m\"\n",
-                "alerting.incident_for",
-                "incident_window",
-            ),
-        ];
-        for (text, at, what) in cases {
-            let err = format!("{:#}", check(text).unwrap_err());
-            assert!(err.contains(at) && err.contains(what), "{text}\n=> {err}");
-        }
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = check(
-            "[[receivers]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/S3CR3TSLACK\"\n\
-             [[receivers]]\nname = \"pd\"\nkind = \"pagerduty\"\nrouting_key = \"S3CR3TKEY\"\n\
-             [[receivers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://h/?token=S3CR3TTOKEN\"\nsecret = \"S3CR3TSIGN\"\n\
-             [[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = [\"http://user:S3CR3TPASS@am:9093\"]\n",
-        )
-        .unwrap();
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("S3CR3T"), "{shown}");
-        // A bad URL's error does not show it either.
-        let err = format!(
-            "{:#}",
-            check("[[receivers]]\nname = \"x\"\nkind = \"slack\"\nurl = \"not a url S3CR3T\"\n")
-                .unwrap_err()
-        );
-        assert!(!err.contains("S3CR3T"), "{err}");
-    }
-}
+mod tests;

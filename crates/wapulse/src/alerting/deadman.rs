@@ -34,7 +34,8 @@ pub(super) async fn run(
                     "delivered"
                 }
                 receivers::Outcome::Retry { reason, .. }
-                | receivers::Outcome::Permanent(reason) => {
+                | receivers::Outcome::Permanent(reason)
+                | receivers::Outcome::Expired(reason) => {
                     board.failed(&name, reason, false);
                     "failed"
                 }

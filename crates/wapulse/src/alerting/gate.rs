@@ -27,6 +27,22 @@ pub struct Notice<'a> {
     pub created: Timestamp,
 }
 
+/// What a gate knows of a message from its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerSays {
+    /// A peer settled it (delivered, or refused for good): settle it here
+    /// without sending.
+    Settled,
+    /// No peer settled it. `stale`: and none settled anything of its group
+    /// since it was written, for longer than the group takes to say it
+    /// again (see the gate's rule); a replica that does not send lets it
+    /// expire instead of holding its group back.
+    Open {
+        /// Past the time it may wait.
+        stale: bool,
+    },
+}
+
 /// A gate's answer, to be awaited.
 pub type Answer<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -37,9 +53,9 @@ pub trait Gate: Send + Sync {
     fn may_send(&self) -> bool;
 
     /// Whether a peer already settled this message (delivered or refused
-    /// it for good): `Ok(true)` settles it here without sending;
-    /// `Err(why)` means this cannot be told now, and the message waits.
-    fn settled_by_peer<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, Result<bool, String>>;
+    /// it for good), and if not, whether it is stale; `Err(why)` means this
+    /// cannot be told now, and the message waits.
+    fn settled_by_peer<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, Result<PeerSays, String>>;
 
     /// This replica settled the message: tells the peers, so that a new
     /// sender neither repeats it nor drops what comes after it.

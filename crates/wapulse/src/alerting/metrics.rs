@@ -32,7 +32,8 @@ impl AlertMetrics {
                 Opts::new(
                     "wapulse_notifications_total",
                     "Notification attempts by receiver, kind and outcome (delivered, retry, \
-                     failed; resent / resend_failed for Alertmanager's periodic resend)",
+                     failed; resent / resend_failed for Alertmanager's periodic resend; \
+                     expired: a cluster replica's stale copy, never sent)",
                 ),
                 &["receiver", "kind", "outcome"],
             )

@@ -37,6 +37,7 @@ pub mod receivers;
 pub mod routing;
 pub mod snapshot;
 pub mod store;
+pub mod templates;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -189,6 +190,7 @@ impl Alerting {
             settings: self.settings.clone(),
             stop: self.stop.subscribe(),
             gate: gate.clone(),
+            judged: self.snapshot.clone(),
         });
         let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
             Vec::new();

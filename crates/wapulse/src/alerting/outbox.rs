@@ -13,13 +13,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
-use wapulse_core::Timestamp;
 use wapulse_core::grouping::GroupMessage;
+use wapulse_core::{Level, Timestamp};
 
 use super::board::ReceiverBoard;
 use super::config::{AlertingSettings, ReceiverKind, ReceiverSpec};
-use super::gate::{Gate, Notice};
+use super::gate::{Gate, Notice, PeerSays};
 use super::metrics::AlertMetrics;
 use super::payload::Payload;
 use super::receivers::{self, Outcome};
@@ -46,6 +47,9 @@ pub struct Delivery {
     /// Who may send direct notifications (cluster mode: the lease and the
     /// sent-marks); none: always this process.
     pub gate: Option<Arc<dyn Gate>>,
+    /// What the evaluator published last (a WhatsApp receiver's sending
+    /// session is judged there).
+    pub judged: Arc<ArcSwap<AlertSnapshot>>,
 }
 
 /// What the gate says about a direct receiver's row.
@@ -57,6 +61,27 @@ enum Turn {
     /// Not ours to send now (another replica sends, or the gate cannot
     /// tell yet): try again shortly.
     Wait,
+    /// Not ours to send, and stale (see [`PeerSays::Open`]): settle it
+    /// unsent, recorded as expired.
+    Expired,
+}
+
+impl Turn {
+    /// The turn of a gated row: what the peers say, and whether this
+    /// replica may send now. A row this replica may send never expires:
+    /// it is retried until delivered or refused.
+    fn of(peer: Result<PeerSays, String>, may_send: bool) -> Self {
+        match peer {
+            Ok(PeerSays::Settled) => Turn::SentByPeer,
+            Err(e) => {
+                tracing::debug!(error = %e, "the gate cannot tell whether a peer sent this; waiting");
+                Turn::Wait
+            }
+            Ok(PeerSays::Open { .. }) if may_send => Turn::Send,
+            Ok(PeerSays::Open { stale: true }) => Turn::Expired,
+            Ok(PeerSays::Open { stale: false }) => Turn::Wait,
+        }
+    }
 }
 
 impl Delivery {
@@ -73,21 +98,11 @@ impl Delivery {
         let Some(gate) = self.gate_of(spec) else {
             return Turn::Send;
         };
-        if let Some(message) = group_message(row) {
-            match gate.settled_by_peer(notice(spec, row, &message)).await {
-                Ok(true) => return Turn::SentByPeer,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "the gate cannot tell whether a peer sent this; waiting");
-                    return Turn::Wait;
-                }
-            }
-        }
-        if gate.may_send() {
-            Turn::Send
-        } else {
-            Turn::Wait
-        }
+        let peer = match group_message(row) {
+            Some(message) => gate.settled_by_peer(notice(spec, row, &message)).await,
+            None => Ok(PeerSays::Open { stale: false }),
+        };
+        Turn::of(peer, gate.may_send())
     }
 
     /// Whether this replica may still send `spec`'s rows (re-checked right
@@ -231,6 +246,18 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
                     waiting = true;
                     continue;
                 }
+                Turn::Expired => {
+                    let outcome = Outcome::Expired(
+                        "expired unsent: this replica does not send, and no replica settled \
+                         anything of its group for a repeat_interval since it was written"
+                            .into(),
+                    );
+                    count(&spec, &d, &row, &outcome);
+                    if let Err(outcome) = record(&spec, &d, &row, outcome).await {
+                        unrecorded.push((row, outcome));
+                    }
+                    continue;
+                }
             }
             tokio::time::sleep_until(next_send).await;
             next_send = tokio::time::Instant::now() + gap;
@@ -256,15 +283,52 @@ pub async fn deliver(spec: ReceiverSpec, d: Arc<Delivery>, resend: Option<Resend
     }
 }
 
-/// Sends one row.
+/// Sends one row. A WhatsApp receiver whose sending session the
+/// evaluator judges critical does not page into the void: the row goes to
+/// its fallback receiver (rendered for that one's kind), or waits for the
+/// session to recover when it has none.
 async fn send(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow) -> Outcome {
-    match serde_json::from_str::<Payload>(&row.body) {
-        Ok(payload) => receivers::send(spec, &d.client, row, &payload, &d.settings).await,
-        Err(e) => Outcome::Permanent(format!("unreadable outbox row: {e}")),
+    let payload = match serde_json::from_str::<Payload>(&row.body) {
+        Ok(payload) => payload,
+        Err(e) => return Outcome::Permanent(format!("unreadable outbox row: {e}")),
+    };
+    let Some(sender) = spec.kind.sender() else {
+        return receivers::send(spec, &d.client, row, &payload, &d.settings).await;
+    };
+    let healthy = d.judged.load().levels.level_of(&sender.watch) != Level::Critical;
+    let fallback = sender
+        .fallback
+        .as_deref()
+        .and_then(|name| d.settings.receivers.iter().find(|r| r.name == name));
+    d.board
+        .sender(&spec.name, healthy, !healthy && fallback.is_some());
+    match (healthy, fallback) {
+        (true, _) => receivers::send(spec, &d.client, row, &payload, &d.settings).await,
+        (false, Some(fallback)) => {
+            tracing::warn!(receiver = %spec.name, session = %sender.watch, fallback = %fallback.name, "the sending session is critical: sent through the fallback");
+            match receivers::send(fallback, &d.client, row, &payload, &d.settings).await {
+                Outcome::Retry { after, reason } => Outcome::Retry {
+                    after,
+                    reason: format!("through fallback {}: {reason}", fallback.name),
+                },
+                Outcome::Permanent(reason) => {
+                    Outcome::Permanent(format!("through fallback {}: {reason}", fallback.name))
+                }
+                other => other,
+            }
+        }
+        (false, None) => Outcome::Retry {
+            after: None,
+            reason: format!(
+                "the sending session {} is critical and no fallback is set: kept until it recovers",
+                sender.watch
+            ),
+        },
     }
 }
 
-/// Counts and logs the outcome of a send (once per send).
+/// Counts and logs the outcome of a send (once per send), or of an
+/// expiry.
 fn count(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow, outcome: &Outcome) {
     let now = clock::now();
     let kind = spec.kind.name();
@@ -272,6 +336,7 @@ fn count(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow, outcome: &Outcome) 
         Outcome::Delivered => "delivered",
         Outcome::Retry { .. } => "retry",
         Outcome::Permanent(_) => "failed",
+        Outcome::Expired(_) => "expired",
     };
     d.metrics
         .notifications
@@ -286,6 +351,9 @@ fn count(spec: &ReceiverSpec, d: &Delivery, row: &OutboxRow, outcome: &Outcome) 
         Outcome::Permanent(reason) => {
             tracing::warn!(receiver = %spec.name, kind, attempt = row.attempts + 1, reason = %reason, "notification given up: the receiver refused it");
             d.board.failed(&spec.name, reason, true);
+        }
+        Outcome::Expired(reason) => {
+            tracing::warn!(receiver = %spec.name, kind, outbox = row.id, reason = %reason, "notification copy expired");
         }
     }
 }
@@ -303,6 +371,7 @@ async fn record(
     let attempts = row.attempts;
     let receiver = spec.name.clone();
     let kept = outcome.clone();
+    let expired = matches!(outcome, Outcome::Expired(_));
     let result = call(&d.store, move |s| -> Result<(), crate::store::StoreError> {
         match outcome {
             Outcome::Delivered => {
@@ -321,9 +390,10 @@ async fn record(
                 ));
                 s.retry(id, next, &reason)
             }
-            Outcome::Permanent(reason) => {
+            Outcome::Permanent(reason) | Outcome::Expired(reason) => {
                 s.failed(id, now, &reason)?;
-                let note = serde_json::json!({"receiver": receiver, "outbox": id, "outcome": "failed", "reason": reason, "at": now.to_rfc3339()});
+                let said = if expired { "expired" } else { "failed" };
+                let note = serde_json::json!({"receiver": receiver, "outbox": id, "outcome": said, "reason": reason, "at": now.to_rfc3339()});
                 if let Err(e) = s.note(now, "notification", &note.to_string()) {
                     tracing::warn!(error = %e, "notification history not written");
                 }
@@ -428,5 +498,34 @@ pub(super) async fn watch_pending(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_expires_only_on_a_replica_that_does_not_send() {
+        let open = |stale| Ok(PeerSays::Open { stale });
+        assert!(
+            matches!(Turn::of(open(true), true), Turn::Send),
+            "the sender retries its own until delivered or refused"
+        );
+        assert!(matches!(Turn::of(open(true), false), Turn::Expired));
+        assert!(matches!(Turn::of(open(false), false), Turn::Wait));
+        assert!(matches!(Turn::of(open(false), true), Turn::Send));
+        assert!(matches!(
+            Turn::of(Ok(PeerSays::Settled), true),
+            Turn::SentByPeer
+        ));
+        assert!(matches!(
+            Turn::of(Err("no bucket".into()), true),
+            Turn::Wait
+        ));
+        assert!(matches!(
+            Turn::of(Err("no bucket".into()), false),
+            Turn::Wait
+        ));
     }
 }

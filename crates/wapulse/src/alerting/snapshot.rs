@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::active::{ActiveAlerts, SessionLevels};
+use super::active::{ActiveAlerts, AlertGroup, SessionLevels};
 use wapulse_core::grouping::{NotifiedAlert, Status};
 use wapulse_core::{AlertCode, Level, Phase, Timestamp};
 
@@ -131,5 +131,44 @@ impl AlertSnapshot {
     /// least every second while it runs).
     pub fn is_fresh(&self, now: Timestamp, within: wapulse_core::DurationMs) -> bool {
         self.evaluated_at.is_some_and(|at| now.since(at) < within)
+    }
+
+    /// What the history samples of this judgement each minute besides the
+    /// counts: `alerts` (firing by code and level) and `stateLevels`
+    /// (sessions by state and level, the states that have any).
+    pub fn history_detail(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "alerts".into(),
+            crate::history::alerts_json(&self.firing_by_code()),
+        );
+        let grid = wapulse_core::SessionState::ALL
+            .iter()
+            .filter(|s| self.by_state_level[s.index()].iter().any(|n| *n > 0))
+            .map(|s| {
+                let [ok, warning, critical] = self.by_state_level[s.index()];
+                (
+                    s.as_str().to_owned(),
+                    serde_json::json!({"ok": ok, "warning": warning, "critical": critical}),
+                )
+            })
+            .collect();
+        out.insert("stateLevels".into(), serde_json::Value::Object(grid));
+        out
+    }
+
+    /// Firing session alerts no silence mutes, by code: (warning,
+    /// critical), in code order.
+    pub fn firing_by_code(&self) -> BTreeMap<&'static str, (u64, u64)> {
+        let mut out: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+        for a in self.active.alerts(self.active.group(AlertGroup::Firing)) {
+            let counts = out.entry(a.code).or_default();
+            match a.level {
+                Level::Warning => counts.0 += 1,
+                Level::Critical => counts.1 += 1,
+                Level::Ok => {}
+            }
+        }
+        out
     }
 }

@@ -7,27 +7,33 @@ use std::sync::Arc;
 use wapulse_core::DurationMs;
 
 use super::Cluster;
-use super::marks::{self, RowMark};
-use crate::alerting::gate::{Answer, Gate, Notice};
+use super::marks::{self, RowMark, Windows};
+use crate::alerting::gate::{Answer, Gate, Notice, PeerSays};
 
 /// The lease and the sent-marks, as alerting's delivery asks them.
 pub struct NotificationGate {
     cluster: Arc<Cluster>,
-    /// A row not newer than this past the mark's is settled by it (half
-    /// the smallest `group_interval`).
-    window: DurationMs,
-    /// The same content within this of the mark's is settled by it (half
-    /// the smallest `repeat_interval`: later, it is a reminder).
-    same: DurationMs,
+    windows: Windows,
 }
 
 impl NotificationGate {
-    /// The gate of `cluster`, with alerting's mark windows.
-    pub fn new(cluster: Arc<Cluster>, window: DurationMs, same: DurationMs) -> Self {
+    /// The gate of `cluster`, with alerting's mark windows: `window` (half
+    /// the smallest `group_interval`), `same` (half the smallest
+    /// `repeat_interval`) and `stale_after` (the smallest
+    /// `repeat_interval`).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        window: DurationMs,
+        same: DurationMs,
+        stale_after: DurationMs,
+    ) -> Self {
         Self {
             cluster,
-            window,
-            same,
+            windows: Windows {
+                window,
+                same,
+                stale_after,
+            },
         }
     }
 }
@@ -37,15 +43,15 @@ impl Gate for NotificationGate {
         self.cluster.leading()
     }
 
-    fn settled_by_peer<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, Result<bool, String>> {
+    fn settled_by_peer<'a>(&'a self, notice: Notice<'a>) -> Answer<'a, Result<PeerSays, String>> {
         Box::pin(async move {
             let Some(kv) = self.cluster.marks() else {
                 return Err("the sent-marks are not open yet".into());
             };
             let mine = RowMark::of(notice.receiver, notice.message);
             let mark = marks::lookup(kv, &mine.key).await?;
-            Ok(mark
-                .is_some_and(|mark| mine.settled_by(&mark, notice.created, self.window, self.same)))
+            let now = crate::clock::now();
+            Ok(mine.says(mark.as_ref(), notice.created, now, &self.windows))
         })
     }
 

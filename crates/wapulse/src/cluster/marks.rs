@@ -16,14 +16,28 @@
 //! group interval later. Rows newer than the mark wait, and are sent by whoever
 //! leads next.
 //!
+//! A waiting row that no mark covers within `stale_after` (the smallest
+//! `repeat_interval`) is stale: a replica that does not send lets it
+//! expire (settled unsent, `expired` in the history) instead of holding
+//! its group back and sending it, long after, if it leads one day. The
+//! leader never settled anything of that group since: either it never
+//! wrote that message (the replicas' lifecycles differed, as after a
+//! rebuild from empty), or it could not deliver for that long. A firing
+//! message lost so is said again by the group's next reminder. A resolve
+//! is kept waiting while the receiver still shows the group firing (the
+//! mark's last message fired): sent if this replica leads, it is the one
+//! message that clears it.
+//!
 //! [`content_key`]: wapulse_core::grouping::GroupMessage::content_key
 
 use async_nats::jetstream::kv;
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wapulse_core::grouping::GroupMessage;
+use wapulse_core::grouping::{GroupMessage, Status};
 use wapulse_core::{DurationMs, Timestamp};
+
+use crate::alerting::gate::PeerSays;
 
 /// A group's mark as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +48,10 @@ pub struct Mark {
     pub content: String,
     /// The replica that settled it.
     pub by: String,
+    /// Whether it said the group resolved (marks written before this was
+    /// kept read as firing).
+    #[serde(default)]
+    pub resolved: bool,
 }
 
 /// What marks need of a group message: its group's key and its content
@@ -44,6 +62,8 @@ pub struct RowMark {
     pub key: String,
     /// The digest of what the row says.
     pub content: String,
+    /// Whether it says the group resolved.
+    pub resolved: bool,
 }
 
 impl RowMark {
@@ -60,6 +80,27 @@ impl RowMark {
         Self {
             key: digest(&[receiver, &message.group_key]),
             content: digest(&[&message.content_key()]),
+            resolved: message.status == Status::Resolved,
+        }
+    }
+
+    /// What the group's `mark` (if any) says of this row, created at
+    /// `created`, at `now`: settled by it (see [`RowMark::settled_by`]),
+    /// or open, and stale once it waited `stale_after` unless it is a
+    /// resolve the receiver still needs.
+    pub fn says(
+        &self,
+        mark: Option<&Mark>,
+        created: Timestamp,
+        now: Timestamp,
+        w: &Windows,
+    ) -> PeerSays {
+        if mark.is_some_and(|m| self.settled_by(m, created, w.window, w.same)) {
+            return PeerSays::Settled;
+        }
+        let needed = self.resolved && mark.is_some_and(|m| !m.resolved);
+        PeerSays::Open {
+            stale: now.since(created) >= w.stale_after && !needed,
         }
     }
 
@@ -79,6 +120,20 @@ impl RowMark {
         (mark.content == self.content && (at - mark.created).abs() < ms(same))
             || at <= mark.created.saturating_add(ms(window))
     }
+}
+
+/// How marks are read: see the module's rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    /// A row not newer than this past the mark's is settled by it (half
+    /// the smallest `group_interval`).
+    pub window: DurationMs,
+    /// The same content within this of the mark's is settled by it (half
+    /// the smallest `repeat_interval`).
+    pub same: DurationMs,
+    /// A row no mark covers for this long is stale (the smallest
+    /// `repeat_interval`).
+    pub stale_after: DurationMs,
 }
 
 /// The mark under `key`, if any.
@@ -102,6 +157,7 @@ pub async fn record(
         created: created.as_millis(),
         content: row.content.clone(),
         by: by.to_owned(),
+        resolved: row.resolved,
     };
     let body = serde_json::to_vec(&mark).expect("marks serialize");
     kv.put(&row.key, Bytes::from(body))
@@ -113,7 +169,7 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wapulse_core::grouping::{NotifiedAlert, Status};
+    use wapulse_core::grouping::NotifiedAlert;
 
     fn alert(session: &str, at: i64) -> NotifiedAlert {
         serde_json::from_value(serde_json::json!({
@@ -170,6 +226,7 @@ mod tests {
             created: 100_000,
             content: sent.content.clone(),
             by: "r1".into(),
+            resolved: false,
         };
         let same = DurationMs::from_mins(5);
         // Its own copy, created a little earlier or later, or minutes later
@@ -183,5 +240,56 @@ mod tests {
         assert!(other.settled_by(&mark, Timestamp::from_millis(130_000), window, same));
         // Newer than anything the leader settled: still to send.
         assert!(!other.settled_by(&mark, Timestamp::from_millis(130_001), window, same));
+    }
+
+    #[test]
+    fn a_row_no_mark_covers_goes_stale_after_a_repeat_interval_unless_it_resolves_a_firing_group() {
+        let w = Windows {
+            window: DurationMs::from_secs(15),
+            same: DurationMs::from_mins(2),
+            stale_after: DurationMs::from_mins(4),
+        };
+        let at = |s: i64| Timestamp::from_millis(s * 1000);
+        let firing = RowMark::of("slack", &body(vec![alert("s1", 1)], Status::Firing));
+        let resolve = RowMark::of("slack", &body(vec![alert("s1", 1)], Status::Resolved));
+        assert!(resolve.resolved && !firing.resolved);
+        let shows_firing = Mark {
+            created: 0,
+            content: firing.content.clone(),
+            by: "r1".into(),
+            resolved: false,
+        };
+        let shows_resolved = Mark {
+            resolved: true,
+            content: resolve.content.clone(),
+            ..shows_firing.clone()
+        };
+        // Written at 100 s, newer than the mark: open, then stale 4 min on.
+        let open = |stale| PeerSays::Open { stale };
+        let mark = Some(&shows_resolved);
+        assert_eq!(firing.says(mark, at(100), at(339), &w), open(false));
+        assert_eq!(firing.says(mark, at(100), at(340), &w), open(true));
+        assert_eq!(
+            firing.says(None, at(100), at(340), &w),
+            open(true),
+            "no mark at all"
+        );
+        // A resolve while the receiver shows the group firing waits for
+        // whoever leads next, however long.
+        let mark = Some(&shows_firing);
+        assert_eq!(resolve.says(mark, at(100), at(100_000), &w), open(false));
+        assert_eq!(resolve.says(None, at(100), at(340), &w), open(true));
+        // Covered by the mark: settled, whatever its age.
+        let later = Mark {
+            created: 100_000,
+            ..shows_firing.clone()
+        };
+        assert_eq!(
+            firing.says(Some(&later), at(100), at(100_000), &w),
+            PeerSays::Settled
+        );
+        // An old mark without `resolved` reads as firing.
+        let old: Mark = serde_json::from_str(r#"{"created":0,"content":"x","by":"r1"}"#).unwrap();
+        assert!(!old.resolved);
     }
 }

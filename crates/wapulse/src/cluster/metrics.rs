@@ -1,12 +1,13 @@
 //! The cluster's own metrics (lag, position, leadership, publishes,
 //! messages applied), registered by the cluster.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
 
 pub(super) struct Metrics {
     pub(super) lag: IntGauge,
     pub(super) position: IntGauge,
     pub(super) leader: IntGauge,
+    pub(super) judging_lag: Gauge,
     pub(super) publishes: IntCounterVec,
     pub(super) consumed: IntCounterVec,
 }
@@ -27,7 +28,17 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let judging_lag = Gauge::new(
+            "wapulse_cluster_judging_lag_seconds",
+            "How far behind the wall clock this replica's alert evaluator judges: \
+             the time it could not receive the stream, until every gateway caught up",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(judging_lag.clone()))
+            .expect("unique metric");
         Self {
+            judging_lag,
             lag: gauge(
                 "wapulse_cluster_lag_events",
                 "Stream messages this replica has not applied yet",

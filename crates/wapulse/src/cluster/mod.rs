@@ -23,7 +23,9 @@
 //!   start and stop.
 //! - `publish`: ingest and silences published, answered once applied.
 //! - `consume`: the stream folded into the model in order.
-//! - `status`: lag, readiness and the instant the evaluator judges at.
+//! - `status`: lag, readiness and what the judging clock is told.
+//! - `judging`: the instant the evaluator judges at (time this replica
+//!   could not receive does not count as silence).
 //! - [`lease`], [`marks`] and [`gate`]: who sends direct notifications.
 //! - [`config`]: `[cluster]`, checked.
 //!
@@ -33,6 +35,7 @@
 pub mod config;
 mod consume;
 pub mod gate;
+mod judging;
 pub mod lease;
 pub mod marks;
 mod metrics;
@@ -58,12 +61,6 @@ use metrics::Metrics;
 use publish::Applied;
 pub use publish::{ClusterError, EventsMessage, message_id};
 pub use status::ClusterStatus;
-
-/// After a replica is caught up again (at start, or after losing NATS),
-/// its evaluator keeps judging at the instant it froze for this long (ms):
-/// gateways retry what was refused with 503 meanwhile, and their events
-/// must land before the silence is judged.
-const RESUME_GRACE_MS: i64 = 10_000;
 
 /// Recent message outcomes kept for ingest requests waiting on them.
 const RECENT_OUTCOMES: usize = 8192;
@@ -97,15 +94,10 @@ enum Problem {
 pub struct Cluster {
     settings: ClusterSettings,
     problems: Mutex<BTreeMap<Problem, String>>,
-    /// The instant evaluations may use: now while caught up; frozen while
-    /// the replica cannot know what it missed (ms).
-    judged_until: AtomicI64,
+    /// The instant evaluations may use (`judging.rs`).
+    judging: Mutex<judging::Judging>,
     /// When the stream was last seen with this replica caught up (ms).
     caught_up_at: AtomicI64,
-    /// When it was caught up again after it was not (ms).
-    resumed_at: AtomicI64,
-    /// The instant judged at until `RESUME_GRACE_MS` after that (ms).
-    resumed_from: AtomicI64,
     js: OnceLock<jetstream::Context>,
     client: OnceLock<async_nats::Client>,
     status: ArcSwap<ClusterStatus>,
@@ -120,7 +112,15 @@ pub struct Cluster {
 
 impl Cluster {
     /// A replica not yet connected; [`Cluster::start`] connects.
-    pub fn new(settings: ClusterSettings, registry: &Registry) -> Arc<Self> {
+    /// `catch_up`: the longest its judging lags the wall clock after an
+    /// outage (`heartbeat_age_critical`).
+    pub fn new(
+        settings: ClusterSettings,
+        registry: &Registry,
+        catch_up: wapulse_core::DurationMs,
+    ) -> Arc<Self> {
+        let now = crate::clock::now().as_millis();
+        let bound = i64::try_from(catch_up.as_millis()).unwrap_or(i64::MAX);
         let status = ClusterStatus {
             replica: settings.replica_id.clone(),
             stream: settings.stream.clone(),
@@ -132,10 +132,8 @@ impl Cluster {
             status: ArcSwap::from_pointee(status),
             settings,
             problems: Mutex::default(),
-            judged_until: AtomicI64::new(crate::clock::now().as_millis()),
-            caught_up_at: AtomicI64::new(crate::clock::now().as_millis()),
-            resumed_at: AtomicI64::new(crate::clock::now().as_millis()),
-            resumed_from: AtomicI64::new(crate::clock::now().as_millis()),
+            judging: Mutex::new(judging::Judging::new(now, bound)),
+            caught_up_at: AtomicI64::new(now),
             js: OnceLock::new(),
             client: OnceLock::new(),
             stream_last: AtomicU64::new(0),
@@ -208,10 +206,7 @@ impl Cluster {
     }
 
     fn context(&self) -> Result<&jetstream::Context, ClusterError> {
-        let connected = self
-            .client
-            .get()
-            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        let connected = self.connected();
         match self.js.get() {
             Some(js) if connected => Ok(js),
             Some(_) => Err(ClusterError::Unavailable("not connected to NATS".into())),

@@ -1,6 +1,7 @@
 //! What a replica knows of itself: its status for `/api/health`, its
-//! readiness, and the instant its evaluator may judge at (frozen while it
-//! cannot know what it missed). The stream is read every 500 ms for them.
+//! readiness, and what its judging clock (`judging.rs`) is told: whether
+//! it receives, and whether every connected session has been heard from
+//! since it was back. The stream is read every 500 ms for them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use serde::Serialize;
 
-use super::{Cluster, Problem, RESUME_GRACE_MS};
+use super::{Cluster, Problem};
+use wapulse_core::SessionState;
+
 use crate::model::Model;
 
 /// What `/api/health` shows of the cluster.
@@ -44,10 +47,7 @@ impl Cluster {
     /// The status, with the position and lag as of now.
     pub fn status(&self, position: u64) -> ClusterStatus {
         let mut s = ClusterStatus::clone(&self.status.load());
-        s.connected = self
-            .client
-            .get()
-            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        s.connected = self.connected();
         s.position = position;
         s.stream_last_seq = self.stream_last.load(Ordering::Acquire).max(position);
         s.lag_events = s.stream_last_seq - position;
@@ -60,33 +60,56 @@ impl Cluster {
         s
     }
 
-    /// The instant the alert evaluator judges at: now while this replica
-    /// is connected and caught up; otherwise the last instant it was, so
-    /// that a replica cut off from the stream does not take the silence of
-    /// every session for their failure (and page about it). After it is
-    /// caught up again, it stays there for `RESUME_GRACE_MS` more, while
-    /// the gateways' retries arrive. Never moves back.
+    /// The instant the alert evaluator judges at (the rule: `judging.rs`):
+    /// the wall clock while this replica receives; stopped while it is cut
+    /// off from the stream or behind it; after an outage, behind the wall
+    /// clock by the time it could not receive, until every connected
+    /// session was heard from again or `heartbeat_age_critical` passed.
     pub fn judging_time(&self) -> wapulse_core::Timestamp {
         let now = crate::clock::now().as_millis();
         let caught_up_at = self.caught_up_at.load(Ordering::Acquire);
-        let connected = self
-            .client
-            .get()
-            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
         // Checked every 500 ms: a check within 2 s counts as now.
-        let resumed_at = self.resumed_at.load(Ordering::Acquire);
-        let candidate = if !connected || now - caught_up_at >= 2_000 {
-            caught_up_at
-        } else if now - resumed_at < RESUME_GRACE_MS {
-            self.resumed_from.load(Ordering::Acquire)
-        } else {
-            now
-        };
-        let judged = self
-            .judged_until
-            .fetch_max(candidate, Ordering::AcqRel)
-            .max(candidate);
+        let receiving = self.connected() && now - caught_up_at < 2_000;
+        let judged = self.judging().at(now, caught_up_at, receiving);
+        self.metrics
+            .judging_lag
+            .set((now - judged).max(0) as f64 / 1000.0);
         wapulse_core::Timestamp::from_millis(judged)
+    }
+
+    fn judging(&self) -> std::sync::MutexGuard<'_, super::judging::Judging> {
+        self.judging.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the NATS connection is up.
+    pub(super) fn connected(&self) -> bool {
+        self.client
+            .get()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// While judging lags after an outage: ends the lag once every session
+    /// a gateway is working on (it reported a state, and that state is
+    /// connected, connecting or reconnecting) has an event made at or
+    /// after the resume. A session no gateway ever reported a state for
+    /// (the default session, one created ahead of its gateway) is not
+    /// waited for.
+    fn check_heard(&self, model: &Model) {
+        let Some(resumed_at) = self.judging().catching_up_since() else {
+            return;
+        };
+        let fleet = model.snapshot();
+        let heard = fleet.sessions().all(|s| {
+            let working = s.state_seen
+                && matches!(
+                    s.state,
+                    SessionState::Connected | SessionState::Connecting | SessionState::Reconnecting
+                );
+            !working || s.last_event_at.as_millis() >= resumed_at
+        });
+        if heard {
+            self.judging().heard_all_since(resumed_at);
+        }
     }
 
     /// Ready: caught up since start and not further behind than
@@ -151,22 +174,14 @@ impl Cluster {
                     if healthy && last.saturating_sub(position) <= self.settings.max_lag_events {
                         self.caught_up.store(true, Ordering::Release);
                         let now = crate::clock::now().as_millis();
-                        let before = self.caught_up_at.fetch_max(now, Ordering::AcqRel);
-                        let connected = self.client.get().is_some_and(|c| {
-                            c.connection_state() == async_nats::connection::State::Connected
-                        });
-                        if connected && now - before >= 2_000 {
-                            // Back after a gap: judged as of its start for
-                            // a while yet.
-                            self.resumed_from.store(before, Ordering::Release);
-                            self.resumed_at.store(now, Ordering::Release);
-                        }
+                        self.caught_up_at.fetch_max(now, Ordering::AcqRel);
                     }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "stream info unavailable");
                 }
             }
+            self.check_heard(&model);
             let position = model.position();
             self.metrics.position.set(position as i64);
             self.metrics.lag.set(

@@ -38,6 +38,7 @@ use wapulse_core::{
     BatchOutcome, DurationMs, Event, Fleet, FleetSnapshot, SessionId, Thresholds, Timestamp,
 };
 
+use crate::history::{HistoryReader, LevelSample};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durability, JournalReader, Store, StoreError, StoreFacts};
 use writer::Writer;
@@ -70,6 +71,8 @@ pub struct ModelOptions {
     /// default session is then created by the cluster (at the stream's
     /// creation time, the same on every replica), not at start.
     pub stream: Option<String>,
+    /// How long history is kept.
+    pub history: crate::history::Retention,
 }
 
 /// The store as `/api/health` and `/readyz` see it. Updated by the writer;
@@ -116,6 +119,8 @@ enum Command {
     Maintain(oneshot::Sender<Result<u64, String>>),
     /// Snapshot and stop.
     Shutdown(oneshot::Sender<()>),
+    /// One minute's levels and their detail (JSON), for the history.
+    Levels(LevelSample, String),
 }
 
 /// The session model of the running service: a cheap handle, clones share
@@ -126,6 +131,7 @@ pub struct Model {
     watcher: Watcher,
     health: Arc<ArcSwap<StoreHealth>>,
     journal: Arc<dyn JournalReader>,
+    history: Arc<dyn HistoryReader>,
     tx: Arc<Mutex<Option<Sender<Command>>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     position: Arc<AtomicU64>,
@@ -145,13 +151,15 @@ impl Model {
             options.durability,
             options.max_store_bytes,
         )?;
-        let journal: Arc<dyn JournalReader> = Arc::new(store.journal()?);
-        Self::start(Box::new(store), journal, options, now)
+        let reads = Arc::new(store.journal()?);
+        let journal: Arc<dyn JournalReader> = reads.clone();
+        Self::start(Box::new(store), journal, reads, options, now)
     }
 
     fn start(
         mut store: Box<dyn Store>,
         journal: Arc<dyn JournalReader>,
+        history: Arc<dyn HistoryReader>,
         options: ModelOptions,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
@@ -218,6 +226,7 @@ impl Model {
             options,
             position: position.clone(),
             stream_broken: false,
+            states: None,
         };
         let (tx, rx) = channel();
         let priority = writer.options.priority;
@@ -234,6 +243,7 @@ impl Model {
             watcher,
             health,
             journal,
+            history,
             tx: Arc::new(Mutex::new(Some(tx))),
             writer: Arc::new(Mutex::new(Some(handle))),
             position,
@@ -278,6 +288,18 @@ impl Model {
     /// Reads of the sessions' journal (may touch the disk).
     pub fn journal(&self) -> Arc<dyn JournalReader> {
         self.journal.clone()
+    }
+
+    /// Reads of the history (may touch the disk).
+    pub fn history(&self) -> Arc<dyn HistoryReader> {
+        self.history.clone()
+    }
+
+    /// Records one minute's sample of levels and alerts firing (the
+    /// evaluator's view; written by the writer thread), with its detail
+    /// (JSON: alerts firing by code and level, notifications by outcome).
+    pub fn record_levels(&self, sample: LevelSample, detail: String) {
+        let _ = self.send(Command::Levels(sample, detail));
     }
 
     fn send(&self, command: Command) -> bool {

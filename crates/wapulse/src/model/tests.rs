@@ -84,6 +84,7 @@ fn cluster_options(dir: &std::path::Path) -> ModelOptions {
         default_session: sid("default"),
         priority: crate::priority::ingest::Priority::default(),
         stream: Some("WAPULSE".into()),
+        history: crate::history::Retention::default(),
     }
 }
 

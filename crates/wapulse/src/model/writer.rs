@@ -14,6 +14,7 @@ use wapulse_core::{BatchOutcome, DurationMs, Fleet, FleetSnapshot, SessionId, Ti
 
 use super::{Command, Ingest, IngestError, ModelOptions, StoreHealth, Watcher, codec};
 use crate::clock;
+use crate::history::Derived;
 use crate::store::{Record, Store, StoreError, StreamPosition};
 
 /// Most events one group commit takes.
@@ -35,6 +36,9 @@ pub(super) struct Writer {
     /// Cluster mode: a commit failed; stream messages are refused until
     /// the consumer starts over.
     pub(super) stream_broken: bool,
+    /// Sessions by state after the last commit, not yet in the history:
+    /// written with the next commit, or alone when the writer idles.
+    pub(super) states: Option<(i64, [usize; wapulse_core::SessionState::ALL.len()])>,
 }
 
 impl Writer {
@@ -110,6 +114,11 @@ impl Writer {
                     self.stream_broken = false;
                     let _ = reply.send(());
                 }
+                Some(Command::Levels(sample, detail)) => {
+                    if let Err(e) = self.store.record_levels(&sample, &detail) {
+                        tracing::warn!(error = %e, "the minute's levels were not recorded");
+                    }
+                }
                 Some(Command::Ingest(_)) | None => self.housekeeping(clock::now()),
             }
         }
@@ -172,15 +181,19 @@ impl Writer {
                 stream: stream.clone(),
                 seq,
             });
+        let mut history = Derived::of(self.fleet.view(), records.iter().map(|r| r.event));
+        if !records.is_empty() {
+            history.states = self.states;
+        }
         let result = if records.is_empty() && position.is_none() {
             Ok(())
         } else {
-            match self.store.append(&records, position.as_ref()) {
+            match self.store.append(&records, &history, position.as_ref()) {
                 // A full store forgets its oldest journal records rather
                 // than refuse new events: room is made, and the commit tried
                 // once more.
                 Err(StoreError::Full(_)) if self.make_room(clock::now()) => {
-                    self.store.append(&records, position.as_ref())
+                    self.store.append(&records, &history, position.as_ref())
                 }
                 other => other,
             }
@@ -196,6 +209,18 @@ impl Writer {
                 self.last_seq = seq;
                 self.since_snapshot += records.len() as u64;
                 if !records.is_empty() {
+                    // Filed under the minute the batch was received (the
+                    // stream's receive time in cluster mode: the same on
+                    // every replica).
+                    let received = group
+                        .iter()
+                        .map(|i| i.received)
+                        .max()
+                        .unwrap_or(Timestamp::from_millis(0));
+                    self.states = Some((
+                        crate::history::bucket(received, crate::history::MINUTE_MS),
+                        self.fleet.view().by_state(),
+                    ));
                     let snapshot = self.fleet.snapshot();
                     let events = snapshot.events();
                     self.published.store(Arc::new(snapshot));
@@ -249,6 +274,16 @@ impl Writer {
     }
 
     fn housekeeping(&mut self, now: Timestamp) {
+        if let Some(states) = self.states.take() {
+            let alone = Derived {
+                states: Some(states),
+                ..Derived::default()
+            };
+            if let Err(e) = self.store.append(&[], &alone, None) {
+                tracing::warn!(error = %e, "the fleet's states were not recorded; will retry");
+                self.states = Some(states);
+            }
+        }
         let due = self.since_snapshot >= self.options.snapshot_every_events
             || (self.since_snapshot > 0
                 && now.since(self.last_snapshot_at) >= self.options.snapshot_interval);
@@ -307,6 +342,13 @@ impl Writer {
     fn compact(&mut self, now: Timestamp) -> Result<u64, StoreError> {
         self.last_compaction_at = now;
         let dropped = self.store.compact(now.minus(self.options.retention))?;
+        let history = &self.options.history;
+        let forgotten = self
+            .store
+            .prune_history(now.minus(history.minutes), now.minus(history.hours))?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "history past its retention forgotten");
+        }
         if dropped > 0 {
             tracing::info!(dropped, "journal compacted");
         }

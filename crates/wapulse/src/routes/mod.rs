@@ -12,9 +12,11 @@
 
 mod about;
 pub(crate) mod alerts;
+mod badge;
 mod error;
 mod fast;
 mod health;
+mod history;
 mod ingest;
 mod metrics;
 pub(crate) mod session;

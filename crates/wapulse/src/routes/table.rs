@@ -6,7 +6,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{about, alerts, health, ingest, metrics, session, webhooks};
+use super::{about, alerts, badge, health, history, ingest, metrics, session, webhooks};
 use crate::app::Shared;
 use crate::auth::Access;
 
@@ -32,6 +32,7 @@ pub struct Route {
 const JSON: &str = "application/json";
 const PROM: &str = "text/plain; version=0.0.4";
 const TEXT: &str = "text/plain";
+const SVG: &str = "image/svg+xml";
 
 fn route(
     path: &'static str,
@@ -274,6 +275,80 @@ pub fn table() -> Vec<Route> {
             read_id,
             JSON,
             get(session::journal::events),
+        ),
+        route(
+            "/sessions/{id}/availability",
+            "A session's availability: connected over observed time, from exact state intervals \
+             (?window=30d, or from=&to=; CSV with Accept: text/csv)",
+            Read,
+            &[
+                OK,
+                (400, "malformed id, window, from or to"),
+                UNAUTHORIZED,
+                NOT_FOUND,
+            ],
+            JSON,
+            get(history::session_availability),
+        ),
+        route(
+            "/sessions/{id}/history",
+            "A session's history per step: time in each state, messages, reconnects and outages, \
+             missed heartbeats, round trip (?from=&to=&step=1h|1d; CSV with Accept: text/csv)",
+            Read,
+            &[
+                OK,
+                (400, "malformed id, from, to or step"),
+                UNAUTHORIZED,
+                NOT_FOUND,
+            ],
+            JSON,
+            get(history::session_history),
+        ),
+        route(
+            "/history/fleet",
+            "The fleet per step: sessions by state and level, alerts firing, events and messages \
+             (?from=&to=&step=1m|5m|1h|1d; CSV with Accept: text/csv)",
+            Read,
+            &[OK, (400, "malformed from, to or step"), UNAUTHORIZED],
+            JSON,
+            get(history::fleet),
+        ),
+        route(
+            "/availability",
+            "Availability per label value and the sessions below a target, worst first \
+             (?by=tenant&window=30d&below=0.99&limit=; CSV with Accept: text/csv)",
+            Read,
+            &[
+                OK,
+                (400, "malformed by, window, from, to, below or limit"),
+                UNAUTHORIZED,
+            ],
+            JSON,
+            get(history::fleet_availability),
+        ),
+        route(
+            "/badge/{id}/status.svg",
+            "A shields-style badge of the session's state, coloured by level",
+            Read,
+            read_id,
+            SVG,
+            get(badge::status),
+        ),
+        route(
+            "/badge/{id}/availability.svg",
+            "A shields-style badge of the session's availability (?window=30d)",
+            Read,
+            &[OK, (400, "malformed id or window"), UNAUTHORIZED, NOT_FOUND],
+            SVG,
+            get(badge::availability),
+        ),
+        route(
+            "/badge/by/{label}/{value}/availability.svg",
+            "A shields-style badge of a label value's availability (?window=30d)",
+            Read,
+            &[OK, (400, "malformed label or window"), UNAUTHORIZED],
+            SVG,
+            get(badge::label_availability),
         ),
         route(
             "/v1/events",

@@ -12,6 +12,8 @@ pub mod sqlite;
 use serde::Serialize;
 use wapulse_core::{Event, SessionId, Timestamp};
 
+use crate::history::{Derived, LevelSample};
+
 /// How hard a commit tries to survive a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -117,14 +119,21 @@ pub trait Store: Send {
         after_seq: u64,
         apply: &mut dyn FnMut(u64, Event),
     ) -> Result<u64, StoreError>;
-    /// Appends records in one transaction: all are durable, or none. In
-    /// cluster mode `position` (the last stream message they came from) is
-    /// written in the same transaction, even when `records` is empty.
+    /// Appends records in one transaction: all are durable, or none, and
+    /// with them what they add to the history. In cluster mode `position`
+    /// (the last stream message they came from) is written in the same
+    /// transaction, even when `records` is empty.
     fn append(
         &mut self,
         records: &[Record<'_>],
+        history: &Derived,
         position: Option<&StreamPosition>,
     ) -> Result<(), StoreError>;
+    /// Records one minute's sample of levels, with its detail (JSON).
+    fn record_levels(&mut self, sample: &LevelSample, detail: &str) -> Result<(), StoreError>;
+    /// Forgets history older than its retention (minute rows before
+    /// `minutes`, the rest before `hours`); returns the rows dropped.
+    fn prune_history(&mut self, minutes: Timestamp, hours: Timestamp) -> Result<u64, StoreError>;
     /// The last stream sequence of `stream` the journal holds (0: none).
     fn position(&mut self, stream: &str) -> Result<u64, StoreError>;
     /// Stores a snapshot covering the journal up to `seq`.

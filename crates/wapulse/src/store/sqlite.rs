@@ -7,6 +7,11 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
+
+use crate::history::read::ReadFailed;
+use crate::history::sqlite::Reads;
+use crate::history::{Derived, FleetPoint, HistoryReader, LevelSample, SessionHour};
+use wapulse_core::availability::Timeline;
 use wapulse_core::{Event, SessionId, Timestamp};
 
 use super::{
@@ -90,6 +95,9 @@ fn migrations() -> Migrations<'static> {
              seq INTEGER NOT NULL
          ) STRICT;",
         ),
+        // History (issue 31): state changes, fleet counts and samples,
+        // session hours, written in the journal's transaction.
+        M::up(crate::history::sqlite::SCHEMA),
     ])
 }
 
@@ -104,7 +112,7 @@ fn signed(v: u64) -> i64 {
 
 /// How many schema versions exist.
 pub fn schema_versions() -> usize {
-    3
+    4
 }
 
 /// The writer's side of the SQLite store.
@@ -335,11 +343,13 @@ impl Store for SqliteStore {
     fn append(
         &mut self,
         records: &[Record<'_>],
+        history: &Derived,
         position: Option<&StreamPosition>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: rusqlite::Error| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
+        crate::history::sqlite::write(&tx, history).map_err(err)?;
         if let Some(p) = position {
             tx.execute(
                 "INSERT INTO stream_position (stream, seq) VALUES (?1, ?2)
@@ -376,6 +386,20 @@ impl Store for SqliteStore {
             self.last_seq = last.seq;
         }
         Ok(())
+    }
+
+    fn record_levels(&mut self, sample: &LevelSample, detail: &str) -> Result<(), StoreError> {
+        crate::history::sqlite::write_levels(&self.conn, sample, detail)
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    fn prune_history(&mut self, minutes: Timestamp, hours: Timestamp) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let dropped = crate::history::sqlite::prune(&tx, minutes, hours).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(dropped)
     }
 
     fn save_snapshot(&mut self, seq: u64, taken: Timestamp, body: &[u8]) -> Result<(), StoreError> {
@@ -458,6 +482,56 @@ impl JournalReader for SqliteJournal {
             });
         }
         Ok(out)
+    }
+}
+
+impl HistoryReader for SqliteJournal {
+    fn timeline(
+        &self,
+        session: &SessionId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Timeline, ReadFailed> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Reads(&conn)
+            .timeline(session, from, to)
+            .map_err(|e| ReadFailed(e.to_string()))
+    }
+
+    fn timelines(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        each: &mut dyn FnMut(&str, Timeline),
+    ) -> Result<(), ReadFailed> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Reads(&conn)
+            .timelines(from, to, each)
+            .map_err(|e| ReadFailed(e.to_string()))
+    }
+
+    fn fleet(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        step_ms: i64,
+    ) -> Result<Vec<FleetPoint>, ReadFailed> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Reads(&conn)
+            .fleet(from, to, step_ms)
+            .map_err(|e| ReadFailed(e.to_string()))
+    }
+
+    fn session_hours(
+        &self,
+        session: &SessionId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SessionHour>, ReadFailed> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Reads(&conn)
+            .session_hours(session, from, to)
+            .map_err(|e| ReadFailed(e.to_string()))
     }
 }
 

@@ -19,6 +19,7 @@
 //! With `READ_TOKEN` set the pages ask for it once (`/ui/login`) and keep
 //! it in an HttpOnly, SameSite=Strict cookie; it never appears in a URL.
 
+pub mod charts;
 mod live;
 mod login;
 mod pages;
@@ -42,6 +43,7 @@ pub fn router() -> Router<Shared> {
         .route("/ui/sessions", get(pages::sessions))
         .route("/ui/sessions/{id}", get(pages::session))
         .route("/ui/alerts", get(pages::alerts))
+        .route("/ui/availability", get(pages::availability))
         .route("/ui/silences", post(pages::create_silence))
         .route("/ui/silences/{id}/expire", post(pages::expire_silence))
         .route("/ui/login", get(login::form).post(login::login))

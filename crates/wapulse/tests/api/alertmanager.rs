@@ -13,6 +13,9 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
     let am = AlertmanagerServer::start();
     let config = format!(
         r#"
+        [alerting]
+        external_url = "https://wa.example"
+
         [[receivers]]
         name = "am"
         kind = "alertmanager"
@@ -46,6 +49,10 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
             .as_str()
             .unwrap()
             .contains("logged out")
+    );
+    assert_eq!(
+        a["generatorURL"], "https://wa.example/ui/sessions/s1",
+        "links to the session's page in the dashboard"
     );
     let watchdog = am
         .wait_active("Watchdog", "the Watchdog", |a| !a.is_empty())

@@ -6,6 +6,8 @@ use crate::support::*;
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "default")
+        .replace("{label}", "tenant")
+        .replace("{value}", "acme")
 }
 
 #[tokio::test]

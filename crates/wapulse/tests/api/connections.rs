@@ -114,6 +114,45 @@ async fn a_stalled_body_is_cut_at_the_idle_timeout() {
     assert_eq!(app.events_applied().await, 0);
 }
 
+/// The CI failure this answers: a large delivery applied while the machine
+/// was busy took longer than `idle_timeout`, and the connection was cut
+/// under the client, which saw no answer at all. Time the server spends
+/// answering is not the client's silence: here the store is held locked
+/// for longer than `idle_timeout`, and the answer still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_is_not_cut_at_the_idle_timeout() {
+    let app = limited(30, 1).await;
+    let addr = app.addr;
+    let db = app.data.path().join("wapulse.db");
+    let said = tokio::task::spawn_blocking(move || {
+        // Another writer holds the database: the ingest waits on it (up to
+        // the store's 5 s busy timeout), three times `idle_timeout`.
+        let lock = rusqlite::Connection::open(&db).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        let body = br#"[{"session":"slow","type":"state","state":"connected"}]"#;
+        tcp.write_all(
+            format!(
+                "POST /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        tcp.write_all(body).unwrap();
+        let held = until_closed(&mut tcp, Duration::from_secs(3), |_| {});
+        lock.execute_batch("COMMIT").unwrap();
+        assert_eq!(held, None, "cut while the server was still answering");
+        until_closed(&mut tcp, Duration::from_secs(30), |_| {})
+    })
+    .await
+    .unwrap();
+    let said = said.expect("the answer, then the close it asked for");
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert_eq!(app.events_applied().await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_a_connection_is_answered_503_not_left_waiting() {
     let app = spawn_with(|s| s.max_connections = 3).await;

@@ -262,3 +262,67 @@ async fn metrics_sessions_chooses_every_session_the_unhealthy_ones_or_none() {
         String::from_utf8_lossy(&e.stderr)
     );
 }
+
+/// A fleet's families are encoded in chunks and streamed while they are
+/// built: every family still reads as one (one `# HELP`, one `# TYPE`, its
+/// samples together), with every session once, across chunk edges.
+#[tokio::test]
+async fn a_fleet_larger_than_a_chunk_reads_as_one_family_each() {
+    let app = spawn_app().await;
+    let n = 1300;
+    let events: Vec<serde_json::Value> = (0..n)
+        .flat_map(|i| {
+            let session = format!("s-{i:04}");
+            [
+                json!({"session": session, "type": "state", "state": "connected"}),
+                json!({"session": session, "type": "labels", "labels": {"team": format!("t\"{i}\\")}}),
+            ]
+        })
+        .collect();
+    app.ingest(serde_json::Value::Array(events)).await;
+    let (code, text) = app.get_text("/metrics").await;
+    assert_eq!(code, 200);
+    for family in [
+        "wa_session_info",
+        "wa_session_state",
+        "wa_session_connected",
+        "wa_heartbeat_age_seconds",
+    ] {
+        let header = |kind: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("# {kind} {family} ")))
+                .count()
+        };
+        assert_eq!((header("HELP"), header("TYPE")), (1, 1), "{family}");
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(&format!("{family}{{")))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            lines.len(),
+            n + 1,
+            "{family}: every session and the default"
+        );
+        assert_eq!(
+            lines.last().unwrap() - lines.first().unwrap(),
+            n,
+            "{family}: its samples together"
+        );
+    }
+    let info: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wa_session_info{"))
+        .map(|l| l.split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(info.len(), n + 1, "each session once");
+    assert!(
+        text.contains(r#"wa_session_info{session="s-1299",team="t\"1299\\"} 1"#),
+        "labels escaped by the encoder: {}",
+        text.lines()
+            .find(|l| l.contains("s-1299\""))
+            .unwrap_or_default()
+    );
+    promtool_check(&text);
+}

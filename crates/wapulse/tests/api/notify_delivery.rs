@@ -138,8 +138,8 @@ async fn slack_and_pagerduty_get_their_documented_payloads() {
     assert_eq!(trigger["payload"]["severity"], "critical");
     assert_eq!(trigger["payload"]["source"], "wapulse");
     assert_eq!(
-        trigger["links"][0]["href"],
-        "https://wapulse.example/alerts"
+        trigger["links"][0]["href"], "https://wapulse.example/ui/sessions?code=LOGGED_OUT",
+        "30 sessions with one code: the dashboard's list of them"
     );
     let dedup = trigger["dedup_key"].as_str().unwrap().to_owned();
 

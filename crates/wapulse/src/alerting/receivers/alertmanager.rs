@@ -54,7 +54,7 @@ pub fn alert(
         "annotations": annotations,
         "startsAt": a.starts_at.to_rfc3339(),
         "endsAt": ends.to_rfc3339(),
-        "generatorURL": settings.external_url.as_ref().map(|u| format!("{u}/alerts")).unwrap_or_default(),
+        "generatorURL": super::session_link(settings, &a.session).unwrap_or_default(),
     })
 }
 

@@ -3,15 +3,20 @@
 
 use wapulse_core::grouping::GroupMessage;
 
-use super::{session_list, title};
+use super::{Wording, session_list};
 
 /// Prints one message.
-pub fn print(receiver: &str, message: &GroupMessage) {
-    let mut text = format!("[notify {receiver}] {}", title(message));
+pub fn print(receiver: &str, w: &Wording, message: &GroupMessage) {
+    let mut text = format!("[notify {receiver}] {}", w.title);
     if message.repeat {
         text.push_str(" (reminder)");
     }
     let list = |alerts, total| session_list(alerts, total, 5).replace('\n', "\n    ");
+    if let Some(own) = &w.text {
+        text.push_str(&format!("\n    {}", own.replace('\n', "\n    ")));
+        println!("{text}");
+        return;
+    }
     if !message.firing.is_empty() {
         text.push_str(&format!(
             "\n    {}",

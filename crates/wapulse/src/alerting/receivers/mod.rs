@@ -3,10 +3,18 @@
 //! give up.
 
 pub mod alertmanager;
+pub mod discord;
+pub mod email;
+pub mod google_chat;
 pub mod log;
+pub mod ntfy;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod slack;
+pub mod teams;
+pub mod telegram;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::time::Duration;
 
@@ -31,6 +39,9 @@ pub enum Outcome {
     },
     /// The request is wrong; repeating it cannot help.
     Permanent(String),
+    /// Not sent at all: a replica's stale copy of a message no peer
+    /// settled (cluster mode), settled unsent; why.
+    Expired(String),
 }
 
 /// Sorts an HTTP answer: 2xx delivered; 408, 429 and 5xx retried (with
@@ -70,6 +81,16 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 /// Sends a request and classifies the answer; network errors and timeouts
 /// are retried. Error texts never carry the URL (it may hold a token).
 pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Outcome {
+    exchange_with(request, timeout, |_| None).await
+}
+
+/// [`exchange`], for a receiver whose 429 says in its body how long to
+/// wait (`wait_in`; it wins over `Retry-After`).
+pub async fn exchange_with(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    wait_in: fn(&str) -> Option<Duration>,
+) -> Outcome {
     match request.timeout(timeout).send().await {
         Ok(response) => {
             let status = response.status();
@@ -79,7 +100,14 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Ou
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let body = response.text().await.unwrap_or_default();
-            classify(status, retry_after.as_deref(), &body)
+            let mut outcome = classify(status, retry_after.as_deref(), &body);
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && let Outcome::Retry { after, .. } = &mut outcome
+                && let Some(wait) = wait_in(&body)
+            {
+                *after = Some(wait);
+            }
+            outcome
         }
         Err(e) => Outcome::Retry {
             after: None,
@@ -100,6 +128,40 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Ou
     }
 }
 
+/// What a message says: its title line and, from the receiver's
+/// template, its text. A template's text is plain text: each receiver
+/// escapes it for its markup like every other text, and it replaces the
+/// receiver's own account of what fires (what, action, the sessions).
+pub struct Wording {
+    /// The title line (wapulse's, or the template's).
+    pub title: String,
+    /// The template's text, if it has one.
+    pub text: Option<String>,
+}
+
+impl Wording {
+    /// The wording of `message` for `spec`.
+    pub fn of(spec: &ReceiverSpec, message: &GroupMessage, settings: &AlertingSettings) -> Self {
+        let rendered = spec
+            .templates
+            .as_ref()
+            .map(|t| t.render(message, settings))
+            .unwrap_or_default();
+        Self {
+            title: rendered.title.unwrap_or_else(|| title(message)),
+            text: rendered.text,
+        }
+    }
+
+    /// Wapulse's own wording (no template).
+    pub fn plain(message: &GroupMessage) -> Self {
+        Self {
+            title: title(message),
+            text: None,
+        }
+    }
+}
+
 /// Sends one outbox row to its receiver.
 pub async fn send(
     spec: &ReceiverSpec,
@@ -108,20 +170,42 @@ pub async fn send(
     payload: &Payload,
     settings: &AlertingSettings,
 ) -> Outcome {
-    match (&spec.kind, payload) {
-        (ReceiverKind::Log, Payload::Group { message }) => {
-            log::print(&spec.name, message);
+    let mismatch = || {
+        Outcome::Permanent(format!(
+            "a {} receiver cannot send this notification (the configuration changed since it was queued)",
+            spec.kind.name()
+        ))
+    };
+    let message = match (&spec.kind, payload) {
+        (ReceiverKind::Alertmanager { urls, resend }, Payload::Alerts { alerts, url }) => {
+            let body = alertmanager::render(alerts, crate::clock::now(), *resend, settings);
+            return match url {
+                // The URL list changed since the row was written: send to
+                // every one (they deduplicate).
+                Some(i) if *i < urls.len() => {
+                    alertmanager::post_all(client, &urls[*i..=*i], &body, spec.timeout).await
+                }
+                _ => alertmanager::post_all(client, urls, &body, spec.timeout).await,
+            };
+        }
+        (_, Payload::Alerts { .. }) => return mismatch(),
+        (_, Payload::Group { message }) => message,
+    };
+    let w = &Wording::of(spec, message, settings);
+    match &spec.kind {
+        ReceiverKind::Log => {
+            log::print(&spec.name, w, message);
             Outcome::Delivered
         }
-        (ReceiverKind::Slack { url }, Payload::Group { message }) => {
-            let body = slack::render(message, settings);
+        ReceiverKind::Slack { url } => {
+            let body = slack::render(w, message, settings);
             exchange(client.post(url.expose()).json(&body), spec.timeout).await
         }
-        (ReceiverKind::PagerDuty { routing_key, url }, Payload::Group { message }) => {
-            let body = pagerduty::render(message, routing_key.expose(), settings);
+        ReceiverKind::PagerDuty { routing_key, url } => {
+            let body = pagerduty::render(w, message, routing_key.expose(), settings);
             exchange(client.post(url).json(&body), spec.timeout).await
         }
-        (ReceiverKind::Webhook { url, secret }, Payload::Group { message }) => {
+        ReceiverKind::Webhook { url, secret } => {
             let request = webhook::request(
                 client.post(url.expose()),
                 &spec.name,
@@ -132,21 +216,199 @@ pub async fn send(
             );
             exchange(request, spec.timeout).await
         }
-        (ReceiverKind::Alertmanager { urls, resend }, Payload::Alerts { alerts, url }) => {
-            let body = alertmanager::render(alerts, crate::clock::now(), *resend, settings);
-            match url {
-                // The URL list changed since the row was written: send to
-                // every one (they deduplicate).
-                Some(i) if *i < urls.len() => {
-                    alertmanager::post_all(client, &urls[*i..=*i], &body, spec.timeout).await
-                }
-                _ => alertmanager::post_all(client, urls, &body, spec.timeout).await,
-            }
+        ReceiverKind::Discord { url } => {
+            let body = discord::render(w, message, settings);
+            let request = client.post(url.expose()).json(&body);
+            exchange_with(request, spec.timeout, discord::retry_after_in).await
         }
-        (kind, _) => Outcome::Permanent(format!(
-            "a {} receiver cannot send this notification (the configuration changed since it was queued)",
-            kind.name()
-        )),
+        ReceiverKind::Ntfy { url, token } => {
+            let Some((base, topic)) = ntfy::split_topic(url.expose()) else {
+                return Outcome::Permanent("the ntfy URL names no topic".into());
+            };
+            let body = ntfy::render(&topic, w, message, settings);
+            let mut request = client.post(base).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token.expose());
+            }
+            exchange(request, spec.timeout).await
+        }
+        ReceiverKind::Telegram {
+            url,
+            bot_token,
+            chat_id,
+            thread_id,
+        } => {
+            let body = telegram::render(w, message, chat_id, *thread_id, settings);
+            let endpoint = format!("{url}/bot{}/sendMessage", bot_token.expose());
+            let request = client.post(endpoint).json(&body);
+            exchange_with(request, spec.timeout, telegram::retry_after_in).await
+        }
+        ReceiverKind::Email { smtp } => match email::render(w, message, row.id, smtp, settings) {
+            Ok(mail) => email::send(smtp, mail, spec.timeout, &settings.extra_roots).await,
+            Err(e) => Outcome::Permanent(e),
+        },
+        ReceiverKind::Waha {
+            url,
+            api_key,
+            session,
+            chat_id,
+            ..
+        } => {
+            let body = whatsapp::waha_body(session, chat_id, whatsapp::text(w, message, settings));
+            let request = client
+                .post(format!("{url}/api/sendText"))
+                .header("x-api-key", api_key.expose())
+                .json(&body);
+            exchange(request, spec.timeout).await
+        }
+        ReceiverKind::Evolution {
+            url,
+            api_key,
+            instance,
+            number,
+            ..
+        } => {
+            let body = whatsapp::evolution_body(number, whatsapp::text(w, message, settings));
+            let request = client
+                .post(format!("{url}/message/sendText/{}", path_segment(instance)))
+                .header("apikey", api_key.expose())
+                .json(&body);
+            exchange(request, spec.timeout).await
+        }
+        ReceiverKind::Teams { url } => {
+            let body = teams::render(w, message, settings);
+            exchange(client.post(url.expose()).json(&body), spec.timeout).await
+        }
+        ReceiverKind::GoogleChat { url } => {
+            let body = google_chat::render(w, message, settings);
+            exchange(client.post(url.expose()).json(&body), spec.timeout).await
+        }
+        ReceiverKind::Opsgenie { url, api_key } => {
+            let body = opsgenie::render(w, message, settings);
+            let request = client
+                .post(opsgenie::endpoint(url, message))
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("GenieKey {}", api_key.expose()),
+                )
+                .json(&body);
+            exchange(request, spec.timeout).await
+        }
+        ReceiverKind::Alertmanager { .. } | ReceiverKind::Deadman { .. } => mismatch(),
+    }
+}
+
+/// The alerts a message is about: its firing ones, or for a resolve its
+/// resolved ones (the first leads: its summary and action are shown).
+pub fn said(message: &GroupMessage) -> &[wapulse_core::grouping::NotifiedAlert] {
+    if message.status == Status::Firing {
+        &message.firing
+    } else {
+        &message.resolved
+    }
+}
+
+/// The wait in seconds (a fraction allowed) a JSON body holds at
+/// `pointer` (`/retry_after`), up to an hour; `None` when it holds none.
+pub fn wait_in_json(body: &str, pointer: &str) -> Option<Duration> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer(pointer).and_then(serde_json::Value::as_f64))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
+}
+
+/// Where a message links in the dashboard (with `external_url` set): the
+/// session's page when it is about one session, the sessions with its code
+/// when about one code, else the alerts page.
+pub fn link(message: &GroupMessage, settings: &AlertingSettings) -> Option<String> {
+    let base = settings.external_url.as_deref()?;
+    let alerts = said(message);
+    let mut sessions = alerts.iter().map(|a| a.session.as_str());
+    let first = sessions.next().filter(|s| !s.is_empty());
+    let one_session = first.filter(|s| sessions.all(|o| o == *s) && count_sessions(message) == 1);
+    if let Some(id) = one_session {
+        return Some(format!("{base}/ui/sessions/{}", path_segment(id)));
+    }
+    let mut codes = alerts.iter().map(|a| a.code.as_str());
+    if let Some(code) = codes.next()
+        && codes.all(|c| c == code)
+    {
+        return Some(format!("{base}/ui/sessions?code={}", path_segment(code)));
+    }
+    Some(format!("{base}/ui/alerts"))
+}
+
+/// The dashboard page of one session (Alertmanager's `generatorURL`).
+pub fn session_link(settings: &AlertingSettings, session: &str) -> Option<String> {
+    let base = settings.external_url.as_deref()?;
+    Some(if session.is_empty() {
+        format!("{base}/ui/alerts")
+    } else {
+        format!("{base}/ui/sessions/{}", path_segment(session))
+    })
+}
+
+/// What [`path_segment`] escapes: all but RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A session id or code made safe as one URL path segment or query value.
+pub fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// Escapes `&`, `<` and `>`: all that Slack's mrkdwn, Telegram's HTML
+/// mode, Google Chat's card text and an email's HTML read as markup there,
+/// so a label cannot open a tag, a link or a mention.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Escapes what Markdown (Discord's, Teams' cards) reads as markup, with a
+/// backslash, so that a label of `**x**` or `[a](http://b)` shows as
+/// written and `@everyone` mentions nobody.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '*'
+                | '_'
+                | '~'
+                | '`'
+                | '|'
+                | '>'
+                | '<'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '#'
+                | '-'
+                | '@'
+                | ':'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// At most `max` characters, an ellipsis marking a cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
     }
 }
 
@@ -171,16 +433,23 @@ pub fn count_sessions(message: &GroupMessage) -> usize {
 /// The one-line title of a message: "🔴 FIRING · 37 sessions ·
 /// HEARTBEAT_DEAD · region=eu-1".
 pub fn title(message: &GroupMessage) -> String {
+    let mut title = headline(message);
+    for (k, v) in &message.group_labels {
+        if k != "code" && k != "alertname" && !v.is_empty() {
+            title.push_str(&format!(" · {k}={v}"));
+        }
+    }
+    title
+}
+
+/// The title without the group's labels: status, how many sessions, the
+/// codes; nothing a label or a gateway wrote (Google Chat's notice).
+pub fn headline(message: &GroupMessage) -> String {
     let mut parts = Vec::new();
     parts.push(match message.status {
         Status::Firing => "🔴 FIRING".to_owned(),
         Status::Resolved => "✅ RESOLVED".to_owned(),
     });
-    let alerts = if message.status == Status::Firing {
-        &message.firing
-    } else {
-        &message.resolved
-    };
     let sessions = count_sessions(message);
     if sessions > 0 {
         parts.push(format!(
@@ -188,18 +457,13 @@ pub fn title(message: &GroupMessage) -> String {
             if sessions == 1 { "" } else { "s" }
         ));
     }
-    let mut codes: Vec<&str> = alerts.iter().map(|a| a.code.as_str()).collect();
+    let mut codes: Vec<&str> = said(message).iter().map(|a| a.code.as_str()).collect();
     codes.sort_unstable();
     codes.dedup();
     if codes.len() <= 3 {
         parts.push(codes.join(", "));
     } else {
         parts.push(format!("{} codes", codes.len()));
-    }
-    for (k, v) in &message.group_labels {
-        if k != "code" && k != "alertname" && !v.is_empty() {
-            parts.push(format!("{k}={v}"));
-        }
     }
     parts.join(" · ")
 }
@@ -230,179 +494,4 @@ pub fn session_list(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use wapulse_core::grouping::NotifiedAlert;
-    use wapulse_core::{Level, Timestamp};
-
-    use super::*;
-
-    #[test]
-    fn answers_sort_into_delivered_retry_and_give_up() {
-        let s = |c| StatusCode::from_u16(c).unwrap();
-        assert_eq!(classify(s(200), None, ""), Outcome::Delivered);
-        assert_eq!(classify(s(202), None, ""), Outcome::Delivered);
-        for code in [408, 429, 500, 502, 503] {
-            assert!(
-                matches!(classify(s(code), None, ""), Outcome::Retry { .. }),
-                "{code}"
-            );
-        }
-        match classify(s(429), Some("7"), "slow down") {
-            Outcome::Retry { after, reason } => {
-                assert_eq!(after, Some(Duration::from_secs(7)));
-                assert!(reason.contains("429") && reason.contains("slow down"));
-            }
-            other => panic!("{other:?}"),
-        }
-        for code in [400, 401, 403, 404, 410] {
-            assert!(
-                matches!(classify(s(code), None, ""), Outcome::Permanent(_)),
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_honours_retry_after() {
-        use crate::alerting::outbox::backoff;
-        for attempts in 0..12u32 {
-            let d = backoff(attempts, None);
-            let base = Duration::from_secs(1u64 << attempts.min(9)).min(Duration::from_secs(300));
-            assert!(
-                d >= base.mul_f64(0.5) && d < base.mul_f64(1.5),
-                "{attempts}: {d:?}"
-            );
-        }
-        assert_eq!(
-            backoff(0, Some(Duration::from_secs(30))),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            backoff(0, Some(Duration::from_secs(99_999))),
-            Duration::from_secs(3600)
-        );
-    }
-
-    fn message(group_labels: BTreeMap<String, String>, n: usize) -> GroupMessage {
-        let alert = |i: usize| NotifiedAlert {
-            session: format!("session-{i:05}"),
-            code: "HEARTBEAT_DEAD".into(),
-            level: Level::Critical,
-            status: Status::Firing,
-            starts_at: Timestamp::from_millis(1_770_000_000_000),
-            ends_at: None,
-            summary: "No heartbeat for 5m".into(),
-            action: "Force a reconnect".into(),
-            flapping: false,
-            labels: Default::default(),
-            sessions: Vec::new(),
-            affected: None,
-            retired: false,
-        };
-        GroupMessage {
-            group_key: "k".repeat(400),
-            group_labels,
-            status: Status::Firing,
-            firing: (0..n).map(alert).collect(),
-            resolved: Vec::new(),
-            firing_total: n,
-            resolved_total: 0,
-            repeat: false,
-        }
-    }
-
-    #[test]
-    fn slack_stays_within_its_limits_for_a_huge_group() {
-        let labels: BTreeMap<String, String> = [("region".to_owned(), "r".repeat(500))]
-            .into_iter()
-            .collect();
-        let body = slack::render(&message(labels, 5000), &AlertingSettings::default());
-        let blocks = body["blocks"].as_array().unwrap();
-        assert!(blocks.len() <= 50);
-        assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
-        for b in blocks {
-            if let Some(t) = b["text"]["text"].as_str() {
-                assert!(t.chars().count() <= 3000);
-            }
-        }
-        let listed = body.to_string();
-        assert!(listed.contains("+4980 more"), "capped at 20 sessions");
-        assert!(body["text"].as_str().unwrap().contains("5000 sessions"));
-    }
-
-    #[test]
-    fn slack_markup_in_labels_and_summaries_is_escaped() {
-        let labels: BTreeMap<String, String> = [(
-            "team".to_owned(),
-            "<!channel> & <https://evil|click>".to_owned(),
-        )]
-        .into_iter()
-        .collect();
-        let mut m = message(labels, 1);
-        m.firing[0].summary = "<!here>".into();
-        let body = slack::render(&m, &AlertingSettings::default());
-        let text = body["text"].as_str().unwrap();
-        assert!(
-            !text.contains("<!channel>") && !text.contains("<!here>"),
-            "{text}"
-        );
-        assert!(
-            text.contains("&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"),
-            "{text}"
-        );
-        for b in body["blocks"].as_array().unwrap().iter().skip(1) {
-            let t = b.to_string();
-            assert!(!t.contains("<!here>") && !t.contains("<!channel>"), "{t}");
-        }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates_and_ignores_nonsense() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("99999999999999999999"),
-            None,
-            "not a u64: not a date either"
-        );
-        assert_eq!(
-            parse_retry_after("86400"),
-            Some(Duration::from_secs(3600)),
-            "capped"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(
-            parse_retry_after("1e20"),
-            None,
-            "no float parsing, no overflow"
-        );
-        let past = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(past, Some(Duration::ZERO), "a date in the past: now");
-        let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let text = jiff::fmt::rfc2822::DateTimePrinter::new()
-            .timestamp_to_rfc9110_string(&ahead)
-            .unwrap();
-        let wait = parse_retry_after(&text).unwrap();
-        assert!(
-            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-    }
-
-    #[test]
-    fn pagerduty_keys_stay_stable_and_short() {
-        let m = message(BTreeMap::new(), 1);
-        let body = pagerduty::render(&m, "rk", &AlertingSettings::default());
-        let key = body["dedup_key"].as_str().unwrap();
-        assert!(key.len() <= 255);
-        assert_eq!(
-            key,
-            pagerduty::dedup_key(&m.group_key),
-            "the same for every message of a group"
-        );
-        assert_eq!(pagerduty::dedup_key("a/b"), "wapulse/a/b");
-        assert!(body["payload"]["summary"].as_str().unwrap().chars().count() <= 1024);
-    }
-}
+mod tests;

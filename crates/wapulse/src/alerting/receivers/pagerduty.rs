@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use wapulse_core::Level;
 use wapulse_core::grouping::{GroupMessage, Status};
 
-use super::title;
+use super::{Wording, link};
 use crate::alerting::config::AlertingSettings;
 
 /// The dedup key of a group (≤ 255 characters).
@@ -35,7 +35,12 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// The event for one group message.
-pub fn render(message: &GroupMessage, routing_key: &str, settings: &AlertingSettings) -> Value {
+pub fn render(
+    w: &Wording,
+    message: &GroupMessage,
+    routing_key: &str,
+    settings: &AlertingSettings,
+) -> Value {
     let dedup = dedup_key(&message.group_key);
     if message.status == Status::Resolved {
         return json!({
@@ -45,9 +50,10 @@ pub fn render(message: &GroupMessage, routing_key: &str, settings: &AlertingSett
         });
     }
     let lead = message.firing.first();
-    let summary = match lead {
-        Some(a) => format!("{}: {}", title(message), a.summary),
-        None => title(message),
+    let summary = match (lead, &w.text) {
+        (_, Some(own)) => format!("{}: {}", w.title, own.lines().next().unwrap_or_default()),
+        (Some(a), None) => format!("{}: {}", w.title, a.summary),
+        (None, None) => w.title.clone(),
     };
     let max = settings.max_listed_sessions;
     let firing: Vec<Value> = message
@@ -74,11 +80,12 @@ pub fn render(message: &GroupMessage, routing_key: &str, settings: &AlertingSett
                 "firing_count": message.firing_total,
                 "more": message.firing_total.saturating_sub(max.min(message.firing.len())),
                 "action": lead.map(|a| a.action.clone()),
+                "text": w.text,
             }
         }
     });
-    if let Some(url) = &settings.external_url {
-        body["links"] = json!([{"href": format!("{url}/alerts"), "text": "wapulse alerts"}]);
+    if let Some(url) = link(message, settings) {
+        body["links"] = json!([{"href": url, "text": "open in wapulse"}]);
         body["client_url"] = json!(url);
     }
     body

@@ -3,80 +3,64 @@
 //! at most 50 blocks (we send at most 6).
 
 use serde_json::{Value, json};
-use wapulse_core::grouping::{GroupMessage, Status};
+use wapulse_core::grouping::GroupMessage;
 
-use super::{session_list, title};
+use super::{Wording, clip, escape_html, link, said, session_list};
 use crate::alerting::config::AlertingSettings;
 
-/// Escapes what Slack's mrkdwn reads as markup (`&`, `<`, `>`): a label
-/// value of `<!channel>` must not ping a channel, nor `<url|x>` make a
-/// link.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
-
 /// The request body for one group message.
-pub fn render(message: &GroupMessage, settings: &AlertingSettings) -> Value {
+pub fn render(w: &Wording, message: &GroupMessage, settings: &AlertingSettings) -> Value {
     // The header is plain_text (no markup read); everything else mrkdwn.
-    let plain_title = title(message);
-    let title = escape(&plain_title);
+    let plain_title = w.title.clone();
+    let title = escape_html(&plain_title);
     let max = settings.max_listed_sessions;
-    let firing = message.status == Status::Firing;
-    let lead = if firing {
-        message.firing.first()
-    } else {
-        message.resolved.first()
-    };
+    let lead = said(message).first();
     let mut text = title.clone();
-    if let Some(a) = lead {
+    if let Some(own) = &w.text {
+        text.push('\n');
+        text.push_str(&escape_html(own));
+    } else if let Some(a) = lead {
         text.push_str(": ");
-        text.push_str(&escape(&a.summary));
+        text.push_str(&escape_html(&a.summary));
     }
     let mut blocks = vec![json!({
         "type": "header",
         "text": {"type": "plain_text", "text": clip(&plain_title, 150), "emoji": true}
     })];
-    if let Some(a) = lead {
+    if let Some(own) = &w.text {
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(&escape_html(own), 3000)}
+        }));
+    } else if let Some(a) = lead {
         blocks.push(json!({
             "type": "section",
             "fields": [
                 {"type": "mrkdwn", "text": clip(&format!("*Level*\n{}", a.level), 2000)},
                 {"type": "mrkdwn", "text": clip(&format!("*Since*\n{}", a.starts_at), 2000)},
-                {"type": "mrkdwn", "text": clip(&format!("*What*\n{}", escape(&a.summary)), 2000)},
-                {"type": "mrkdwn", "text": clip(&format!("*Action*\n{}", if a.action.is_empty() { "-".to_owned() } else { escape(&a.action) }), 2000)},
+                {"type": "mrkdwn", "text": clip(&format!("*What*\n{}", escape_html(&a.summary)), 2000)},
+                {"type": "mrkdwn", "text": clip(&format!("*Action*\n{}", if a.action.is_empty() { "-".to_owned() } else { escape_html(&a.action) }), 2000)},
             ]
         }));
     }
-    if !message.firing.is_empty() {
+    if !message.firing.is_empty() && w.text.is_none() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", escape(&session_list(&message.firing, message.firing_total, max))), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Firing*\n```{}```", escape_html(&session_list(&message.firing, message.firing_total, max))), 3000)}
         }));
     }
-    if !message.resolved.is_empty() {
+    if !message.resolved.is_empty() && w.text.is_none() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", escape(&session_list(&message.resolved, message.resolved_total, max))), 3000)}
+            "text": {"type": "mrkdwn", "text": clip(&format!("*Resolved*\n```{}```", escape_html(&session_list(&message.resolved, message.resolved_total, max))), 3000)}
         }));
     }
-    let mut context = format!("wapulse · group {}", escape(&message.group_key));
+    let mut context = format!("wapulse · group {}", escape_html(&message.group_key));
     if message.repeat {
         context.push_str(" · reminder");
     }
-    if let Some(url) = &settings.external_url {
-        context.push_str(&format!(" · <{url}/alerts|alerts>"));
+    if let Some(url) = link(message, settings) {
+        context.push_str(&format!(" · <{url}|open in wapulse>"));
     }
     blocks.push(json!({
         "type": "context",

@@ -66,7 +66,7 @@ pub(super) fn ts(t: Option<Timestamp>) -> Option<String> {
     t.map(Timestamp::to_rfc3339)
 }
 
-fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
+pub(super) fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
     match text {
         None => Ok(100),
         Some(l) => match l.parse::<usize>() {

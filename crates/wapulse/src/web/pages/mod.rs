@@ -5,8 +5,11 @@
 //! - `session`: `/ui/sessions/{id}`, one session in full.
 //! - `alerts`: `/ui/alerts`, alerts, incidents, history and silences.
 //! - `silences`: the forms that create and expire silences.
+//! - `history`: the overview's last day, a session's week, and
+//!   `/ui/availability`.
 
 mod alerts;
+mod history;
 mod overview;
 mod session;
 mod sessions;
@@ -23,6 +26,7 @@ use crate::alerting::ActiveAlert;
 use crate::app::Shared;
 
 pub(super) use alerts::alerts;
+pub(super) use history::availability;
 pub(super) use overview::overview;
 pub(super) use session::session;
 pub(super) use sessions::sessions;

@@ -11,6 +11,7 @@ use super::{AlertRow, OVERVIEW_ALERTS, alert_row, guard};
 use crate::alerting::{ActiveAlert, AlertGroup};
 use crate::app::Shared;
 use crate::clock;
+use crate::web::charts::Chart;
 use crate::web::view::{Badge, When, html, level, state as state_badge, when};
 
 pub struct GridCell {
@@ -48,6 +49,9 @@ pub struct ReceiverRow {
 #[template(path = "overview.html")]
 pub struct OverviewPage {
     pub now: When,
+    /// Sessions by state and alerts firing over the last 24 hours.
+    pub day: Option<(Chart, Chart)>,
+    pub day_error: Option<String>,
     pub sessions: usize,
     pub levels: Vec<(Badge, usize, String)>,
     pub level_heads: Vec<Badge>,
@@ -213,8 +217,14 @@ pub(in crate::web) async fn overview(
             reason: r.reason.clone().unwrap_or_default(),
         })
         .collect();
+    let (day, day_error) = match super::history::fleet_day(&state, now).await {
+        Ok(charts) => (Some(charts), None),
+        Err(e) => (None, Some(e)),
+    };
     let page = OverviewPage {
         now: when(now, now),
+        day,
+        day_error,
         sessions: snapshot.len(),
         levels,
         level_heads: Level::ALL.iter().rev().map(|l| level(*l)).collect(),

@@ -40,6 +40,36 @@ pub struct BandView {
     pub title: String,
 }
 
+/// The SVG rectangles of `bands` over `[from, to)` (1,000 units wide),
+/// each titled with its state, how long and since when.
+pub(super) fn band_views(
+    bands: &[timeline::Band],
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<BandView> {
+    let window = to.since(from).as_millis().max(1) as f64;
+    bands
+        .iter()
+        .map(|b| BandView {
+            x: format!(
+                "{:.2}",
+                b.start.since(from).as_millis() as f64 / window * 1000.0
+            ),
+            w: format!(
+                "{:.2}",
+                b.end.since(b.start).as_millis() as f64 / window * 1000.0
+            ),
+            class: state_badge(b.state).class,
+            title: format!(
+                "{} for {} (from {})",
+                b.state.as_str(),
+                span(b.end.since(b.start).as_millis()),
+                b.start.to_rfc3339()
+            ),
+        })
+        .collect()
+}
+
 pub struct EventRow {
     pub seq: u64,
     pub at: When,
@@ -65,6 +95,9 @@ pub struct SessionPage {
     pub events: Vec<EventRow>,
     pub older_href: Option<String>,
     pub history_error: Option<String>,
+    /// The week from the history (`None` when it could not be read).
+    pub week: Option<super::history::Week>,
+    pub week_error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -192,27 +225,7 @@ pub(in crate::web) async fn session(
         changes.push((s.state_changed_at, s.state));
     }
     let bands = timeline::bands(&changes, None, from, now);
-    let window = now.since(from).as_millis().max(1) as f64;
-    let band_views = bands
-        .iter()
-        .map(|b| BandView {
-            x: format!(
-                "{:.2}",
-                b.start.since(from).as_millis() as f64 / window * 1000.0
-            ),
-            w: format!(
-                "{:.2}",
-                b.end.since(b.start).as_millis() as f64 / window * 1000.0
-            ),
-            class: state_badge(b.state).class,
-            title: format!(
-                "{} for {} (from {})",
-                b.state.as_str(),
-                span(b.end.since(b.start).as_millis()),
-                b.start.to_rfc3339()
-            ),
-        })
-        .collect();
+    let band_views = band_views(&bands, from, now);
     let totals = timeline::time_in_state(&bands)
         .iter()
         .zip(SessionState::ALL)
@@ -238,8 +251,14 @@ pub(in crate::web) async fn session(
             }
         })
         .collect();
+    let (week, week_error) = match super::history::session_week(&st, s.id(), now).await {
+        Ok(w) => (Some(w), None),
+        Err(e) => (None, Some(e)),
+    };
     let page = SessionPage {
         now: when(now, now),
+        week,
+        week_error,
         id: s.id().as_str().to_owned(),
         state: state_badge(s.state),
         level: level(a.level),

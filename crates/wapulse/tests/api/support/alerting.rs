@@ -113,6 +113,25 @@ pub async fn wait_alerts(app: &TestApp, query: &str, done: impl Fn(&Value) -> bo
     }
 }
 
+/// Waits (bounded) until the evaluator has judged everything written before
+/// the call, and returns `/alerts` as that judgement left it. A pass drains
+/// the changes it was told of before it reads the clock, so the first pass
+/// stamped after the call may have missed a change told just before it;
+/// the pass after that one cannot have.
+pub async fn alerts_after_writes(app: &TestApp) -> Value {
+    let now = wapulse::clock::now();
+    let stamped_after = |v: &Value, t: wapulse_core::Timestamp| {
+        v["evaluatedAt"]
+            .as_str()
+            .and_then(|s| wapulse_core::Timestamp::parse_rfc3339(s).ok())
+            .is_some_and(|at| at > t)
+    };
+    let first = wait_alerts(app, "", |v| stamped_after(v, now)).await;
+    let first_at =
+        wapulse_core::Timestamp::parse_rfc3339(first["evaluatedAt"].as_str().unwrap()).unwrap();
+    wait_alerts(app, "", |v| stamped_after(v, first_at)).await
+}
+
 /// Posts `marker` (an event that fires `code` in a group of its own) and
 /// waits until its message arrives: the outbox sends in order, so by then
 /// everything queued before it has been sent, and what has not arrived was

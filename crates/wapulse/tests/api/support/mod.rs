@@ -4,12 +4,14 @@
 
 pub mod alerting;
 pub mod app;
+pub mod cards;
 pub mod process;
 pub mod promtool;
 pub mod receivers;
 pub mod replicas;
 pub mod servers;
 pub mod service;
+pub mod smtp;
 pub mod tls;
 
 pub use alerting::*;
@@ -24,4 +26,5 @@ pub use receivers::{FakeReceiver, Fault, Kind, Received, verify_webhook};
 pub use replicas::*;
 pub use servers::{AlertmanagerServer, BlackHole, Nats, PostgresServer, RedisServer, nats_binary};
 pub use service::*;
+pub use smtp::SmtpServer;
 pub use tls::{TestCa, TlsListener};

@@ -27,6 +27,23 @@ pub enum Kind {
     PagerDuty,
     /// Standard Webhooks, signature verified with this secret.
     Webhook(Option<String>),
+    /// Discord webhook: `{embeds}` within Discord's limits; answers 204.
+    Discord,
+    /// ntfy JSON publishing to the server's root, with this bearer token
+    /// when one is required.
+    Ntfy(Option<String>),
+    /// Telegram `sendMessage` of the bot with this token, HTML parse mode.
+    Telegram(String),
+    /// A Teams Workflows webhook: an Adaptive Card 1.4; answers 202.
+    Teams,
+    /// A Google Chat incoming webhook: `text` and/or `cardsV2`.
+    GoogleChat,
+    /// Opsgenie's Alerts API with this key; answers 202.
+    Opsgenie(String),
+    /// WAHA's `sendText` with this API key; answers 201.
+    Waha(String),
+    /// Evolution API's `sendText` with this API key; answers 201.
+    Evolution(String),
     /// Anything (a dead-man's switch ping).
     Any,
 }
@@ -38,6 +55,9 @@ pub enum Fault {
     Status(u16),
     /// 429 with `Retry-After: secs`.
     RateLimited(u64),
+    /// 429 saying how long to wait only in its JSON body (Discord's
+    /// `retry_after`, Telegram's `parameters.retry_after`; seconds).
+    RateLimitedInBody(f64),
     /// No answer for this long (then 200).
     Hang(Duration),
 }
@@ -240,6 +260,174 @@ fn check_webhook(
     Ok(())
 }
 
+fn chars(v: &Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
+}
+
+/// Discord's documented limits: ≤ 10 embeds; a title ≤ 256, description
+/// ≤ 4,096, ≤ 25 fields of name ≤ 256 and value ≤ 1,024 (neither empty),
+/// footer ≤ 2,048, all of an embed's text ≤ 6,000; a colour within
+/// 0..=0xFFFFFF; content ≤ 2,000.
+fn check_discord(body: &Value) -> Result<(), String> {
+    if chars(&body["content"]) > 2000 {
+        return Err("content: over 2000".into());
+    }
+    let embeds = body["embeds"].as_array().ok_or("embeds: missing")?;
+    if embeds.is_empty() || embeds.len() > 10 {
+        return Err(format!("embeds: {} (1..=10)", embeds.len()));
+    }
+    for (i, e) in embeds.iter().enumerate() {
+        let (title, description) = (chars(&e["title"]), chars(&e["description"]));
+        if title > 256 || description > 4096 {
+            return Err(format!(
+                "embeds[{i}]: title {title} / description {description}"
+            ));
+        }
+        if e["color"].as_u64().is_none_or(|c| c > 0xFF_FF_FF) {
+            return Err(format!("embeds[{i}].color: not a colour"));
+        }
+        let mut total = title + description + chars(&e["footer"]["text"]);
+        if chars(&e["footer"]["text"]) > 2048 {
+            return Err(format!("embeds[{i}].footer: over 2048"));
+        }
+        let fields = e["fields"].as_array().map_or(&[][..], Vec::as_slice);
+        if fields.len() > 25 {
+            return Err(format!("embeds[{i}]: {} fields (≤ 25)", fields.len()));
+        }
+        for f in fields {
+            let (name, value) = (chars(&f["name"]), chars(&f["value"]));
+            if name == 0 || name > 256 || value == 0 || value > 1024 {
+                return Err(format!(
+                    "embeds[{i}]: a field of name {name} / value {value}"
+                ));
+            }
+            total += name + value;
+        }
+        if total > 6000 {
+            return Err(format!("embeds[{i}]: {total} characters (≤ 6000)"));
+        }
+    }
+    Ok(())
+}
+
+/// ntfy's JSON publishing: posted to the server's root, `topic` a valid
+/// name, `message` ≤ 4,096 bytes, `priority` 1..=5, `tags` strings, and
+/// the bearer token when the topic is protected.
+fn check_ntfy(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+    token: &Option<String>,
+) -> Result<(), String> {
+    if uri.path() != "/" {
+        return Err(format!(
+            "posted to {}: JSON goes to the server's root",
+            uri.path()
+        ));
+    }
+    if let Some(token) = token {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Bearer {token}")) {
+            return Err("Authorization: not the topic's bearer token".into());
+        }
+    }
+    let topic = body["topic"].as_str().ok_or("topic: missing")?;
+    if topic.is_empty()
+        || topic.len() > 64
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!("topic: `{topic}` is not a topic name"));
+    }
+    let message = body["message"].as_str().ok_or("message: missing")?;
+    if message.len() > 4096 {
+        return Err(format!("message: {} bytes (≤ 4096)", message.len()));
+    }
+    if body["priority"]
+        .as_u64()
+        .is_none_or(|p| !(1..=5).contains(&p))
+    {
+        return Err("priority: not 1..=5".into());
+    }
+    if !body["title"].is_string() {
+        return Err("title: missing".into());
+    }
+    if !body["tags"]
+        .as_array()
+        .is_some_and(|t| t.iter().all(Value::is_string))
+    {
+        return Err("tags: not a list of strings".into());
+    }
+    Ok(())
+}
+
+/// Telegram's HTML mode: only the tags it knows (`a` with an `href`),
+/// balanced; `&` only in `&lt;`, `&gt;`, `&amp;`, `&quot;`; 1–4,096
+/// characters once parsed.
+fn check_telegram_html(text: &str) -> Result<(), String> {
+    let mut open: Vec<String> = Vec::new();
+    let mut visible = 0;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '<' {
+            let end = rest.find('>').ok_or("text: a `<` opens no tag")?;
+            let tag = &rest[1..end];
+            if let Some(name) = tag.strip_prefix('/') {
+                if open.pop().as_deref() != Some(name) {
+                    return Err(format!("text: `</{name}>` closes nothing open"));
+                }
+            } else {
+                let name = tag.split(' ').next().unwrap_or("");
+                if !["b", "i", "pre", "code", "a"].contains(&name) {
+                    return Err(format!("text: unsupported tag `<{tag}>`"));
+                }
+                if name == "a" && !tag.starts_with("a href=\"") {
+                    return Err("text: a link without href".into());
+                }
+                open.push(name.to_owned());
+            }
+            rest = &rest[end + 1..];
+        } else if c == '&' {
+            let entity = ["&lt;", "&gt;", "&amp;", "&quot;"]
+                .into_iter()
+                .find(|e| rest.starts_with(e))
+                .ok_or("text: a bare `&`")?;
+            visible += 1;
+            rest = &rest[entity.len()..];
+        } else {
+            visible += 1;
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if !open.is_empty() {
+        return Err(format!("text: unclosed {open:?}"));
+    }
+    if visible == 0 || visible > 4096 {
+        return Err(format!("text: {visible} characters (1..=4096)"));
+    }
+    Ok(())
+}
+
+fn check_telegram(uri: &Uri, body: &Value, token: &str) -> Result<(), String> {
+    if uri.path() != format!("/bot{token}/sendMessage") {
+        return Err(format!(
+            "posted to {}: not this bot's sendMessage",
+            uri.path()
+        ));
+    }
+    let chat = &body["chat_id"];
+    if !(chat.is_i64() || chat.as_str().is_some_and(|c| c.starts_with('@'))) {
+        return Err("chat_id: neither a number nor @channel".into());
+    }
+    if body["parse_mode"] != "HTML" {
+        return Err("parse_mode: not HTML".into());
+    }
+    check_telegram_html(body["text"].as_str().ok_or("text: missing")?)
+}
+
 async fn answer(
     State(inner): State<Arc<Inner>>,
     uri: Uri,
@@ -258,6 +446,14 @@ async fn answer(
         Kind::Slack => check_slack(&body),
         Kind::PagerDuty => check_pagerduty(&body),
         Kind::Webhook(secret) => check_webhook(&headers, &raw, &body, secret),
+        Kind::Discord => check_discord(&body),
+        Kind::Ntfy(token) => check_ntfy(&uri, &headers, &body, token),
+        Kind::Telegram(token) => check_telegram(&uri, &body, token),
+        Kind::Teams => super::cards::check_teams(&body),
+        Kind::GoogleChat => super::cards::check_google_chat(&body),
+        Kind::Opsgenie(key) => super::cards::check_opsgenie(&uri, &headers, &body, key),
+        Kind::Waha(key) => super::cards::check_waha(&uri, &headers, &body, key),
+        Kind::Evolution(key) => super::cards::check_evolution(&uri, &headers, &body, key),
     };
     let fault = inner
         .script
@@ -265,11 +461,13 @@ async fn answer(
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| inner.default.lock().unwrap().clone());
-    let ok = if matches!(inner.kind, Kind::PagerDuty) {
-        202
-    } else {
-        200
+    let ok = match inner.kind {
+        Kind::PagerDuty | Kind::Teams | Kind::Opsgenie(_) => 202,
+        Kind::Waha(_) | Kind::Evolution(_) => 201,
+        Kind::Discord => 204,
+        _ => 200,
     };
+    let mut wait_in_body = None;
     let (status, retry_after) = match (&checked, &fault) {
         (Err(v), _) => {
             inner.violations.lock().unwrap().push(v.clone());
@@ -277,6 +475,10 @@ async fn answer(
         }
         (Ok(()), Fault::Status(s)) => (*s, None),
         (Ok(()), Fault::RateLimited(secs)) => (429, Some(*secs)),
+        (Ok(()), Fault::RateLimitedInBody(secs)) => {
+            wait_in_body = Some(*secs);
+            (429, None)
+        }
         (Ok(()), Fault::Hang(d)) => {
             tokio::time::sleep(*d).await;
             (ok, None)
@@ -285,20 +487,36 @@ async fn answer(
     let status = if status == 200 { ok } else { status };
     inner.received.lock().unwrap().push(Received {
         at: arrived,
-        path: uri.path().to_owned(),
+        path: uri
+            .path_and_query()
+            .map_or(uri.path(), |p| p.as_str())
+            .to_owned(),
         headers,
         body,
         answered: status,
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap(),
-        if status == 400 {
-            "invalid_payload"
-        } else {
-            "ok"
-        },
-    )
-        .into_response();
+    let text = match (status, wait_in_body) {
+        (_, Some(secs)) if matches!(inner.kind, Kind::Telegram(_)) => serde_json::json!({
+            "ok": false, "error_code": 429,
+            "description": format!("Too Many Requests: retry after {secs}"),
+            "parameters": {"retry_after": secs}
+        })
+        .to_string(),
+        (_, Some(secs)) => serde_json::json!({
+            "message": "You are being rate limited.", "retry_after": secs, "global": false
+        })
+        .to_string(),
+        (204, _) => String::new(),
+        (200, _) if matches!(inner.kind, Kind::Telegram(_)) => {
+            r#"{"ok": true, "result": {"message_id": 1}}"#.into()
+        }
+        (202, _) if matches!(inner.kind, Kind::Opsgenie(_)) => {
+            r#"{"result": "Request will be processed", "took": 0.1, "requestId": "r-1"}"#.into()
+        }
+        (400, _) => "invalid_payload".into(),
+        _ => "ok".into(),
+    };
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
     if let Some(secs) = retry_after {
         response
             .headers_mut()

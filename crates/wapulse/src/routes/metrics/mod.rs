@@ -3,23 +3,26 @@
 //!
 //! Series are built straight from the published snapshot into metric
 //! families and encoded by the `prometheus` crate, which owns the format
-//! and the escaping of label values.
+//! and the escaping of label values (`families`). `/metrics` is built on a
+//! blocking thread and streamed while it is built.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-};
-use prometheus::{Encoder, TextEncoder};
+use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricType};
 use serde_json::{Value, json};
 use wapulse_core::delivery::{AckLatencies, LATENCY_BUCKETS_MS};
 use wapulse_core::{
     AlertCode, Assessment, Delivery, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
 };
+
+mod families;
+
+use families::{Families, Sink};
 
 use super::ApiError;
 use super::session::find;
@@ -27,100 +30,6 @@ use crate::app::Shared;
 use crate::clock;
 use crate::config::MetricsSessions;
 use crate::probes::ProbeStatus;
-
-/// Builds metric families one at a time and encodes each as soon as the
-/// next one starts, so at most one family's samples are held at once (a
-/// fleet of 100,000 sessions has 100,000 samples per family).
-struct Families {
-    body: Vec<u8>,
-    current: Option<MetricFamily>,
-    encoder: TextEncoder,
-    failed: bool,
-}
-
-impl Families {
-    /// `samples` sizes the body up front (about 48 bytes a sample).
-    fn with_capacity(samples: usize) -> Self {
-        Self {
-            body: Vec::with_capacity(samples * 48 + 16 * 1024),
-            current: None,
-            encoder: TextEncoder::new(),
-            failed: false,
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(f) = self.current.take()
-            && !f.get_metric().is_empty()
-            && let Err(e) = self
-                .encoder
-                .encode(std::slice::from_ref(&f), &mut self.body)
-        {
-            tracing::error!(error = %e, family = f.name(), "encoding metrics failed");
-            self.failed = true;
-        }
-    }
-
-    fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
-        self.flush();
-        let mut f = MetricFamily::default();
-        f.set_name(name.to_owned());
-        f.set_help(help.to_owned());
-        f.set_field_type(kind);
-        self.current.insert(f)
-    }
-
-    /// Families gathered elsewhere (our own registry).
-    fn extend(&mut self, families: Vec<MetricFamily>) {
-        for f in families {
-            self.flush();
-            self.current = Some(f);
-        }
-    }
-
-    fn encode(mut self) -> Response {
-        self.flush();
-        if self.failed {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response();
-        }
-        let mut response = self.body.into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        response
-    }
-}
-
-fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            let mut l = LabelPair::default();
-            l.set_name((*k).to_owned());
-            l.set_value((*v).to_owned());
-            l
-        })
-        .collect()
-}
-
-fn sample(f: &mut MetricFamily, labels: &[(&str, &str)], value: f64) {
-    push(f, label_pairs(labels), value);
-}
-
-fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
-    let mut m = Metric::from_label(labels);
-    if f.get_field_type() == MetricType::COUNTER {
-        let mut c = Counter::default();
-        c.set_value(value);
-        m.set_counter(c);
-    } else {
-        let mut g = Gauge::default();
-        g.set_value(value);
-        m.set_gauge(g);
-    }
-    f.mut_metric().push(m);
-}
 
 /// Per-session series. With `fleet`, every series carries a `session`
 /// label and `wa_session_state` lists only the current state (a fleet of
@@ -130,62 +39,47 @@ fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
 /// series that carries a session's own labels (joined in PromQL with
 /// `* on (session) group_left(region) wa_session_info`): every other series
 /// keeps only `session`, so labels never multiply the series count.
-fn session_series(
+fn session_series<'s>(
     out: &mut Families,
-    sessions: &[&Session],
+    sessions: &[&'s Session],
     assessments: &[Assessment],
     t: &Thresholds,
     now: Timestamp,
     fleet: bool,
 ) {
     use MetricType::{COUNTER, GAUGE};
-    let label = |s: &Session| -> Vec<LabelPair> {
-        if fleet {
-            label_pairs(&[("session", s.id().as_str())])
-        } else {
-            Vec::new()
-        }
-    };
+    // With `fleet`, every sample's first label is its session.
+    // With `fleet`, every sample's first label is its session.
+    let session = |s: &'s Session| fleet.then(|| ("session", s.id().as_str()));
     macro_rules! per_session {
         ($name:expr, $help:expr, $kind:expr, |$s:ident, $a:ident| $value:expr) => {{
-            let f = out.family($name, $help, $kind);
-            f.mut_metric().reserve_exact(sessions.len());
+            out.family($name, $help, $kind);
             for ($s, $a) in sessions.iter().zip(assessments) {
                 let _ = &$a;
-                push(f, label($s), $value);
+                out.sample(session($s), $value);
             }
         }};
     }
     if fleet {
-        let f = out.family(
+        out.family(
             "wa_session_info",
             "1 for every session, with the session's labels (labels events)",
             GAUGE,
         );
-        f.mut_metric().reserve_exact(sessions.len());
         for s in sessions {
-            let mut labels = label(s);
-            labels.extend(s.labels.iter().map(|(name, value)| {
-                let mut l = LabelPair::default();
-                l.set_name(name.to_owned());
-                l.set_value(value.to_owned());
-                l
-            }));
-            push(f, labels, 1.0);
+            out.sample(session(s).into_iter().chain(s.labels.iter()), 1.0);
         }
     }
-    {
-        let f = out.family("wa_session_state", "Current session state", GAUGE);
-        f.mut_metric().reserve_exact(sessions.len());
-        for s in sessions {
-            for state in SessionState::ALL {
-                if fleet && state != s.state {
-                    continue;
-                }
-                let mut labels = label(s);
-                labels.extend(label_pairs(&[("state", state.as_str())]));
-                push(f, labels, f64::from(u8::from(state == s.state)));
+    out.family("wa_session_state", "Current session state", GAUGE);
+    for s in sessions {
+        for state in SessionState::ALL {
+            if fleet && state != s.state {
+                continue;
             }
+            out.sample(
+                session(s).into_iter().chain([("state", state.as_str())]),
+                f64::from(u8::from(state == s.state)),
+            );
         }
     }
     per_session!(
@@ -233,7 +127,7 @@ fn session_series(
             .last_duration
             .map_or(f64::NAN, |d| d.as_secs_f64())
     );
-    delivery_series(out, sessions, &label, fleet);
+    delivery_series(out, sessions, &session, fleet);
     if fleet {
         return;
     }
@@ -317,10 +211,10 @@ fn session_series(
         COUNTER,
         |s, a| s.traffic.errors as f64
     );
-    let f = out.family("wa_messages_total", "Messages passed", COUNTER);
+    out.family("wa_messages_total", "Messages passed", COUNTER);
     for s in sessions {
-        sample(f, &[("direction", "inbound")], s.traffic.inbound as f64);
-        sample(f, &[("direction", "outbound")], s.traffic.outbound as f64);
+        out.sample([("direction", "inbound")], s.traffic.inbound as f64);
+        out.sample([("direction", "outbound")], s.traffic.outbound as f64);
     }
 }
 
@@ -328,10 +222,10 @@ fn session_series(
 /// that never sends with ids exposes none): outstanding messages, error
 /// acks by code; per-session ack latency quantiles on a single session's
 /// page only (six series a session would swamp a fleet's scrape).
-fn delivery_series(
+fn delivery_series<'s>(
     out: &mut Families,
-    sessions: &[&Session],
-    label: &dyn Fn(&Session) -> Vec<LabelPair>,
+    sessions: &[&'s Session],
+    session: &dyn Fn(&'s Session) -> Option<(&'static str, &'s str)>,
     fleet: bool,
 ) {
     use MetricType::{COUNTER, GAUGE};
@@ -339,90 +233,92 @@ fn delivery_series(
         .iter()
         .filter_map(|s| s.delivery.as_deref().map(|d| (*s, d)))
         .collect();
-    let f = out.family(
+    out.family(
         "wa_outbound_pending",
         "Sent messages waiting for WhatsApp's server ack",
         GAUGE,
     );
-    for (s, d) in &sending {
-        push(f, label(s), d.pending() as f64);
+    for &(s, d) in &sending {
+        out.sample(session(s), d.pending() as f64);
     }
-    let f = out.family(
+    out.family(
         "wa_outbound_messages_total",
         "Messages sent, as delivery follows them (with or without ids)",
         COUNTER,
     );
-    for (s, d) in &sending {
-        push(f, label(s), d.sent() as f64);
+    for &(s, d) in &sending {
+        out.sample(session(s), d.sent() as f64);
     }
-    let f = out.family(
+    out.family(
         "wa_outbound_acks_total",
         "Sent messages by the furthest ack counted: server, delivered, read (cumulative: a \
          delivered message was also server-acked), failed",
         COUNTER,
     );
-    for (s, d) in &sending {
+    for &(s, d) in &sending {
         for (status, n) in [
             ("server", d.server_acked()),
             ("delivered", d.delivered()),
             ("read", d.read()),
             ("failed", d.failed()),
         ] {
-            let mut labels = label(s);
-            labels.extend(label_pairs(&[("status", status)]));
-            push(f, labels, n as f64);
+            out.sample(session(s).into_iter().chain([("status", status)]), n as f64);
         }
     }
-    let f = out.family(
+    out.family(
         "wa_delivery_errors_total",
         "Error acks of sent messages, by code",
         COUNTER,
     );
-    for (s, d) in &sending {
+    for &(s, d) in &sending {
         for (code, n) in d.errors_total() {
-            let mut labels = label(s);
-            labels.extend(label_pairs(&[("code", code.as_str())]));
-            push(f, labels, *n as f64);
+            out.sample(
+                session(s).into_iter().chain([("code", code.as_str())]),
+                *n as f64,
+            );
         }
     }
-    let f = out.family(
+    out.family(
         "wa_number_quality",
         "A business number's quality (Cloud API): 0 fine, 1 flagged, 2 messaging limit lowered",
         GAUGE,
     );
-    for (s, d) in &sending {
+    for &(s, d) in &sending {
         if let Some(q) = d.quality() {
-            push(f, label(s), q.verdict() as u8 as f64);
+            out.sample(session(s), q.verdict() as u8 as f64);
         }
     }
-    let f = out.family(
+    out.family(
         "wa_messaging_limit",
         "A business number's messaging limit in conversations a day (Cloud API tiers)",
         GAUGE,
     );
-    for (s, d) in &sending {
+    for &(s, d) in &sending {
         if let Some(limit) = d.quality().and_then(|q| q.limit()) {
-            push(f, label(s), limit as f64);
+            out.sample(session(s), limit as f64);
         }
     }
     if fleet {
         return;
     }
-    let f = out.family(
+    out.family(
         "wa_delivery_latency_seconds",
         "Time from send to ack over the recent acks (ack: server, delivered)",
         GAUGE,
     );
-    for (s, d) in &sending {
+    for &(s, d) in &sending {
         for (ack, p) in [
             ("server", d.time_to_server()),
             ("delivered", d.time_to_delivered()),
         ] {
             let Some(p) = p else { continue };
             for (q, ms) in [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99)] {
-                let mut labels = label(s);
-                labels.extend(label_pairs(&[("ack", ack), ("quantile", q)]));
-                push(f, labels, f64::from(ms) / 1000.0);
+                out.sample(
+                    session(s)
+                        .into_iter()
+                        .chain([("ack", ack), ("quantile", q)]),
+                    f64::from(ms) / 1000.0,
+                );
             }
         }
     }
@@ -430,7 +326,7 @@ fn delivery_series(
 
 /// The fleet's ack latency histogram (for heatmaps), by ack.
 fn latency_histogram(out: &mut Families, latencies: &AckLatencies) {
-    let f = out.family(
+    out.family(
         "wa_delivery_ack_latency_seconds",
         "Time from send to ack over the fleet, since wapulse started (ack: server, delivered)",
         MetricType::HISTOGRAM,
@@ -452,14 +348,28 @@ fn latency_histogram(out: &mut Families, latencies: &AckLatencies) {
         histogram.set_bucket(buckets);
         histogram.set_sample_count(h.count());
         histogram.set_sample_sum(h.sum_ms as f64 / 1000.0);
-        let mut m = Metric::from_label(label_pairs(&[("ack", ack)]));
+        let mut label = LabelPair::default();
+        label.set_name("ack".to_owned());
+        label.set_value(ack.to_owned());
+        let mut m = Metric::from_label(vec![label]);
         m.set_histogram(histogram);
-        f.mut_metric().push(m);
+        out.metric(m);
     }
 }
 
+/// A Prometheus text answer.
+fn text(body: Body) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 fn one_session(state: &Shared, s: &Session) -> Response {
-    let mut out = Families::with_capacity(64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = Families::new(Box::new(move |piece| tx.send(piece).is_ok()));
     let t = &state.settings.thresholds;
     let now = clock::now();
     let assessment = evaluate(s, t, now);
@@ -471,7 +381,10 @@ fn one_session(state: &Shared, s: &Session) -> Response {
         now,
         false,
     );
-    out.encode()
+    if !out.finish() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response();
+    }
+    text(Body::from(rx.try_iter().flatten().collect::<Vec<u8>>()))
 }
 
 pub(super) async fn session_default(State(state): State<Shared>) -> Response {
@@ -490,7 +403,26 @@ pub(super) async fn session(
     Ok(one_session(&state, &s))
 }
 
+/// `/metrics`: built on a blocking thread (a fleet's answer takes a
+/// core for a while; the request workers stay free) and streamed while it
+/// is built. Should encoding fail, the answer is cut short, so that a
+/// scraper records a failed scrape rather than partial figures.
 pub(super) async fn all(State(state): State<Shared>) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let failed = tx.clone();
+        let sink: Sink = Box::new(move |piece| tx.blocking_send(Ok(Bytes::from(piece))).is_ok());
+        if !fleet(&state, sink) {
+            let _ = failed.blocking_send(Err(std::io::Error::other("metrics encoding failed")));
+        }
+    });
+    let pieces = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    text(Body::from_stream(pieces))
+}
+
+/// Everything `/metrics` says, handed to `sink` piece by piece; `false`
+/// when encoding failed.
+fn fleet(state: &Shared, sink: Sink) -> bool {
     use MetricType::{COUNTER, GAUGE};
     let t = &state.settings.thresholds;
     let now = clock::now();
@@ -506,34 +438,33 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
     };
     let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
 
-    let mut out = Families::with_capacity(sessions.len() * 7);
+    let mut out = Families::new(sink);
     out.extend(state.telemetry.registry.gather());
-    let f = out.family(
+    out.family(
         "wapulse_uptime_seconds",
         "Seconds since wapulse started",
         GAUGE,
     );
-    sample(f, &[], state.started.elapsed().as_secs_f64());
-    let f = out.family("wapulse_build_info", "wapulse build", GAUGE);
-    sample(
-        f,
-        &[
+    out.sample([], state.started.elapsed().as_secs_f64());
+    out.family("wapulse_build_info", "wapulse build", GAUGE);
+    out.sample(
+        [
             ("version", env!("CARGO_PKG_VERSION")),
             ("commit", crate::build::COMMIT),
         ],
         1.0,
     );
-    let f = out.family(
+    out.family(
         "wapulse_events_applied_total",
         "Events applied to the model",
         COUNTER,
     );
-    sample(f, &[], snapshot.events() as f64);
+    out.sample([], snapshot.events() as f64);
 
     let by_state = snapshot.by_state();
-    let f = out.family("wa_sessions", "Sessions by state", GAUGE);
+    out.family("wa_sessions", "Sessions by state", GAUGE);
     for st in SessionState::ALL {
-        sample(f, &[("state", st.as_str())], by_state[st.index()] as f64);
+        out.sample([("state", st.as_str())], by_state[st.index()] as f64);
     }
     let (by_level, by_code) = if choice == MetricsSessions::None {
         let judged = state.alerting.snapshot();
@@ -549,15 +480,11 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
         }
         (by_level, by_code)
     };
-    let f = out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
+    out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
     for level in Level::ALL {
-        sample(
-            f,
-            &[("level", level.as_str())],
-            by_level[level as usize] as f64,
-        );
+        out.sample([("level", level.as_str())], by_level[level as usize] as f64);
     }
-    let f = out.family(
+    out.family(
         "wa_alerts",
         "Alerts firing across the fleet, by code and level",
         GAUGE,
@@ -566,33 +493,32 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
         for level in [Level::Warning, Level::Critical] {
             let n = by_code[code as usize][level as usize];
             if n > 0 {
-                sample(
-                    f,
-                    &[("code", code.as_str()), ("level", level.as_str())],
+                out.sample(
+                    [("code", code.as_str()), ("level", level.as_str())],
                     n as f64,
                 );
             }
         }
     }
     let platform = snapshot.platform();
-    let f = out.family(
+    out.family(
         "wa_platform_total",
         "Platform counters, by name (as in /metrics.json)",
         COUNTER,
     );
     for (name, value) in &platform.counters {
-        sample(f, &[("name", name.as_str())], *value);
+        out.sample([("name", name.as_str())], *value);
     }
-    let f = out.family(
+    out.family(
         "wa_platform_current",
         "Platform gauges, by name (as in /metrics.json)",
         GAUGE,
     );
     for (name, value) in &platform.gauges {
-        sample(f, &[("name", name.as_str())], *value);
+        out.sample([("name", name.as_str())], *value);
     }
     latency_histogram(&mut out, snapshot.ack_latencies());
-    probe_series(&mut out, &state);
+    probe_series(&mut out, state);
     match choice {
         MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
         MetricsSessions::Unhealthy => {
@@ -606,7 +532,7 @@ pub(super) async fn all(State(state): State<Shared>) -> Response {
         }
         MetricsSessions::None => {}
     }
-    out.encode()
+    out.finish()
 }
 
 /// What one probe family reads from a status (`None`: no sample).
@@ -618,11 +544,11 @@ fn probe_series(out: &mut Families, state: &Shared) {
         .probes
         .iter()
         .map(|p| {
-            let labels = label_pairs(&[
-                ("probe", &p.spec.name),
+            let labels = [
+                ("probe", p.spec.name.as_str()),
                 ("kind", p.spec.kind),
                 ("group", p.spec.group.as_deref().unwrap_or_default()),
-            ]);
+            ];
             (labels, p.status())
         })
         .collect();
@@ -644,10 +570,10 @@ fn probe_series(out: &mut Families, state: &Shared) {
         ),
     ];
     for (name, help, value) in families {
-        let f = out.family(name, help, GAUGE);
+        out.family(name, help, GAUGE);
         for (labels, status) in &probes {
             if let Some(v) = value(status) {
-                push(f, labels.clone(), v);
+                out.sample(*labels, v);
             }
         }
     }
