@@ -18,6 +18,7 @@
 //! - [`grouping`]: aggregation groups: many alerts, one message.
 //! - [`incident`]: fleet incidents from many sessions in the same trouble.
 //! - [`matcher`]: label matchers (routes, silences) and [`Silence`].
+//! - [`scope`]: [`Scope`], the sessions a tenant's token covers.
 //! - [`dedup`]: each session's memory of event ids (idempotency).
 //! - [`fleet`]: [`Fleet`] of sessions with rollups and O(1) snapshots.
 //!
@@ -43,6 +44,7 @@ pub mod incident;
 pub mod labels;
 pub mod lifecycle;
 pub mod matcher;
+pub mod scope;
 pub mod session;
 pub mod thresholds;
 pub mod time;
@@ -63,6 +65,7 @@ pub use id::{SessionId, SessionIdError};
 pub use labels::Labels;
 pub use lifecycle::{AlertLife, LifeRules, Phase, Transition};
 pub use matcher::{Matcher, Silence};
+pub use scope::{OutOfScope, Scope};
 pub use session::{Liveness, Session};
 pub use thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
 pub use time::{DurationMs, Timestamp};

@@ -143,6 +143,10 @@ pub struct Silence {
     pub created_by: String,
     /// Why.
     pub comment: String,
+    /// The scope of the scoped token that made it: it mutes only alerts
+    /// of sessions in that scope, whatever its matchers say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::scope::Scope>,
 }
 
 impl Silence {
@@ -157,7 +161,9 @@ impl Silence {
         now: Timestamp,
         label: impl Fn(&str) -> Option<&'a str> + Copy,
     ) -> bool {
-        self.is_active(now) && all_match(&self.matchers, label)
+        self.is_active(now)
+            && all_match(&self.matchers, label)
+            && self.scope.as_ref().is_none_or(|s| s.admits_alert(label))
     }
 }
 

@@ -258,7 +258,16 @@ fn main() {
         t1.as_secs_f64() * 1e3
     );
     let t2 = median(5, || {
-        let r = rank(&reader, (month, now, now), None, &|_| None, 1.0, 100).unwrap();
+        let r = rank(
+            &reader,
+            (month, now, now),
+            None,
+            &|_| None,
+            &|_| true,
+            1.0,
+            100,
+        )
+        .unwrap();
         std::hint::black_box(r);
     });
     eprintln!(

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
 use crate::secret::Secret;
+use crate::tenancy::{Caller, Grant, Keyring};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,26 +40,58 @@ pub enum Access {
 #[error("{0}")]
 pub struct Unauthorized(pub String);
 
+/// Why a request was refused: 401 (no or a wrong token) or 403 (a named
+/// token whose access is below the route's).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401.
+    Unauthorized(Unauthorized),
+    /// 403, naming the token and what the route needs.
+    Forbidden(String),
+}
+
+impl From<Unauthorized> for Refusal {
+    fn from(e: Unauthorized) -> Self {
+        Refusal::Unauthorized(e)
+    }
+}
+
 impl Access {
-    /// Whether a request with these headers and this URI may call a route
-    /// of this access level under `settings`.
+    /// The least a named token needs to call a route of this level.
+    fn grant_needed(self) -> Grant {
+        match self {
+            Access::Open | Access::Read | Access::Metrics => Grant::Read,
+            Access::Ingest | Access::Webhook | Access::Signed => Grant::Ingest,
+            Access::Admin => Grant::Admin,
+        }
+    }
+
+    /// Who may call a route of this level with these headers and this
+    /// URI under `settings` and the named tokens of `keyring`: a named
+    /// token presented wherever the level takes one (scoped or not), else
+    /// the level's single token, as before named tokens existed. With
+    /// named tokens configured, no level but `Open` is open.
     pub fn admit(
         self,
         settings: &Settings,
+        keyring: &Keyring,
         headers: &HeaderMap,
         uri: &Uri,
-    ) -> Result<(), Unauthorized> {
+    ) -> Result<Caller, Refusal> {
         let s = settings;
-        let bearer = bearer(headers);
+        if self == Access::Open {
+            return Ok(identify(keyring, headers));
+        }
+        if self == Access::Signed && s.gateways.cloud_app_secret.is_some() {
+            return Ok(Caller::default());
+        }
+        let query = match self {
+            Access::Webhook | Access::Signed | Access::Metrics => query_token(uri),
+            _ => None,
+        };
+        let mut presented: Vec<Option<&str>> = vec![bearer(headers)];
         match self {
-            Access::Open => Ok(()),
-            Access::Read => verify(&[bearer], s.read_token.as_ref(), false, "READ_TOKEN"),
-            Access::Ingest => verify(&[bearer], s.ingest_token.as_ref(), false, "INGEST_TOKEN"),
-            Access::Admin => match &s.admin_token {
-                Some(admin) => verify(&[bearer], Some(admin), false, "ADMIN_TOKEN"),
-                None => verify(&[bearer], s.ingest_token.as_ref(), false, "INGEST_TOKEN"),
-            },
-            Access::Webhook => {
+            Access::Webhook | Access::Signed => {
                 // Any of the places a gateway can put it: the bearer token,
                 // the configured header, or `?token=` (Evolution's "webhook
                 // by events" appends `/<event>` after the query, so the
@@ -69,35 +102,78 @@ impl Access {
                     .as_ref()
                     .and_then(|h| headers.get(h))
                     .and_then(|v| v.to_str().ok());
-                let query = query_token(uri);
-                let query = query
-                    .as_deref()
-                    .map(|t| t.split('/').next().unwrap_or_default());
-                verify(
-                    &[bearer, header, query],
-                    s.ingest_token.as_ref(),
-                    false,
-                    "INGEST_TOKEN",
-                )
+                presented.push(header);
+                presented.push(
+                    query
+                        .as_deref()
+                        .map(|t| t.split('/').next().unwrap_or_default()),
+                );
             }
-            Access::Signed if s.gateways.cloud_app_secret.is_some() => Ok(()),
-            Access::Signed if s.ingest_token.is_none() => Err(Unauthorized(
-                "the WhatsApp Cloud API webhook needs its app secret ([gateways.whatsapp_cloud] \
-                 app_secret or WHATSAPP_CLOUD_APP_SECRET) or INGEST_TOKEN: neither is set"
-                    .into(),
-            )),
-            Access::Signed => Access::Webhook.admit(settings, headers, uri),
-            Access::Metrics => {
-                let query = query_token(uri);
-                verify(
-                    &[bearer, query.as_deref()],
-                    s.metrics_token.as_ref(),
-                    true,
-                    "METRICS_TOKEN",
-                )
+            Access::Metrics => presented.push(query.as_deref()),
+            _ => {}
+        }
+        if !keyring.is_empty() {
+            let named = presented.iter().flatten().find_map(|p| keyring.find(p));
+            if let Some(named) = named {
+                let needed = self.grant_needed();
+                if named.grant < needed {
+                    return Err(Refusal::Forbidden(format!(
+                        "token `{}` has {} access; this endpoint needs {}",
+                        named.name,
+                        named.grant.as_str(),
+                        needed.as_str()
+                    )));
+                }
+                return Ok(Caller::named(named));
             }
         }
+        // Named tokens close every level that has no single token of its own.
+        let closed = !keyring.is_empty();
+        let (expected, setting) = match self {
+            Access::Read => (s.read_token.as_ref(), "READ_TOKEN"),
+            Access::Ingest | Access::Webhook => (s.ingest_token.as_ref(), "INGEST_TOKEN"),
+            Access::Admin => match &s.admin_token {
+                Some(admin) => (Some(admin), "ADMIN_TOKEN"),
+                None => (s.ingest_token.as_ref(), "INGEST_TOKEN"),
+            },
+            Access::Signed if s.ingest_token.is_none() && !closed => {
+                return Err(Unauthorized(
+                    "the WhatsApp Cloud API webhook needs its app secret ([gateways.whatsapp_cloud] \
+                     app_secret or WHATSAPP_CLOUD_APP_SECRET) or INGEST_TOKEN: neither is set"
+                        .into(),
+                )
+                .into());
+            }
+            Access::Signed => (s.ingest_token.as_ref(), "INGEST_TOKEN"),
+            Access::Metrics => (s.metrics_token.as_ref(), "METRICS_TOKEN"),
+            Access::Open => unreachable!("answered above"),
+        };
+        if expected.is_none() && closed {
+            return Err(
+                Unauthorized(if presented.iter().flatten().next().is_none() {
+                    "missing token: send `Authorization: Bearer <token>` with a token of [[tokens]]"
+                        .into()
+                } else {
+                    "wrong token".into()
+                })
+                .into(),
+            );
+        }
+        verify(&presented, expected, self == Access::Metrics, setting)?;
+        Ok(Caller {
+            token: None,
+            setting: expected.is_some().then_some(setting),
+        })
     }
+}
+
+/// Who presents a named token as bearer on an open route (the route
+/// answers anyone, but a scoped token's answer keeps to its scope).
+pub fn identify(keyring: &Keyring, headers: &HeaderMap) -> Caller {
+    bearer(headers)
+        .and_then(|b| keyring.find(b))
+        .map(Caller::named)
+        .unwrap_or_default()
 }
 
 /// Why a request was refused (answered with 403): it came from where it
@@ -110,11 +186,15 @@ impl Access {
     /// Whether a route of this access level needs no token under
     /// `settings` (its token unset): what a DNS-rebinding page could use.
     pub(crate) fn is_open(self, settings: &Settings) -> bool {
+        // Named tokens close every level but `Open`.
+        let unnamed = settings.tokens.is_empty();
         match self {
             Access::Open => true,
-            Access::Read => settings.read_token.is_none(),
-            Access::Ingest | Access::Webhook => settings.ingest_token.is_none(),
-            Access::Admin => settings.admin_token.is_none() && settings.ingest_token.is_none(),
+            Access::Read => unnamed && settings.read_token.is_none(),
+            Access::Ingest | Access::Webhook => unnamed && settings.ingest_token.is_none(),
+            Access::Admin => {
+                unnamed && settings.admin_token.is_none() && settings.ingest_token.is_none()
+            }
             Access::Metrics | Access::Signed => false,
         }
     }

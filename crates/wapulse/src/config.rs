@@ -62,6 +62,8 @@ struct FileSettings {
     sessions: Option<crate::retire::RawSessions>,
     ca_file: Option<PathBuf>,
     cluster: Option<crate::cluster::config::RawCluster>,
+    tokens: Option<Vec<crate::tenancy::RawToken>>,
+    status_pages: Option<crate::tenancy::pages::RawStatusPages>,
 }
 
 /// Everything the service needs, checked.
@@ -85,6 +87,11 @@ pub struct Settings {
     pub read_token: Option<Secret>,
     /// Required on silences when set (else `ingest_token`).
     pub admin_token: Option<Secret>,
+    /// `[[tokens]]`: named tokens, each with an access level and maybe a
+    /// tenant's scope. Any of them closes every route but the open ones.
+    pub tokens: Vec<crate::tenancy::TokenSpec>,
+    /// `[status_pages]`: `/status/{value}` per value of a label.
+    pub status_pages: Option<crate::tenancy::pages::StatusPages>,
     /// Host names (besides the loopback ones) a request may be addressed
     /// to while reads are open (no `READ_TOKEN`): a page on another site
     /// that makes its own name resolve to wapulse (DNS rebinding) is
@@ -163,6 +170,8 @@ impl Settings {
             metrics_token: None,
             read_token: None,
             admin_token: None,
+            tokens: Vec::new(),
+            status_pages: None,
             allowed_hosts: Vec::new(),
             max_future_skew: DurationMs::from_mins(5),
             max_event_age: DurationMs::from_hours(30 * 24),
@@ -291,6 +300,16 @@ impl Settings {
         s.metrics_token = token("METRICS_TOKEN", file.metrics_token)?;
         s.read_token = token("READ_TOKEN", file.read_token)?;
         s.admin_token = token("ADMIN_TOKEN", file.admin_token)?;
+        s.tokens = crate::tenancy::tokens::check(
+            file.tokens.unwrap_or_default(),
+            &env,
+            &[
+                ("INGEST_TOKEN", s.ingest_token.as_ref()),
+                ("METRICS_TOKEN", s.metrics_token.as_ref()),
+                ("READ_TOKEN", s.read_token.as_ref()),
+                ("ADMIN_TOKEN", s.admin_token.as_ref()),
+            ],
+        )?;
         let hosts = match nonempty("WAPULSE_ALLOWED_HOSTS") {
             Some(text) => text.split(',').map(|h| h.trim().to_owned()).collect(),
             None => file.allowed_hosts.unwrap_or_default(),
@@ -490,10 +509,15 @@ impl Settings {
             crate::retire::SessionSettings::check(file.sessions, nonempty("WAPULSE_RETIRE_AFTER"))?;
         s.cluster =
             crate::cluster::config::ClusterSettings::check(file.cluster, nonempty, s.retention)?;
-        if !s.bind.ip().is_loopback() && s.ingest_token.is_none() {
+        s.status_pages = crate::tenancy::pages::StatusPages::check(file.status_pages)?;
+        let ingest_named = s
+            .tokens
+            .iter()
+            .any(|t| t.grant >= crate::tenancy::Grant::Ingest);
+        if !s.bind.ip().is_loopback() && s.ingest_token.is_none() && !ingest_named {
             bail!(
-                "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN, \
-                 or anyone who can reach the port could write events",
+                "bind / WAPULSE_BIND: listening on {} (beyond loopback) requires INGEST_TOKEN \
+                 (or an ingest token of [[tokens]]), or anyone who can reach the port could write events",
                 s.bind
             );
         }

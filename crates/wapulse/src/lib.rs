@@ -76,5 +76,6 @@ pub mod serve;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;
 pub mod web;

@@ -201,6 +201,9 @@ impl Connection {
         let Endpoints { router, fast } = self.endpoints;
         let activity = Activity::new();
         let working = activity.clone();
+        // Who is at the other end: the audit log records a named token's
+        // new addresses.
+        let peer = tcp.peer_addr().ok().map(axum::extract::ConnectInfo);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             // A read worker takes up a pending priority change here (a
             // no-op on the ingest lane and without read_priority).
@@ -210,7 +213,10 @@ impl Connection {
             // when their bodies are read, so the time spent answering is
             // never taken for an idle client.
             let answer = fast.answer(&req).ok_or_else(|| {
-                let (head, body) = req.into_parts();
+                let (mut head, body) = req.into_parts();
+                if let Some(peer) = peer {
+                    head.extensions.insert(peer);
+                }
                 let (body, answering) = Answering::new(body, &working);
                 (
                     router.clone().call(Request::from_parts(head, body)),

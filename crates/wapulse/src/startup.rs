@@ -79,7 +79,15 @@ impl Application {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let ingest = IngestLane::start(cores, settings.ingest_priority)
             .context("cannot start the ingest lane's runtime")?;
+        let audit = crate::tenancy::AuditLog::open(
+            &settings.data_dir.join(crate::store::sqlite::FILE_NAME),
+            settings.durability,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the audit log: {e}"))?;
+        let keyring = Arc::new(crate::tenancy::Keyring::new(&settings.tokens));
         let state = Arc::new(AppState {
+            keyring,
+            audit,
             probes,
             parser: crate::priority::ingest::Pool::new(
                 "parse",
@@ -129,6 +137,13 @@ impl Application {
             tracing::info!(probe = %p.spec.name, kind = p.spec.kind, target = %p.spec.display, "probe configured");
         }
         self.state.probes.start();
+        if !self.state.keyring.is_empty() {
+            // Rotation: secret files are read again every 2 s and on SIGHUP.
+            tokio::spawn(crate::tenancy::keyring::watch(
+                self.state.keyring.clone(),
+                Duration::from_secs(2),
+            ));
+        }
         if let Some(cluster) = &self.state.cluster {
             tracing::info!(
                 replica = %cluster.settings().replica_id,
@@ -210,6 +225,18 @@ impl Application {
 /// browser on this machine, or a DNS-rebinding page, reaches loopback too).
 fn warn_open_surfaces(s: &Settings) {
     let bind = s.bind;
+    if !s.tokens.is_empty() {
+        let scoped = s.tokens.iter().filter(|t| t.scope.is_some()).count();
+        tracing::info!(
+            tokens = s.tokens.len(),
+            scoped,
+            "named tokens ([[tokens]]): every route but the open ones needs a token"
+        );
+        if s.metrics_token.is_none() {
+            tracing::info!("/metrics.json takes METRICS_TOKEN or a named token");
+        }
+        return;
+    }
     if s.read_token.is_none() {
         tracing::warn!(%bind, "reads are open (no READ_TOKEN): whoever reaches this address reads every session (phone numbers), the alerts, /metrics and the dashboard; set READ_TOKEN");
         if !bind.ip().is_loopback() && s.allowed_hosts.is_empty() {

@@ -548,6 +548,7 @@ fn a_silence_applies_between_its_start_and_end_only() {
         ends_at: at(200.0),
         created_by: "me".into(),
         comment: "maintenance".into(),
+        scope: None,
     };
     let read = |n: &str| (n == "session").then_some("s1");
     assert!(!s.silences(at(99.999), read));
@@ -702,4 +703,29 @@ proptest! {
 
 fn sid(id: &str) -> wapulse_core::SessionId {
     wapulse_core::SessionId::parse(id).unwrap()
+}
+
+#[test]
+fn a_scoped_silence_mutes_nothing_outside_its_scope() {
+    let acme = wapulse_core::Scope::Labels([("tenant".to_owned(), "acme".to_owned())].into());
+    let s = Silence {
+        id: "s".into(),
+        matchers: vec![Matcher::new("code", "HEARTBEAT_DEAD", false).unwrap()],
+        starts_at: at(100.0),
+        ends_at: at(200.0),
+        created_by: "acme-admin".into(),
+        comment: "maintenance".into(),
+        scope: Some(acme),
+    };
+    let alert = |tenant: &'static str| {
+        move |n: &str| match n {
+            "code" => Some("HEARTBEAT_DEAD"),
+            "tenant" => Some(tenant),
+            _ => None,
+        }
+    };
+    assert!(s.silences(at(150.0), alert("acme")));
+    assert!(!s.silences(at(150.0), alert("bolt")));
+    let unscoped = Silence { scope: None, ..s };
+    assert!(unscoped.silences(at(150.0), alert("bolt")));
 }

@@ -53,6 +53,15 @@ pub struct ActiveAlert {
 }
 
 impl ActiveAlert {
+    /// Its label `name` as matchers read it: `session` (none for a fleet
+    /// incident), or one of the session's labels.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        match name {
+            "session" => Some(&*self.session).filter(|s| !s.is_empty()),
+            other => self.labels.get(other).map(String::as_str),
+        }
+    }
+
     /// As routes and silences see it.
     pub fn as_notified(&self) -> NotifiedAlert {
         NotifiedAlert {

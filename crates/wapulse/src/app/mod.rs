@@ -44,6 +44,10 @@ pub struct AppState {
     pub cluster: Option<Arc<Cluster>>,
     /// `/openapi.json`: the API's description for the settings in force.
     pub openapi: serde_json::Value,
+    /// The named tokens (`[[tokens]]`) in force.
+    pub keyring: Arc<crate::tenancy::Keyring>,
+    /// Admin actions and new token addresses, in the store.
+    pub audit: crate::tenancy::AuditLog,
 }
 
 /// The handle handlers receive.

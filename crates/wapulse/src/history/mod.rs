@@ -381,6 +381,7 @@ pub fn rank(
     window: (Timestamp, Timestamp, Timestamp),
     by: Option<&str>,
     label_of: &dyn Fn(&str) -> Option<String>,
+    admits: &dyn Fn(&str) -> bool,
     below: f64,
     limit: usize,
 ) -> Result<Ranked, read::ReadFailed> {
@@ -389,6 +390,9 @@ pub fn rank(
     let mut under: Vec<(String, f64)> = Vec::new();
     let mut fleet_under: Vec<(String, f64)> = Vec::new();
     reader.timelines(from, to, &mut |session, timeline| {
+        if !admits(session) {
+            return;
+        }
         let a = timeline.over(from, to, now);
         if a.observed_ms == 0 {
             return;

@@ -13,6 +13,7 @@ use super::ApiError;
 use super::session::label_filter;
 use crate::app::Shared;
 use crate::clock;
+use crate::tenancy::Caller;
 
 /// Most matchers one silence takes.
 const MAX_MATCHERS: usize = 16;
@@ -29,6 +30,7 @@ const MAX_PAGE: usize = 5000;
 /// while alerts change may overlap or skip one).
 pub(super) async fn list(
     State(state): State<Shared>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -106,6 +108,7 @@ pub(super) async fn list(
             (None, None) => Box::new(active.iter()),
         };
     let mut matching = base
+        .filter(|a| caller.sees_alert(a))
         .filter(|a| level.is_none_or(|l| a.level == l))
         .filter(|a| code.as_deref().is_none_or(|c| a.code == c))
         .filter(|a| phase.is_none_or(|p| a.state == p))
@@ -139,6 +142,7 @@ pub(super) struct HistoryQuery {
 /// newest first; `next` is the `before` of the next page.
 pub(super) async fn history(
     State(state): State<Shared>,
+    caller: Caller,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -149,13 +153,7 @@ pub(super) async fn history(
             format!("limit {limit} is not between 1 and 1000"),
         ));
     }
-    let rows = state.alerting.history(limit, q.before).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the alert history");
-        ApiError::Internal("the alert history could not be read; the server log says why".into())
-    })?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.seq))
-        .flatten();
+    let (rows, next) = history_rows(&state, &caller, limit, q.before).await?;
     let entries: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -215,11 +213,76 @@ fn new_id() -> String {
 /// is given) → `{id}`.
 pub(super) async fn create(
     State(state): State<Shared>,
+    caller: Caller,
     body: Result<Json<NewSilence>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(n) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let id = save_silence(&state, n).await?;
+    let id = save_silence(&state, &caller, n).await?;
     Ok(Json(json!({ "id": id })))
+}
+
+/// Pages of scanned history a scoped caller's page may take: past them
+/// the page ends short, with `next` where the scan stopped.
+const MAX_SCANNED_PAGES: usize = 20;
+
+/// The history rows `caller` sees, newest first, and the `before` of the
+/// next page. A scoped caller sees the transitions of the sessions it sees
+/// now; never notifications (a receiver's messages speak for every tenant)
+/// nor fleet incidents.
+async fn history_rows(
+    state: &Shared,
+    caller: &Caller,
+    limit: usize,
+    mut before: Option<i64>,
+) -> Result<(Vec<crate::alerting::store::HistoryRow>, Option<i64>), ApiError> {
+    let read_failed = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "cannot read the alert history");
+        ApiError::Internal("the alert history could not be read; the server log says why".into())
+    };
+    if caller.scope().is_none() {
+        let rows = state
+            .alerting
+            .history(limit, before)
+            .await
+            .map_err(read_failed)?;
+        let next = (rows.len() == limit)
+            .then(|| rows.last().map(|r| r.seq))
+            .flatten();
+        return Ok((rows, next));
+    }
+    let snapshot = state.model.snapshot();
+    let seen = |row: &crate::alerting::store::HistoryRow| {
+        if row.kind != "transition" {
+            return false;
+        }
+        let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+        body["session"]
+            .as_str()
+            .and_then(|s| snapshot.get(s))
+            .is_some_and(|s| caller.sees(s))
+    };
+    let mut out = Vec::new();
+    for _ in 0..MAX_SCANNED_PAGES {
+        let rows = state
+            .alerting
+            .history(limit, before)
+            .await
+            .map_err(read_failed)?;
+        let full = rows.len() == limit;
+        before = rows.last().map(|r| r.seq);
+        for row in rows {
+            if out.len() == limit {
+                return Ok((out, before));
+            }
+            if seen(&row) {
+                out.push(row);
+            }
+        }
+        if !full {
+            return Ok((out, None));
+        }
+    }
+    Ok((out, before))
 }
 
 /// Refuses a new silence when [`MAX_SILENCES`] are active or pending.
@@ -236,8 +299,13 @@ fn room_for_one_more(silences: &[Silence], now: Timestamp) -> Result<(), ApiErro
     Ok(())
 }
 
-/// Checks and saves a silence (new, or replacing `id`); its id.
-pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String, ApiError> {
+/// Checks and saves a silence (new, or replacing `id`) made by `caller`,
+/// held to its scope, and records it in the audit log; its id.
+pub(crate) async fn save_silence(
+    state: &Shared,
+    caller: &Caller,
+    n: NewSilence,
+) -> Result<String, ApiError> {
     let now = clock::now();
     let raw = n.matchers.filter(|m| !m.is_empty()).ok_or_else(|| {
         ApiError::invalid("matchers", "matchers: at least one matcher is required")
@@ -292,7 +360,10 @@ pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String
     let silences = state.alerting.silences();
     let id = match n.id {
         Some(id) => {
-            if !silences.iter().any(|s| s.id == id) {
+            if !silences
+                .iter()
+                .any(|s| s.id == id && caller.sees_silence(s))
+            {
                 return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
             }
             id
@@ -309,18 +380,50 @@ pub(crate) async fn save_silence(state: &Shared, n: NewSilence) -> Result<String
         ends_at,
         created_by,
         comment,
+        scope: caller.scope().cloned(),
     };
+    let detail = json!({
+        "matchers": &silence.matchers,
+        "startsAt": silence.starts_at.to_rfc3339(),
+        "endsAt": silence.ends_at.to_rfc3339(),
+        "createdBy": &silence.created_by,
+        "comment": &silence.comment,
+    });
     state.save_silence(silence).await?;
+    audit(state, caller, now, "silence.created", &id, detail).await?;
     Ok(id)
 }
 
-/// `GET /v1/silences`.
-pub(super) async fn list_silences(State(state): State<Shared>) -> Json<Value> {
+/// Records an admin action that has been done: when the record cannot be
+/// written the action stands, and the answer says so.
+async fn audit(
+    state: &Shared,
+    caller: &Caller,
+    now: Timestamp,
+    action: &'static str,
+    target: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
+    state
+        .audit
+        .record(now, &caller.who(), action, target, detail)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+            ApiError::Internal(format!(
+                "done, but its audit record was not written ({e}); the server log says more"
+            ))
+        })
+}
+
+/// `GET /v1/silences`: a scoped token's own scope's only.
+pub(super) async fn list_silences(State(state): State<Shared>, caller: Caller) -> Json<Value> {
     let now = clock::now();
     let all: Vec<Value> = state
         .alerting
         .silences()
         .iter()
+        .filter(|s| caller.sees_silence(s))
         .map(|s| silence_json(s, now))
         .collect();
     Json(json!({ "silences": all }))
@@ -330,15 +433,18 @@ pub(super) async fn list_silences(State(state): State<Shared>) -> Json<Value> {
 /// expired, for the record).
 pub(super) async fn expire(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (s, now) = expire_silence(&state, &id).await?;
+    let (s, now) = expire_silence(&state, &caller, &id).await?;
     Ok(Json(silence_json(&s, now)))
 }
 
-/// Ends silence `id` now (a pending one never starts).
+/// Ends silence `id` now (a pending one never starts), recorded in the
+/// audit log; a scoped caller ends only its own scope's.
 pub(crate) async fn expire_silence(
     state: &Shared,
+    caller: &Caller,
     id: &str,
 ) -> Result<(Silence, Timestamp), ApiError> {
     let now = clock::now();
@@ -346,7 +452,7 @@ pub(crate) async fn expire_silence(
         .alerting
         .silences()
         .iter()
-        .find(|s| s.id == id)
+        .find(|s| s.id == id && caller.sees_silence(s))
         .cloned()
     else {
         return Err(ApiError::NotFound(format!("no silence with id `{id}`")));
@@ -358,6 +464,7 @@ pub(crate) async fn expire_silence(
             s.ends_at = now;
         }
         state.save_silence(s.clone()).await?;
+        audit(state, caller, now, "silence.expired", id, json!({})).await?;
     }
     Ok((s, now))
 }
@@ -376,6 +483,7 @@ mod tests {
             ends_at: ends,
             created_by: "t".into(),
             comment: "c".into(),
+            scope: None,
         };
         let later = now.plus(wapulse_core::DurationMs::from_hours(1));
         let mut all: Vec<Silence> = (0..MAX_SILENCES - 1).map(|i| silence(i, later)).collect();

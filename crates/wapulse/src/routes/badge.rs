@@ -13,6 +13,7 @@ use super::session::find;
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 const GREEN: &str = "#2e7d32";
 const AMBER: &str = "#b26a00";
@@ -79,9 +80,10 @@ fn answer(body: String) -> Response {
 /// its level.
 pub(super) async fn status(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let session = find(&state, &id)?;
+    let session = find(&state, &caller, &id)?;
     let a = evaluate(&session, &state.settings.thresholds, clock::now());
     let colour = match a.level {
         Level::Ok => GREEN,
@@ -121,6 +123,7 @@ fn window(query: Queried) -> Result<DurationMs, ApiError> {
 /// `GET /badge/{session}/availability.svg?window=30d`.
 pub(super) async fn availability(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
     query: Queried,
 ) -> Result<Response, ApiError> {
@@ -128,7 +131,7 @@ pub(super) async fn availability(
     let id = super::session::parse_id(&id)?;
     let now = clock::now();
     let from = now.minus(d);
-    let timeline = super::history::timeline_for(&state, &id, from, now).await?;
+    let timeline = super::history::timeline_for(&state, &caller, &id, from, now).await?;
     Ok(availability_badge(d, timeline.over(from, now, now).share()))
 }
 
@@ -137,6 +140,7 @@ pub(super) async fn availability(
 /// "no data" when none was observed in the window).
 pub(super) async fn label_availability(
     State(state): State<Shared>,
+    caller: Caller,
     Path((label, value)): Path<(String, String)>,
     query: Queried,
 ) -> Result<Response, ApiError> {
@@ -152,11 +156,13 @@ pub(super) async fn label_availability(
     let name = label.clone();
     let ranked = tokio::task::spawn_blocking(move || {
         let label_of = |id: &str| snapshot.get(id)?.labels.get(&name).map(str::to_owned);
+        let admits = |id: &str| caller.sees_id(&snapshot, id);
         crate::history::rank(
             reader.as_ref(),
             (now.minus(d), now, now),
             Some(&name),
             &label_of,
+            &admits,
             0.0,
             0,
         )

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 403: the request came from where it may not (another site, a host
     /// name not allowed).
     Forbidden(String),
+    /// 403: a scoped token's batch writes outside its scope; located like
+    /// a 400 (the event, and `session` or `labels`).
+    OutOfScope(wapulse_core::OutOfScope),
     /// 404.
     NotFound(String),
     /// 413.
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::OutOfScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::BadRequest { message, .. } | ApiError::Conflict { message, .. } => {
                 message.clone()
             }
+            ApiError::OutOfScope(e) => format!("{e}; nothing was applied"),
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
@@ -112,6 +116,13 @@ impl IntoResponse for ApiError {
                 index,
                 field,
             } => located(message, index, field),
+            ApiError::OutOfScope(ref e) => {
+                let field = match e {
+                    wapulse_core::OutOfScope::Session { .. } => "session",
+                    wapulse_core::OutOfScope::ScopeLabel { .. } => "labels",
+                };
+                located(self.message(), Some(e.index()), Some(field))
+            }
             other => json!({ "error": other.message() }),
         };
         let mut response = (status, axum::Json(body)).into_response();

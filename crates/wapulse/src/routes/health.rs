@@ -20,6 +20,7 @@ use super::ApiError;
 use crate::app::Shared;
 use crate::clock;
 use crate::probes::Probe;
+use crate::tenancy::Caller;
 
 /// One named condition, as readiness and health report it.
 #[derive(Clone, Debug, Serialize)]
@@ -212,7 +213,7 @@ pub(super) async fn readyz(
     (code, Json(json!({ "ready": ready, "checks": map }))).into_response()
 }
 
-pub(super) async fn api_health(State(state): State<Shared>) -> Response {
+pub(super) async fn api_health(State(state): State<Shared>, caller: Caller) -> Response {
     let checks = conditions(&state);
     let failing_ready = checks.iter().any(|c| c.readiness && !c.ok);
     let failing_any = checks.iter().any(|c| !c.ok);
@@ -223,14 +224,27 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
     } else {
         ("healthy", StatusCode::OK)
     };
+    if caller.scope().is_some() {
+        // A tenant sees wapulse's status and its own sessions and alerts:
+        // no check's detail, probe, receiver or store figure, all of which
+        // speak of the whole fleet.
+        let body = json!({
+            "status": status,
+            "sessions": sessions_summary(&state, &caller),
+            "alerting": alerting_summary(&state, &caller),
+            "version": env!("CARGO_PKG_VERSION"),
+            "timestamp": clock::now().to_rfc3339(),
+        });
+        return (code, Json(body)).into_response();
+    }
     let map: BTreeMap<&str, &Condition> = checks.iter().map(|c| (c.name.as_str(), c)).collect();
     let body = json!({
         "status": status,
         "checks": map,
         "probes": probes_json(state.probes.iter()),
         "store": store_summary(&state),
-        "sessions": sessions_summary(&state),
-        "alerting": alerting_summary(&state),
+        "sessions": sessions_summary(&state, &caller),
+        "alerting": alerting_summary(&state, &caller),
         "receivers": state.alerting.receivers(),
         "cluster": state.cluster.as_ref().map(|c| c.status(state.model.position())),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
@@ -240,16 +254,48 @@ pub(super) async fn api_health(State(state): State<Shared>) -> Response {
     (code, Json(body)).into_response()
 }
 
-pub(super) async fn health(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({ "status": "ok", "sessions": state.model.snapshot().len() }))
+pub(super) async fn health(State(state): State<Shared>, caller: Caller) -> Json<Value> {
+    let snapshot = state.model.snapshot();
+    let sessions = match caller.scope() {
+        None => snapshot.len(),
+        Some(scope) => snapshot.sessions().filter(|s| scope.admits(s)).count(),
+    };
+    Json(json!({ "status": "ok", "sessions": sessions }))
 }
 
-fn sessions_summary(state: &Shared) -> Value {
+/// The rollup of the sessions `scope` covers, judged now.
+fn scoped_rollup(state: &Shared, scope: &wapulse_core::Scope) -> wapulse_core::Rollup {
+    let t = &state.settings.thresholds;
+    let now = clock::now();
+    let mut rollup = wapulse_core::Rollup {
+        sessions: 0,
+        by_state: [0; wapulse_core::event::STATES],
+        by_level: [0; 3],
+        alerts: 0,
+    };
+    for s in state
+        .model
+        .snapshot()
+        .sessions()
+        .filter(|s| scope.admits(s))
+    {
+        let a = wapulse_core::evaluate(s, t, now);
+        rollup.sessions += 1;
+        rollup.by_state[s.state.index()] += 1;
+        rollup.by_level[a.level as usize] += 1;
+        rollup.alerts += a.alerts.len();
+    }
+    rollup
+}
+
+fn sessions_summary(state: &Shared, caller: &Caller) -> Value {
     let snapshot = state.model.snapshot();
     let judged = state.alerting.snapshot();
     // The evaluator keeps the rollup by difference; reads never judge the
     // fleet, except before its first pass (the first second of a start).
-    let rollup = if judged.evaluated_at.is_some() {
+    let rollup = if let Some(scope) = caller.scope() {
+        scoped_rollup(state, scope)
+    } else if judged.evaluated_at.is_some() {
         wapulse_core::Rollup {
             sessions: snapshot.len(),
             by_state: snapshot.by_state(),
@@ -282,8 +328,26 @@ fn sessions_summary(state: &Shared) -> Value {
     })
 }
 
-fn alerting_summary(state: &Shared) -> Value {
+fn alerting_summary(state: &Shared, caller: &Caller) -> Value {
     let judged = state.alerting.snapshot();
+    if caller.scope().is_some() {
+        let seen = judged.active.iter().filter(|a| caller.sees_alert(a));
+        let (mut firing, mut pending, mut silenced) = (0, 0, 0);
+        for a in seen {
+            match a.state {
+                wapulse_core::Phase::Firing => firing += 1,
+                _ => pending += 1,
+            }
+            silenced += usize::from(a.silenced);
+        }
+        return json!({
+            "evaluatedAt": judged.evaluated_at.map(|t| t.to_rfc3339()),
+            "firing": firing,
+            "pending": pending,
+            "incidents": 0,
+            "silenced": silenced,
+        });
+    }
     json!({
         "evaluatedAt": judged.evaluated_at.map(|t| t.to_rfc3339()),
         "firing": judged.counts.firing,
@@ -297,8 +361,8 @@ fn all_ok(probes: &BTreeMap<String, Value>) -> bool {
     probes.values().all(|p| p["status"] == "ok")
 }
 
-pub(super) async fn health_whatsapp(State(state): State<Shared>) -> Json<Value> {
-    let sessions = sessions_summary(&state);
+pub(super) async fn health_whatsapp(State(state): State<Shared>, caller: Caller) -> Json<Value> {
+    let sessions = sessions_summary(&state, &caller);
     let probes = probes_json(state.probes.in_group("whatsapp"));
     // A failing probe of the group (the Baileys service, say) is as bad as
     // a critical session: the sessions behind it cannot be trusted.

@@ -18,6 +18,7 @@ use crate::app::Shared;
 use crate::clock;
 use crate::history::{self, FleetPoint, HOUR_MS, MINUTE_MS};
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// The steps a history may be read at.
 const STEPS: [(&str, i64); 4] = [
@@ -212,9 +213,18 @@ fn steps(q: &HistoryQuery, now: Timestamp, allowed: &[i64]) -> Result<(Range, i6
 /// `GET /history/fleet?from&to&step`.
 pub(super) async fn fleet(
     State(state): State<Shared>,
+    caller: Caller,
     headers: HeaderMap,
     query: Queried<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(scope) = caller.scope() {
+        return Err(ApiError::Forbidden(format!(
+            "fleet history counts the sessions of every tenant, and this token is scoped to {}: \
+             read its sessions' history at /sessions/{{id}}/history and their availability at \
+             /availability",
+            scope.describe()
+        )));
+    }
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let now = clock::now();
     let (r, step) = steps(&q, now, &[MINUTE_MS, 5 * MINUTE_MS, HOUR_MS, 24 * HOUR_MS])?;
@@ -351,10 +361,14 @@ fn notifications_of(p: &FleetPoint) -> Option<Value> {
 /// route by id.
 pub(super) async fn timeline_for(
     state: &Shared,
+    caller: &Caller,
     id: &SessionId,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Timeline, ApiError> {
+    if !caller.sees_id(&state.model.snapshot(), id.as_str()) {
+        return Err(super::session::unknown(id.as_str()));
+    }
     let reader = state.model.history();
     let read = id.clone();
     let timeline = blocking(move || reader.timeline(&read, from, to)).await?;
@@ -391,6 +405,7 @@ pub(super) struct WindowQuery {
 /// `GET /sessions/{id}/availability?window=30d` (or `from`/`to`).
 pub(super) async fn session_availability(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Queried<WindowQuery>,
@@ -405,7 +420,7 @@ pub(super) async fn session_availability(
         DurationMs::from_hours(30 * 24),
         now,
     )?;
-    let timeline = timeline_for(&state, &id, r.from, r.to).await?;
+    let timeline = timeline_for(&state, &caller, &id, r.from, r.to).await?;
     let a = timeline.over(r.from, r.to, now);
     if wants_csv(&headers) {
         return csv(
@@ -458,6 +473,7 @@ pub(super) struct FleetAvailabilityQuery {
 /// sessions below the target, worst first.
 pub(super) async fn fleet_availability(
     State(state): State<Shared>,
+    caller: Caller,
     headers: HeaderMap,
     query: Queried<FleetAvailabilityQuery>,
 ) -> Result<Response, ApiError> {
@@ -495,11 +511,13 @@ pub(super) async fn fleet_availability(
             let by = by.as_deref()?;
             snapshot.get(id)?.labels.get(by).map(str::to_owned)
         };
+        let admits = |id: &str| caller.sees_id(&snapshot, id);
         history::rank(
             reader.as_ref(),
             (r.from, r.to, now),
             by.as_deref(),
             &label_of,
+            &admits,
             below,
             limit,
         )
@@ -549,6 +567,7 @@ pub(super) async fn fleet_availability(
 /// are kept by the hour: the step is 1h or 1d.
 pub(super) async fn session_history(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Queried<HistoryQuery>,
@@ -557,7 +576,7 @@ pub(super) async fn session_history(
     let id = parse_id(&id)?;
     let now = clock::now();
     let (r, step) = steps(&q, now, &[HOUR_MS, 24 * HOUR_MS])?;
-    let timeline = timeline_for(&state, &id, r.from, r.to).await?;
+    let timeline = timeline_for(&state, &caller, &id, r.from, r.to).await?;
     let reader = state.model.history();
     let (read, from, to) = (id.clone(), r.from, r.to);
     let hours = blocking(move || reader.session_hours(&read, from, to)).await?;

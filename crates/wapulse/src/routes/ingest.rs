@@ -21,6 +21,7 @@ use wapulse_core::{Event, ParseContext, RawEvent, SessionId, Timestamp};
 use super::ApiError;
 use crate::app::Shared;
 use crate::clock;
+use crate::tenancy::Caller;
 
 /// The answer to an accepted batch.
 #[derive(Debug, Serialize)]
@@ -260,6 +261,7 @@ impl EventObject<'_> {
 
 async fn ingest(
     state: &Shared,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
     path_session: Option<SessionId>,
@@ -270,7 +272,10 @@ async fn ingest(
     let shared = state.clone();
     let result = state
         .parser
-        .run(move || parse_batch(&shared, &headers, &body, path_session, received))
+        .run(move || {
+            let events = parse_batch(&shared, &headers, &body, path_session, received)?;
+            in_scope(&shared, &caller, events)
+        })
         .await
         .unwrap_or_else(|| Err(ApiError::Unavailable("the event parser stopped".into())));
     let telemetry = &state.telemetry.ingest_events;
@@ -314,6 +319,31 @@ fn parse_batch(
     state
         .model
         .snapshot()
+        .check_labels(&events)
+        .map_err(|(i, e)| ApiError::Conflict {
+            message: format!("event {i}: {e}"),
+            index: Some(i),
+            field: Some(e.field),
+        })?;
+    Ok(events)
+}
+
+/// A scoped caller's batch, checked against its scope (the whole batch
+/// refused at the first event outside it), with the scope's labels given
+/// to the sessions it creates; an unscoped caller's as it is.
+pub(super) fn in_scope(
+    state: &Shared,
+    caller: &Caller,
+    events: Vec<Event>,
+) -> Result<Vec<Event>, ApiError> {
+    let Some(scope) = caller.scope() else {
+        return Ok(events);
+    };
+    let snapshot = state.model.snapshot();
+    let events = scope
+        .check_batch(events, &snapshot)
+        .map_err(ApiError::OutOfScope)?;
+    snapshot
         .check_labels(&events)
         .map_err(|(i, e)| ApiError::Conflict {
             message: format!("event {i}: {e}"),
@@ -392,15 +422,17 @@ pub(super) fn body_or_error(state: &Shared, body: Body) -> Result<Bytes, ApiErro
 
 pub(super) async fn events(
     State(state): State<Shared>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let body = body_or_error(&state, body)?;
-    ingest(&state, headers, body, None).await
+    ingest(&state, caller, headers, body, None).await
 }
 
 pub(super) async fn session_events(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -411,5 +443,5 @@ pub(super) async fn session_events(
         index: None,
         field: Some("id"),
     })?;
-    ingest(&state, headers, body, Some(id)).await
+    ingest(&state, caller, headers, body, Some(id)).await
 }

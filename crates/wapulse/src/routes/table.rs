@@ -6,7 +6,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{about, alerts, badge, health, history, ingest, metrics, session, webhooks};
+use super::{about, alerts, audit, badge, health, history, ingest, metrics, session, webhooks};
 use crate::app::Shared;
 use crate::auth::Access;
 
@@ -85,6 +85,10 @@ const OK: (u16, &str) = (200, "OK");
 const UNAUTHORIZED: (u16, &str) = (401, "missing or wrong token");
 const NOT_FOUND: (u16, &str) = (404, "unknown session");
 const BAD_ID: (u16, &str) = (400, "malformed session id");
+const FORBIDDEN_GRANT: (u16, &str) = (
+    403,
+    "a named token ([[tokens]]) whose access is below this route's",
+);
 
 const WEBHOOK: &[(u16, &str)] = &[
     (
@@ -104,6 +108,11 @@ const WEBHOOK: &[(u16, &str)] = &[
     (
         401,
         "missing or wrong token, or a bad X-Webhook-Hmac signature",
+    ),
+    (
+        403,
+        "a read token of [[tokens]], or a scoped token's delivery for a session outside its \
+         scope; nothing applied",
     ),
     (413, "body too large"),
     (415, "unsupported content type"),
@@ -132,6 +141,11 @@ pub fn table() -> Vec<Route> {
         ),
         (413, "body too large"),
         (415, "unsupported content type"),
+        (
+            403,
+            "a read token of [[tokens]], or a scoped token's event for a session outside its \
+             scope (index, field); nothing applied",
+        ),
         (
             503,
             "the store refused the write; nothing applied (Retry-After)",
@@ -262,6 +276,7 @@ pub fn table() -> Vec<Route> {
                 (200, "retired: {retired, at}"),
                 BAD_ID,
                 UNAUTHORIZED,
+                FORBIDDEN_GRANT,
                 NOT_FOUND,
                 (409, "the default session cannot be retired"),
                 (503, "the store refused the write (Retry-After)"),
@@ -309,7 +324,15 @@ pub fn table() -> Vec<Route> {
             "The fleet per step: sessions by state and level, alerts firing, events and messages \
              (?from=&to=&step=1m|5m|1h|1d; CSV with Accept: text/csv)",
             Read,
-            &[OK, (400, "malformed from, to or step"), UNAUTHORIZED],
+            &[
+                OK,
+                (400, "malformed from, to or step"),
+                UNAUTHORIZED,
+                (
+                    403,
+                    "a scoped token: fleet history counts every tenant's sessions",
+                ),
+            ],
             JSON,
             get(history::fleet),
         ),
@@ -375,6 +398,20 @@ pub fn table() -> Vec<Route> {
             get(alerts::list),
         ),
         route(
+            "/v1/audit",
+            "The audit log: silences created and expired, sessions retired, named tokens seen \
+             from a new address; newest first (?limit=&before=); a scoped admin token reads its own",
+            Admin,
+            &[
+                OK,
+                (400, "bad limit or before"),
+                UNAUTHORIZED,
+                FORBIDDEN_GRANT,
+            ],
+            JSON,
+            get(audit::list),
+        ),
+        route(
             "/alerts/history",
             "Alert transitions and notifications, newest first (?limit=&before=)",
             Read,
@@ -392,6 +429,7 @@ pub fn table() -> Vec<Route> {
                 OK,
                 (400, "invalid silence"),
                 UNAUTHORIZED,
+                FORBIDDEN_GRANT,
                 (404, "no silence with that id"),
                 (413, "body too large"),
                 (415, "unsupported content type"),
@@ -405,7 +443,7 @@ pub fn table() -> Vec<Route> {
             "/v1/silences",
             "Every silence, with its status (active, pending, expired)",
             Admin,
-            &[OK, UNAUTHORIZED],
+            &[OK, UNAUTHORIZED, FORBIDDEN_GRANT],
             get(alerts::list_silences),
         ),
         route_as(
@@ -417,6 +455,7 @@ pub fn table() -> Vec<Route> {
             &[
                 OK,
                 UNAUTHORIZED,
+                FORBIDDEN_GRANT,
                 (404, "no silence with that id"),
                 (503, "the store refused the write (Retry-After)"),
             ],

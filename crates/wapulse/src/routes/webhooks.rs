@@ -19,6 +19,7 @@ use super::ingest::{Body, body_or_error};
 use crate::app::Shared;
 use crate::clock;
 use crate::gateways::{self, Mapped, Prior, Refused};
+use crate::tenancy::Caller;
 
 #[derive(Clone, Copy)]
 enum Gateway {
@@ -86,6 +87,7 @@ pub(super) async fn whatsapp_cloud_handshake(
 /// token is, and with neither the route is closed.
 pub(super) async fn whatsapp_cloud(
     State(state): State<Shared>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -116,7 +118,7 @@ pub(super) async fn whatsapp_cloud(
         Ok::<_, ApiError>((mapped, received))
     }
     .await;
-    finish(&state, Gateway::WhatsappCloud, result).await
+    finish(&state, &caller, Gateway::WhatsappCloud, result).await
 }
 
 /// Whether `given` (hex, any case) is the HMAC of `body` under `key`,
@@ -168,7 +170,12 @@ fn verify_cloud_signature(headers: &HeaderMap, body: &[u8], secret: &str) -> Res
     }
 }
 
-pub(super) async fn waha(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn waha(
+    State(state): State<Shared>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let body = checked_body(&state, &headers, body)?;
         if let Some(key) = &state.settings.gateways.waha_hmac_key {
@@ -189,28 +196,31 @@ pub(super) async fn waha(State(state): State<Shared>, headers: HeaderMap, body: 
         Ok::<_, ApiError>((mapped, received))
     }
     .await;
-    finish(&state, Gateway::Waha, result).await
+    finish(&state, &caller, Gateway::Waha, result).await
 }
 
 pub(super) async fn evolution(
     State(state): State<Shared>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    evolution_delivery(state, headers, body, None).await
+    evolution_delivery(state, caller, headers, body, None).await
 }
 
 pub(super) async fn evolution_by_event(
     State(state): State<Shared>,
+    caller: Caller,
     Path(event): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    evolution_delivery(state, headers, body, Some(event)).await
+    evolution_delivery(state, caller, headers, body, Some(event)).await
 }
 
 async fn evolution_delivery(
     state: Shared,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
     path_event: Option<String>,
@@ -227,7 +237,7 @@ async fn evolution_delivery(
         );
         (mapped, received)
     });
-    finish(&state, Gateway::Evolution, result).await
+    finish(&state, &caller, Gateway::Evolution, result).await
 }
 
 /// The body, if it is one wapulse reads: within the size limit, sent as
@@ -282,6 +292,7 @@ fn verify_waha_signature(headers: &HeaderMap, body: &[u8], key: &str) -> Result<
 
 async fn finish(
     state: &Shared,
+    caller: &Caller,
     gateway: Gateway,
     result: Result<(Result<Mapped, Refused>, Timestamp), ApiError>,
 ) -> Response {
@@ -346,6 +357,13 @@ async fn finish(
         count("rejected", 1);
         return ApiError::bad_request(format!("{} webhook: {e}", gateway.name())).into_response();
     }
+    let events = match super::ingest::in_scope(state, caller, events) {
+        Ok(events) => events,
+        Err(e) => {
+            count("rejected", 1);
+            return e.into_response();
+        }
+    };
     let total = events.len();
     match state.accept(events, received).await {
         Ok(outcome) => {

@@ -98,6 +98,19 @@ fn migrations() -> Migrations<'static> {
         // History (issue 31): state changes, fleet counts and samples,
         // session hours, written in the journal's transaction.
         M::up(crate::history::sqlite::SCHEMA),
+        // The audit log (issue 30): admin actions and new token addresses,
+        // written and read by `tenancy::audit`.
+        M::up(
+            "CREATE TABLE audit (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+             at_ms INTEGER NOT NULL,
+             who TEXT NOT NULL,
+             action TEXT NOT NULL,
+             target TEXT NOT NULL,
+             detail TEXT NOT NULL
+         ) STRICT;
+         CREATE INDEX audit_by_who ON audit (who, seq);",
+        ),
     ])
 }
 
@@ -112,7 +125,7 @@ fn signed(v: u64) -> i64 {
 
 /// How many schema versions exist.
 pub fn schema_versions() -> usize {
-    4
+    5
 }
 
 /// The writer's side of the SQLite store.

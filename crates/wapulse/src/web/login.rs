@@ -24,6 +24,7 @@ use super::view::html;
 use crate::app::Shared;
 use crate::auth;
 use crate::secret::Secret;
+use crate::tenancy::{Caller, Grant};
 
 const COOKIE: &str = "wapulse_token";
 
@@ -97,7 +98,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 /// `None` when the request may read; else the answer: a redirect to the
 /// login form (a page) or a 401 (the live stream).
 pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
-    let open = state.settings.read_token.is_none();
+    let open = state.settings.read_token.is_none() && state.keyring.is_empty();
     if let Err(why) = auth::host_allowed(&state.settings, headers, open) {
         return Some((StatusCode::FORBIDDEN, why.0).into_response());
     }
@@ -105,9 +106,14 @@ pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option
     let session = |token: &Secret| {
         cookie(headers).is_some_and(|c| session_valid(token, c, crate::clock::now()))
     };
-    if allowed(&[auth::bearer(headers)], read_token, "READ_TOKEN")
-        || read_token.is_some_and(session)
-    {
+    // An unscoped named token opens the pages too (as a bearer token);
+    // a tenant's scoped one does not: the pages show the whole fleet.
+    let named = auth::bearer(headers)
+        .and_then(|b| state.keyring.find(b))
+        .is_some_and(|t| t.scope.is_none());
+    let single = (read_token.is_some() || state.keyring.is_empty())
+        && allowed(&[auth::bearer(headers)], read_token, "READ_TOKEN");
+    if named || single || read_token.is_some_and(session) {
         return None;
     }
     if next.starts_with("/ui/live") {
@@ -130,17 +136,34 @@ pub(super) fn cross_site_refused(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// Whether `token` may change silences: `ADMIN_TOKEN`, else
-/// `INGEST_TOKEN`, when either is set (anyone otherwise, like the API).
-pub(super) fn admin(state: &Shared, token: &str) -> bool {
+/// Who changes silences with `token`: `ADMIN_TOKEN`, else `INGEST_TOKEN`,
+/// when either is set (anyone otherwise, like the API), or an unscoped
+/// named admin token (the dashboard is the operators'; a tenant's token
+/// changes silences through the API). `None`: refused.
+pub(super) fn admin(state: &Shared, token: &str) -> Option<Caller> {
+    if let Some(named) = state.keyring.find(token) {
+        return (named.grant == Grant::Admin && named.scope.is_none())
+            .then(|| Caller::named(named));
+    }
     let s = &state.settings;
-    let expected = s.admin_token.as_ref().or(s.ingest_token.as_ref());
-    allowed(&[Some(token)], expected, "ADMIN_TOKEN")
+    let (expected, setting) = match (&s.admin_token, &s.ingest_token) {
+        (Some(admin), _) => (Some(admin), "ADMIN_TOKEN"),
+        (None, ingest) => (ingest.as_ref(), "INGEST_TOKEN"),
+    };
+    if expected.is_none() && !state.keyring.is_empty() {
+        return None;
+    }
+    allowed(&[Some(token)], expected, "ADMIN_TOKEN").then(|| Caller {
+        token: None,
+        setting: expected.is_some().then_some(setting),
+    })
 }
 
 /// Whether the silence forms need a token field.
 pub(super) fn admin_needed(state: &Shared) -> bool {
-    state.settings.admin_token.is_some() || state.settings.ingest_token.is_some()
+    state.settings.admin_token.is_some()
+        || state.settings.ingest_token.is_some()
+        || !state.keyring.is_empty()
 }
 
 fn urlencoding(text: &str) -> String {

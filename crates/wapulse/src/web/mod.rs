@@ -46,6 +46,7 @@ pub fn router() -> Router<Shared> {
         .route("/ui/availability", get(pages::availability))
         .route("/ui/silences", post(pages::create_silence))
         .route("/ui/silences/{id}/expire", post(pages::expire_silence))
+        .route("/status/{value}", get(pages::status))
         .route("/ui/login", get(login::form).post(login::login))
         .route("/ui/logout", post(login::logout))
         .route("/ui/live", get(live::events))

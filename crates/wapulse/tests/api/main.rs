@@ -40,6 +40,7 @@ mod security;
 mod session;
 mod storage;
 mod support;
+mod tenancy;
 mod tls;
 mod web;
 mod whatsapp_cloud;

@@ -122,8 +122,8 @@ async fn clean_restart_gives_back_the_same_model() {
     let store = &h["store"];
     assert_eq!(store["reachable"], true);
     assert_eq!(store["backend"], "sqlite");
-    assert_eq!(store["schemaVersion"], 4);
-    assert_eq!(store["migrationsApplied"], 4);
+    assert_eq!(store["schemaVersion"], 5);
+    assert_eq!(store["migrationsApplied"], 5);
     assert_eq!(store["schemaCurrent"], true);
     assert_eq!(store["journalEvents"], 15);
     assert!(

@@ -17,7 +17,8 @@ use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricType};
 use serde_json::{Value, json};
 use wapulse_core::delivery::{AckLatencies, LATENCY_BUCKETS_MS};
 use wapulse_core::{
-    AlertCode, Assessment, Delivery, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
+    AlertCode, Assessment, Delivery, Level, Scope, Session, SessionState, Thresholds, Timestamp,
+    evaluate,
 };
 
 mod families;
@@ -25,11 +26,12 @@ mod families;
 use families::{Families, Sink};
 
 use super::ApiError;
-use super::session::find;
+use super::session::{default_session, find};
 use crate::app::Shared;
 use crate::clock;
 use crate::config::MetricsSessions;
 use crate::probes::ProbeStatus;
+use crate::tenancy::Caller;
 
 /// Per-session series. With `fleet`, every series carries a `session`
 /// label and `wa_session_state` lists only the current state (a fleet of
@@ -387,7 +389,13 @@ fn one_session(state: &Shared, s: &Session) -> Response {
     text(Body::from(rx.try_iter().flatten().collect::<Vec<u8>>()))
 }
 
-pub(super) async fn session_default(State(state): State<Shared>) -> Response {
+pub(super) async fn session_default(State(state): State<Shared>, caller: Caller) -> Response {
+    if caller.scope().is_some() {
+        return match default_session(&state, &caller) {
+            Ok(s) => one_session(&state, &s),
+            Err(e) => e.into_response(),
+        };
+    }
     let snapshot = state.model.snapshot();
     match snapshot.get(state.settings.default_session.as_str()) {
         Some(s) => one_session(&state, s),
@@ -397,9 +405,10 @@ pub(super) async fn session_default(State(state): State<Shared>) -> Response {
 
 pub(super) async fn session(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let s = find(&state, &id)?;
+    let s = find(&state, &caller, &id)?;
     Ok(one_session(&state, &s))
 }
 
@@ -407,12 +416,16 @@ pub(super) async fn session(
 /// core for a while; the request workers stay free) and streamed while it
 /// is built. Should encoding fail, the answer is cut short, so that a
 /// scraper records a failed scrape rather than partial figures.
-pub(super) async fn all(State(state): State<Shared>) -> Response {
+pub(super) async fn all(State(state): State<Shared>, caller: Caller) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         let failed = tx.clone();
         let sink: Sink = Box::new(move |piece| tx.blocking_send(Ok(Bytes::from(piece))).is_ok());
-        if !fleet(&state, sink) {
+        let encoded = match caller.scope() {
+            Some(scope) => tenant(&state, scope, sink),
+            None => fleet(&state, sink),
+        };
+        if !encoded {
             let _ = failed.blocking_send(Err(std::io::Error::other("metrics encoding failed")));
         }
     });
@@ -535,6 +548,73 @@ fn fleet(state: &Shared, sink: Sink) -> bool {
     out.finish()
 }
 
+/// What `/metrics` says to a scoped token: its sessions' rollups and
+/// per-session series (as `metrics_sessions` chooses), and nothing of
+/// wapulse's own or of the fleet (platform counters, probes, the ack
+/// latencies of every session, the HTTP series), which other tenants'
+/// sessions make.
+fn tenant(state: &Shared, scope: &Scope, sink: Sink) -> bool {
+    use MetricType::GAUGE;
+    let t = &state.settings.thresholds;
+    let now = clock::now();
+    let snapshot = state.model.snapshot();
+    let sessions: Vec<&Session> = snapshot
+        .sessions_after(None)
+        .map(|s| s.as_ref())
+        .filter(|s| scope.admits(s))
+        .collect();
+    let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
+    let mut out = Families::new(sink);
+    let mut by_state = [0usize; wapulse_core::event::STATES];
+    let mut by_level = [0usize; 3];
+    let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
+    for (s, a) in sessions.iter().zip(&assessments) {
+        by_state[s.state.index()] += 1;
+        by_level[a.level as usize] += 1;
+        for alert in &a.alerts {
+            by_code[alert.code as usize][alert.level as usize] += 1;
+        }
+    }
+    out.family("wa_sessions", "Sessions by state", GAUGE);
+    for st in SessionState::ALL {
+        out.sample([("state", st.as_str())], by_state[st.index()] as f64);
+    }
+    out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
+    for level in Level::ALL {
+        out.sample([("level", level.as_str())], by_level[level as usize] as f64);
+    }
+    out.family(
+        "wa_alerts",
+        "Alerts firing across the fleet, by code and level",
+        GAUGE,
+    );
+    for code in AlertCode::ALL {
+        for level in [Level::Warning, Level::Critical] {
+            let n = by_code[code as usize][level as usize];
+            if n > 0 {
+                out.sample(
+                    [("code", code.as_str()), ("level", level.as_str())],
+                    n as f64,
+                );
+            }
+        }
+    }
+    match state.settings.metrics_sessions {
+        MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
+        MetricsSessions::Unhealthy => {
+            let (listed, judged): (Vec<&Session>, Vec<Assessment>) = sessions
+                .iter()
+                .zip(assessments)
+                .filter(|(_, a)| a.level != Level::Ok)
+                .map(|(s, a)| (*s, a))
+                .unzip();
+            session_series(&mut out, &listed, &judged, t, now, true);
+        }
+        MetricsSessions::None => {}
+    }
+    out.finish()
+}
+
 /// What one probe family reads from a status (`None`: no sample).
 type ProbeValue = fn(&ProbeStatus) -> Option<f64>;
 
@@ -580,9 +660,15 @@ fn probe_series(out: &mut Families, state: &Shared) {
 }
 
 /// `/metrics.json`: the seed's platform counters and gauges.
-pub(super) async fn json(State(state): State<Shared>) -> Json<Value> {
+pub(super) async fn json(State(state): State<Shared>, caller: Caller) -> Json<Value> {
     let snapshot = state.model.snapshot();
-    let platform = snapshot.platform();
+    // Platform counters are the whole platform's: a scoped token sees none.
+    let none = wapulse_core::PlatformMetrics::default();
+    let platform = if caller.scope().is_some() {
+        &none
+    } else {
+        snapshot.platform()
+    };
     let counters: BTreeMap<&str, Value> = platform
         .counters
         .iter()

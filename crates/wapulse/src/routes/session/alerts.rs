@@ -10,6 +10,7 @@ use super::{default_session, find, ts};
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// One alert on the wire.
 #[derive(Serialize)]
@@ -65,16 +66,20 @@ fn alerts_view(state: &Shared, s: &Session) -> AlertsView {
     }
 }
 
-pub(in crate::routes) async fn alerts_default(State(state): State<Shared>) -> Json<AlertsView> {
-    let s = default_session(&state);
-    Json(alerts_view(&state, &s))
+pub(in crate::routes) async fn alerts_default(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<Json<AlertsView>, ApiError> {
+    let s = default_session(&state, &caller)?;
+    Ok(Json(alerts_view(&state, &s)))
 }
 
 pub(in crate::routes) async fn alerts(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AlertsView>, ApiError> {
-    let s = find(&state, &id)?;
+    let s = find(&state, &caller, &id)?;
     Ok(Json(alerts_view(&state, &s)))
 }
 
@@ -84,8 +89,9 @@ pub(in crate::routes) async fn thresholds(State(state): State<Shared>) -> Json<T
 
 pub(in crate::routes) async fn thresholds_for(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Thresholds>, ApiError> {
-    find(&state, &id)?;
+    find(&state, &caller, &id)?;
     Ok(Json(state.settings.thresholds.clone()))
 }

@@ -14,6 +14,7 @@ use super::{default_session, find};
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// `GET /session/health`.
 #[derive(Serialize)]
@@ -58,22 +59,32 @@ fn health_response(state: &Shared, s: &Session, started: Instant) -> Response {
     (code, Json(view)).into_response()
 }
 
-pub(in crate::routes) async fn health_default(State(state): State<Shared>) -> Response {
-    health_default_response(&state, Instant::now())
+pub(in crate::routes) async fn health_default(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Response {
+    let started = Instant::now();
+    match default_session(&state, &caller) {
+        Ok(s) => health_response(&state, &s, started),
+        Err(e) => e.into_response(),
+    }
 }
 
-/// `/session/health`'s answer, for the routed handler and the fast path
-/// alike ([`super::fast`]).
+/// `/session/health`'s answer to an unscoped caller, for the routed
+/// handler and the fast path alike ([`super::fast`]).
 pub(in crate::routes) fn health_default_response(state: &Shared, started: Instant) -> Response {
-    let s = default_session(state);
-    health_response(state, &s, started)
+    match default_session(state, &Caller::default()) {
+        Ok(s) => health_response(state, &s, started),
+        Err(e) => e.into_response(),
+    }
 }
 
 pub(in crate::routes) async fn health(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let s = find(&state, &id)?;
+    let s = find(&state, &caller, &id)?;
     Ok(health_response(&state, &s, started))
 }

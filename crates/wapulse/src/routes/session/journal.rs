@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::{parse_id, parse_limit};
 use crate::app::Shared;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// `GET /sessions/{id}/events` query.
 #[derive(Deserialize)]
@@ -22,13 +23,20 @@ pub(in crate::routes) struct JournalQuery {
 /// one read that touches the disk, so it runs on the blocking pool.
 pub(in crate::routes) async fn events(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id(&id)?;
-    // A retired session's journal stays readable until retention.
-    let retired = state.model.snapshot().get(id.as_str()).is_none();
+    // A retired session's journal stays readable until retention; to a
+    // scoped caller only when its scope lists the session (a retired
+    // session's labels are gone with it).
+    let snapshot = state.model.snapshot();
+    let retired = snapshot.get(id.as_str()).is_none();
+    if !caller.sees_id(&snapshot, id.as_str()) {
+        return Err(super::unknown(id.as_str()));
+    }
     let limit = parse_limit(q.limit.as_deref())?;
     let before = match q.before.as_deref() {
         None => None,

@@ -12,6 +12,7 @@ use super::parse_limit;
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// `GET /sessions` query: `status`, `state`, `code`, `limit`, `after` at
 /// most once each, `label=name:value` any number of times (every one must
@@ -91,6 +92,7 @@ pub(in crate::routes) struct ListView {
 
 pub(in crate::routes) async fn list(
     State(state): State<Shared>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListView>, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -146,8 +148,12 @@ pub(in crate::routes) async fn list(
         last_event_at: s.last_event_at.to_rfc3339(),
     };
     // The filters that need no evaluation: state, then labels.
+    // A scoped caller's list is filtered like a label filter: its counts
+    // come from the sessions it sees, never from the fleet's indexes.
+    let by_label = !q.labels.is_empty() || caller.scope().is_some();
     let selected = |s: &Session| {
-        wanted_state.is_none_or(|w| s.state == w)
+        caller.sees(s)
+            && wanted_state.is_none_or(|w| s.state == w)
             && q.labels
                 .iter()
                 .all(|(name, value)| s.labels.get(name) == Some(value.as_str()))
@@ -187,7 +193,7 @@ pub(in crate::routes) async fn list(
             .count(),
         (Some(c), _, _) => {
             let (alerts, all) = judged.active.with_code_by_session(c.as_str(), None);
-            if status.is_none() && wanted_state.is_none() && q.labels.is_empty() {
+            if status.is_none() && wanted_state.is_none() && !by_label {
                 all
             } else {
                 alerts
@@ -196,7 +202,7 @@ pub(in crate::routes) async fn list(
                     .count()
             }
         }
-        (None, Some(l), state) if q.labels.is_empty() => match state {
+        (None, Some(l), state) if !by_label => match state {
             Some(w) => judged.by_state_level[w.index()][l as usize],
             None => judged.by_level[l as usize],
         },
@@ -212,9 +218,7 @@ pub(in crate::routes) async fn list(
                 .count(),
         },
         // By label: a scan, but no evaluation.
-        (None, None, _) if !q.labels.is_empty() => {
-            snapshot.sessions().filter(|s| selected(s)).count()
-        }
+        (None, None, _) if by_label => snapshot.sessions().filter(|s| selected(s)).count(),
         (None, None, Some(w)) => snapshot.by_state()[w.index()],
         (None, None, None) => snapshot.len(),
     };

@@ -25,6 +25,7 @@ use wapulse_core::{Session, SessionId, Timestamp};
 
 use super::ApiError;
 use crate::app::Shared;
+use crate::tenancy::Caller;
 
 /// Most rows one page of `/sessions` or of a journal holds.
 const MAX_PAGE: usize = 1000;
@@ -41,25 +42,40 @@ pub(super) fn parse_id(id: &str) -> Result<SessionId, ApiError> {
     })
 }
 
-/// Finds a session by a path id: 400 when malformed, 404 when unknown.
-pub(super) fn find(state: &Shared, id: &str) -> Result<Arc<Session>, ApiError> {
+/// The answer for a session that is unknown, or outside the caller's
+/// scope: the same, so a scoped token learns nothing of other tenants.
+pub(crate) fn unknown(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no session `{id}` has been seen"))
+}
+
+/// Finds a session by a path id: 400 when malformed, 404 when unknown or
+/// outside the caller's scope.
+pub(crate) fn find(state: &Shared, caller: &Caller, id: &str) -> Result<Arc<Session>, ApiError> {
     let id = parse_id(id)?;
     state
         .model
         .snapshot()
         .get(id.as_str())
+        .filter(|s| caller.sees(s))
         .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("no session `{id}` has been seen")))
+        .ok_or_else(|| unknown(id.as_str()))
 }
 
-pub(super) fn default_session(state: &Shared) -> Arc<Session> {
+/// The session `/session/*` answers for: the configured default session,
+/// or, for a token scoped to a list of sessions, the first of its list
+/// (404 when outside the caller's scope, or never seen by a scoped one).
+pub(super) fn default_session(state: &Shared, caller: &Caller) -> Result<Arc<Session>, ApiError> {
     let id = &state.settings.default_session;
-    match state.model.snapshot().get(id.as_str()) {
-        Some(s) => s.clone(),
-        // The model creates the default session at start; this is only a
-        // guard should that ever change.
-        None => Arc::new(Session::new(id.clone(), state.started_at)),
-    }
+    let Some(scope) = caller.scope() else {
+        return Ok(match state.model.snapshot().get(id.as_str()) {
+            Some(s) => s.clone(),
+            // The model creates the default session at start; this is only a
+            // guard should that ever change.
+            None => Arc::new(Session::new(id.clone(), state.started_at)),
+        });
+    };
+    let id = scope.first_session().unwrap_or(id);
+    find(state, caller, id.as_str())
 }
 
 pub(super) fn ts(t: Option<Timestamp>) -> Option<String> {

@@ -18,6 +18,7 @@ use super::{default_session, find, ts};
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// `GET /session/observe`: every section of the seed's example, with a few
 /// more figures in each.
@@ -475,17 +476,21 @@ pub(crate) fn observe_view(state: &Shared, s: &Session, started: Instant) -> Obs
     }
 }
 
-pub(in crate::routes) async fn observe_default(State(state): State<Shared>) -> Json<ObserveView> {
+pub(in crate::routes) async fn observe_default(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<Json<ObserveView>, ApiError> {
     let started = Instant::now();
-    let s = default_session(&state);
-    Json(observe_view(&state, &s, started))
+    let s = default_session(&state, &caller)?;
+    Ok(Json(observe_view(&state, &s, started)))
 }
 
 pub(in crate::routes) async fn observe(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ObserveView>, ApiError> {
     let started = Instant::now();
-    let s = find(&state, &id)?;
+    let s = find(&state, &caller, &id)?;
     Ok(Json(observe_view(&state, &s, started)))
 }

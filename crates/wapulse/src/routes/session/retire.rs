@@ -14,6 +14,7 @@ use super::find;
 use crate::app::Shared;
 use crate::clock;
 use crate::routes::ApiError;
+use crate::tenancy::Caller;
 
 /// The answer to a retire.
 #[derive(Serialize)]
@@ -26,9 +27,10 @@ pub(in crate::routes) struct Retired {
 
 pub(in crate::routes) async fn retire(
     State(state): State<Shared>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Retired>, ApiError> {
-    let session = find(&state, &id)?;
+    let session = find(&state, &caller, &id)?;
     let now = clock::now();
     let event = Event {
         session: session.id().clone(),
@@ -39,6 +41,21 @@ pub(in crate::routes) async fn retire(
         },
     };
     state.accept(vec![event], now).await?;
+    state
+        .audit
+        .record(
+            now,
+            &caller.who(),
+            "session.retired",
+            session.id().as_str(),
+            serde_json::json!({ "reason": "DELETE /sessions/{id}" }),
+        )
+        .await
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "the session was retired, but its audit record was not written: {e}"
+            ))
+        })?;
     Ok(Json(Retired {
         retired: session.id().to_string(),
         at: now.to_rfc3339(),

@@ -327,6 +327,8 @@ pub(in crate::web) async fn availability(
             (now.minus(d), now, now),
             Some(&label),
             &label_of,
+            // The pages are the operators' (unscoped): every session.
+            &|_| true,
             1.0,
             50,
         )?;

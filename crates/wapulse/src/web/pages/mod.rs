@@ -7,6 +7,7 @@
 //! - `silences`: the forms that create and expire silences.
 //! - `history`: the overview's last day, a session's week, and
 //!   `/ui/availability`.
+//! - `status`: `/status/{value}`, a tenant's status page.
 
 mod alerts;
 mod history;
@@ -14,6 +15,7 @@ mod overview;
 mod session;
 mod sessions;
 mod silences;
+mod status;
 
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -31,6 +33,7 @@ pub(super) use overview::overview;
 pub(super) use session::session;
 pub(super) use sessions::sessions;
 pub(super) use silences::{create_silence, expire_silence};
+pub(super) use status::status;
 
 /// Rows on one page of sessions (the DOM never holds more).
 pub(super) const PAGE: usize = 50;

@@ -40,14 +40,16 @@ pub(in crate::web) async fn create_silence(
     let refuse = |st: Shared, status: StatusCode, why: String| async move {
         html(status, alerts_page(&st, Some(why), None).await.render())
     };
-    if !login::admin(&st, &f.token) {
+    let Some(caller) = login::admin(&st, &f.token) else {
         return refuse(
             st,
             StatusCode::UNAUTHORIZED,
-            "Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN).".into(),
+            "Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN, or an unscoped admin token of \
+             [[tokens]])."
+                .into(),
         )
         .await;
-    }
+    };
     let duration = match wapulse_core::DurationMs::parse(&f.duration) {
         Ok(d) if d.as_millis() > 0 => d,
         _ => {
@@ -75,7 +77,7 @@ pub(in crate::web) async fn create_silence(
         created_by: Some(f.created_by),
         comment: Some(f.comment),
     };
-    match crate::routes::alerts::save_silence(&st, n).await {
+    match crate::routes::alerts::save_silence(&st, &caller, n).await {
         Ok(_) => Redirect::to("/ui/alerts?saved=created").into_response(),
         Err(e) => {
             let status = e.status();
@@ -100,7 +102,7 @@ pub(in crate::web) async fn expire_silence(
     if let Some(r) = login::cross_site_refused(&headers).or_else(|| guard(&st, &headers, &uri)) {
         return r;
     }
-    if !login::admin(&st, &f.token) {
+    let Some(caller) = login::admin(&st, &f.token) else {
         let page = alerts_page(
             &st,
             Some("Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN).".into()),
@@ -108,8 +110,8 @@ pub(in crate::web) async fn expire_silence(
         )
         .await;
         return html(StatusCode::UNAUTHORIZED, page.render());
-    }
-    match crate::routes::alerts::expire_silence(&st, &id).await {
+    };
+    match crate::routes::alerts::expire_silence(&st, &caller, &id).await {
         Ok(_) => Redirect::to("/ui/alerts?saved=expired").into_response(),
         Err(e) => {
             let status = e.status();

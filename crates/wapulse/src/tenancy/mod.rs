@@ -1,0 +1,109 @@
+//! Many tenants in one wapulse: named tokens with scopes, who is calling,
+//! and the audit log.
+//!
+//! - `tokens`: `[[tokens]]` in the config, checked ([`TokenSpec`], [`Grant`]).
+//! - `keyring`: the tokens in force, by digest; rotation by file watch and
+//!   SIGHUP ([`Keyring`]).
+//! - `audit`: admin actions and new addresses, in the store ([`AuditLog`]).
+//! - `pages`: `[status_pages]`, the tenants' status pages' settings (the
+//!   page itself is `web/pages/status`).
+//! - here: [`Caller`], what a handler knows of who asked: the token's name
+//!   and scope, set by the router's auth layer.
+//!
+//! The scope rules themselves are pure and live in `wapulse_core::scope`.
+//! Invariant: a scoped caller's answer is built only from sessions in its
+//! scope; an out-of-scope id gets exactly the answer an unknown id gets.
+
+pub mod audit;
+pub mod keyring;
+pub mod pages;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use wapulse_core::{Scope, Session};
+
+pub use audit::AuditLog;
+pub use keyring::{Keyring, Named};
+pub use tokens::{Grant, RawToken, TokenSpec};
+
+/// Who made a request, as the auth layer found out. A request without a
+/// named token (an open route, a single token such as `READ_TOKEN`) is
+/// unscoped: it sees every session, as before tenants existed.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The named token presented (`None`: a single token or none).
+    pub token: Option<Arc<Named>>,
+    /// Which single token admitted it (`ADMIN_TOKEN`, …), for the audit
+    /// log when no named token was presented.
+    pub setting: Option<&'static str>,
+}
+
+impl Caller {
+    /// A caller known by a named token.
+    pub fn named(token: Arc<Named>) -> Self {
+        Self {
+            token: Some(token),
+            setting: None,
+        }
+    }
+
+    /// The scope it is held to (`None`: every session).
+    pub fn scope(&self) -> Option<&Scope> {
+        self.token.as_ref().and_then(|t| t.scope.as_deref())
+    }
+
+    /// Whether it may see `session`.
+    pub fn sees(&self, session: &Session) -> bool {
+        self.scope().is_none_or(|s| s.admits(session))
+    }
+
+    /// Whether it may see the session `id` of `fleet`, or, retired (gone
+    /// from the fleet with its labels), whether its scope lists it.
+    pub fn sees_id(&self, fleet: &wapulse_core::FleetSnapshot, id: &str) -> bool {
+        match self.scope() {
+            None => true,
+            Some(scope) => match fleet.get(id) {
+                Some(s) => scope.admits(s),
+                None => matches!(scope, Scope::Sessions(ids) if ids.contains(id)),
+            },
+        }
+    }
+
+    /// Whether it may see `alert`. A fleet incident spans sessions of
+    /// every tenant: only an unscoped caller sees it.
+    pub fn sees_alert(&self, alert: &crate::alerting::ActiveAlert) -> bool {
+        self.scope()
+            .is_none_or(|s| !alert.session.is_empty() && s.admits_alert(|n| alert.label(n)))
+    }
+
+    /// Whether it may see `silence`: an unscoped caller every one, a
+    /// scoped one those made under its own scope.
+    pub fn sees_silence(&self, silence: &wapulse_core::Silence) -> bool {
+        self.scope()
+            .is_none_or(|s| silence.scope.as_ref() == Some(s))
+    }
+
+    /// What the audit log calls it.
+    pub fn who(&self) -> String {
+        match (&self.token, self.setting) {
+            (Some(t), _) => t.name.to_string(),
+            (None, Some(setting)) => setting.to_owned(),
+            (None, None) => "open".to_owned(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,617 @@
+//! Many tenants in one wapulse: a scoped token (`[[tokens]]` with `match`
+//! or `sessions`) sees and changes only its own sessions on every route;
+//! an out-of-scope id gets exactly an unknown id's answer; admin actions
+//! land in the audit log; a rotated secret file takes effect without a
+//! restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const OPS: &str = "ops-admin-secret-00000001";
+const ACME_READ: &str = "acme-read-secret-0000002";
+const ACME_INGEST: &str = "acme-ingest-secret-00003";
+const ACME_ADMIN: &str = "acme-admin-secret-000004";
+const BOLT_LIST: &str = "bolt-list-secret-0000005";
+
+const TOKENS: &str = r#"
+[[tokens]]
+name = "ops"
+secret_env = "OPS"
+access = "admin"
+
+[[tokens]]
+name = "acme-read"
+secret_env = "ACME_READ"
+access = "read"
+match = { tenant = "acme" }
+
+[[tokens]]
+name = "acme-ingest"
+secret_env = "ACME_INGEST"
+access = "ingest"
+match = { tenant = "acme" }
+
+[[tokens]]
+name = "acme-admin"
+secret_env = "ACME_ADMIN"
+access = "admin"
+match = { tenant = "acme" }
+
+[[tokens]]
+name = "bolt-list"
+secret_env = "BOLT_LIST"
+access = "admin"
+sessions = ["bolt-1"]
+"#;
+
+fn env(name: &str) -> Option<String> {
+    Some(
+        match name {
+            "OPS" => OPS,
+            "ACME_READ" => ACME_READ,
+            "ACME_INGEST" => ACME_INGEST,
+            "ACME_ADMIN" => ACME_ADMIN,
+            "BOLT_LIST" => BOLT_LIST,
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+async fn spawn_tenants(toml_text: &str) -> TestApp {
+    let loaded = Settings::from_toml(toml_text, env).expect("tokens load");
+    spawn_with(move |s| s.tokens = loaded.tokens).await
+}
+
+async fn get_as(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn send_as(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let r = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    send_as(app, token, reqwest::Method::POST, path, body).await
+}
+
+/// acme-1 and acme-2 (tenant acme, acme-2 logged out), bolt-1 (tenant
+/// bolt, logged out), lone-1 (no tenant), written by the unscoped token.
+async fn fleet(app: &TestApp) {
+    let labels =
+        |s: &str, t: &str| json!({"session": s, "type": "labels", "labels": {"tenant": t}});
+    let state = |s: &str, st: &str| json!({"session": s, "type": "state", "state": st});
+    let batch = json!([
+        labels("acme-1", "acme"),
+        labels("acme-2", "acme"),
+        labels("bolt-1", "bolt"),
+        state("acme-1", "connected"),
+        state("acme-2", "connected"),
+        state("bolt-1", "connected"),
+        state("lone-1", "connected"),
+        {"session": "acme-1", "type": "heartbeat"},
+        {"session": "lone-1", "type": "heartbeat"},
+        {"session": "acme-2", "type": "state", "state": "logged_out", "reason": 401},
+        {"session": "bolt-1", "type": "state", "state": "logged_out", "reason": 401},
+    ]);
+    let (code, answer) = post_as(app, OPS, "/v1/events", &batch).await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+/// What no answer to an acme token may hold.
+const OTHERS: [&str; 3] = ["bolt-1", "lone-1", "bolt"];
+
+fn concrete(path: &str, id: &str) -> String {
+    path.replace("{id}", id)
+        .replace("{label}", "tenant")
+        .replace("{value}", "bolt")
+        .replace("{group}", "no-such-group")
+}
+
+#[tokio::test]
+async fn a_scoped_token_sees_only_its_sessions_on_every_read_route() {
+    let app = spawn_tenants(TOKENS).await;
+    fleet(&app).await;
+    for r in table().into_iter().filter(|r| r.method == "GET") {
+        if r.path.contains("{id}") {
+            // Another tenant's session answers exactly as one never seen.
+            let (s_out, out) = get_as(&app, ACME_READ, &concrete(r.path, "bolt-1")).await;
+            let (s_unknown, unknown) = get_as(&app, ACME_READ, &concrete(r.path, "zz-never")).await;
+            assert_eq!(s_out, s_unknown, "{}: {out} / {unknown}", r.path);
+            assert_eq!(out.replace("bolt-1", "zz-never"), unknown, "{}", r.path);
+            let (s_own, own) = get_as(&app, ACME_READ, &concrete(r.path, "acme-1")).await;
+            // (503: a health answer for a critical session.)
+            assert!(s_own == 200 || s_own == 503, "{}: {s_own} {own}", r.path);
+            for other in OTHERS {
+                assert!(!own.contains(other), "{} mentions {other}: {own}", r.path);
+            }
+            continue;
+        }
+        let path = concrete(r.path, "");
+        let (status, body) = get_as(&app, ACME_READ, &path).await;
+        for other in OTHERS {
+            assert!(!body.contains(other), "{path} mentions {other}: {body}");
+        }
+        match (r.access, r.path) {
+            (Access::Admin, _) => assert_eq!(status, 403, "{path}: a read token: {body}"),
+            (_, "/history/fleet") => assert_eq!(status, 403, "{path}: {body}"),
+            // The Cloud API's handshake: no verify token is configured here.
+            (_, "/v1/webhooks/whatsapp-cloud") => assert_eq!(status, 403, "{path}: {body}"),
+            // Probe groups: none is configured here.
+            (_, "/health/{group}") => assert_eq!(status, 404, "{path}: {body}"),
+            // The thresholds are the config's, not a session's.
+            (_, p) if p.ends_with("/thresholds") => assert_eq!(status, 200, "{path}: {body}"),
+            // The default session is no acme session.
+            (_, p) if p.starts_with("/session/") || p.starts_with("/api/whatsapp/session/") => {
+                assert_eq!(status, 404, "{path}: {body}")
+            }
+            _ => assert!(status == 200 || status == 503, "{path}: {status} {body}"),
+        }
+    }
+    // Lists and counts hold the tenant's sessions only.
+    let (_, list) = get_as(&app, ACME_READ, "/sessions").await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total"], 2, "{list}");
+    let (_, alerts) = get_as(&app, ACME_READ, "/alerts").await;
+    assert!(alerts.contains("acme-2"), "its own alert shows: {alerts}");
+    let (_, metrics) = get_as(&app, ACME_READ, "/metrics").await;
+    assert!(
+        metrics.contains(r#"wa_session_connected{session="acme-1"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("wapulse_http_requests_total"),
+        "no fleet series"
+    );
+    let (_, health) = get_as(&app, ACME_READ, "/api/health").await;
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["sessions"]["total"], 2, "{health}");
+    // The same routes unscoped: every session.
+    let (_, all) = get_as(&app, OPS, "/sessions").await;
+    assert!(all.contains("bolt-1") && all.contains("lone-1"), "{all}");
+    // A token scoped to a list: /session/* answers for its first session.
+    let (code, own) = get_as(&app, BOLT_LIST, "/session/observe").await;
+    assert_eq!(code, 200, "{own}");
+    assert!(own.contains("bolt-1") && !own.contains("acme"), "{own}");
+    // Named tokens close the routes that had no token of their own.
+    assert_eq!(app.get("/sessions").await.status(), 401);
+    assert_eq!(
+        app.get("/session/health").await.status(),
+        200,
+        "open stays open"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_and_its_live_ticks_are_not_a_scoped_tokens() {
+    let app = spawn_tenants(TOKENS).await;
+    fleet(&app).await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (token, page_ok) in [(ACME_READ, false), (OPS, true)] {
+        let page = no_redirect
+            .get(app.url("/"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let live = no_redirect
+            .get(app.url("/ui/live"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.status().is_success(),
+            page_ok,
+            "{token}: {}",
+            page.status()
+        );
+        if !page_ok {
+            assert_eq!(live.status(), 401, "live ticks refused");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scoped_token_writes_only_its_sessions_and_a_mixed_batch_is_refused_whole() {
+    let app = spawn_tenants(TOKENS).await;
+    fleet(&app).await;
+    let before = app.state.model.snapshot().events();
+    let beat = |s: &str| json!({"session": s, "type": "heartbeat"});
+    let (code, e) = post_as(
+        &app,
+        ACME_INGEST,
+        "/v1/events",
+        &json!([beat("acme-1"), beat("bolt-1")]),
+    )
+    .await;
+    assert_eq!(code, 403, "{e}");
+    assert_eq!(
+        (e["index"].clone(), e["field"].clone()),
+        (json!(1), json!("session"))
+    );
+    assert!(e["error"].as_str().unwrap().contains("`bolt-1`"), "{e}");
+    assert_eq!(
+        app.state.model.snapshot().events(),
+        before,
+        "nothing of the batch applied"
+    );
+    // A session without the label is no tenant's.
+    let (code, _) = post_as(&app, ACME_INGEST, "/v1/events", &json!([beat("lone-1")])).await;
+    assert_eq!(code, 403);
+    // A new session is the tenant's from its first event.
+    let (code, e) = post_as(&app, ACME_INGEST, "/v1/events", &json!([beat("acme-new")])).await;
+    assert_eq!(code, 200, "{e}");
+    let (_, o) = get_as(&app, ACME_READ, "/sessions/acme-new/observe").await;
+    let o: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(o["session"]["labels"]["tenant"], "acme", "{o}");
+    // Moving a session out of the tenant is refused.
+    let (code, e) = post_as(
+        &app,
+        ACME_INGEST,
+        "/v1/events",
+        &json!([{"session": "acme-1", "type": "labels", "labels": {"tenant": "bolt"}}]),
+    )
+    .await;
+    assert_eq!((code, e["field"].clone()), (403, json!("labels")), "{e}");
+    // The path form, and a gateway's webhook with the token in its URL.
+    let (code, _) = post_as(
+        &app,
+        ACME_INGEST,
+        "/v1/sessions/bolt-1/events",
+        &json!([{"type": "heartbeat"}]),
+    )
+    .await;
+    assert_eq!(code, 403);
+    let waha = crate::gateways::waha("session.status.WORKING", "bolt-1", 5, "scoped");
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/waha?token={ACME_INGEST}")))
+        .json(&waha)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
+    // A read token writes nothing, and says why.
+    let (code, e) = post_as(&app, ACME_READ, "/v1/events", &json!([beat("acme-1")])).await;
+    assert_eq!(code, 403);
+    assert!(e["error"].as_str().unwrap().contains("read access"), "{e}");
+    // Another tenant's session cannot be retired either: it is unknown.
+    let (code, _) = send_as(
+        &app,
+        ACME_ADMIN,
+        reqwest::Method::DELETE,
+        "/sessions/bolt-1",
+        &json!({}),
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(app.state.model.snapshot().get("bolt-1").is_some());
+}
+
+#[tokio::test]
+async fn a_scoped_silence_mutes_only_its_tenant_and_every_admin_action_is_audited() {
+    let app = spawn_tenants(TOKENS).await;
+    fleet(&app).await;
+    // A silence on a code alone, from acme's admin: acme's alert only.
+    let silence = json!({
+        "matchers": [{"name": "code", "value": "LOGGED_OUT"}],
+        "endsAt": in_future(3600),
+        "createdBy": "acme on-call",
+        "comment": "re-pairing",
+    });
+    let (code, made) = post_as(&app, ACME_ADMIN, "/v1/silences", &silence).await;
+    assert_eq!(code, 200, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (acme, bolt) = loop {
+        let (_, all) = get_as(&app, OPS, "/alerts?code=LOGGED_OUT").await;
+        let all: Value = serde_json::from_str(&all).unwrap();
+        let silenced = |s: &str| {
+            all["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["session"] == s)
+                .map(|a| a["silenced"].clone())
+        };
+        if let (Some(a), Some(b)) = (silenced("acme-2"), silenced("bolt-1"))
+            && a == true
+        {
+            break (a, b);
+        }
+        assert!(Instant::now() < deadline, "acme-2 never silenced: {all}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((acme, bolt), (json!(true), json!(false)));
+    // Its silences are its own: another scope neither sees nor ends them.
+    let (_, listed) = get_as(&app, BOLT_LIST, "/v1/silences").await;
+    assert!(!listed.contains(&id), "{listed}");
+    let path = format!("/v1/silences/{id}");
+    let (code, _) = send_as(&app, BOLT_LIST, reqwest::Method::DELETE, &path, &json!({})).await;
+    assert_eq!(code, 404);
+    let (code, _) = send_as(&app, ACME_ADMIN, reqwest::Method::DELETE, &path, &json!({})).await;
+    assert_eq!(code, 200);
+    let (code, _) = send_as(
+        &app,
+        OPS,
+        reqwest::Method::DELETE,
+        "/sessions/lone-1",
+        &json!({}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    // The audit log: who and when, newest first; a scoped admin reads its own.
+    let (_, log) = get_as(&app, OPS, "/v1/audit").await;
+    let log: Value = serde_json::from_str(&log).unwrap();
+    let seen: Vec<String> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}:{}",
+                e["who"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        format!("acme-admin:silence.created:{id}"),
+        format!("acme-admin:silence.expired:{id}"),
+        "ops:session.retired:lone-1".to_owned(),
+        "acme-admin:token.new_address:127.0.0.1".to_owned(),
+    ] {
+        assert!(seen.contains(&want), "{want} not in {seen:?}");
+    }
+    assert!(log["entries"][0]["at"].is_string());
+    let (_, own) = get_as(&app, ACME_ADMIN, "/v1/audit").await;
+    assert!(
+        !own.contains("lone-1") && own.contains("silence.created"),
+        "{own}"
+    );
+    // It survives a restart (the store, not memory).
+    let data = app.stop().await;
+    let loaded = Settings::from_toml(TOKENS, env).unwrap();
+    let again = spawn_in(data, move |s| s.tokens = loaded.tokens).await;
+    let (_, log) = get_as(&again, OPS, "/v1/audit").await;
+    assert!(
+        log.contains("ops") && log.contains("session.retired"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_file_takes_over_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme");
+    std::fs::write(&file, "first-secret-of-acme\n").unwrap();
+    let text = format!(
+        "[[tokens]]\nname = \"acme\"\nsecret_file = \"{}\"\naccess = \"read\"\nmatch = {{ tenant = \"acme\" }}\n",
+        file.display()
+    );
+    let app = spawn_tenants(&text).await;
+    assert_eq!(
+        get_as(&app, "first-secret-of-acme", "/sessions").await.0,
+        200
+    );
+    std::fs::write(&file, "second-secret-of-acme\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_as(&app, "second-secret-of-acme", "/sessions").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the new secret was never taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get_as(&app, "first-secret-of-acme", "/sessions").await.0,
+        401,
+        "the old secret is refused"
+    );
+}
+
+#[tokio::test]
+async fn no_answer_to_a_scoped_token_names_a_session_outside_its_scope() {
+    // Random fleets and scopes (seeded: a failure replays): every read
+    // route without an id, and every session's routes by id.
+    let paths = [
+        "/sessions",
+        "/sessions?limit=3",
+        "/alerts",
+        "/alerts/history",
+        "/metrics",
+        "/metrics.json",
+        "/availability?by=tenant",
+        "/api/health",
+        "/health",
+        "/health/whatsapp",
+    ];
+    for seed in 1..=4u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let tenants = ["t0", "t1", "t2"];
+        let ids: Vec<String> = (0..12).map(|i| format!("s{seed}x{i:02}q")).collect();
+        let tenant_of: Vec<Option<&str>> = ids
+            .iter()
+            .map(|_| (rng.u8(..4) > 0).then(|| tenants[rng.usize(..3)]))
+            .collect();
+        let by_list = rng.bool();
+        let scope_line = if by_list {
+            let picked: Vec<String> = ids
+                .iter()
+                .filter(|_| rng.bool())
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            format!(
+                "sessions = [{}]",
+                if picked.is_empty() {
+                    format!("\"{}\"", ids[0])
+                } else {
+                    picked.join(", ")
+                }
+            )
+        } else {
+            "match = { tenant = \"t1\" }".to_owned()
+        };
+        let text = format!(
+            "{TOKENS}\n[[tokens]]\nname = \"probe\"\nsecret_env = \"ACME_READ\"\naccess = \"read\"\n{scope_line}\n"
+        )
+        .replace(
+            "[[tokens]]\nname = \"acme-read\"\nsecret_env = \"ACME_READ\"\naccess = \"read\"\nmatch = { tenant = \"acme\" }\n",
+            "",
+        );
+        let app = spawn_tenants(&text).await;
+        let mut batch = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(t) = tenant_of[i] {
+                batch.push(json!({"session": id, "type": "labels", "labels": {"tenant": t}}));
+            }
+            batch.push(match rng.usize(..3) {
+                0 => json!({"session": id, "type": "state", "state": "connected"}),
+                1 => json!({"session": id, "type": "state", "state": "logged_out", "reason": 401}),
+                _ => json!({"session": id, "type": "state", "state": "qr_required"}),
+            });
+        }
+        let (code, e) = post_as(&app, OPS, "/v1/events", &Value::Array(batch)).await;
+        assert_eq!(code, 200, "{e}");
+        let listed = |i: usize| text.contains(&format!("\"{}\"", ids[i]));
+        let in_scope = |i: usize| {
+            if by_list {
+                listed(i)
+            } else {
+                tenant_of[i] == Some("t1")
+            }
+        };
+        let outside: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !in_scope(*i))
+            .map(|(_, s)| s)
+            .collect();
+        let mut answers = Vec::new();
+        for p in paths {
+            answers.push((p.to_owned(), get_as(&app, ACME_READ, p).await));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            for p in [
+                "observe",
+                "alerts",
+                "health",
+                "history",
+                "availability",
+                "events",
+            ] {
+                let path = format!("/sessions/{id}/{p}");
+                let (code, body) = get_as(&app, ACME_READ, &path).await;
+                if !in_scope(i) {
+                    assert_eq!(code, 404, "seed {seed}: {path}: {body}");
+                }
+                answers.push((path, (code, body)));
+            }
+        }
+        for (path, (_, body)) in &answers {
+            for id in &outside {
+                if path.contains(id.as_str()) {
+                    // Its own 404 names the id asked for, as for any unknown id.
+                    continue;
+                }
+                assert!(
+                    !body.contains(id.as_str()),
+                    "seed {seed}: {path} names {id}: {body}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_status_page_shows_its_tenant_in_plain_words_and_nothing_else() {
+    let text = format!("{TOKENS}\n[status_pages]\nby = \"tenant\"\n");
+    let loaded = Settings::from_toml(&text, env).expect("config loads");
+    let app = spawn_with(move |s| {
+        s.tokens = loaded.tokens;
+        s.status_pages = loaded.status_pages;
+    })
+    .await;
+    fleet(&app).await;
+    // Not public: a token is needed, and a scope must cover the page.
+    assert_eq!(app.get("/status/acme").await.status(), 401);
+    eprintln!(
+        "DEBUG {}",
+        get_as(&app, ACME_READ, "/sessions/acme-1/alerts").await.1
+    );
+    let (code, page) = get_as(&app, ACME_READ, "/status/acme").await;
+    assert_eq!(code, 200, "{page}");
+    for want in [
+        "acme-1",
+        "acme-2",
+        "operational",
+        "down",
+        "acme-2 was logged out of WhatsApp and must be linked again.",
+        "Some connections down",
+    ] {
+        assert!(page.contains(want), "{want}: {page}");
+    }
+    // Nothing of another tenant, no label, no alert text, no script.
+    for never in ["bolt", "lone-1", "tenant", "LOGGED_OUT", "401", "<script"] {
+        assert!(!page.contains(never), "{never}: {page}");
+    }
+    assert_eq!(get_as(&app, BOLT_LIST, "/status/acme").await.0, 404);
+    assert_eq!(
+        get_as(&app, ACME_READ, "/status/bolt").await,
+        get_as(&app, ACME_READ, "/status/nobody").await,
+        "another tenant's page is no page"
+    );
+    assert_eq!(get_as(&app, OPS, "/status/bolt").await.0, 200);
+    let r = app
+        .client
+        .get(app.url("/status/acme"))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "private, max-age=30");
+
+    // Public: anyone, cacheable by anyone.
+    let loaded = Settings::from_toml(
+        &format!("{TOKENS}\n[status_pages]\nby = \"tenant\"\npublic = true\n"),
+        env,
+    )
+    .unwrap();
+    let open = spawn_with(move |s| {
+        s.tokens = loaded.tokens;
+        s.status_pages = loaded.status_pages;
+    })
+    .await;
+    fleet(&open).await;
+    let r = open.get("/status/acme").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=30");
+    assert!(r.text().await.unwrap().contains("acme-1"));
+}
