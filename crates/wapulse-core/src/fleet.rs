@@ -139,6 +139,14 @@ fn shard_of(id: &str) -> usize {
     (h.finish() % SHARDS as u64) as usize
 }
 
+/// A starting [`FleetSnapshot::membership`] no other fleet of this process
+/// has used: a fleet rebuilt from a snapshot never repeats the numbers of
+/// the one it replaces.
+fn fresh_membership() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1 << 40, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A consistent, immutable view of the fleet for readers.
 #[derive(Clone, Debug)]
 pub struct FleetSnapshot {
@@ -155,6 +163,9 @@ pub struct FleetSnapshot {
     events: u64,
     /// Ack latencies since the process started (not in snapshots).
     ack_latencies: Arc<AckLatencies>,
+    /// Changes whenever a session is added, retired or relabelled (not in
+    /// snapshots): what a reader caches a label's members under.
+    membership: u64,
 }
 
 impl Default for FleetSnapshot {
@@ -169,6 +180,7 @@ impl Default for FleetSnapshot {
             platform: Arc::default(),
             events: 0,
             ack_latencies: Arc::default(),
+            membership: fresh_membership(),
         }
     }
 }
@@ -255,6 +267,14 @@ impl FleetSnapshot {
         self.order = Arc::new(merged);
     }
 
+    /// A number that changes whenever a session is added, retired or
+    /// relabelled, and only then: sets of sessions chosen by id or label
+    /// (a tenant's) computed from a snapshot hold for every later snapshot
+    /// with the same number. Counted since the process started.
+    pub fn membership(&self) -> u64 {
+        self.membership
+    }
+
     /// How many sessions.
     pub fn len(&self) -> usize {
         self.len
@@ -335,6 +355,7 @@ impl FleetSnapshot {
         let shard = Arc::make_mut(&mut self.shards[shard_of(id.as_str())]);
         if !shard.contains_key(id.as_str()) {
             self.len += 1;
+            self.membership += 1;
             self.pending.push(id.clone());
             self.by_state[SessionState::Connecting.index()] += 1;
             shard.insert(id.clone(), Arc::new(Session::new(id.clone(), at)));
@@ -353,6 +374,7 @@ impl FleetSnapshot {
             return;
         };
         self.len -= 1;
+        self.membership += 1;
         self.by_state[session.state.index()] -= 1;
         self.retired.push(id.clone());
     }
@@ -605,6 +627,7 @@ impl Fleet {
                 current.retire(&event.session);
                 return Applied::Applied;
             }
+            EventKind::Labels { .. } => current.membership += 1,
             _ => {}
         }
         let (before, after, timing) = {
@@ -698,6 +721,7 @@ impl Fleet {
                 platform: Arc::new(state.platform),
                 events: state.events,
                 ack_latencies: Arc::default(),
+                membership: fresh_membership(),
             },
             dedup,
         }

@@ -308,6 +308,29 @@ mod tests {
     }
 
     #[test]
+    fn membership_changes_with_sessions_and_labels_only() {
+        let mut f = fleet();
+        let at = f.snapshot().membership();
+        f.apply_all(&[heartbeat("a1"), ev("b1", EventKind::HeartbeatFailed)]);
+        assert_eq!(f.snapshot().membership(), at, "events of known sessions");
+        f.apply_all(&[labels("a1", &[("region", Some("eu"))])]);
+        let relabelled = f.snapshot().membership();
+        assert_ne!(relabelled, at);
+        f.apply_all(&[heartbeat("new")]);
+        let added = f.snapshot().membership();
+        assert_ne!(added, relabelled);
+        f.apply_all(&[ev("new", EventKind::Retire { reason: None })]);
+        assert_ne!(f.snapshot().membership(), added);
+        // A fleet rebuilt from its state never repeats another's numbers.
+        let rebuilt = Fleet::from_state(
+            Thresholds::default(),
+            f.to_state(),
+            crate::dedup::DedupLimits::default(),
+        );
+        assert_ne!(rebuilt.snapshot().membership(), f.snapshot().membership());
+    }
+
+    #[test]
     fn alerts_are_in_scope_by_their_labels_and_incidents_by_none() {
         let scope = acme();
         assert!(scope.admits_alert(|n| (n == "tenant").then_some("acme")));

@@ -15,6 +15,7 @@ import escaping from './escaping.mjs';
 import nojs from './nojs.mjs';
 import keyboard from './keyboard.mjs';
 import history from './history.mjs';
+import status from './status.mjs';
 import screenshots from './screenshots.mjs';
 
 const env = { browser: null };
@@ -27,6 +28,6 @@ after(async () => {
   await env.browser?.close();
 });
 
-for (const suite of [overview, sessions, session, live, silences, escaping, nojs, keyboard, history, screenshots]) {
+for (const suite of [overview, sessions, session, live, silences, escaping, nojs, keyboard, history, status, screenshots]) {
   suite(env);
 }

@@ -40,6 +40,7 @@ pub struct RawAlerting {
     max_listed_sessions: Option<usize>,
     outbox_retention: Option<DurationMs>,
     external_url: Option<String>,
+    repair_url: Option<String>,
 }
 
 /// One `[[routes]]` table as written.
@@ -107,6 +108,9 @@ pub struct AlertingSettings {
     pub outbox_retention: DurationMs,
     /// wapulse's address as people reach it, for links in messages.
     pub external_url: Option<String>,
+    /// `repair_url`: where a logged-out session is linked again, in its
+    /// alerts' action.
+    pub repair_url: Option<super::repair::RepairUrl>,
 }
 
 impl Default for AlertingSettings {
@@ -126,6 +130,7 @@ impl Default for AlertingSettings {
             max_listed_sessions: 20,
             outbox_retention: DurationMs::from_hours(24 * 7),
             external_url: None,
+            repair_url: None,
         }
     }
 }
@@ -289,6 +294,11 @@ impl AlertingSettings {
             s.outbox_retention = v;
         }
         s.external_url = raw.external_url.map(|u| u.trim_end_matches('/').to_owned());
+        s.repair_url = raw
+            .repair_url
+            .as_deref()
+            .map(super::repair::RepairUrl::parse)
+            .transpose()?;
         let default_timing = GroupTiming {
             group_wait: raw.group_wait.unwrap_or(GroupTiming::default().group_wait),
             group_interval: raw

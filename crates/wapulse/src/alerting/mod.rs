@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod payload;
 pub mod receivers;
+pub mod repair;
 pub mod routing;
 pub mod snapshot;
 pub mod store;

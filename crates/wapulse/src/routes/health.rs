@@ -256,15 +256,14 @@ pub(super) async fn api_health(State(state): State<Shared>, caller: Caller) -> R
 
 pub(super) async fn health(State(state): State<Shared>, caller: Caller) -> Json<Value> {
     let snapshot = state.model.snapshot();
-    let sessions = match caller.scope() {
-        None => snapshot.len(),
-        Some(scope) => snapshot.sessions().filter(|s| scope.admits(s)).count(),
-    };
+    let sessions = caller
+        .members(&snapshot)
+        .map_or(snapshot.len(), |ids| ids.len());
     Json(json!({ "status": "ok", "sessions": sessions }))
 }
 
-/// The rollup of the sessions `scope` covers, judged now.
-fn scoped_rollup(state: &Shared, scope: &wapulse_core::Scope) -> wapulse_core::Rollup {
+/// The rollup of the sessions `caller` sees, judged now.
+fn scoped_rollup(state: &Shared, caller: &Caller) -> wapulse_core::Rollup {
     let t = &state.settings.thresholds;
     let now = clock::now();
     let mut rollup = wapulse_core::Rollup {
@@ -273,12 +272,9 @@ fn scoped_rollup(state: &Shared, scope: &wapulse_core::Scope) -> wapulse_core::R
         by_level: [0; 3],
         alerts: 0,
     };
-    for s in state
-        .model
-        .snapshot()
-        .sessions()
-        .filter(|s| scope.admits(s))
-    {
+    let snapshot = state.model.snapshot();
+    let members = caller.members(&snapshot).unwrap_or_default();
+    for s in members.iter().filter_map(|id| snapshot.get(id.as_str())) {
         let a = wapulse_core::evaluate(s, t, now);
         rollup.sessions += 1;
         rollup.by_state[s.state.index()] += 1;
@@ -293,8 +289,8 @@ fn sessions_summary(state: &Shared, caller: &Caller) -> Value {
     let judged = state.alerting.snapshot();
     // The evaluator keeps the rollup by difference; reads never judge the
     // fleet, except before its first pass (the first second of a start).
-    let rollup = if let Some(scope) = caller.scope() {
-        scoped_rollup(state, scope)
+    let rollup = if caller.scope().is_some() {
+        scoped_rollup(state, caller)
     } else if judged.evaluated_at.is_some() {
         wapulse_core::Rollup {
             sessions: snapshot.len(),

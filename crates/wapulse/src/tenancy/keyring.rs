@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use wapulse_core::Scope;
+use wapulse_core::{Scope, SessionId};
 
 use super::tokens::{Grant, SecretSource, TokenSpec, read_secret_file};
 
@@ -20,6 +20,10 @@ pub struct Named {
     pub grant: Grant,
     /// The sessions it covers (`None`: all).
     pub scope: Option<Arc<Scope>>,
+    /// Its sessions' ids in id order, as of a fleet membership number
+    /// (`FleetSnapshot::membership`): a tenant's page or `/metrics` walks
+    /// its own sessions, not the fleet's.
+    pub(super) members: std::sync::Mutex<Option<(u64, Arc<Vec<SessionId>>)>>,
 }
 
 type Digest32 = [u8; 32];
@@ -53,6 +57,7 @@ impl Keyring {
                     name: s.name.as_str().into(),
                     grant: s.grant,
                     scope: s.scope.clone().map(Arc::new),
+                    members: std::sync::Mutex::new(None),
                 });
                 (s.clone(), named)
             })

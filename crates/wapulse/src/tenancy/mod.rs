@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use wapulse_core::{Scope, Session};
+use wapulse_core::{FleetSnapshot, Scope, Session, SessionId};
 
 pub use audit::AuditLog;
 pub use keyring::{Keyring, Named};
@@ -53,6 +53,36 @@ impl Caller {
     /// The scope it is held to (`None`: every session).
     pub fn scope(&self) -> Option<&Scope> {
         self.token.as_ref().and_then(|t| t.scope.as_deref())
+    }
+
+    /// The ids of the sessions it sees in `fleet`, in id order (`None`:
+    /// unscoped, every session). Computed once per fleet membership (a
+    /// session added, retired or relabelled) and kept with the token, so a
+    /// tenant's reads cost its own sessions, not a walk over the fleet.
+    pub fn members(&self, fleet: &FleetSnapshot) -> Option<Arc<Vec<SessionId>>> {
+        let token = self.token.as_ref()?;
+        let scope = token.scope.as_deref()?;
+        let mut cached = token.members.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, ids)) = cached.as_ref()
+            && *at == fleet.membership()
+        {
+            return Some(ids.clone());
+        }
+        let ids: Vec<SessionId> = match scope {
+            Scope::Sessions(list) => list
+                .iter()
+                .filter(|id| fleet.get(id.as_str()).is_some())
+                .cloned()
+                .collect(),
+            Scope::Labels(_) => fleet
+                .sessions_after(None)
+                .filter(|s| scope.admits(s))
+                .map(|s| s.id().clone())
+                .collect(),
+        };
+        let ids = Arc::new(ids);
+        *cached = Some((fleet.membership(), ids.clone()));
+        Some(ids)
     }
 
     /// Whether it may see `session`.

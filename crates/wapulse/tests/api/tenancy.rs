@@ -267,12 +267,29 @@ async fn a_scoped_token_writes_only_its_sessions_and_a_mixed_batch_is_refused_wh
     // A session without the label is no tenant's.
     let (code, _) = post_as(&app, ACME_INGEST, "/v1/events", &json!([beat("lone-1")])).await;
     assert_eq!(code, 403);
+    let total = |app: &TestApp| {
+        let app_url = app.url("/sessions");
+        let client = app.client.clone();
+        async move {
+            let r = client
+                .get(app_url)
+                .bearer_auth(ACME_READ)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["total"].clone()
+        }
+    };
+    assert_eq!(total(&app).await, 2);
     // A new session is the tenant's from its first event.
     let (code, e) = post_as(&app, ACME_INGEST, "/v1/events", &json!([beat("acme-new")])).await;
     assert_eq!(code, 200, "{e}");
     let (_, o) = get_as(&app, ACME_READ, "/sessions/acme-new/observe").await;
     let o: Value = serde_json::from_str(&o).unwrap();
     assert_eq!(o["session"]["labels"]["tenant"], "acme", "{o}");
+    // And in its tenant's list at once (the tenant's members are kept per
+    // token, and a new session changes them).
+    assert_eq!(total(&app).await, 3);
     // Moving a session out of the tenant is refused.
     let (code, e) = post_as(
         &app,
@@ -614,4 +631,117 @@ async fn a_status_page_shows_its_tenant_in_plain_words_and_nothing_else() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "public, max-age=30");
     assert!(r.text().await.unwrap().contains("acme-1"));
+}
+
+#[tokio::test]
+async fn a_tenants_alerts_reach_its_own_receiver_with_a_link_to_re_pair() {
+    let acme_slack = FakeReceiver::start(Kind::Slack).await;
+    let ops = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        repair_url = "https://panel.example/{{tenant}}/sessions/{{session}}/pair"
+        {}{}
+        [[routes]]
+        receiver = "acme-slack"
+        match = {{ tenant = "acme" }}
+        [[routes]]
+        receiver = "ops"
+        "#,
+        receiver(
+            "acme-slack",
+            "slack",
+            &acme_slack.url("/services/T0/B0/X"),
+            ""
+        ),
+        webhook("ops", &ops.url("/"))
+    ))
+    .await;
+    app.ingest(json!([
+        labelled("acme-1", json!({"tenant": "acme"})),
+        labelled("bolt-1", json!({"tenant": "bolt"})),
+        logged_out("acme-1"),
+        logged_out("bolt-1"),
+    ]))
+    .await;
+    // acme's Slack: acme's session only, with where to re-pair it.
+    let got = acme_slack.wait_for("acme's message", 1).await;
+    let said = got[0].body.to_string();
+    assert!(said.contains("acme-1"), "{said}");
+    assert!(
+        said.contains("https://panel.example/acme/sessions/acme-1/pair"),
+        "{said}"
+    );
+    assert!(!said.contains("bolt"), "{said}");
+    // Everyone else's goes to the operators, with its own link.
+    let got = ops.wait_for("the operators' message", 1).await;
+    let firing = &got[0].body["firing"];
+    assert_eq!(firing[0]["session"], "bolt-1", "{firing}");
+    assert!(
+        firing[0]["action"]
+            .as_str()
+            .unwrap()
+            .ends_with("Re-pair it: https://panel.example/bolt/sessions/bolt-1/pair"),
+        "{firing}"
+    );
+    // A bad template is refused at start, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(&path, "[alerting]\nrepair_url = \"https://x/{no such}\"\n").unwrap();
+    let err = Settings::load(Some(&path), |_| None).unwrap_err();
+    assert!(format!("{err:#}").contains("repair_url"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_tenants_mass_failure_reaches_its_receiver_as_its_own_incident() {
+    // With incident_by = ["tenant"], a mass failure is one incident per
+    // tenant, carrying its tenant label: the tenant's route takes it.
+    let acme = FakeReceiver::start(Kind::Webhook(None)).await;
+    let ops = FakeReceiver::start(Kind::Webhook(None)).await;
+    let app = spawn_alerting(&format!(
+        r#"
+        [alerting]
+        for = "0s"
+        group_wait = "0s"
+        incident_for = "0s"
+        incident_by = ["tenant"]
+        {}{}
+        [[routes]]
+        receiver = "acme"
+        match = {{ tenant = "acme" }}
+        [[routes]]
+        receiver = "ops"
+        "#,
+        webhook("acme", &acme.url("/")),
+        webhook("ops", &ops.url("/"))
+    ))
+    .await;
+    let mut up = Vec::new();
+    for i in 0..12 {
+        for t in ["acme", "bolt"] {
+            let id = format!("{t}-{i:02}");
+            up.push(labelled(&id, json!({"tenant": t})));
+            up.push(connected(&id));
+        }
+    }
+    app.ingest(Value::Array(up)).await;
+    let down: Vec<Value> = (0..12)
+        .map(|i| logged_out(&format!("acme-{i:02}")))
+        .collect();
+    app.ingest(Value::Array(down)).await;
+    let got = acme
+        .wait_until("acme's incident", WAIT, |r| {
+            r.iter()
+                .any(|x| x.body["groupLabels"]["code"] == "FLEET_INCIDENT")
+        })
+        .await;
+    let incident = got
+        .iter()
+        .find(|x| x.body["groupLabels"]["code"] == "FLEET_INCIDENT")
+        .unwrap();
+    assert_eq!(incident.body["firing"][0]["labels"]["tenant"], "acme");
+    let all: String = got.iter().map(|x| x.body.to_string()).collect();
+    assert!(!all.contains("bolt"), "{all}");
 }

@@ -22,6 +22,7 @@ use wapulse_core::{
 
 use super::persist::Saved;
 use super::{Evaluator, Scope};
+use crate::alerting::repair::RepairUrl;
 
 #[derive(Default)]
 pub(super) struct Entry {
@@ -172,8 +173,20 @@ impl Evaluator {
                 if *saved.summary != *summary {
                     saved.summary = self.texts.text(summary);
                 }
-                if *saved.action != *a.action() {
-                    saved.action = self.texts.text(a.action().to_owned());
+                // With `repair_url`, a session to link again says where.
+                let repair = self
+                    .settings
+                    .repair_url
+                    .as_ref()
+                    .filter(|_| RepairUrl::applies_to(code))
+                    .zip(session)
+                    .and_then(|(url, s)| url.render(id.as_str(), &session_labels(s)));
+                let action = match repair {
+                    Some(link) => format!("{} Re-pair it: {link}", a.action()),
+                    None => a.action().to_owned(),
+                };
+                if *saved.action != *action {
+                    saved.action = self.texts.text(action);
                 }
             }
             if saved.life.phase != Phase::Firing {

@@ -17,8 +17,7 @@ use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricType};
 use serde_json::{Value, json};
 use wapulse_core::delivery::{AckLatencies, LATENCY_BUCKETS_MS};
 use wapulse_core::{
-    AlertCode, Assessment, Delivery, Level, Scope, Session, SessionState, Thresholds, Timestamp,
-    evaluate,
+    AlertCode, Assessment, Delivery, Level, Session, SessionState, Thresholds, Timestamp, evaluate,
 };
 
 mod families;
@@ -422,7 +421,7 @@ pub(super) async fn all(State(state): State<Shared>, caller: Caller) -> Response
         let failed = tx.clone();
         let sink: Sink = Box::new(move |piece| tx.blocking_send(Ok(Bytes::from(piece))).is_ok());
         let encoded = match caller.scope() {
-            Some(scope) => tenant(&state, scope, sink),
+            Some(_) => tenant(&state, &caller, sink),
             None => fleet(&state, sink),
         };
         if !encoded {
@@ -553,15 +552,16 @@ fn fleet(state: &Shared, sink: Sink) -> bool {
 /// wapulse's own or of the fleet (platform counters, probes, the ack
 /// latencies of every session, the HTTP series), which other tenants'
 /// sessions make.
-fn tenant(state: &Shared, scope: &Scope, sink: Sink) -> bool {
+fn tenant(state: &Shared, caller: &Caller, sink: Sink) -> bool {
     use MetricType::GAUGE;
     let t = &state.settings.thresholds;
     let now = clock::now();
     let snapshot = state.model.snapshot();
-    let sessions: Vec<&Session> = snapshot
-        .sessions_after(None)
+    let members = caller.members(&snapshot).unwrap_or_default();
+    let sessions: Vec<&Session> = members
+        .iter()
+        .filter_map(|id| snapshot.get(id.as_str()))
         .map(|s| s.as_ref())
-        .filter(|s| scope.admits(s))
         .collect();
     let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
     let mut out = Families::new(sink);

@@ -175,7 +175,17 @@ pub(in crate::routes) async fn list(
     let judged = state.alerting.snapshot();
     let indexed = judged.judged(&snapshot);
     let after = q.after.as_deref();
+    // A scoped caller walks its own sessions (kept per token), never the
+    // fleet's: its page costs its tenant's size.
+    let members = caller.members(&snapshot);
+    let own = members.as_deref().map(|ids| {
+        let start = after.map_or(0, |a| ids.partition_point(|id| id.as_str() <= a));
+        (&ids[start..], ids)
+    });
     let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Session>>> = match (code, status) {
+        _ if let Some((rest, _)) = own => {
+            Box::new(rest.iter().filter_map(|id| snapshot.get(id.as_str())))
+        }
         _ if !indexed => Box::new(snapshot.sessions_after(after)),
         (Some(c), _) => {
             let (alerts, _) = judged.active.with_code_by_session(c.as_str(), after);
@@ -187,6 +197,16 @@ pub(in crate::routes) async fn list(
         _ => Box::new(snapshot.sessions_after(after)),
     };
     let total = match (code, status, wanted_state) {
+        (None, None, _) if let Some((_, all)) = own => all
+            .iter()
+            .filter_map(|id| snapshot.get(id.as_str()))
+            .filter(|s| selected(s))
+            .count(),
+        _ if let Some((_, all)) = own => all
+            .iter()
+            .filter_map(|id| snapshot.get(id.as_str()))
+            .filter(|s| matching(s).is_some())
+            .count(),
         (Some(_), _, _) | (_, Some(_), _) if !indexed => snapshot
             .sessions()
             .filter(|s| matching(s).is_some())
