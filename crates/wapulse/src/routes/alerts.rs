@@ -146,13 +146,7 @@ pub(super) async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("limit {limit} is not between 1 and 1000"),
-        ));
-    }
+    let limit = record_limit(q.limit)?;
     let (rows, next) = history_rows(&state, &caller, limit, q.before).await?;
     let entries: Vec<Value> = rows
         .into_iter()
@@ -219,6 +213,19 @@ pub(super) async fn create(
     let Json(n) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = save_silence(&state, &caller, n).await?;
     Ok(Json(json!({ "id": id })))
+}
+
+/// `?limit=` of a log read newest first (alert history, audit log):
+/// 100 by default, 1 to 1,000.
+pub(super) fn record_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit {limit} is not between 1 and 1000"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// Pages of scanned history a scoped caller's page may take: past them

@@ -26,13 +26,7 @@ pub(super) async fn list(
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("limit {limit} is not between 1 and 1000"),
-        ));
-    }
+    let limit = super::alerts::record_limit(q.limit)?;
     let who = caller.scope().map(|_| caller.who());
     let entries = state.audit.read(limit, q.before, who).await.map_err(|e| {
         tracing::error!(error = %e, "cannot read the audit log");

@@ -316,16 +316,20 @@ fn parse_batch(
     received: Timestamp,
 ) -> Result<Vec<Event>, ApiError> {
     let events = parse_body(&state.settings, headers, body, path_session, received)?;
-    state
-        .model
-        .snapshot()
-        .check_labels(&events)
+    labels_fit(&state.model.snapshot(), &events)?;
+    Ok(events)
+}
+
+/// 409 naming the event and label when a `labels` event would take a
+/// session past its labels' bound.
+fn labels_fit(snapshot: &wapulse_core::FleetSnapshot, events: &[Event]) -> Result<(), ApiError> {
+    snapshot
+        .check_labels(events)
         .map_err(|(i, e)| ApiError::Conflict {
             message: format!("event {i}: {e}"),
             index: Some(i),
             field: Some(e.field),
-        })?;
-    Ok(events)
+        })
 }
 
 /// A scoped caller's batch, checked against its scope (the whole batch
@@ -343,13 +347,7 @@ pub(super) fn in_scope(
     let events = scope
         .check_batch(events, &snapshot)
         .map_err(ApiError::OutOfScope)?;
-    snapshot
-        .check_labels(&events)
-        .map_err(|(i, e)| ApiError::Conflict {
-            message: format!("event {i}: {e}"),
-            index: Some(i),
-            field: Some(e.field),
-        })?;
+    labels_fit(&snapshot, &events)?;
     Ok(events)
 }
 

@@ -7,6 +7,15 @@ use wapulse_core::{Level, SessionState, Timestamp};
 
 /// A rendered page, or a plain 500 naming the template error.
 pub(super) fn html(status: StatusCode, page: askama::Result<String>) -> Response {
+    html_cached(status, page, "no-store")
+}
+
+/// [`html`] with its `Cache-Control`.
+pub(super) fn html_cached(
+    status: StatusCode,
+    page: askama::Result<String>,
+    cache: &'static str,
+) -> Response {
     match page {
         Ok(body) => (
             status,
@@ -15,7 +24,7 @@ pub(super) fn html(status: StatusCode, page: askama::Result<String>) -> Response
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),
                 ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
             ],
             body,
         )

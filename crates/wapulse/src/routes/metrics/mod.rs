@@ -482,16 +482,52 @@ fn fleet(state: &Shared, sink: Sink) -> bool {
         let judged = state.alerting.snapshot();
         (judged.by_level, judged.by_code)
     } else {
-        let mut by_level = [0usize; 3];
-        let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
-        for a in &assessments {
-            by_level[a.level as usize] += 1;
-            for alert in &a.alerts {
-                by_code[alert.code as usize][alert.level as usize] += 1;
-            }
-        }
-        (by_level, by_code)
+        judged_counts(&assessments)
     };
+    level_families(&mut out, &by_level, &by_code);
+    let platform = snapshot.platform();
+    out.family(
+        "wa_platform_total",
+        "Platform counters, by name (as in /metrics.json)",
+        COUNTER,
+    );
+    for (name, value) in &platform.counters {
+        out.sample([("name", name.as_str())], *value);
+    }
+    out.family(
+        "wa_platform_current",
+        "Platform gauges, by name (as in /metrics.json)",
+        GAUGE,
+    );
+    for (name, value) in &platform.gauges {
+        out.sample([("name", name.as_str())], *value);
+    }
+    latency_histogram(&mut out, snapshot.ack_latencies());
+    probe_series(&mut out, state);
+    chosen_series(&mut out, choice, &sessions, assessments, t, now);
+    out.finish()
+}
+
+/// Sessions per level and alerts per code and level, as judged.
+fn judged_counts(assessments: &[Assessment]) -> ([usize; 3], [[usize; 3]; AlertCode::ALL.len()]) {
+    let mut by_level = [0usize; 3];
+    let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
+    for a in assessments {
+        by_level[a.level as usize] += 1;
+        for alert in &a.alerts {
+            by_code[alert.code as usize][alert.level as usize] += 1;
+        }
+    }
+    (by_level, by_code)
+}
+
+/// `wa_sessions_by_level` and `wa_alerts`.
+fn level_families(
+    out: &mut Families,
+    by_level: &[usize; 3],
+    by_code: &[[usize; 3]; AlertCode::ALL.len()],
+) {
+    use MetricType::GAUGE;
     out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
     for level in Level::ALL {
         out.sample([("level", level.as_str())], by_level[level as usize] as f64);
@@ -512,27 +548,19 @@ fn fleet(state: &Shared, sink: Sink) -> bool {
             }
         }
     }
-    let platform = snapshot.platform();
-    out.family(
-        "wa_platform_total",
-        "Platform counters, by name (as in /metrics.json)",
-        COUNTER,
-    );
-    for (name, value) in &platform.counters {
-        out.sample([("name", name.as_str())], *value);
-    }
-    out.family(
-        "wa_platform_current",
-        "Platform gauges, by name (as in /metrics.json)",
-        GAUGE,
-    );
-    for (name, value) in &platform.gauges {
-        out.sample([("name", name.as_str())], *value);
-    }
-    latency_histogram(&mut out, snapshot.ack_latencies());
-    probe_series(&mut out, state);
+}
+
+/// The per-session series `metrics_sessions` chooses.
+fn chosen_series(
+    out: &mut Families,
+    choice: MetricsSessions,
+    sessions: &[&Session],
+    assessments: Vec<Assessment>,
+    t: &Thresholds,
+    now: Timestamp,
+) {
     match choice {
-        MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
+        MetricsSessions::All => session_series(out, sessions, &assessments, t, now, true),
         MetricsSessions::Unhealthy => {
             let (listed, judged): (Vec<&Session>, Vec<Assessment>) = sessions
                 .iter()
@@ -540,11 +568,10 @@ fn fleet(state: &Shared, sink: Sink) -> bool {
                 .filter(|(_, a)| a.level != Level::Ok)
                 .map(|(s, a)| (*s, a))
                 .unzip();
-            session_series(&mut out, &listed, &judged, t, now, true);
+            session_series(out, &listed, &judged, t, now, true);
         }
         MetricsSessions::None => {}
     }
-    out.finish()
 }
 
 /// What `/metrics` says to a scoped token: its sessions' rollups and
@@ -566,52 +593,23 @@ fn tenant(state: &Shared, caller: &Caller, sink: Sink) -> bool {
     let assessments: Vec<Assessment> = sessions.iter().map(|s| evaluate(s, t, now)).collect();
     let mut out = Families::new(sink);
     let mut by_state = [0usize; wapulse_core::event::STATES];
-    let mut by_level = [0usize; 3];
-    let mut by_code = [[0usize; 3]; AlertCode::ALL.len()];
-    for (s, a) in sessions.iter().zip(&assessments) {
+    for s in &sessions {
         by_state[s.state.index()] += 1;
-        by_level[a.level as usize] += 1;
-        for alert in &a.alerts {
-            by_code[alert.code as usize][alert.level as usize] += 1;
-        }
     }
     out.family("wa_sessions", "Sessions by state", GAUGE);
     for st in SessionState::ALL {
         out.sample([("state", st.as_str())], by_state[st.index()] as f64);
     }
-    out.family("wa_sessions_by_level", "Sessions by health level", GAUGE);
-    for level in Level::ALL {
-        out.sample([("level", level.as_str())], by_level[level as usize] as f64);
-    }
-    out.family(
-        "wa_alerts",
-        "Alerts firing across the fleet, by code and level",
-        GAUGE,
+    let (by_level, by_code) = judged_counts(&assessments);
+    level_families(&mut out, &by_level, &by_code);
+    chosen_series(
+        &mut out,
+        state.settings.metrics_sessions,
+        &sessions,
+        assessments,
+        t,
+        now,
     );
-    for code in AlertCode::ALL {
-        for level in [Level::Warning, Level::Critical] {
-            let n = by_code[code as usize][level as usize];
-            if n > 0 {
-                out.sample(
-                    [("code", code.as_str()), ("level", level.as_str())],
-                    n as f64,
-                );
-            }
-        }
-    }
-    match state.settings.metrics_sessions {
-        MetricsSessions::All => session_series(&mut out, &sessions, &assessments, t, now, true),
-        MetricsSessions::Unhealthy => {
-            let (listed, judged): (Vec<&Session>, Vec<Assessment>) = sessions
-                .iter()
-                .zip(assessments)
-                .filter(|(_, a)| a.level != Level::Ok)
-                .map(|(s, a)| (*s, a))
-                .unzip();
-            session_series(&mut out, &listed, &judged, t, now, true);
-        }
-        MetricsSessions::None => {}
-    }
     out.finish()
 }
 

@@ -16,6 +16,7 @@ use crate::app::Shared;
 use crate::auth::{Access, Refusal};
 use crate::clock;
 use crate::tenancy::Caller;
+use crate::web::view::html_cached;
 
 /// How far back the availability looks.
 const WINDOW_DAYS: u64 = 30;
@@ -77,33 +78,6 @@ fn minute(t: Timestamp) -> String {
     let text = t.to_rfc3339();
     // 2026-12-07T10:05:31.123Z → 2026-12-07 10:05 UTC
     format!("{} {} UTC", &text[..10], &text[11..16])
-}
-
-fn page(status: StatusCode, body: askama::Result<String>, public: bool) -> Response {
-    let cache = if public {
-        "public, max-age=30"
-    } else {
-        "private, max-age=30"
-    };
-    match body {
-        Ok(body) => (
-            status,
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-            ],
-            body,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the page could not be rendered: {e}"),
-        )
-            .into_response(),
-    }
 }
 
 fn not_found() -> Response {
@@ -206,7 +180,12 @@ pub(in crate::web) async fn status(
         updated: minute(now),
     }
     .render();
-    page(StatusCode::OK, body, pages.public)
+    let cache = if pages.public {
+        "public, max-age=30"
+    } else {
+        "private, max-age=30"
+    };
+    html_cached(StatusCode::OK, body, cache)
 }
 
 #[cfg(test)]
