@@ -43,7 +43,7 @@ export default function (env) {
 
       await page.fill('input[name="token"]', 'not-the-token');
       await Promise.all([page.waitForResponse((r) => r.url().endsWith('/ui/login')), page.click('button[type="submit"]')]);
-      assert.match(await page.textContent('p.error'), /not the READ_TOKEN/);
+      assert.match(await page.textContent('p.error'), /not a token of this wapulse/);
       assert.deepEqual(await ctx.cookies(), []);
 
       await page.fill('input[name="token"]', READ);

@@ -236,7 +236,7 @@ const MAX_SCANNED_PAGES: usize = 20;
 /// next page. A scoped caller sees the transitions of the sessions it sees
 /// now; never notifications (a receiver's messages speak for every tenant)
 /// nor fleet incidents.
-async fn history_rows(
+pub(crate) async fn history_rows(
     state: &Shared,
     caller: &Caller,
     limit: usize,

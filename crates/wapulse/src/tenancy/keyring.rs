@@ -11,6 +11,20 @@ use wapulse_core::{Scope, SessionId};
 
 use super::tokens::{Grant, SecretSource, TokenSpec, read_secret_file};
 
+impl Named {
+    /// An operator's view of one label value (the dashboard's "view as"):
+    /// read access, scoped to `scope`.
+    pub fn viewing(scope: Scope) -> Arc<Self> {
+        Arc::new(Self {
+            name: format!("view as {}", scope.describe()).into(),
+            grant: Grant::Read,
+            scope: Some(Arc::new(scope)),
+            members: std::sync::Mutex::new(None),
+            view_as: true,
+        })
+    }
+}
+
 /// A named token, as a request that presented it is known.
 #[derive(Debug)]
 pub struct Named {
@@ -24,14 +38,19 @@ pub struct Named {
     /// (`FleetSnapshot::membership`): a tenant's page or `/metrics` walks
     /// its own sessions, not the fleet's.
     pub(super) members: std::sync::Mutex<Option<(u64, Arc<Vec<SessionId>>)>>,
+    /// Whether it is an operator's "view as", not a token.
+    pub view_as: bool,
 }
 
-type Digest32 = [u8; 32];
+/// A SHA-256 digest.
+pub type Digest32 = [u8; 32];
 
 /// The digests in force, each to its token.
 #[derive(Default)]
 struct Keys {
     by_digest: HashMap<Digest32, Arc<Named>>,
+    /// Each token in force, by name, with its secret's digest.
+    by_name: HashMap<Arc<str>, (Digest32, Arc<Named>)>,
     /// Each file-sourced token's file digest as last read (`None`: the
     /// file could not be read, and the token is off).
     files: HashMap<Arc<str>, Option<Digest32>>,
@@ -58,6 +77,7 @@ impl Keyring {
                     grant: s.grant,
                     scope: s.scope.clone().map(Arc::new),
                     members: std::sync::Mutex::new(None),
+                    view_as: false,
                 });
                 (s.clone(), named)
             })
@@ -66,6 +86,7 @@ impl Keyring {
         for (spec, named) in &specs {
             let d = digest(spec.secret.expose());
             keys.by_digest.insert(d, named.clone());
+            keys.by_name.insert(named.name.clone(), (d, named.clone()));
             if let SecretSource::File(_) = spec.source {
                 keys.files.insert(named.name.clone(), Some(d));
             }
@@ -120,12 +141,20 @@ impl Keyring {
             }
             if let Some(d) = secret {
                 keys.by_digest.insert(d, named.clone());
+                keys.by_name.insert(named.name.clone(), (d, named.clone()));
             }
         }
         if !changed.is_empty() {
             self.keys.store(Arc::new(keys));
         }
         (changed, problems)
+    }
+
+    /// The token named `name` and the digest of its secret now (`None`:
+    /// no such token, or it is off): what a dashboard login cookie is
+    /// signed with, so a rotated secret ends its logins.
+    pub fn named(&self, name: &str) -> Option<(Digest32, Arc<Named>)> {
+        self.keys.load().by_name.get(name).cloned()
     }
 
     /// Whether any token reads its secret from a file.

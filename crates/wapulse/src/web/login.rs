@@ -7,6 +7,12 @@
 //! HMAC-SHA256 of that, keyed by `READ_TOKEN`. So a cookie lasts
 //! [`SESSION`] at most, a stolen one says nothing of the token, and
 //! changing the token ends every session.
+//!
+//! A named token (`[[tokens]]`) logs in too: its cookie names it and is
+//! keyed by its secret's digest (a rotated secret ends its sessions), and
+//! the pages then show its scope's sessions only. An unscoped visitor may
+//! choose one label value to see the pages as (`/ui/view?as=tenant:acme`,
+//! the `wapulse_view` cookie).
 
 use askama::Template;
 use axum::Form;
@@ -62,6 +68,34 @@ fn session_valid(token: &Secret, value: &str, now: wapulse_core::Timestamp) -> b
         && session_mac(token, secs).verify_slice(&tag).is_ok()
 }
 
+/// The cookie value of a named token's session (`n~name~until~mac`), its
+/// MAC keyed by the digest of the token's secret: a rotated secret ends
+/// its logins.
+fn named_value(name: &str, key: &[u8], until: wapulse_core::Timestamp) -> String {
+    let secs = until.as_millis() / 1000;
+    let tag = named_mac(name, key, secs).finalize().into_bytes();
+    format!("n~{name}~{secs}~{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+fn named_mac(name: &str, key: &[u8], until_secs: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(SESSION_CONTEXT);
+    mac.update(format!("{until_secs} for {name}").as_bytes());
+    mac
+}
+
+/// The named token whose unexpired session `value` is.
+fn named_session(state: &Shared, value: &str, now: wapulse_core::Timestamp) -> Option<Caller> {
+    let mut parts = value.strip_prefix("n~")?.split('~');
+    let (name, secs, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let secs = secs.parse::<i64>().ok()?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    let (key, named) = state.keyring.named(name)?;
+    (secs.saturating_mul(1000) > now.as_millis()
+        && named_mac(name, &key, secs).verify_slice(&tag).is_ok())
+    .then(|| Caller::named(named))
+}
+
 /// Whether the visitor reached this wapulse over https (directly behind a
 /// proxy that says so, or the configured `external_url`): the cookie is
 /// then `Secure`.
@@ -95,32 +129,96 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(|pair| pair.trim().strip_prefix("wapulse_token="))
 }
 
-/// `None` when the request may read; else the answer: a redirect to the
-/// login form (a page) or a 401 (the live stream).
-pub(super) fn refused(state: &Shared, headers: &HeaderMap, next: &str) -> Option<Response> {
+/// Who looks at the pages: a named token (as a bearer token, or the
+/// cookie its login set), held to its scope; `READ_TOKEN` (or no token at
+/// all), unscoped, seeing as the `wapulse_view` cookie asks (an operator's
+/// "view as" a label value). Else the answer: a redirect to the login form
+/// (a page) or a 401 (the live stream).
+pub(super) fn viewer(
+    state: &Shared,
+    headers: &HeaderMap,
+    next: &str,
+) -> Result<Caller, Box<Response>> {
     let open = state.settings.read_token.is_none() && state.keyring.is_empty();
     if let Err(why) = auth::host_allowed(&state.settings, headers, open) {
-        return Some((StatusCode::FORBIDDEN, why.0).into_response());
+        return Err(Box::new((StatusCode::FORBIDDEN, why.0).into_response()));
     }
-    let read_token = state.settings.read_token.as_ref();
-    let session = |token: &Secret| {
-        cookie(headers).is_some_and(|c| session_valid(token, c, crate::clock::now()))
-    };
-    // An unscoped named token opens the pages too (as a bearer token);
-    // a tenant's scoped one does not: the pages show the whole fleet.
+    let now = crate::clock::now();
     let named = auth::bearer(headers)
         .and_then(|b| state.keyring.find(b))
-        .is_some_and(|t| t.scope.is_none());
+        .map(Caller::named)
+        .or_else(|| cookie(headers).and_then(|c| named_session(state, c, now)));
+    let read_token = state.settings.read_token.as_ref();
+    let session = |token: &Secret| cookie(headers).is_some_and(|c| session_valid(token, c, now));
     let single = (read_token.is_some() || state.keyring.is_empty())
         && allowed(&[auth::bearer(headers)], read_token, "READ_TOKEN");
-    if named || single || read_token.is_some_and(session) {
-        return None;
+    let caller = match named {
+        Some(c) => c,
+        None if single || read_token.is_some_and(session) => Caller::default(),
+        None => {
+            if next.starts_with("/ui/live") {
+                return Err(Box::new(
+                    (StatusCode::UNAUTHORIZED, "a token is required").into_response(),
+                ));
+            }
+            let to = format!("/ui/login?next={}", urlencoding(next));
+            return Err(Box::new(Redirect::to(&to).into_response()));
+        }
+    };
+    if caller.scope().is_none()
+        && let Some(scope) = view_as(headers)
+    {
+        return Ok(Caller::named(crate::tenancy::Named::viewing(scope)));
     }
-    if next.starts_with("/ui/live") {
-        return Some((StatusCode::UNAUTHORIZED, "READ_TOKEN required").into_response());
+    Ok(caller)
+}
+
+/// The `wapulse_view` cookie: `label:value`, the one label value an
+/// operator chose to see the pages as.
+fn view_as(headers: &HeaderMap) -> Option<wapulse_core::Scope> {
+    let raw = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix("wapulse_view="))?;
+    let text = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    let (name, value) = crate::routes::session::label_filter(&text).ok()?;
+    Some(wapulse_core::Scope::Labels([(name, value)].into()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ViewQuery {
+    #[serde(rename = "as")]
+    as_: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /ui/view?as=label:value`: the pages show that label value's
+/// sessions only, until `GET /ui/view` (no `as`) ends it. A cookie, set
+/// only for a request from this site.
+pub(super) async fn view(headers: HeaderMap, Query(q): Query<ViewQuery>) -> Response {
+    if let Some(refused) = cross_site_refused(&headers) {
+        return refused;
     }
-    let to = format!("/ui/login?next={}", urlencoding(next));
-    Some(Redirect::to(&to).into_response())
+    let next = local(q.next.as_deref());
+    let value = match q.as_.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        Some(pair) => match crate::routes::session::label_filter(pair) {
+            Ok(_) => format!(
+                "wapulse_view={}; Path=/; HttpOnly; SameSite=Strict",
+                super::view::query_value(pair, false)
+            ),
+            Err(e) => return (StatusCode::BAD_REQUEST, e.message()).into_response(),
+        },
+        None => "wapulse_view=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0".to_owned(),
+    };
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
 }
 
 /// `None` for a form posted from this site; else the 403 that refuses a
@@ -142,8 +240,8 @@ pub(super) fn cross_site_refused(headers: &HeaderMap) -> Option<Response> {
 /// changes silences through the API). `None`: refused.
 pub(super) fn admin(state: &Shared, token: &str) -> Option<Caller> {
     if let Some(named) = state.keyring.find(token) {
-        return (named.grant == Grant::Admin && named.scope.is_none())
-            .then(|| Caller::named(named));
+        // A scoped admin token's silences carry its scope.
+        return (named.grant == Grant::Admin).then(|| Caller::named(named));
     }
     let s = &state.settings;
     let (expected, setting) = match (&s.admin_token, &s.ingest_token) {
@@ -224,6 +322,29 @@ pub(super) async fn login(
         return refused;
     }
     let next = local(f.next.as_deref());
+    let secure = if over_https(&state, &headers) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let set = |response: &mut Response, value: String| {
+        let cookie = format!(
+            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            SESSION.as_millis() / 1000
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    };
+    // A named token: a session of its own, held to its scope.
+    if let Some(named) = state.keyring.find(&f.token)
+        && let Some((key, _)) = state.keyring.named(&named.name)
+    {
+        let mut response = Redirect::to(&next).into_response();
+        let until = crate::clock::now().plus(SESSION);
+        set(&mut response, named_value(&named.name, &key, until));
+        return response;
+    }
     if !allowed(
         &[Some(&f.token)],
         state.settings.read_token.as_ref(),
@@ -233,7 +354,9 @@ pub(super) async fn login(
             StatusCode::UNAUTHORIZED,
             LoginPage {
                 next,
-                error: Some("That is not the READ_TOKEN of this wapulse.".into()),
+                error: Some(
+                    "That is not a token of this wapulse (READ_TOKEN or [[tokens]]).".into(),
+                ),
             }
             .render(),
         );
@@ -241,19 +364,7 @@ pub(super) async fn login(
     let mut response = Redirect::to(&next).into_response();
     if let Some(token) = &state.settings.read_token {
         let until = crate::clock::now().plus(SESSION);
-        let secure = if over_https(&state, &headers) {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            session_value(token, until),
-            SESSION.as_millis() / 1000
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().insert(header::SET_COOKIE, v);
-        }
+        set(&mut response, session_value(token, until));
     }
     response
 }

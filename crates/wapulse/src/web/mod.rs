@@ -49,6 +49,7 @@ pub fn router() -> Router<Shared> {
         .route("/status/{value}", get(pages::status))
         .route("/ui/login", get(login::form).post(login::login))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/view", get(login::view))
         .route("/ui/live", get(live::events))
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))

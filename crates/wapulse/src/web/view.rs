@@ -5,6 +5,24 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use wapulse_core::{Level, SessionState, Timestamp};
 
+/// Whose sessions the pages show, when not the whole fleet's: a tenant's
+/// login, or an operator's "view as" (which it may end).
+pub struct Viewing {
+    pub text: String,
+    pub clearable: bool,
+}
+
+impl Viewing {
+    pub fn of(caller: &crate::tenancy::Caller) -> Option<Self> {
+        let token = caller.token.as_ref()?;
+        let scope = token.scope.as_ref()?;
+        Some(Self {
+            text: scope.describe(),
+            clearable: token.view_as,
+        })
+    }
+}
+
 /// A rendered page, or a plain 500 naming the template error.
 pub(super) fn html(status: StatusCode, page: askama::Result<String>) -> Response {
     html_cached(status, page, "no-store")

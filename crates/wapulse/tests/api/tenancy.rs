@@ -207,37 +207,146 @@ async fn a_scoped_token_sees_only_its_sessions_on_every_read_route() {
     );
 }
 
+/// The first `tick` of `/ui/live` for this request.
+async fn first_tick(app: &TestApp, token: &str) -> Value {
+    let mut r = app
+        .client
+        .get(app.url("/ui/live"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buf = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no tick: {buf}");
+        let chunk = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+            .await
+            .expect("a tick within 5 s")
+            .unwrap()
+            .expect("the stream goes on");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(data) = buf
+            .split("event: tick\ndata: ")
+            .nth(1)
+            .and_then(|rest| rest.split('\n').next())
+            .filter(|_| buf.ends_with("\n\n"))
+        {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
 #[tokio::test]
-async fn the_dashboard_and_its_live_ticks_are_not_a_scoped_tokens() {
+async fn a_tenants_dashboard_and_live_ticks_show_its_own_sessions_only() {
     let app = spawn_tenants(TOKENS).await;
     fleet(&app).await;
-    let no_redirect = reqwest::Client::builder()
+    for page in [
+        "/",
+        "/ui/sessions",
+        "/ui/sessions?status=critical",
+        "/ui/sessions?code=LOGGED_OUT",
+        "/ui/alerts",
+        "/ui/availability?by=tenant",
+        "/ui/sessions/acme-1",
+    ] {
+        let (code, html) = get_as(&app, ACME_READ, page).await;
+        assert_eq!(code, 200, "{page}: {html}");
+        for other in OTHERS {
+            assert!(!html.contains(other), "{page} mentions {other}");
+        }
+        assert!(html.contains("tenant=acme"), "{page} says whose it is");
+    }
+    let (_, overview) = get_as(&app, ACME_READ, "/").await;
+    assert!(
+        overview.contains(r#"data-live="sessions">2<"#),
+        "{overview}"
+    );
+    assert!(
+        !overview.contains("wapulse itself"),
+        "no part of wapulse's own"
+    );
+    let (_, list) = get_as(&app, ACME_READ, "/ui/sessions?code=LOGGED_OUT").await;
+    assert!(
+        list.contains("acme-2") && !list.contains("acme-1"),
+        "{list}"
+    );
+    // Another tenant's session page is a session never seen.
+    let (code, other) = get_as(&app, ACME_READ, "/ui/sessions/bolt-1").await;
+    let (_, never) = get_as(&app, ACME_READ, "/ui/sessions/zz-never").await;
+    assert_eq!(code, 404);
+    let strip = |t: &str| t.split("<main").nth(1).unwrap_or_default().to_owned();
+    assert_eq!(strip(&other).replace("bolt-1", "zz-never"), strip(&never));
+    // The live ticks count its sessions only.
+    let tick = first_tick(&app, ACME_READ).await;
+    assert_eq!(
+        (tick["sessions"].clone(), tick["ingest"].clone()),
+        (json!(2), json!(0)),
+        "{tick}"
+    );
+    assert_eq!(
+        first_tick(&app, OPS).await["sessions"],
+        5,
+        "the fleet and the default session"
+    );
+
+    // A login with the token: a cookie naming it, no secret in it.
+    let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for (token, page_ok) in [(ACME_READ, false), (OPS, true)] {
-        let page = no_redirect
-            .get(app.url("/"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let live = no_redirect
-            .get(app.url("/ui/live"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            page.status().is_success(),
-            page_ok,
-            "{token}: {}",
-            page.status()
-        );
-        if !page_ok {
-            assert_eq!(live.status(), 401, "live ticks refused");
-        }
-    }
+    let r = plain
+        .post(app.url("/ui/login"))
+        .form(&[("token", ACME_READ), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("wapulse_token=n~acme-read~") && !cookie.contains(ACME_READ));
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = plain
+        .get(app.url("/ui/sessions"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("acme-1") && !html.contains("bolt-1"),
+        "{html}"
+    );
+
+    // An operator views the pages as one tenant, and back.
+    let r = plain
+        .get(app.url("/ui/view?as=tenant:acme"))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    let view = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let as_acme = plain
+        .get(app.url("/"))
+        .bearer_auth(OPS)
+        .header("cookie", &view)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(as_acme.contains(r#"data-live="sessions">2<"#), "{as_acme}");
+    assert!(as_acme.contains(r#"href="/ui/view""#), "it can be ended");
+    let (_, whole) = get_as(&app, OPS, "/").await;
+    assert!(whole.contains(r#"data-live="sessions">5<"#), "{whole}");
 }
 
 #[tokio::test]

@@ -8,12 +8,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ALERTS_PER_GROUP, AlertRow, alert_row, display, guard};
+use super::{ALERTS_PER_GROUP, AlertRow, alert_row, display, viewer};
 use crate::alerting::AlertGroup as Kind;
 use crate::app::Shared;
 use crate::clock;
+use crate::tenancy::Caller;
 use crate::web::login;
-use crate::web::view::{Badge, When, html, when};
+use crate::web::view::{Badge, Viewing, When, html, when};
 
 pub struct HistoryRowView {
     pub at: When,
@@ -36,6 +37,7 @@ pub struct SilenceRow {
 #[template(path = "alerts.html")]
 pub struct AlertsPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
     /// Fleet incidents, firing, pending, silenced.
     pub groups: Vec<AlertGroup>,
     pub history: Vec<HistoryRowView>,
@@ -54,16 +56,33 @@ pub struct AlertGroup {
 
 pub(super) async fn alerts_page(
     st: &Shared,
+    caller: &Caller,
     error: Option<String>,
     notice: Option<String>,
 ) -> AlertsPage {
     let now = clock::now();
     let judged = st.alerting.snapshot();
+    let scoped = caller.scope().is_some();
     // A page stays small however many alerts fire: the first rows of each
     // group (worst first, from the evaluator's index); the sessions page
     // filters for the rest.
     let rows = |kind: Kind| -> (Vec<AlertRow>, usize) {
         let group = judged.active.group(kind);
+        if scoped {
+            // A tenant's: its sessions' alerts only (never an incident).
+            let seen: Vec<_> = judged
+                .active
+                .alerts(group)
+                .filter(|a| caller.sees_alert(a))
+                .collect();
+            let total = seen.len();
+            let rows = seen
+                .into_iter()
+                .take(ALERTS_PER_GROUP)
+                .map(|a| alert_row(a, now))
+                .collect();
+            return (rows, total);
+        }
         let rows = judged
             .active
             .alerts(group)
@@ -76,10 +95,9 @@ pub(super) async fn alerts_page(
     let firing = rows(Kind::Firing);
     let pending = rows(Kind::Pending);
     let silenced = rows(Kind::Silenced);
-    let history = st
-        .alerting
-        .history(50, None)
+    let history = crate::routes::alerts::history_rows(st, caller, 50, None)
         .await
+        .map(|(rows, _)| rows)
         .unwrap_or_default()
         .into_iter()
         .map(|h| {
@@ -104,6 +122,7 @@ pub(super) async fn alerts_page(
         .alerting
         .silences()
         .iter()
+        .filter(|s| caller.sees_silence(s))
         .map(|s| {
             let (status, active) = if s.ends_at <= now {
                 (
@@ -160,6 +179,7 @@ pub(super) async fn alerts_page(
     silences.sort_by_key(|s| !s.active);
     AlertsPage {
         now: when(now, now),
+        viewing: Viewing::of(caller),
         groups: [
             ("Fleet incidents", incidents),
             ("Firing", firing),
@@ -188,9 +208,10 @@ pub(in crate::web) async fn alerts(
     uri: Uri,
     query: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = guard(&st, &headers, &uri) {
-        return r;
-    }
+    let caller = match viewer(&st, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let notice = query
         .ok()
         .and_then(|Query(q)| q.saved)
@@ -200,6 +221,6 @@ pub(in crate::web) async fn alerts(
         });
     html(
         StatusCode::OK,
-        alerts_page(&st, None, notice).await.render(),
+        alerts_page(&st, &caller, None, notice).await.render(),
     )
 }

@@ -10,14 +10,14 @@ use serde::Deserialize;
 use wapulse_core::availability::{Phase, Timeline};
 use wapulse_core::{DurationMs, Level, SessionId, SessionState, Timestamp};
 
-use super::guard;
 use super::session::{BandView, band_views};
 use super::session_href;
+use super::viewer;
 use crate::app::Shared;
 use crate::clock;
 use crate::history::{self, HOUR_MS};
 use crate::web::charts::{Chart, Column, Series, stacked};
-use crate::web::view::{When, html, span, state as state_badge, when};
+use crate::web::view::{Viewing, When, html, span, state as state_badge, when};
 
 /// `14:00` of an instant (UTC).
 fn hour_label(ms: i64) -> String {
@@ -276,6 +276,7 @@ pub struct RankRow {
 #[template(path = "availability.html")]
 pub struct AvailabilityPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
     pub window: String,
     pub windows: Vec<(&'static str, String, bool)>,
     pub by: String,
@@ -302,9 +303,11 @@ pub(in crate::web) async fn availability(
     uri: Uri,
     query: Result<Query<AvailabilityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = guard(&state, &headers, &uri) {
-        return r;
-    }
+    let caller = match viewer(&state, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let viewing = Viewing::of(&caller);
     let now = clock::now();
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let window = match q.window.as_deref() {
@@ -327,8 +330,8 @@ pub(in crate::web) async fn availability(
             (now.minus(d), now, now),
             Some(&label),
             &label_of,
-            // The pages are the operators' (unscoped): every session.
-            &|_| true,
+            // A tenant's view ranks its own sessions only.
+            &|id: &str| caller.sees_id(&snapshot, id),
             1.0,
             50,
         )?;
@@ -367,6 +370,7 @@ pub(in crate::web) async fn availability(
         .collect();
     let page = AvailabilityPage {
         now: when(now, now),
+        viewing,
         windows: ["24h", "7d", "30d"]
             .into_iter()
             .map(|w| {

@@ -26,6 +26,7 @@ use super::login;
 use super::view::{Badge, When, level, when};
 use crate::alerting::ActiveAlert;
 use crate::app::Shared;
+use crate::tenancy::Caller;
 
 pub(super) use alerts::alerts;
 pub(super) use history::availability;
@@ -44,10 +45,15 @@ pub(super) const ALERTS_PER_GROUP: usize = 100;
 /// The timeline's window.
 pub(super) const TIMELINE_HOURS: u64 = 6;
 
-/// The login redirect, when the request may not read.
-pub(super) fn guard(state: &Shared, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+/// Who looks (a tenant's pages keep to its sessions), or the login
+/// redirect.
+pub(super) fn viewer(
+    state: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Caller, Box<Response>> {
     let next = uri.path_and_query().map_or("/", |p| p.as_str());
-    login::refused(state, headers, next)
+    login::viewer(state, headers, next)
 }
 
 /// An alert as the pages list it.

@@ -7,12 +7,13 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use wapulse_core::{Level, SessionState};
 
-use super::{AlertRow, OVERVIEW_ALERTS, alert_row, guard};
+use super::{AlertRow, OVERVIEW_ALERTS, alert_row, viewer};
 use crate::alerting::{ActiveAlert, AlertGroup};
 use crate::app::Shared;
 use crate::clock;
+use crate::tenancy::Caller;
 use crate::web::charts::Chart;
-use crate::web::view::{Badge, When, html, level, state as state_badge, when};
+use crate::web::view::{Badge, Viewing, When, html, level, state as state_badge, when};
 
 pub struct GridCell {
     pub count: usize,
@@ -49,6 +50,10 @@ pub struct ReceiverRow {
 #[template(path = "overview.html")]
 pub struct OverviewPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
+    /// A tenant's view: no probe, receiver, fleet history or ingest count
+    /// (they speak for the whole fleet).
+    pub scoped: bool,
     /// Sessions by state and alerts firing over the last 24 hours.
     pub day: Option<(Chart, Chart)>,
     pub day_error: Option<String>,
@@ -94,53 +99,18 @@ pub(in crate::web) async fn overview(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = guard(&state, &headers, &uri) {
-        return r;
+    let caller = match viewer(&state, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if caller.scope().is_some() {
+        return tenant_overview(&state, &caller).await;
     }
     let now = clock::now();
     let snapshot = state.model.snapshot();
     let judged = state.alerting.snapshot();
-    let levels = Level::ALL
-        .iter()
-        .rev()
-        .map(|l| {
-            (
-                level(*l),
-                judged.by_level[*l as usize],
-                format!("/ui/sessions?status={}", l.as_str()),
-            )
-        })
-        .collect();
-    // Worst first: the states with trouble before `connected`.
-    let order = [
-        SessionState::LoggedOut,
-        SessionState::CircuitOpen,
-        SessionState::Disconnected,
-        SessionState::QrRequired,
-        SessionState::Reconnecting,
-        SessionState::Connecting,
-        SessionState::Connected,
-    ];
-    let grid = order
-        .iter()
-        .map(|s| {
-            let row = judged.by_state_level[s.index()];
-            GridRow {
-                state: state_badge(*s),
-                href: format!("/ui/sessions?state={}", s.as_str()),
-                total: snapshot.by_state()[s.index()],
-                cells: Level::ALL
-                    .iter()
-                    .rev()
-                    .map(|l| GridCell {
-                        count: row[*l as usize],
-                        href: format!("/ui/sessions?state={}&status={}", s.as_str(), l.as_str()),
-                        level: level(*l),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
+    let levels = level_cards(&judged.by_level);
+    let grid = grid(&judged.by_state_level, &snapshot.by_state());
     // Incidents, then firing, then pending that no incident covers, each
     // worst first: the first few of each from the evaluator's indexes.
     let active = &judged.active;
@@ -223,6 +193,8 @@ pub(in crate::web) async fn overview(
     };
     let page = OverviewPage {
         now: when(now, now),
+        viewing: None,
+        scoped: false,
         day,
         day_error,
         sessions: snapshot.len(),
@@ -247,6 +219,105 @@ pub(in crate::web) async fn overview(
             .ingest_events
             .with_label_values(&["accepted"])
             .get(),
+    };
+    html(StatusCode::OK, page.render())
+}
+
+/// The cards of sessions per level, worst first.
+fn level_cards(by_level: &[usize; 3]) -> Vec<(Badge, usize, String)> {
+    Level::ALL
+        .iter()
+        .rev()
+        .map(|l| {
+            (
+                level(*l),
+                by_level[*l as usize],
+                format!("/ui/sessions?status={}", l.as_str()),
+            )
+        })
+        .collect()
+}
+
+/// The state × level grid, worst state first.
+fn grid(
+    by_state_level: &[[usize; 3]; wapulse_core::event::STATES],
+    by_state: &[usize; wapulse_core::event::STATES],
+) -> Vec<GridRow> {
+    // Worst first: the states with trouble before `connected`.
+    let order = [
+        SessionState::LoggedOut,
+        SessionState::CircuitOpen,
+        SessionState::Disconnected,
+        SessionState::QrRequired,
+        SessionState::Reconnecting,
+        SessionState::Connecting,
+        SessionState::Connected,
+    ];
+    order
+        .iter()
+        .map(|s| {
+            let row = by_state_level[s.index()];
+            GridRow {
+                state: state_badge(*s),
+                href: format!("/ui/sessions?state={}", s.as_str()),
+                total: by_state[s.index()],
+                cells: Level::ALL
+                    .iter()
+                    .rev()
+                    .map(|l| GridCell {
+                        count: row[*l as usize],
+                        href: format!("/ui/sessions?state={}&status={}", s.as_str(), l.as_str()),
+                        level: level(*l),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// `/` for a tenant (a scoped login, or an operator's "view as"): its
+/// sessions' cards, grid and alerts, judged now; nothing of the rest of
+/// the fleet or of wapulse's own parts.
+async fn tenant_overview(state: &Shared, caller: &Caller) -> Response {
+    let now = clock::now();
+    let counts = crate::web::live::Counts::of(state, caller);
+    let judged = state.alerting.snapshot();
+    let mut firing: Vec<&ActiveAlert> = Vec::new();
+    let mut pending: Vec<&ActiveAlert> = Vec::new();
+    for a in judged.active.iter().filter(|a| caller.sees_alert(a)) {
+        match a.state {
+            wapulse_core::Phase::Firing => firing.push(a),
+            _ => pending.push(a),
+        }
+    }
+    let listed = firing.len() + pending.len();
+    let alerts = firing
+        .into_iter()
+        .chain(pending)
+        .take(OVERVIEW_ALERTS)
+        .map(|a| alert_row(a, now))
+        .collect();
+    let page = OverviewPage {
+        now: when(now, now),
+        viewing: Viewing::of(caller),
+        scoped: true,
+        day: None,
+        day_error: None,
+        sessions: counts.sessions,
+        levels: level_cards(&counts.by_level),
+        level_heads: Level::ALL.iter().rev().map(|l| level(*l)).collect(),
+        grid: grid(&counts.by_state_level, &counts.by_state),
+        alerts,
+        more_alerts: listed.saturating_sub(OVERVIEW_ALERTS),
+        firing: counts.firing,
+        pending: counts.pending,
+        silenced: counts.silenced,
+        probes: Vec::new(),
+        store: outcome_badge(None),
+        store_detail: String::new(),
+        evaluated: judged.evaluated_at.map(|t| when(t, now)),
+        receivers: Vec::new(),
+        ingest_accepted: 0,
     };
     html(StatusCode::OK, page.render())
 }

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use wapulse_core::{Event, EventKind, SessionState, Timestamp, evaluate};
 
-use super::{PAGE, TIMELINE_HOURS, display, guard, session_href};
+use super::{PAGE, TIMELINE_HOURS, display, session_href, viewer};
 use crate::app::Shared;
 use crate::clock;
 use crate::web::timeline;
-use crate::web::view::{Badge, When, html, level, span, state as state_badge, when};
+use crate::web::view::{Badge, Viewing, When, html, level, span, state as state_badge, when};
 
 pub struct Section {
     pub name: String,
@@ -81,6 +81,7 @@ pub struct EventRow {
 #[template(path = "session.html")]
 pub struct SessionPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
     pub id: String,
     pub state: Badge,
     pub level: Badge,
@@ -166,14 +167,23 @@ pub(in crate::web) async fn session(
     Path(id): Path<String>,
     query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = guard(&st, &headers, &uri) {
-        return r;
-    }
+    let caller = match viewer(&st, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let started = Instant::now();
     let now = clock::now();
-    let Some(s) = st.model.snapshot().get(&id).cloned() else {
+    // Another tenant's session is not found, like one never seen.
+    let Some(s) = st
+        .model
+        .snapshot()
+        .get(&id)
+        .filter(|s| caller.sees(s))
+        .cloned()
+    else {
         let page = NotFoundPage {
             now: when(now, now),
+            viewing: Viewing::of(&caller),
             what: format!("No session `{id}`."),
         };
         return html(StatusCode::NOT_FOUND, page.render());
@@ -257,6 +267,7 @@ pub(in crate::web) async fn session(
     };
     let page = SessionPage {
         now: when(now, now),
+        viewing: Viewing::of(&caller),
         week,
         week_error,
         id: s.id().as_str().to_owned(),
@@ -315,5 +326,6 @@ pub(in crate::web) async fn session(
 #[template(path = "notfound.html")]
 pub struct NotFoundPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
     pub what: String,
 }

@@ -7,10 +7,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use wapulse_core::{AlertCode, Level, Session, SessionState, evaluate};
 
-use super::{PAGE, guard, session_href};
+use super::{PAGE, session_href, viewer};
 use crate::app::Shared;
 use crate::clock;
-use crate::web::view::{Badge, When, html, level, state as state_badge, when};
+use crate::web::view::{Badge, Viewing, When, html, level, state as state_badge, when};
 
 #[derive(Default, Clone)]
 pub struct Filters {
@@ -57,6 +57,7 @@ pub struct SessionRow {
 #[template(path = "sessions.html")]
 pub struct SessionsPage {
     pub now: When,
+    pub viewing: Option<Viewing>,
     pub f: Filters,
     pub states: Vec<&'static str>,
     pub levels: Vec<&'static str>,
@@ -84,9 +85,10 @@ pub(in crate::web) async fn sessions(
     uri: Uri,
     query: Result<Query<SessionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = guard(&st, &headers, &uri) {
-        return r;
-    }
+    let caller = match viewer(&st, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let now = clock::now();
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let f = Filters {
@@ -137,8 +139,12 @@ pub(in crate::web) async fn sessions(
     let t = &st.settings.thresholds;
     let snapshot = st.model.snapshot();
     let published = st.alerting.snapshot();
+    // A tenant walks its own sessions (its members, in id order); its
+    // code filter is judged per session, not read from the fleet's index.
+    let members = caller.members(&snapshot);
     let cheap = |s: &Session| {
-        want_state.is_none_or(|w| s.state == w)
+        caller.sees(s)
+            && want_state.is_none_or(|w| s.state == w)
             && want_label
                 .as_ref()
                 .is_none_or(|(n, v)| s.labels.get(n) == Some(v.as_str()))
@@ -146,7 +152,9 @@ pub(in crate::web) async fn sessions(
     };
     let judged = |s: &Session| {
         let a = evaluate(s, t, now);
-        want_level.is_none_or(|w| a.level == w).then_some(a)
+        let coded =
+            members.is_none() || want_code.is_none_or(|c| a.alerts.iter().any(|x| x.code == c));
+        (coded && want_level.is_none_or(|w| a.level == w)).then_some(a)
     };
     // Candidates in id order, from the evaluator's indexes where a filter
     // has one (O(page) however large the fleet): by alert code, the
@@ -158,15 +166,22 @@ pub(in crate::web) async fn sessions(
     let by_level = want_level
         .filter(|_| published.judged(&snapshot))
         .and_then(|l| published.levels.at(l, after));
-    let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Session>>> = if let Some(c) = want_code
-    {
-        let (alerts, _) = active.with_code_by_session(c.as_str(), after);
-        Box::new(alerts.filter_map(|a| snapshot.get(&a.session)))
-    } else if let Some((ids, _)) = by_level {
-        Box::new(ids.iter().filter_map(|id| snapshot.get(id.as_str())))
-    } else {
-        Box::new(snapshot.sessions_after(after))
-    };
+    let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Session>>> =
+        if let Some(ids) = members.as_deref() {
+            let start = after.map_or(0, |a| ids.partition_point(|id| id.as_str() <= a));
+            Box::new(
+                ids[start..]
+                    .iter()
+                    .filter_map(|id| snapshot.get(id.as_str())),
+            )
+        } else if let Some(c) = want_code {
+            let (alerts, _) = active.with_code_by_session(c.as_str(), after);
+            Box::new(alerts.filter_map(|a| snapshot.get(&a.session)))
+        } else if let Some((ids, _)) = by_level {
+            Box::new(ids.iter().filter_map(|id| snapshot.get(id.as_str())))
+        } else {
+            Box::new(snapshot.sessions_after(after))
+        };
     let only = |level: bool, code: bool| {
         want_level.is_some() == level
             && want_code.is_some() == code
@@ -175,6 +190,11 @@ pub(in crate::web) async fn sessions(
     };
     let total = if error.is_some() {
         0
+    } else if let Some(ids) = members.as_deref() {
+        ids.iter()
+            .filter_map(|id| snapshot.get(id.as_str()))
+            .filter(|s| cheap(s) && judged(s).is_some())
+            .count()
     } else if want_level.is_none() && want_code.is_none() {
         match (&want_label, f.q.is_empty(), want_state) {
             (None, true, None) => snapshot.len(),
@@ -272,6 +292,7 @@ pub(in crate::web) async fn sessions(
     };
     let page = SessionsPage {
         now: when(now, now),
+        viewing: Viewing::of(&caller),
         f,
         states: SessionState::ALL.iter().map(|s| s.as_str()).collect(),
         levels: Level::ALL.iter().map(|l| l.as_str()).collect(),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::alerts::alerts_page;
-use super::guard;
+use super::viewer;
 use crate::app::Shared;
 use crate::clock;
 use crate::web::login;
@@ -34,17 +34,27 @@ pub(in crate::web) async fn create_silence(
     uri: Uri,
     Form(f): Form<SilenceForm>,
 ) -> Response {
-    if let Some(r) = login::cross_site_refused(&headers).or_else(|| guard(&st, &headers, &uri)) {
+    if let Some(r) = login::cross_site_refused(&headers) {
         return r;
     }
-    let refuse = |st: Shared, status: StatusCode, why: String| async move {
-        html(status, alerts_page(&st, Some(why), None).await.render())
+    let viewer = match viewer(&st, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let refuse = |st: Shared, status: StatusCode, why: String| {
+        let viewer = viewer.clone();
+        async move {
+            html(
+                status,
+                alerts_page(&st, &viewer, Some(why), None).await.render(),
+            )
+        }
     };
     let Some(caller) = login::admin(&st, &f.token) else {
         return refuse(
             st,
             StatusCode::UNAUTHORIZED,
-            "Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN, or an unscoped admin token of \
+            "Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN, or an admin token of \
              [[tokens]])."
                 .into(),
         )
@@ -99,12 +109,17 @@ pub(in crate::web) async fn expire_silence(
     Path(id): Path<String>,
     Form(f): Form<ExpireForm>,
 ) -> Response {
-    if let Some(r) = login::cross_site_refused(&headers).or_else(|| guard(&st, &headers, &uri)) {
+    if let Some(r) = login::cross_site_refused(&headers) {
         return r;
     }
+    let viewer = match viewer(&st, &headers, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let Some(caller) = login::admin(&st, &f.token) else {
         let page = alerts_page(
             &st,
+            &viewer,
             Some("Wrong admin token (ADMIN_TOKEN, else INGEST_TOKEN).".into()),
             None,
         )
@@ -115,7 +130,7 @@ pub(in crate::web) async fn expire_silence(
         Ok(_) => Redirect::to("/ui/alerts?saved=expired").into_response(),
         Err(e) => {
             let status = e.status();
-            let page = alerts_page(&st, Some(e.message()), None).await;
+            let page = alerts_page(&st, &viewer, Some(e.message()), None).await;
             html(status, page.render())
         }
     }
