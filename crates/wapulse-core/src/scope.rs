@@ -81,8 +81,10 @@ impl Scope {
     }
 
     /// Whether an alert whose labels `label` reads (its `session` among
-    /// them) concerns a session in scope. A fleet incident carries no
-    /// session of its own, and is in no scope.
+    /// them) concerns sessions in scope only. A fleet incident carries no
+    /// session: a label scope takes one whose labels (its `incident_by`
+    /// set) hold the scope's pairs, which then covers in-scope sessions
+    /// only; a list scope takes none.
     pub fn admits_alert<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         match self {
             Scope::Labels(pairs) => pairs.iter().all(|(n, v)| label(n) == Some(v.as_str())),

@@ -102,11 +102,12 @@ impl Caller {
         }
     }
 
-    /// Whether it may see `alert`. A fleet incident spans sessions of
-    /// every tenant: only an unscoped caller sees it.
+    /// Whether it may see `alert`. A fleet incident is seen by a label
+    /// scope whose labels it carries (`incident_by` names them: then it
+    /// covers that tenant's sessions only), and by no list scope.
     pub fn sees_alert(&self, alert: &crate::alerting::ActiveAlert) -> bool {
         self.scope()
-            .is_none_or(|s| !alert.session.is_empty() && s.admits_alert(|n| alert.label(n)))
+            .is_none_or(|s| s.admits_alert(|n| alert.label(n)))
     }
 
     /// Whether it may see `silence`: an unscoped caller every one, a

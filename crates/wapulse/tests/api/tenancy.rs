@@ -853,4 +853,31 @@ async fn a_tenants_mass_failure_reaches_its_receiver_as_its_own_incident() {
     assert_eq!(incident.body["firing"][0]["labels"]["tenant"], "acme");
     let all: String = got.iter().map(|x| x.body.to_string()).collect();
     assert!(!all.contains("bolt"), "{all}");
+    // Its own incident shows to the tenant; another tenant's never does.
+    let state = &app.state;
+    let names = |scope: wapulse_core::Scope| -> Vec<String> {
+        let caller = Caller::named(Named::viewing(scope));
+        state
+            .alerting
+            .snapshot()
+            .active
+            .iter()
+            .filter(|a| caller.sees_alert(a))
+            .map(|a| format!("{}{}", a.code, a.session))
+            .collect()
+    };
+    let tenant = |t: &str| wapulse_core::Scope::Labels([("tenant".into(), t.into())].into());
+    assert!(names(tenant("acme")).contains(&"FLEET_INCIDENT".to_owned()));
+    assert!(
+        !names(tenant("bolt"))
+            .iter()
+            .any(|n| n.starts_with("FLEET_INCIDENT"))
+    );
+    let listed =
+        wapulse_core::Scope::Sessions([wapulse_core::SessionId::parse("acme-00").unwrap()].into());
+    assert!(
+        !names(listed)
+            .iter()
+            .any(|n| n.starts_with("FLEET_INCIDENT"))
+    );
 }

@@ -10,3 +10,4 @@ pub use wapulse::routes::{api_router, table};
 pub use wapulse::secret::Secret;
 pub use wapulse::startup::Application;
 pub use wapulse::store::sqlite::FILE_NAME as DB_FILE_NAME;
+pub use wapulse::tenancy::{Caller, Named};
