@@ -88,6 +88,9 @@ impl Application {
         let state = Arc::new(AppState {
             keyring,
             audit,
+            recent_hours: Arc::new(crate::history::recent::RecentHours::new(
+                Duration::from_secs(60),
+            )),
             probes,
             parser: crate::priority::ingest::Pool::new(
                 "parse",

@@ -48,6 +48,8 @@ pub struct AppState {
     pub keyring: Arc<crate::tenancy::Keyring>,
     /// Admin actions and new token addresses, in the store.
     pub audit: crate::tenancy::AuditLog,
+    /// The overview's last day of fleet hours, read at most once a minute.
+    pub recent_hours: Arc<crate::history::recent::RecentHours>,
 }
 
 /// The handle handlers receive.

@@ -26,6 +26,7 @@
 //! read-only connection.
 
 pub mod read;
+pub mod recent;
 pub mod sqlite;
 
 use std::collections::HashMap;

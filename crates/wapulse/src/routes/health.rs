@@ -262,26 +262,14 @@ pub(super) async fn health(State(state): State<Shared>, caller: Caller) -> Json<
     Json(json!({ "status": "ok", "sessions": sessions }))
 }
 
-/// The rollup of the sessions `caller` sees, judged now.
-fn scoped_rollup(state: &Shared, caller: &Caller) -> wapulse_core::Rollup {
-    let t = &state.settings.thresholds;
-    let now = clock::now();
-    let mut rollup = wapulse_core::Rollup {
-        sessions: 0,
-        by_state: [0; wapulse_core::event::STATES],
-        by_level: [0; 3],
-        alerts: 0,
-    };
-    let snapshot = state.model.snapshot();
-    let members = caller.members(&snapshot).unwrap_or_default();
-    for s in members.iter().filter_map(|id| snapshot.get(id.as_str())) {
-        let a = wapulse_core::evaluate(s, t, now);
-        rollup.sessions += 1;
-        rollup.by_state[s.state.index()] += 1;
-        rollup.by_level[a.level as usize] += 1;
-        rollup.alerts += a.alerts.len();
-    }
-    rollup
+/// A scoped caller's counts, judged now.
+fn tenant_counts(state: &Shared, caller: &Caller) -> crate::tenancy::Counts {
+    caller.counts(
+        &state.model.snapshot(),
+        &state.settings.thresholds,
+        clock::now(),
+        &state.alerting.snapshot(),
+    )
 }
 
 fn sessions_summary(state: &Shared, caller: &Caller) -> Value {
@@ -290,7 +278,7 @@ fn sessions_summary(state: &Shared, caller: &Caller) -> Value {
     // The evaluator keeps the rollup by difference; reads never judge the
     // fleet, except before its first pass (the first second of a start).
     let rollup = if caller.scope().is_some() {
-        scoped_rollup(state, caller)
+        tenant_counts(state, caller).rollup
     } else if judged.evaluated_at.is_some() {
         wapulse_core::Rollup {
             sessions: snapshot.len(),
@@ -326,30 +314,17 @@ fn sessions_summary(state: &Shared, caller: &Caller) -> Value {
 
 fn alerting_summary(state: &Shared, caller: &Caller) -> Value {
     let judged = state.alerting.snapshot();
-    if caller.scope().is_some() {
-        let seen = judged.active.iter().filter(|a| caller.sees_alert(a));
-        let (mut firing, mut pending, mut silenced) = (0, 0, 0);
-        for a in seen {
-            match a.state {
-                wapulse_core::Phase::Firing => firing += 1,
-                _ => pending += 1,
-            }
-            silenced += usize::from(a.silenced);
-        }
-        return json!({
-            "evaluatedAt": judged.evaluated_at.map(|t| t.to_rfc3339()),
-            "firing": firing,
-            "pending": pending,
-            "incidents": 0,
-            "silenced": silenced,
-        });
-    }
+    let counts = if caller.scope().is_some() {
+        tenant_counts(state, caller).alerts
+    } else {
+        judged.counts
+    };
     json!({
         "evaluatedAt": judged.evaluated_at.map(|t| t.to_rfc3339()),
-        "firing": judged.counts.firing,
-        "pending": judged.counts.pending,
-        "incidents": judged.counts.incidents,
-        "silenced": judged.counts.silenced,
+        "firing": counts.firing,
+        "pending": counts.pending,
+        "incidents": counts.incidents,
+        "silenced": counts.silenced,
     })
 }
 

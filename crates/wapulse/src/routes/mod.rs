@@ -36,6 +36,7 @@ use axum::response::Response;
 
 use crate::app::Shared;
 use crate::auth::{Access, Refusal};
+use crate::tenancy::Caller;
 
 pub use error::ApiError;
 pub use fast::FastPath;
@@ -59,13 +60,15 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
         // clone of the inner service and a boxed future: measured ≈ 0.9 µs
         // of CPU per /session/health request). With scoped tokens they get
         // one that only finds out who asks (its answer keeps to its scope).
-        let mut handler = if access == Access::Open && !state.keyring.has_scopes() {
-            r.handler
-        } else {
-            r.handler.route_layer(middleware::from_fn_with_state(
+        let mut handler = match access {
+            Access::Open if !state.keyring.has_scopes() => r.handler,
+            Access::Open => r
+                .handler
+                .route_layer(middleware::from_fn_with_state(state.clone(), identify)),
+            _ => r.handler.route_layer(middleware::from_fn_with_state(
                 (state.clone(), access),
                 authorize,
-            ))
+            )),
         };
         // Only writes read a body; the limit (an extension set per request)
         // is set where it is used.
@@ -106,21 +109,32 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    // Open routes answer any host, as they do without this layer.
-    if access != Access::Open {
-        crate::auth::host_allowed(
-            &state.settings,
-            req.headers(),
-            access.is_open(&state.settings),
-        )
-        .map_err(|refused| ApiError::Forbidden(refused.0))?;
-    }
+    crate::auth::host_allowed(
+        &state.settings,
+        req.headers(),
+        access.is_open(&state.settings),
+    )
+    .map_err(|refused| ApiError::Forbidden(refused.0))?;
     let caller = access
         .admit(&state.settings, &state.keyring, req.headers(), req.uri())
         .map_err(|refused| match refused {
             Refusal::Unauthorized(why) => ApiError::Unauthorized(why.0),
             Refusal::Forbidden(why) => ApiError::Forbidden(why),
         })?;
+    Ok(enter(&state, caller, req, next).await)
+}
+
+/// An open route's layer while scoped tokens exist: it refuses nothing,
+/// and finds out whose token (if any) asks, so that the answer keeps to its
+/// scope.
+async fn identify(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let caller = crate::auth::identify(&state.keyring, req.headers());
+    enter(&state, caller, req, next).await
+}
+
+/// Runs the request as `caller` (an extension handlers read), recording a
+/// named token's first request from an address in the audit log.
+async fn enter(state: &Shared, caller: Caller, mut req: Request, next: Next) -> Response {
     if let Some(token) = &caller.token
         && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
         && state.audit.first_time_from(&token.name, peer.ip())
@@ -139,7 +153,6 @@ async fn authorize(
             tracing::error!(error = %e, token = %token.name, "cannot record a token's new address");
         }
     }
-    let mut req = req;
     req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    next.run(req).await
 }

@@ -156,13 +156,6 @@ impl Keyring {
     pub fn named(&self, name: &str) -> Option<(Digest32, Arc<Named>)> {
         self.keys.load().by_name.get(name).cloned()
     }
-
-    /// Whether any token reads its secret from a file.
-    pub fn watches_files(&self) -> bool {
-        self.specs
-            .iter()
-            .any(|(s, _)| matches!(s.source, SecretSource::File(_)))
-    }
 }
 
 /// Reloads the secret files every `every` and on SIGHUP, until the process

@@ -23,7 +23,10 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use wapulse_core::{FleetSnapshot, Scope, Session, SessionId};
+use wapulse_core::event::STATES;
+use wapulse_core::{FleetSnapshot, Rollup, Scope, Session, SessionId, Thresholds, Timestamp};
+
+use crate::alerting::{AlertCounts, AlertSnapshot};
 
 pub use audit::AuditLog;
 pub use keyring::{Keyring, Named};
@@ -85,6 +88,41 @@ impl Caller {
         Some(ids)
     }
 
+    /// What a tenant's views count (`/api/health`, the dashboard's cards,
+    /// grid and live ticks): its sessions judged at `now`, and the alerts of
+    /// `judged` it sees. The fleet's come from the evaluator instead.
+    pub fn counts(
+        &self,
+        fleet: &FleetSnapshot,
+        t: &Thresholds,
+        now: Timestamp,
+        judged: &AlertSnapshot,
+    ) -> Counts {
+        let mut c = Counts::default();
+        let members = self.members(fleet).unwrap_or_default();
+        for s in members.iter().filter_map(|id| fleet.get(id.as_str())) {
+            let a = wapulse_core::evaluate(s, t, now);
+            let (state, level) = (s.state.index(), a.level as usize);
+            c.rollup.sessions += 1;
+            c.rollup.by_state[state] += 1;
+            c.rollup.by_level[level] += 1;
+            c.rollup.alerts += a.alerts.len();
+            c.by_state_level[state][level] += 1;
+        }
+        for a in judged.active.iter().filter(|a| self.sees_alert(a)) {
+            // As the fleet's: firing counts incidents too.
+            match a.state {
+                wapulse_core::Phase::Firing => c.alerts.firing += 1,
+                _ => c.alerts.pending += 1,
+            }
+            if a.state == wapulse_core::Phase::Firing && a.session.is_empty() {
+                c.alerts.incidents += 1;
+            }
+            c.alerts.silenced += usize::from(a.silenced);
+        }
+        c
+    }
+
     /// Whether it may see `session`.
     pub fn sees(&self, session: &Session) -> bool {
         self.scope().is_none_or(|s| s.admits(session))
@@ -125,6 +163,17 @@ impl Caller {
             (None, None) => "open".to_owned(),
         }
     }
+}
+
+/// A tenant's counts ([`Caller::counts`]).
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Sessions, by state, by level, and their alerts.
+    pub rollup: Rollup,
+    /// Sessions by state and level.
+    pub by_state_level: [[usize; 3]; STATES],
+    /// The alerts it sees: firing, pending, its incidents, silenced.
+    pub alerts: AlertCounts,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -15,76 +15,39 @@ use futures_util::stream::{self, Stream};
 use serde_json::json;
 use wapulse_core::Level;
 
-use wapulse_core::event::STATES;
-
 use crate::app::Shared;
 use crate::tenancy::Caller;
 
-/// A tenant's counts, judged now over its own sessions (the fleet's come
-/// from the evaluator).
-pub(super) struct Counts {
-    pub(super) sessions: usize,
-    pub(super) by_state: [usize; STATES],
-    pub(super) by_level: [usize; 3],
-    pub(super) by_state_level: [[usize; 3]; STATES],
-    pub(super) firing: usize,
-    pub(super) pending: usize,
-    pub(super) silenced: usize,
-}
-
-impl Counts {
-    pub(super) fn of(state: &Shared, caller: &Caller) -> Self {
-        let snapshot = state.model.snapshot();
-        let t = &state.settings.thresholds;
-        let now = crate::clock::now();
-        let mut c = Counts {
-            sessions: 0,
-            by_state: [0; STATES],
-            by_level: [0; 3],
-            by_state_level: [[0; 3]; STATES],
-            firing: 0,
-            pending: 0,
-            silenced: 0,
-        };
-        let members = caller.members(&snapshot).unwrap_or_default();
-        for s in members.iter().filter_map(|id| snapshot.get(id.as_str())) {
-            let level = wapulse_core::evaluate(s, t, now).level as usize;
-            c.sessions += 1;
-            c.by_state[s.state.index()] += 1;
-            c.by_level[level] += 1;
-            c.by_state_level[s.state.index()][level] += 1;
-        }
-        let judged = state.alerting.snapshot();
-        for a in judged.active.iter().filter(|a| caller.sees_alert(a)) {
-            match a.state {
-                wapulse_core::Phase::Firing => c.firing += 1,
-                _ => c.pending += 1,
-            }
-            c.silenced += usize::from(a.silenced);
-        }
-        c
-    }
+/// A tenant's counts, judged now over its own sessions.
+pub(super) fn tenant_counts(state: &Shared, caller: &Caller) -> crate::tenancy::Counts {
+    caller.counts(
+        &state.model.snapshot(),
+        &state.settings.thresholds,
+        crate::clock::now(),
+        &state.alerting.snapshot(),
+    )
 }
 
 /// A tenant's tick: its own counts, and a version that moves with them
 /// only (never with other tenants' events).
 fn tenant_tick(state: &Shared, caller: &Caller) -> serde_json::Value {
-    let c = Counts::of(state, caller);
+    let c = tenant_counts(state, caller);
+    let (r, a) = (&c.rollup, &c.alerts);
     let version = format!(
         "t-{:?}-{}-{}-{}",
-        c.by_state_level, c.firing, c.pending, c.silenced
+        c.by_state_level, a.firing, a.pending, a.silenced
     );
     json!({
         "version": version,
-        "sessions": c.sessions,
-        "connected": c.by_state[wapulse_core::SessionState::Connected.index()],
-        "ok": c.by_level[Level::Ok as usize],
-        "warning": c.by_level[Level::Warning as usize],
-        "critical": c.by_level[Level::Critical as usize],
-        "firing": c.firing,
-        "pending": c.pending,
-        "silenced": c.silenced,
-        "incidents": 0,
+        "sessions": r.sessions,
+        "connected": r.by_state[wapulse_core::SessionState::Connected.index()],
+        "ok": r.by_level[Level::Ok as usize],
+        "warning": r.by_level[Level::Warning as usize],
+        "critical": r.by_level[Level::Critical as usize],
+        "firing": a.firing,
+        "pending": a.pending,
+        "silenced": a.silenced,
+        "incidents": a.incidents,
         "grid": c.by_state_level,
         "ingest": 0,
     })

@@ -358,6 +358,16 @@ async fn a_tenants_dashboard_and_live_ticks_show_its_own_sessions_only() {
         .unwrap();
     assert!(as_acme.contains(r#"data-live="sessions">2<"#), "{as_acme}");
     assert!(as_acme.contains(r#"href="/ui/view""#), "it can be ended");
+    // A bad choice is refused, naming it, and changes nothing.
+    let bad = plain
+        .get(app.url("/ui/view?as=no-colon"))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.headers().get("set-cookie").is_none());
+    assert!(bad.text().await.unwrap().contains("label `no-colon`"));
     let (_, whole) = get_as(&app, OPS, "/").await;
     assert!(whole.contains(r#"data-live="sessions">5<"#), "{whole}");
 }

@@ -63,10 +63,14 @@ pub(super) async fn fleet_day(state: &Shared, now: Timestamp) -> Result<(Chart, 
         now.minus(DurationMs::from_hours(24)),
         HOUR_MS,
     ));
-    let mut points = tokio::task::spawn_blocking(move || reader.fleet(from, now, HOUR_MS))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    // The store at most once a minute (the hour now running is live, below).
+    let recent = state.recent_hours.clone();
+    let mut points = tokio::task::spawn_blocking(move || {
+        recent.get_or_read(from.as_millis(), || reader.fleet(from, now, HOUR_MS))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     if let Some(last) = points.last_mut() {
         last.states = Some(state.model.snapshot().by_state().map(|n| n as u64));
         let judged = state.alerting.snapshot();

@@ -280,7 +280,8 @@ fn grid(
 /// the fleet or of wapulse's own parts.
 async fn tenant_overview(state: &Shared, caller: &Caller) -> Response {
     let now = clock::now();
-    let counts = crate::web::live::Counts::of(state, caller);
+    let counts = crate::web::live::tenant_counts(state, caller);
+    let (rollup, counted) = (&counts.rollup, &counts.alerts);
     let judged = state.alerting.snapshot();
     let mut firing: Vec<&ActiveAlert> = Vec::new();
     let mut pending: Vec<&ActiveAlert> = Vec::new();
@@ -303,15 +304,15 @@ async fn tenant_overview(state: &Shared, caller: &Caller) -> Response {
         scoped: true,
         day: None,
         day_error: None,
-        sessions: counts.sessions,
-        levels: level_cards(&counts.by_level),
+        sessions: rollup.sessions,
+        levels: level_cards(&rollup.by_level),
         level_heads: Level::ALL.iter().rev().map(|l| level(*l)).collect(),
-        grid: grid(&counts.by_state_level, &counts.by_state),
+        grid: grid(&counts.by_state_level, &rollup.by_state),
         alerts,
         more_alerts: listed.saturating_sub(OVERVIEW_ALERTS),
-        firing: counts.firing,
-        pending: counts.pending,
-        silenced: counts.silenced,
+        firing: counted.firing,
+        pending: counted.pending,
+        silenced: counted.silenced,
         probes: Vec::new(),
         store: outcome_badge(None),
         store_detail: String::new(),
