@@ -49,11 +49,9 @@ pub type Digest32 = [u8; 32];
 #[derive(Default)]
 struct Keys {
     by_digest: HashMap<Digest32, Arc<Named>>,
-    /// Each token in force, by name, with its secret's digest.
+    /// Each token in force, by name, with its secret's digest (a token
+    /// whose file could not be read is off: absent).
     by_name: HashMap<Arc<str>, (Digest32, Arc<Named>)>,
-    /// Each file-sourced token's file digest as last read (`None`: the
-    /// file could not be read, and the token is off).
-    files: HashMap<Arc<str>, Option<Digest32>>,
 }
 
 /// Every named token, looked up per request.
@@ -87,9 +85,6 @@ impl Keyring {
             let d = digest(spec.secret.expose());
             keys.by_digest.insert(d, named.clone());
             keys.by_name.insert(named.name.clone(), (d, named.clone()));
-            if let SecretSource::File(_) = spec.source {
-                keys.files.insert(named.name.clone(), Some(d));
-            }
         }
         Self {
             specs,
@@ -133,11 +128,8 @@ impl Keyring {
                     }
                 },
             };
-            if let SecretSource::File(_) = spec.source {
-                if old.files.get(&named.name).copied().flatten() != secret {
-                    changed.push(named.name.clone());
-                }
-                keys.files.insert(named.name.clone(), secret);
+            if old.by_name.get(&named.name).map(|(d, _)| *d) != secret {
+                changed.push(named.name.clone());
             }
             if let Some(d) = secret {
                 keys.by_digest.insert(d, named.clone());
