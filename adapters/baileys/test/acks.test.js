@@ -214,7 +214,11 @@ test("Baileys' own path: sendMessage, the server's ack node, delivery and read r
   const upserted = nextEvent(sock, 'messages.upsert');
   const msg = await sock.sendMessage(jid, { conversation: 'seu pedido saiu para entrega' });
   const id = msg.key.id;
-  await new Promise((r) => setTimeout(r, 30));
+  // 30 ms by the clock the adapter stamps with (a timer alone may fire a
+  // little early against Date.now() on a busy loop)
+  const sentAt = Date.now();
+  do await new Promise((r) => setTimeout(r, 5));
+  while (Date.now() - sentAt < 30);
   // the server's ack, before Baileys' own upsert of the send (~100 ms)
   sock.ws.emit('CB:ack,class:message', { tag: 'ack', attrs: { class: 'message', id, from: jid, t: String(Math.floor(Date.now() / 1000)) } });
   await upserted;

@@ -275,7 +275,11 @@ test('heartbeats: one per keepalive interval, from frames after open, with the p
   const pings = [];
   const sock = fakeSocket(async (node) => {
     pings.push(node);
-    await new Promise((r) => setTimeout(r, 15));
+    // 15 ms by the clock the RTT is measured with (a timer alone may fire a
+    // little early against it on a busy loop)
+    const asked = performance.now();
+    do await new Promise((r) => setTimeout(r, 2));
+    while (performance.now() - asked < 15);
     return { tag: 'iq', attrs: { type: 'result', id: node.attrs.id } };
   });
   const w = createWatcher({ url: srv.url, session: 's1', flushIntervalMs: 60000, keepAliveIntervalMs: 150, ...quiet }).watch(sock);

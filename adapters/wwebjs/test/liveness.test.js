@@ -64,6 +64,17 @@ const observe = (session) => wapulse.observe(session);
 const alertCodes = async (session) => (await wapulse.alerts(session)).alerts.map((a) => a.code);
 const stateList = (journal) => journal.filter((e) => e.type === 'state').map((e) => (e.reason == null ? e.state : `${e.state}:${e.reason}`));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Until a ping has ended as `counter` counts (beyond `from`, read before the
+// page changed) and wapulse has acknowledged everything queued: then no
+// heartbeat of an earlier CONNECTED answer is still on its way.
+const quiet = (w, counter, from) =>
+  waitFor(
+    () => {
+      const s = w.stats();
+      return s.liveness[counter] > from && s.queued === 0 && s.inFlight === 0;
+    },
+    { what: `a ping ending in ${counter}, then nothing queued`, timeoutMs: 10000 },
+  );
 
 test('getState answering CONNECTED → heartbeats with RTT; another state → none; a hung page → none, one getState in flight, HEARTBEAT_STALE; a killed browser → browser_disconnected', async () => {
   const session = 'ww-live';
@@ -98,8 +109,9 @@ test('getState answering CONNECTED → heartbeats with RTT; another state → no
   assert.deepEqual(await alertCodes(session), []);
 
   // the page answers another state: no heartbeat
+  const others = w.stats().liveness.otherAnswers;
   await page.evaluate(() => window.wapulseTest.setState('OPENING'));
-  await sleep(300); // a heartbeat of a CONNECTED answer may be on its way
+  await quiet(w, 'otherAnswers', others);
   const before = (await observe(session)).heartbeat.count;
   await sleep(800);
   assert.equal((await observe(session)).heartbeat.count, before, 'no heartbeat while the page says OPENING');
@@ -107,8 +119,9 @@ test('getState answering CONNECTED → heartbeats with RTT; another state → no
   await waitFor(async () => (await observe(session)).heartbeat.count > before, { what: 'heartbeats again' });
 
   // the page hangs: its main thread never comes back
+  const timeouts = w.stats().liveness.timeouts;
   await page.evaluate(() => window.wapulseTest.hang());
-  await sleep(400);
+  await quiet(w, 'timeouts', timeouts);
   const hungAt = (await observe(session)).heartbeat.count;
   const callsAtHang = calls;
   await sleep(1500);
@@ -150,12 +163,13 @@ test('a getState that rejects sends nothing and never throws into the bot', asyn
   client.emit('ready');
   await waitFor(async () => (await observe(session))?.heartbeat.count >= 1, { what: 'a heartbeat' });
   // WhatsApp Web's module system gone from the page: the evaluate throws
+  const failures = w.stats().liveness.failures;
   await page.evaluate(() => {
     window.require = () => {
       throw new Error('Requiring unknown module "WAWebSocketModel"');
     };
   });
-  await sleep(300);
+  await quiet(w, 'failures', failures);
   await assert.rejects(client.getState(), /Requiring unknown module/);
   const count = (await observe(session)).heartbeat.count;
   await sleep(800);

@@ -211,6 +211,15 @@ async fn a_backup_under_full_ingest_restores_the_store_as_of_one_commit() {
         ids(get(copy_port, "/sessions")),
         ids(get(port, "/sessions"))
     );
+    // Alerts are the evaluator's: compare once the copy has judged once.
+    let started = Instant::now();
+    while !get(copy_port, "/alerts")["evaluatedAt"].is_string() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the restored copy never judged its fleet"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let alerts = |p: u16| {
         let v = get(p, "/alerts");
         let mut a: Vec<(Value, Value, Value)> = v["alerts"]

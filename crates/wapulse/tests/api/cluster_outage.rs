@@ -72,8 +72,10 @@ async fn a_nats_outage_pages_nothing_for_itself_and_a_session_dead_meanwhile_sti
     let (_, alerts) = r.get("/alerts").await;
     assert_eq!(alerts["alerts"], json!([]), "{alerts}");
     let (_, health) = r.get("/api/health").await;
+    // Frozen: the loop above took at least 5 s of wall clock (until
+    // critical), and judging moved far less than that.
     assert!(
-        evaluated(&health).since(frozen) < DurationMs::from_secs(1),
+        evaluated(&health).since(frozen) < DurationMs::from_secs(3),
         "{frozen:?} → {health}"
     );
     assert!(
@@ -133,13 +135,17 @@ async fn a_nats_outage_pages_nothing_for_itself_and_a_session_dead_meanwhile_sti
         entries.iter().all(|e| e["session"] != "alive"),
         "alive never fired: {history}"
     );
-    // And judging is back on the wall clock.
-    let (_, health) = r.get("/api/health").await;
-    assert_eq!(health["cluster"]["connected"], true);
-    assert!(
-        wapulse::clock::now().since(evaluated(&health)) < DurationMs::from_secs(2),
-        "{health}"
-    );
+    // And judging is back on the wall clock (its next pass, bounded).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, health) = r.get("/api/health").await;
+        assert_eq!(health["cluster"]["connected"], true);
+        if wapulse::clock::now().since(evaluated(&health)) < DurationMs::from_secs(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(judging_lag(&r).await, 0.0);
 }
 

@@ -43,6 +43,8 @@ async fn whatsapp_health_summarises_sessions() {
         {"session": "b", "type": "state", "state": "logged_out"},
     ]))
     .await;
+    // Levels and alerts are the evaluator's: read once it has judged the batch.
+    alerts_after_writes(&app).await;
     let w = app.get_json("/health/whatsapp", 200).await;
     assert_eq!(w["status"], "critical");
     assert_eq!(w["sessions"]["total"], 3);

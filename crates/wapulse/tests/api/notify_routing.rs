@@ -175,17 +175,18 @@ async fn an_alert_resolves_in_the_group_it_fired_in_even_if_its_labels_changed()
 
 #[tokio::test]
 async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
-    // MISSED_HEARTBEATS critical (14 missed in a 5 s window), then warning
-    // (3) when the bigger gap leaves the window, then resolved. Critical
-    // goes to `oncall` only; `oncall` must hear it end when it turns
-    // warning, not keep it firing.
+    // MISSED_HEARTBEATS critical (24 + 5 missed in a 15 s window), then
+    // warning (5) when the bigger gap leaves the window 9 s from now, then
+    // resolved. Critical goes to `oncall` only; `oncall` must hear it end
+    // when it turns warning, not keep it firing. (The 9 s leave room for a
+    // slow machine to judge the critical level before it passes.)
     let oncall = FakeReceiver::start(Kind::Webhook(None)).await;
     let chat = FakeReceiver::start(Kind::Webhook(None)).await;
     let app = spawn_alerting(&format!(
         r#"
         [thresholds]
         heartbeat_interval = "1s"
-        missed_heartbeat_window = "5s"
+        missed_heartbeat_window = "15s"
         [alerting]
         for = "0s"
         group_wait = "0s"
@@ -210,9 +211,9 @@ async fn a_level_change_resolves_the_old_level_where_only_it_was_routed() {
         .to_rfc3339()
     };
     app.ingest(json!([
-        {"session": "s1", "type": "state", "state": "connected", "at": at(30.0)},
-        {"session": "s1", "type": "heartbeat", "at": at(15.0)},
-        {"session": "s1", "type": "heartbeat", "at": at(4.0)},
+        {"session": "s1", "type": "state", "state": "connected", "at": at(40.0)},
+        {"session": "s1", "type": "heartbeat", "at": at(30.0)},
+        {"session": "s1", "type": "heartbeat", "at": at(6.0)},
         {"session": "s1", "type": "heartbeat", "at": at(0.5)},
     ]))
     .await;

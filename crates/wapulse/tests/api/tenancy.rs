@@ -711,10 +711,6 @@ async fn a_status_page_shows_its_tenant_in_plain_words_and_nothing_else() {
     fleet(&app).await;
     // Not public: a token is needed, and a scope must cover the page.
     assert_eq!(app.get("/status/acme").await.status(), 401);
-    eprintln!(
-        "DEBUG {}",
-        get_as(&app, ACME_READ, "/sessions/acme-1/alerts").await.1
-    );
     let (code, page) = get_as(&app, ACME_READ, "/status/acme").await;
     assert_eq!(code, 200, "{page}");
     for want in [
