@@ -120,6 +120,26 @@ impl Timeline {
         out
     }
 
+    /// Its current life only: the changes after its last retirement. A
+    /// session that came back after it was retired starts afresh, and a
+    /// reader who may see only the new life (a tenant's scope) learns
+    /// nothing of whose the id was before.
+    pub fn current_life(mut self) -> Timeline {
+        if let Some(last) = self.changes.iter().rposition(|(_, p)| *p == Phase::Retired) {
+            self.changes.drain(..=last);
+        }
+        self
+    }
+
+    /// When it was last retired, if it was.
+    pub fn retired_at(&self) -> Option<Timestamp> {
+        self.changes
+            .iter()
+            .rev()
+            .find(|(_, p)| *p == Phase::Retired)
+            .map(|(t, _)| *t)
+    }
+
     /// The changes with each `Seen` resolved to the phase it stands for.
     pub fn resolved(&self) -> impl Iterator<Item = (Timestamp, Phase)> + '_ {
         let mut before = None;
@@ -248,6 +268,36 @@ mod tests {
             None,
             "not yet seen"
         );
+    }
+
+    #[test]
+    fn the_current_life_starts_after_the_last_retirement() {
+        // Down most of a first life, retired, then up in a second one.
+        let tl = timeline(&[
+            (0, DOWN),
+            (H, UP),
+            (2 * H, Phase::Retired),
+            (3 * H, DOWN),
+            (4 * H, Phase::Retired),
+            (6 * H, Phase::Seen),
+            (7 * H, UP),
+        ]);
+        assert_eq!(tl.retired_at(), Some(t(4 * H)));
+        let life = tl.clone().current_life();
+        assert_eq!(life.changes(), &[(t(6 * H), Phase::Seen), (t(7 * H), UP)]);
+        assert_eq!(life.first_seen(), Some(t(6 * H)));
+        let a = life.over(t(0), t(8 * H), t(8 * H));
+        assert_eq!((a.connected_ms, a.observed_ms), (H as u64, 2 * H as u64));
+        // The whole history counts the first lives' down time too.
+        let all = tl.over(t(0), t(8 * H), t(8 * H));
+        assert_eq!(
+            (all.connected_ms, all.observed_ms),
+            (2 * H as u64, 5 * H as u64)
+        );
+        // Never retired: all of it.
+        let once = timeline(&[(0, DOWN), (H, UP)]);
+        assert_eq!(once.retired_at(), None);
+        assert_eq!(once.clone().current_life(), once);
     }
 
     #[test]

@@ -263,7 +263,10 @@ fn main() {
             (month, now, now),
             None,
             &|_| None,
-            &|_| true,
+            wapulse::history::Seen {
+                admits: &|_| true,
+                current_life: false,
+            },
             1.0,
             100,
         )

@@ -375,6 +375,32 @@ pub struct Ranked {
     pub fleet_below: Vec<(String, f64)>,
 }
 
+/// Whose sessions a read counts, and how much of each one's past.
+#[derive(Clone, Copy)]
+pub struct Seen<'a> {
+    /// Whether it counts the session of this id.
+    pub admits: &'a dyn Fn(&str) -> bool,
+    /// Only each session's current life, after its last retirement (a
+    /// tenant's reads: `Caller::current_life_only`).
+    pub current_life: bool,
+}
+
+/// `session`'s hour rows in `[from, to)`; with `current_life`, only the
+/// hours begun after its last retirement (the hour it fell in held the
+/// life before as well).
+pub fn hours_of(
+    reader: &dyn HistoryReader,
+    session: &wapulse_core::SessionId,
+    (from, to): (Timestamp, Timestamp),
+    current_life: bool,
+) -> Result<Vec<SessionHour>, read::ReadFailed> {
+    let mut hours = reader.session_hours(session, from, to)?;
+    if current_life && let Some(cut) = reader.retired_at(session)? {
+        hours.retain(|h| h.hour_ms > cut.as_millis());
+    }
+    Ok(hours)
+}
+
 /// Ranks every session's availability over `[from, to)`. With `by`, only
 /// sessions whose label `by` has a value (`label_of`) count, grouped by it.
 pub fn rank(
@@ -382,7 +408,7 @@ pub fn rank(
     window: (Timestamp, Timestamp, Timestamp),
     by: Option<&str>,
     label_of: &dyn Fn(&str) -> Option<String>,
-    admits: &dyn Fn(&str) -> bool,
+    seen: Seen<'_>,
     below: f64,
     limit: usize,
 ) -> Result<Ranked, read::ReadFailed> {
@@ -391,9 +417,14 @@ pub fn rank(
     let mut under: Vec<(String, f64)> = Vec::new();
     let mut fleet_under: Vec<(String, f64)> = Vec::new();
     reader.timelines(from, to, &mut |session, timeline| {
-        if !admits(session) {
+        if !(seen.admits)(session) {
             return;
         }
+        let timeline = if seen.current_life {
+            timeline.current_life()
+        } else {
+            timeline
+        };
         let a = timeline.over(from, to, now);
         if a.observed_ms == 0 {
             return;

@@ -83,4 +83,7 @@ pub trait HistoryReader: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SessionHour>, ReadFailed>;
+    /// When `session` was last retired, if it ever was: its current life
+    /// began after.
+    fn retired_at(&self, session: &SessionId) -> Result<Option<Timestamp>, ReadFailed>;
 }

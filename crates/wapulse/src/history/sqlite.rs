@@ -7,7 +7,7 @@ use wapulse_core::{SessionId, SessionState, Timestamp};
 
 use super::read::{FleetPoint, LevelSample, SessionHour};
 use super::{Counts, Derived, HourFigures, timeline_of};
-use wapulse_core::availability::Timeline;
+use wapulse_core::availability::{Phase, Timeline};
 
 /// The schema the store's migrations create (one migration, applied after
 /// the journal's).
@@ -388,6 +388,20 @@ impl Reads<'_> {
             }
         }
         Ok(points)
+    }
+
+    /// When `session` was last retired, if it ever was (retention keeps a
+    /// retirement older than its horizon at the horizon).
+    pub fn retired_at(&self, session: &SessionId) -> rusqlite::Result<Option<Timestamp>> {
+        self.0
+            .prepare_cached(
+                "SELECT MAX(at_ms) FROM state_changes WHERE session = ?1 AND phase = ?2",
+            )?
+            .query_row(
+                params![session.as_str(), super::phase_code(Phase::Retired)],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|at| at.map(Timestamp::from_millis))
     }
 
     /// One session's hour rows in `[from, to)`.

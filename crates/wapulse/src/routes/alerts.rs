@@ -235,7 +235,9 @@ const MAX_SCANNED_PAGES: usize = 20;
 /// The history rows `caller` sees, newest first, and the `before` of the
 /// next page. A scoped caller sees the transitions of the sessions it sees
 /// now; never notifications (a receiver's messages speak for every tenant)
-/// nor fleet incidents.
+/// nor fleet incidents. A label scope sees a session's current life only:
+/// of a session retired and taken again, the transitions after its last
+/// retirement, and never the resolves its retirement wrote.
 pub(crate) async fn history_rows(
     state: &Shared,
     caller: &Caller,
@@ -258,16 +260,18 @@ pub(crate) async fn history_rows(
         return Ok((rows, next));
     }
     let snapshot = state.model.snapshot();
+    // The session of a transition the caller sees, and the row's JSON.
     let seen = |row: &crate::alerting::store::HistoryRow| {
         if row.kind != "transition" {
-            return false;
+            return None;
         }
         let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-        body["session"]
-            .as_str()
-            .and_then(|s| snapshot.get(s))
-            .is_some_and(|s| caller.sees(s))
+        let session = snapshot.get(body["session"].as_str()?)?;
+        caller.sees(session).then(|| (session.id().clone(), body))
     };
+    // When each session seen was last retired, read once per call.
+    let mut retired: std::collections::HashMap<wapulse_core::SessionId, Option<Timestamp>> =
+        Default::default();
     let mut out = Vec::new();
     for _ in 0..MAX_SCANNED_PAGES {
         let rows = state
@@ -277,11 +281,45 @@ pub(crate) async fn history_rows(
             .map_err(read_failed)?;
         let full = rows.len() == limit;
         before = rows.last().map(|r| r.seq);
-        for row in rows {
-            if out.len() == limit {
-                return Ok((out, before));
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter_map(|row| seen(&row).map(|(id, body)| (row, id, body)))
+            .collect();
+        if caller.current_life_only() {
+            let unknown: Vec<_> = rows
+                .iter()
+                .map(|(_, id, _)| id.clone())
+                .filter(|id| !retired.contains_key(id))
+                .collect();
+            if !unknown.is_empty() {
+                let reader = state.model.history();
+                let found = tokio::task::spawn_blocking(move || {
+                    unknown
+                        .into_iter()
+                        .map(|id| reader.retired_at(&id).map(|at| (id, at)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                retired.extend(found);
             }
-            if seen(&row) {
+        }
+        for (row, id, body) in rows {
+            if out.len() == limit {
+                // The next page starts after the last row given, not after
+                // the page scanned: the rows left in it come next.
+                let next = out
+                    .last()
+                    .map(|r: &crate::alerting::store::HistoryRow| r.seq);
+                return Ok((out, next));
+            }
+            let past_life = retired
+                .get(&id)
+                .copied()
+                .flatten()
+                .is_some_and(|cut| row.at <= cut || body["reason"] == "retired");
+            if !past_life {
                 out.push(row);
             }
         }

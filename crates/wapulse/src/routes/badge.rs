@@ -157,12 +157,16 @@ pub(super) async fn label_availability(
     let ranked = tokio::task::spawn_blocking(move || {
         let label_of = |id: &str| snapshot.get(id)?.labels.get(&name).map(str::to_owned);
         let admits = |id: &str| caller.sees_id(&snapshot, id);
+        let seen = crate::history::Seen {
+            admits: &admits,
+            current_life: caller.current_life_only(),
+        };
         crate::history::rank(
             reader.as_ref(),
             (now.minus(d), now, now),
             Some(&name),
             &label_of,
-            &admits,
+            seen,
             0.0,
             0,
         )

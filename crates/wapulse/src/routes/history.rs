@@ -390,7 +390,11 @@ pub(super) async fn timeline_for(
             )));
         }
     }
-    Ok(timeline)
+    Ok(if caller.current_life_only() {
+        timeline.current_life()
+    } else {
+        timeline
+    })
 }
 
 /// `window` or `from`/`to` of an availability read.
@@ -512,12 +516,16 @@ pub(super) async fn fleet_availability(
             snapshot.get(id)?.labels.get(by).map(str::to_owned)
         };
         let admits = |id: &str| caller.sees_id(&snapshot, id);
+        let seen = history::Seen {
+            admits: &admits,
+            current_life: caller.current_life_only(),
+        };
         history::rank(
             reader.as_ref(),
             (r.from, r.to, now),
             by.as_deref(),
             &label_of,
-            &admits,
+            seen,
             below,
             limit,
         )
@@ -579,7 +587,9 @@ pub(super) async fn session_history(
     let timeline = timeline_for(&state, &caller, &id, r.from, r.to).await?;
     let reader = state.model.history();
     let (read, from, to) = (id.clone(), r.from, r.to);
-    let hours = blocking(move || reader.session_hours(&read, from, to)).await?;
+    let life = caller.current_life_only();
+    let hours =
+        blocking(move || history::hours_of(reader.as_ref(), &read, (from, to), life)).await?;
     let mut points = Vec::new();
     let mut rows = hours.iter().peekable();
     let mut at = r.from.as_millis();

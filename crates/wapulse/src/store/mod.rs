@@ -165,4 +165,11 @@ pub trait JournalReader: Send + Sync {
         limit: usize,
         before: Option<u64>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The sequence number of `session`'s last retirement, if its journal
+    /// holds one: its current life is what came after. Reads back from
+    /// the newest event, so it costs the events since that retirement
+    /// (all of the session's when it never was: ask only of a session the
+    /// history says was retired).
+    fn retired_seq(&self, session: &SessionId) -> Result<Option<u64>, StoreError>;
 }

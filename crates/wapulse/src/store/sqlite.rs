@@ -496,6 +496,20 @@ impl JournalReader for SqliteJournal {
         }
         Ok(out)
     }
+
+    fn retired_seq(&self, session: &SessionId) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let err = |e: rusqlite::Error| classify(&self.path, e);
+        conn.prepare_cached(
+            "SELECT seq FROM journal WHERE session = ?1 AND json_extract(body, '$.type') = 'retire'
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .map_err(err)?
+        .query_row([session.as_str()], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|seq| seq.map(unsigned))
+        .map_err(err)
+    }
 }
 
 impl HistoryReader for SqliteJournal {
@@ -544,6 +558,13 @@ impl HistoryReader for SqliteJournal {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         Reads(&conn)
             .session_hours(session, from, to)
+            .map_err(|e| ReadFailed(e.to_string()))
+    }
+
+    fn retired_at(&self, session: &SessionId) -> Result<Option<Timestamp>, ReadFailed> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Reads(&conn)
+            .retired_at(session)
             .map_err(|e| ReadFailed(e.to_string()))
     }
 }

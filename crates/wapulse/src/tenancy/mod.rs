@@ -58,6 +58,15 @@ impl Caller {
         self.token.as_ref().and_then(|t| t.scope.as_deref())
     }
 
+    /// Whether it sees only the current life of a session: one that was
+    /// retired and came back (its id taken again, perhaps by another
+    /// tenant) starts afresh for a label scope, which must not learn whose
+    /// the id was before. An unscoped caller sees the id's whole past, and
+    /// a list scope the past of the ids the operator gave it.
+    pub fn current_life_only(&self) -> bool {
+        matches!(self.scope(), Some(Scope::Labels(_)))
+    }
+
     /// The ids of the sessions it sees in `fleet`, in id order (`None`:
     /// unscoped, every session). Computed once per fleet membership (a
     /// session added, retired or relabelled) and kept with the token, so a

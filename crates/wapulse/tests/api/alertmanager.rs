@@ -73,10 +73,12 @@ async fn alerts_reach_a_real_alertmanager_and_two_senders_make_one_alert() {
         .await;
     // Judged on the copy that was read (a second read could come after a
     // late resend let it lapse on a loaded machine).
-    let at = |k: &str| {
-        wapulse_core::Timestamp::parse_rfc3339(resent[0][k].as_str().unwrap()).unwrap()
-    };
-    assert!(at("endsAt") > at("updatedAt"), "endsAt is ahead while firing");
+    let at =
+        |k: &str| wapulse_core::Timestamp::parse_rfc3339(resent[0][k].as_str().unwrap()).unwrap();
+    assert!(
+        at("endsAt") > at("updatedAt"),
+        "endsAt is ahead while firing"
+    );
 
     // Resolved explicitly: gone from the active alerts.
     let back = json!([{"session": "s1", "type": "state", "state": "connected"}]);

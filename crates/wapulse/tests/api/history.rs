@@ -176,7 +176,10 @@ async fn the_last_day_ends_with_the_step_now_running_and_live_states() {
     let last_at = Timestamp::parse_rfc3339(last["at"].as_str().unwrap())
         .unwrap()
         .as_millis();
-    assert!(last_at <= now && before < last_at + H, "{last_at} {before} {now}");
+    assert!(
+        last_at <= now && before < last_at + H,
+        "{last_at} {before} {now}"
+    );
 
     // The step now running holds the alerts firing now, by code.
     app.ingest(

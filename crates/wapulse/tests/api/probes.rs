@@ -525,7 +525,12 @@ async fn a_frozen_redis_fails_readiness_without_slowing_any_endpoint() {
         "an endpoint took {slowest:?}"
     );
     let reason = app.get_json_any("/api/health").await["probes"]["cache"]["reason"].clone();
-    assert_eq!(reason, "timed out after 3s");
+    // The probe's timeout, or the Redis client's own connect timeout
+    // (shorter than 3 s): timed out either way, not refused.
+    assert!(
+        reason.as_str().is_some_and(|r| r.contains("timed out")),
+        "{reason}"
+    );
     redis.resume();
     let (_, slowest) = until(200, Duration::from_secs(15)).await;
     assert!(

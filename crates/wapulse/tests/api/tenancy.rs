@@ -900,3 +900,184 @@ async fn a_tenants_mass_failure_reaches_its_receiver_as_its_own_incident() {
             .any(|n| n.starts_with("FLEET_INCIDENT"))
     );
 }
+
+/// Waits (bounded) until `path`, read with `token`, satisfies `done`.
+async fn until_as(app: &TestApp, token: &str, path: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get_as(app, token, path).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A tenant that takes an id another tenant's retired session had sees
+/// that session's new life only: not the old journal, states, hours,
+/// availability or alert transitions, on the API or the dashboard. The
+/// operator still sees the id's whole past.
+#[tokio::test]
+async fn a_retired_id_taken_by_another_tenant_shows_it_nothing_of_the_life_before() {
+    let app = spawn_tenants(TOKENS).await;
+    fleet(&app).await;
+    let ago = |hours: u64| {
+        wapulse::clock::now()
+            .minus(wapulse_core::DurationMs::from_hours(hours))
+            .to_rfc3339()
+    };
+    // bolt's shop-1: up three hours ago, logged out two hours ago, with
+    // its traffic; then retired by the operator.
+    let bolt = json!([
+        {"session": "shop-1", "type": "labels", "labels": {"tenant": "bolt"}, "at": ago(3)},
+        {"session": "shop-1", "type": "state", "state": "connected", "at": ago(3)},
+        {"session": "shop-1", "type": "message", "direction": "inbound", "count": 40, "at": ago(3)},
+        {"session": "shop-1", "type": "state", "state": "logged_out", "reason": "bolt-private-reason", "at": ago(2)},
+    ]);
+    let (code, answer) = post_as(&app, OPS, "/v1/events", &bolt).await;
+    assert_eq!(code, 200, "{answer}");
+    until_as(&app, OPS, "/alerts/history", |b| b.contains("shop-1")).await;
+    let (code, answer) = send_as(
+        &app,
+        OPS,
+        reqwest::Method::DELETE,
+        "/sessions/shop-1",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    until_as(&app, OPS, "/alerts/history", |b| b.contains("retired")).await;
+    // acme's gateway takes the id: a new session, acme's (and shop-2,
+    // logged out in the same batch: two of acme's transitions side by
+    // side in the alert history).
+    let acme = json!([
+        {"session": "shop-1", "type": "state", "state": "connected"},
+        {"session": "shop-1", "type": "state", "state": "logged_out", "reason": "acme-own-reason"},
+        {"session": "shop-2", "type": "state", "state": "logged_out"},
+    ]);
+    let (code, answer) = post_as(&app, ACME_INGEST, "/v1/events", &acme).await;
+    assert_eq!(code, 200, "{answer}");
+    let past = ["bolt", "private", r#""type":"retire""#];
+    let clean = |path: &str, body: &str| {
+        for word in past {
+            assert!(
+                !body.contains(word),
+                "{path} shows the life before ({word}): {body}"
+            );
+        }
+    };
+
+    // The journal: acme's events (its label, its two states), nothing
+    // before.
+    let (code, events) = get_as(&app, ACME_READ, "/sessions/shop-1/events").await;
+    assert_eq!(code, 200, "{events}");
+    clean("events", &events);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    assert_eq!(events["count"], 3, "{events}");
+    assert_eq!(events["events"][0]["reason"], "acme-own-reason");
+    let (_, all) = get_as(&app, OPS, "/sessions/shop-1/events").await;
+    assert!(
+        all.contains("bolt-private-reason") && all.contains("acme-own-reason"),
+        "{all}"
+    );
+
+    // Availability and history: observed from acme's first event.
+    let observed = |body: &str| {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["observedMs"].as_u64().unwrap_or_else(|| panic!("{v}"))
+    };
+    let (_, mine) = get_as(&app, ACME_READ, "/sessions/shop-1/availability?window=24h").await;
+    clean("availability", &mine);
+    assert!(observed(&mine) < 600_000, "{mine}");
+    let (_, whole) = get_as(&app, OPS, "/sessions/shop-1/availability?window=24h").await;
+    assert!(observed(&whole) >= 3_600_000, "{whole}");
+    // Ranked with its tenant: its own life (down since it began), not
+    // bolt's hour up in three.
+    let path = "/availability?by=tenant&window=24h&below=1";
+    let (code, ranked) = get_as(&app, ACME_READ, path).await;
+    assert_eq!(code, 200, "{ranked}");
+    clean("availability by tenant", &ranked);
+    let ranked: Value = serde_json::from_str(&ranked).unwrap();
+    let shop = ranked["below"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["session"] == "shop-1")
+        .cloned();
+    assert!(
+        shop.is_none_or(|b| b["availability"].as_f64().unwrap() < 0.01),
+        "{ranked}"
+    );
+    let inbound = |body: &str| -> u64 {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["points"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|p| p["messagesIn"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    // (The hours are written off the ingest path: read once they are.)
+    let path = "/sessions/shop-1/history?step=1h";
+    let whole = until_as(&app, OPS, path, |b| inbound(b) == 40).await;
+    let (code, mine) = get_as(&app, ACME_READ, path).await;
+    assert_eq!(code, 200, "{mine}");
+    assert_eq!(inbound(&mine), 0, "bolt's messages in acme's hours: {mine}");
+    assert_eq!(inbound(&whole), 40);
+
+    // Alert transitions: acme's own LOGGED_OUT, none of bolt's.
+    let mine = until_as(&app, ACME_READ, "/alerts/history", |b| {
+        b.contains("shop-1") && b.contains("shop-2")
+    })
+    .await;
+    clean("alerts/history", &mine);
+    let (_, whole) = get_as(&app, OPS, "/alerts/history").await;
+    let of_shop = |body: &str| {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e.to_string().contains("shop-1"))
+            .count()
+    };
+    assert!(of_shop(&whole) > of_shop(&mine), "{whole} / {mine}");
+    // Paged a row at a time, a tenant's history is the same rows, none
+    // skipped (a page that ends mid-scan goes on from its last row).
+    let seqs = |v: &Value| -> Vec<Value> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].clone())
+            .collect()
+    };
+    let (_, all) = get_as(&app, ACME_READ, "/alerts/history?limit=1000").await;
+    let want = seqs(&serde_json::from_str(&all).unwrap());
+    assert!(want.len() >= 2, "{all}");
+    let mut paged = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, page) = get_as(&app, ACME_READ, &format!("/alerts/history?limit=1{before}")).await;
+        let page: Value = serde_json::from_str(&page).unwrap();
+        paged.extend(seqs(&page));
+        match page["next"].as_i64() {
+            Some(n) => before = format!("&before={n}"),
+            None => break,
+        }
+        assert!(paged.len() <= want.len(), "{paged:?} / {want:?}");
+    }
+    assert_eq!(paged, want);
+
+    // The dashboard's session page and availability ranking.
+    let (code, page) = get_as(&app, ACME_READ, "/ui/sessions/shop-1").await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("acme-own-reason"), "{page}");
+    clean("/ui/sessions/shop-1", &page);
+    let (_, page) = get_as(&app, OPS, "/ui/sessions/shop-1").await;
+    assert!(
+        page.contains("bolt-private-reason"),
+        "the operator sees it all"
+    );
+}

@@ -6,10 +6,35 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
+use wapulse_core::SessionId;
+
 use super::{parse_id, parse_limit};
 use crate::app::Shared;
+use crate::history::HistoryReader;
 use crate::routes::ApiError;
+use crate::store::{JournalReader, StoreError};
 use crate::tenancy::Caller;
+
+/// Where a caller that sees only a session's current life
+/// ([`Caller::current_life_only`]) starts reading its journal: after the
+/// sequence number of its last retirement (`None`: from the beginning).
+/// The history says cheaply whether it was ever retired; only then is the
+/// journal read back, over the current life, for where. Blocking.
+pub(crate) fn life_after(
+    history: &dyn HistoryReader,
+    journal: &dyn JournalReader,
+    id: &SessionId,
+    current_life: bool,
+) -> Result<Option<u64>, StoreError> {
+    if !current_life {
+        return Ok(None);
+    }
+    match history.retired_at(id) {
+        Ok(None) => Ok(None),
+        Ok(Some(_)) => journal.retired_seq(id),
+        Err(e) => Err(StoreError::Failed(e.to_string())),
+    }
+}
 
 /// `GET /sessions/{id}/events` query.
 #[derive(Deserialize)]
@@ -46,15 +71,21 @@ pub(in crate::routes) async fn events(
             field: Some("before"),
         })?),
     };
-    let journal = state.model.journal();
+    let (journal, history) = (state.model.journal(), state.model.history());
     let read = id.clone();
+    let life = caller.current_life_only();
     // One row more than the page: a cursor is given only when there is
-    // more to read (never one that leads to an empty page).
-    let mut rows =
-        tokio::task::spawn_blocking(move || journal.session_events(&read, limit + 1, before))
-            .await
-            .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // more to read (never one that leads to an empty page). A tenant reads
+    // the current life only: rows up to its last retirement are not there.
+    let mut rows = tokio::task::spawn_blocking(move || {
+        let after = life_after(history.as_ref(), journal.as_ref(), &read, life)?;
+        let mut rows = journal.session_events(&read, limit + 1, before)?;
+        rows.retain(|r| after.is_none_or(|a| r.seq > a));
+        Ok::<_, StoreError>(rows)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     if retired && rows.is_empty() && before.is_none() {

@@ -142,11 +142,13 @@ pub struct Week {
     pub outages: Vec<OutageRow>,
 }
 
-/// Reads a session's week from the history.
+/// Reads a session's week from the history (with `current_life`, only
+/// what followed its last retirement: a tenant's view).
 pub(super) async fn session_week(
     state: &Shared,
     id: &SessionId,
     now: Timestamp,
+    current_life: bool,
 ) -> Result<Week, String> {
     let reader = state.model.history();
     let month = now.minus(DurationMs::from_hours(30 * 24));
@@ -158,7 +160,12 @@ pub(super) async fn session_week(
     let read = id.clone();
     let (timeline, hours) = tokio::task::spawn_blocking(move || {
         let timeline = reader.timeline(&read, month, now)?;
-        let hours = reader.session_hours(&read, two_days, now)?;
+        let timeline = if current_life {
+            timeline.current_life()
+        } else {
+            timeline
+        };
+        let hours = history::hours_of(reader.as_ref(), &read, (two_days, now), current_life)?;
         Ok::<_, history::read::ReadFailed>((timeline, hours))
     })
     .await
@@ -334,8 +341,12 @@ pub(in crate::web) async fn availability(
             (now.minus(d), now, now),
             Some(&label),
             &label_of,
-            // A tenant's view ranks its own sessions only.
-            &|id: &str| caller.sees_id(&snapshot, id),
+            // A tenant's view ranks its own sessions only, each from its
+            // current life.
+            history::Seen {
+                admits: &|id: &str| caller.sees_id(&snapshot, id),
+                current_life: caller.current_life_only(),
+            },
             1.0,
             50,
         )?;

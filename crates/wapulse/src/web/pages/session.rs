@@ -205,13 +205,25 @@ pub(in crate::web) async fn session(
     // changes of the timeline.
     let history = st.model.journal();
     let sid = s.id().clone();
+    let (past, life) = (st.model.history(), caller.current_life_only());
     // On the first page the events shown are the newest of the timeline's:
     // one read serves both.
     let read = tokio::task::spawn_blocking(move || {
-        let recent = history.session_events(&sid, 2000, None)?;
+        let after = crate::routes::session::journal::life_after(
+            past.as_ref(),
+            history.as_ref(),
+            &sid,
+            life,
+        )?;
+        let mut recent = history.session_events(&sid, 2000, None)?;
+        recent.retain(|r| after.is_none_or(|a| r.seq > a));
         let page = match q.before {
             None => recent.iter().take(PAGE).cloned().collect(),
-            Some(before) => history.session_events(&sid, PAGE, Some(before))?,
+            Some(before) => {
+                let mut page = history.session_events(&sid, PAGE, Some(before))?;
+                page.retain(|r| after.is_none_or(|a| r.seq > a));
+                page
+            }
         };
         Ok::<_, crate::store::StoreError>((page, recent))
     })
@@ -261,10 +273,11 @@ pub(in crate::web) async fn session(
             }
         })
         .collect();
-    let (week, week_error) = match super::history::session_week(&st, s.id(), now).await {
-        Ok(w) => (Some(w), None),
-        Err(e) => (None, Some(e)),
-    };
+    let (week, week_error) =
+        match super::history::session_week(&st, s.id(), now, caller.current_life_only()).await {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(e)),
+        };
     let page = SessionPage {
         now: when(now, now),
         viewing: Viewing::of(&caller),

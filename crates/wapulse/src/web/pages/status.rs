@@ -132,13 +132,15 @@ pub(in crate::web) async fn status(
     let from = now.minus(DurationMs::from_hours(WINDOW_DAYS * 24));
     let reader = st.model.history();
     let ids: Vec<_> = sessions.iter().map(|s| s.id().clone()).collect();
+    // A tenant's page: each session's current life only (an id retired
+    // and taken again says nothing of the life before).
     let shares = tokio::task::spawn_blocking(move || {
         ids.iter()
             .map(|id| {
                 reader
                     .timeline(id, from, now)
                     .ok()
-                    .and_then(|tl| tl.over(from, now, now).share())
+                    .and_then(|tl| tl.current_life().over(from, now, now).share())
             })
             .collect::<Vec<_>>()
     })
