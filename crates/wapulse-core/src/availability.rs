@@ -131,15 +131,6 @@ impl Timeline {
         self
     }
 
-    /// When it was last retired, if it was.
-    pub fn retired_at(&self) -> Option<Timestamp> {
-        self.changes
-            .iter()
-            .rev()
-            .find(|(_, p)| *p == Phase::Retired)
-            .map(|(t, _)| *t)
-    }
-
     /// The changes with each `Seen` resolved to the phase it stands for.
     pub fn resolved(&self) -> impl Iterator<Item = (Timestamp, Phase)> + '_ {
         let mut before = None;
@@ -282,7 +273,6 @@ mod tests {
             (6 * H, Phase::Seen),
             (7 * H, UP),
         ]);
-        assert_eq!(tl.retired_at(), Some(t(4 * H)));
         let life = tl.clone().current_life();
         assert_eq!(life.changes(), &[(t(6 * H), Phase::Seen), (t(7 * H), UP)]);
         assert_eq!(life.first_seen(), Some(t(6 * H)));
@@ -296,7 +286,6 @@ mod tests {
         );
         // Never retired: all of it.
         let once = timeline(&[(0, DOWN), (H, UP)]);
-        assert_eq!(once.retired_at(), None);
         assert_eq!(once.clone().current_life(), once);
     }
 

@@ -385,6 +385,22 @@ pub struct Seen<'a> {
     pub current_life: bool,
 }
 
+/// `session`'s timeline for `[from, to)`; with `current_life`, only what
+/// followed its last retirement ([`Timeline::current_life`]).
+pub fn timeline_of_life(
+    reader: &dyn HistoryReader,
+    session: &wapulse_core::SessionId,
+    (from, to): (Timestamp, Timestamp),
+    current_life: bool,
+) -> Result<Timeline, read::ReadFailed> {
+    let timeline = reader.timeline(session, from, to)?;
+    Ok(if current_life {
+        timeline.current_life()
+    } else {
+        timeline
+    })
+}
+
 /// `session`'s hour rows in `[from, to)`; with `current_life`, only the
 /// hours begun after its last retirement (the hour it fell in held the
 /// life before as well).

@@ -291,19 +291,7 @@ pub(crate) async fn history_rows(
                 .map(|(_, id, _)| id.clone())
                 .filter(|id| !retired.contains_key(id))
                 .collect();
-            if !unknown.is_empty() {
-                let reader = state.model.history();
-                let found = tokio::task::spawn_blocking(move || {
-                    unknown
-                        .into_iter()
-                        .map(|id| reader.retired_at(&id).map(|at| (id, at)))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-                retired.extend(found);
-            }
+            retired.extend(retired_at_of(state, unknown).await?);
         }
         for (row, id, body) in rows {
             if out.len() == limit {
@@ -328,6 +316,26 @@ pub(crate) async fn history_rows(
         }
     }
     Ok((out, before))
+}
+
+/// When each of `ids` was last retired, if it was: one read off the async
+/// workers for them all.
+async fn retired_at_of(
+    state: &Shared,
+    ids: Vec<wapulse_core::SessionId>,
+) -> Result<Vec<(wapulse_core::SessionId, Option<Timestamp>)>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reader = state.model.history();
+    tokio::task::spawn_blocking(move || {
+        ids.into_iter()
+            .map(|id| reader.retired_at(&id).map(|at| (id, at)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Refuses a new silence when [`MAX_SILENCES`] are active or pending.

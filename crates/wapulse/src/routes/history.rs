@@ -371,7 +371,10 @@ pub(super) async fn timeline_for(
     }
     let reader = state.model.history();
     let read = id.clone();
-    let timeline = blocking(move || reader.timeline(&read, from, to)).await?;
+    let life = caller.current_life_only();
+    let timeline =
+        blocking(move || history::timeline_of_life(reader.as_ref(), &read, (from, to), life))
+            .await?;
     if timeline.changes().is_empty() && state.model.snapshot().get(id.as_str()).is_none() {
         // Not in the window: was it ever seen?
         let reader = state.model.history();
@@ -390,11 +393,7 @@ pub(super) async fn timeline_for(
             )));
         }
     }
-    Ok(if caller.current_life_only() {
-        timeline.current_life()
-    } else {
-        timeline
-    })
+    Ok(timeline)
 }
 
 /// `window` or `from`/`to` of an availability read.

@@ -157,13 +157,14 @@ pub struct StoredEvent {
 /// Reads a session's journal, newest first. May touch the disk: callers
 /// run it off the async workers.
 pub trait JournalReader: Send + Sync {
-    /// Up to `limit` events of `session` with a sequence number below
-    /// `before` (all when `None`), newest first.
+    /// Up to `limit` events of `session` whose sequence numbers lie
+    /// strictly inside `range` = (`after`, `before`) (unbounded where
+    /// `None`), newest first.
     fn session_events(
         &self,
         session: &SessionId,
         limit: usize,
-        before: Option<u64>,
+        range: (Option<u64>, Option<u64>),
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The sequence number of `session`'s last retirement, if its journal

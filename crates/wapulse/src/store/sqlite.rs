@@ -461,25 +461,28 @@ impl JournalReader for SqliteJournal {
         &self,
         session: &SessionId,
         limit: usize,
-        before: Option<u64>,
+        (after, before): (Option<u64>, Option<u64>),
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let err = |e: rusqlite::Error| classify(&self.path, e);
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, received_ms, body FROM journal
-                 WHERE session = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                 WHERE session = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
             )
             .map_err(err)?;
-        let before = before.map_or(i64::MAX, signed);
+        let (after, before) = (after.map_or(-1, signed), before.map_or(i64::MAX, signed));
         let rows = stmt
-            .query_map(params![session.as_str(), before, limit as i64], |r| {
-                Ok((
-                    unsigned(r.get(0)?),
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map(
+                params![session.as_str(), after, before, limit as i64],
+                |r| {
+                    Ok((
+                        unsigned(r.get(0)?),
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
             .map_err(err)?;
         let mut out = Vec::new();
         for row in rows {

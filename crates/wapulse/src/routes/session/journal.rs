@@ -79,9 +79,7 @@ pub(in crate::routes) async fn events(
     // the current life only: rows up to its last retirement are not there.
     let mut rows = tokio::task::spawn_blocking(move || {
         let after = life_after(history.as_ref(), journal.as_ref(), &read, life)?;
-        let mut rows = journal.session_events(&read, limit + 1, before)?;
-        rows.retain(|r| after.is_none_or(|a| r.seq > a));
-        Ok::<_, StoreError>(rows)
+        journal.session_events(&read, limit + 1, (after, before))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("history read failed: {e}")))?

@@ -159,12 +159,8 @@ pub(super) async fn session_week(
     ));
     let read = id.clone();
     let (timeline, hours) = tokio::task::spawn_blocking(move || {
-        let timeline = reader.timeline(&read, month, now)?;
-        let timeline = if current_life {
-            timeline.current_life()
-        } else {
-            timeline
-        };
+        let timeline =
+            history::timeline_of_life(reader.as_ref(), &read, (month, now), current_life)?;
         let hours = history::hours_of(reader.as_ref(), &read, (two_days, now), current_life)?;
         Ok::<_, history::read::ReadFailed>((timeline, hours))
     })

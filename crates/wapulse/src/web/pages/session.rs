@@ -215,15 +215,10 @@ pub(in crate::web) async fn session(
             &sid,
             life,
         )?;
-        let mut recent = history.session_events(&sid, 2000, None)?;
-        recent.retain(|r| after.is_none_or(|a| r.seq > a));
+        let recent = history.session_events(&sid, 2000, (after, None))?;
         let page = match q.before {
             None => recent.iter().take(PAGE).cloned().collect(),
-            Some(before) => {
-                let mut page = history.session_events(&sid, PAGE, Some(before))?;
-                page.retain(|r| after.is_none_or(|a| r.seq > a));
-                page
-            }
+            Some(before) => history.session_events(&sid, PAGE, (after, Some(before)))?,
         };
         Ok::<_, crate::store::StoreError>((page, recent))
     })
