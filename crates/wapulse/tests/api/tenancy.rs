@@ -701,13 +701,7 @@ async fn no_answer_to_a_scoped_token_names_a_session_outside_its_scope() {
 
 #[tokio::test]
 async fn a_status_page_shows_its_tenant_in_plain_words_and_nothing_else() {
-    let text = format!("{TOKENS}\n[status_pages]\nby = \"tenant\"\n");
-    let loaded = Settings::from_toml(&text, env).expect("config loads");
-    let app = spawn_with(move |s| {
-        s.tokens = loaded.tokens;
-        s.status_pages = loaded.status_pages;
-    })
-    .await;
+    let app = spawn_with_status_pages().await;
     fleet(&app).await;
     // Not public: a token is needed, and a scope must cover the page.
     assert_eq!(app.get("/status/acme").await.status(), 401);
@@ -901,6 +895,17 @@ async fn a_tenants_mass_failure_reaches_its_receiver_as_its_own_incident() {
     );
 }
 
+/// The tokens, and status pages by tenant behind a read token.
+async fn spawn_with_status_pages() -> TestApp {
+    let text = format!("{TOKENS}\n[status_pages]\nby = \"tenant\"\n");
+    let loaded = Settings::from_toml(&text, env).expect("config loads");
+    spawn_with(move |s| {
+        s.tokens = loaded.tokens;
+        s.status_pages = loaded.status_pages;
+    })
+    .await
+}
+
 /// Waits (bounded) until `path`, read with `token`, satisfies `done`.
 async fn until_as(app: &TestApp, token: &str, path: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -920,7 +925,7 @@ async fn until_as(app: &TestApp, token: &str, path: &str, done: impl Fn(&str) ->
 /// operator still sees the id's whole past.
 #[tokio::test]
 async fn a_retired_id_taken_by_another_tenant_shows_it_nothing_of_the_life_before() {
-    let app = spawn_tenants(TOKENS).await;
+    let app = spawn_with_status_pages().await;
     fleet(&app).await;
     let ago = |hours: u64| {
         wapulse::clock::now()
@@ -1080,4 +1085,27 @@ async fn a_retired_id_taken_by_another_tenant_shows_it_nothing_of_the_life_befor
         page.contains("bolt-private-reason"),
         "the operator sees it all"
     );
+    // Availability shown anywhere for acme: never bolt's hour up in three
+    // (33.33 %), which the operator's whole-past page does show.
+    assert!(page.contains("33.333 %"), "{page}");
+    for path in [
+        "/ui/sessions/shop-1",
+        "/ui/availability?window=24h",
+        "/status/acme",
+    ] {
+        let (code, page) = get_as(&app, ACME_READ, path).await;
+        assert_eq!(code, 200, "{path}: {page}");
+        assert!(!page.contains("33.33"), "{path} counts bolt's life: {page}");
+    }
+    // The tenant's badge: its sessions together, each from its own life.
+    let path = "/badge/by/tenant/acme/availability.svg?window=24h";
+    let (code, badge) = get_as(&app, ACME_READ, path).await;
+    assert_eq!(code, 200, "{badge}");
+    assert!(badge.contains('%'), "{badge}");
+    for bolts in ["33.33%", "33.34%"] {
+        assert!(
+            !badge.contains(bolts),
+            "the badge counts bolt's life: {badge}"
+        );
+    }
 }
